@@ -1,0 +1,46 @@
+# marketo_assets — the README's commands. Works with only python3, pip and make:
+# uv is bootstrapped into .tools/ when it is not on PATH.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export DAGSTER_HOME ?= $(CURDIR)/dagster_home
+
+.PHONY: setup test lint demo dev bench bench-quick manifest clean
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet uv
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	touch $@
+
+setup: .venv/.synced
+
+lint: setup
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+manifest: setup
+	$(UV) run --frozen python -m marketo_assets.defs.dbt_manifest
+
+test: setup
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(UV) run --frozen python -m marketo_assets.demo
+
+dev: setup
+	$(UV) run --frozen python -m marketo_assets.dev
+
+bench: setup
+	$(UV) run --frozen python -m bench.run
+
+bench-quick: setup
+	$(UV) run --frozen python -m bench.run --quick
+
+clean:
+	rm -rf data dagster_home/storage dagster_home/history dagster_home/schedules dagster_home/logs \
+	  dbt_project/target dbt_project/logs bench/results test-artifacts
