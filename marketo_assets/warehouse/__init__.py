@@ -1,0 +1,30 @@
+"""DuckDB loading layer: typed, partition-replacing loads of Marketo export files."""
+
+from .loader import (
+    CastError,
+    HeaderMismatchError,
+    LoadError,
+    LoadResult,
+    SchemaConflictError,
+    load_partition,
+)
+from .queries import duplicate_ids, partition_stats, table_schema
+from .sql import quote_ident
+from .types import DUCKDB_TYPES, Column, columns_for, duckdb_type
+
+__all__ = [
+    "DUCKDB_TYPES",
+    "CastError",
+    "Column",
+    "HeaderMismatchError",
+    "LoadError",
+    "LoadResult",
+    "SchemaConflictError",
+    "columns_for",
+    "duckdb_type",
+    "duplicate_ids",
+    "load_partition",
+    "partition_stats",
+    "quote_ident",
+    "table_schema",
+]

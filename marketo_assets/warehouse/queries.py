@@ -1,0 +1,74 @@
+"""Read-side helpers for the Dagster layer (metadata and asset checks)."""
+
+from __future__ import annotations
+
+import duckdb
+
+from .sql import qualified, quote_ident, split_table
+
+
+def table_schema(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    """(column name, DuckDB type) of `table` in column order; [] if the table does not exist."""
+    schema, name = split_table(table)
+    return [
+        (n, t)
+        for n, t in conn.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name = $1 "
+            "AND table_name = $2 ORDER BY column_index",
+            [schema, name],
+        ).fetchall()
+    ]
+
+
+def duplicate_ids(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    id_column: str = "id",
+    group_by: str | None = None,
+) -> int:
+    """Number of rows beyond the first for each `id_column` value (0 = ids unique), within each
+    `group_by` value if given (e.g. "_partition_key"), across the whole table otherwise."""
+    keys = quote_ident(id_column)
+    if group_by:
+        keys = f"{quote_ident(group_by)}, {keys}"
+    sql = (
+        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {qualified(table)} "
+        f"WHERE {quote_ident(id_column)} IS NOT NULL GROUP BY {keys} HAVING count(*) > 1)"
+    )
+    return int(conn.execute(sql).fetchone()[0])
+
+
+def partition_stats(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    partition_key: str,
+    id_column: str = "id",
+    timestamp_column: str | None = "createdAt",
+) -> dict:
+    """rows, distinct_ids, duplicate_ids (rows - distinct non-null ids - null ids), and
+    min_<timestamp_column> / max_<timestamp_column> for one partition's rows."""
+    ident = quote_ident(id_column)
+    cols = [
+        "count(*)",
+        f"count(DISTINCT {ident})",
+        f"count({ident})",
+    ]
+    if timestamp_column:
+        ts = quote_ident(timestamp_column)
+        cols += [f"min({ts})", f"max({ts})"]
+    row = conn.execute(
+        f"SELECT {', '.join(cols)} FROM {qualified(table)} "
+        f"WHERE {quote_ident('_partition_key')} = $1",
+        [partition_key],
+    ).fetchone()
+    stats = {
+        "rows": int(row[0]),
+        "distinct_ids": int(row[1]),
+        "duplicate_ids": int(row[2] - row[1]),
+        "null_ids": int(row[0] - row[2]),
+    }
+    if timestamp_column:
+        stats[f"min_{timestamp_column}"] = row[3]
+        stats[f"max_{timestamp_column}"] = row[4]
+    return stats

@@ -1,0 +1,25 @@
+"""SQL identifier helpers."""
+
+from __future__ import annotations
+
+
+def quote_ident(name: str) -> str:
+    """A DuckDB identifier in double quotes (embedded double quotes doubled)."""
+    if "\x00" in name:
+        raise ValueError(f"identifier contains a NUL byte: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def split_table(table: str) -> tuple[str, str]:
+    """'schema.table' -> (schema, table); a bare name lives in schema 'main'."""
+    schema, dot, name = table.partition(".")
+    if not dot:
+        schema, name = "main", table
+    if not schema or not name:
+        raise ValueError(f"table must be 'schema.table', got {table!r}")
+    return schema, name
+
+
+def qualified(table: str) -> str:
+    schema, name = split_table(table)
+    return f"{quote_ident(schema)}.{quote_ident(name)}"
