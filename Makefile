@@ -30,10 +30,10 @@ test: setup
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 demo: setup
-	$(UV) run --frozen python -m marketo_assets.demo
+	$(UV) run --frozen python -m marketo_assets.local.demo
 
 dev: setup
-	$(UV) run --frozen python -m marketo_assets.dev
+	$(UV) run --frozen python -m marketo_assets.local.dev
 
 bench: setup
 	$(UV) run --frozen python -m bench.run

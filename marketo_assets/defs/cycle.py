@@ -1,0 +1,357 @@
+"""The export cycle as Dagster steps: export (Marketo pool) and load (DuckDB pool).
+
+`run_export` creates or reattaches to a Marketo job, waits, downloads and verifies the file, and
+records every step in the export ledger. `run_load` loads the newest downloaded file of a
+partition into DuckDB in one transaction. The two steps meet only through the ledger, so a
+failed load is retried without spending export quota again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+
+from marketo_assets.marketo import Event, ExportJob, ExportRequest, MarketoClient, errors
+from marketo_assets.marketo.ledger import ExportLedger, LedgerEntry
+
+from .resources import MarketoResource
+
+MB = 1024 * 1024
+# Fields Marketo lists in describe but will not export.
+NOT_EXPORTABLE = {"formula"}
+_EXTENSIONS = {"CSV": "csv", "TSV": "tsv", "SSV": "ssv"}
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """One partition's export: which ledger slot it fills and what Marketo is asked for."""
+
+    asset: str
+    partition_key: str
+    request: ExportRequest
+    field_types: list[tuple[str, str]]
+
+    @property
+    def request_hash(self) -> str:
+        text = json.dumps(self.request.payload(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def ledger_record(self) -> dict:
+        return {"payload": self.request.payload(), "field_types": self.field_types}
+
+
+@dataclass
+class ExportOutcome:
+    export_id: str
+    path: Path
+    records: int
+    bytes: int
+    metadata: dict[str, object] = field(default_factory=dict)
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def select_fields(
+    described: list, wanted: list[str], required: list[str]
+) -> list[tuple[str, str]]:
+    """(name, data_type) pairs to export; validates names against describe before any job."""
+    types = {f.name: f.data_type for f in described}
+    if wanted:
+        unknown = [name for name in wanted if name not in types]
+        if unknown:
+            raise dg.Failure(
+                description=(
+                    f"Unknown Marketo lead fields: {', '.join(unknown)}. Use REST names from "
+                    "describe (`GET /rest/v1/leads/describe2.json`) in the `fields` option."
+                ),
+                allow_retries=False,
+            )
+        names = list(dict.fromkeys(wanted))
+    else:
+        names = [f.name for f in described if f.data_type not in NOT_EXPORTABLE]
+    for name in reversed(required):
+        if name not in names:
+            names.insert(0, name)
+    return [(name, types[name]) for name in names]
+
+
+def _log_event(context: dg.AssetExecutionContext):
+    last_progress = {"mb": -1}
+
+    def handle(event: Event) -> None:
+        data = event.data
+        if event.kind == "status":
+            context.log.info(f"Export {event.export_id}: {data.get('status')}")
+        elif event.kind == "download_progress":
+            mb = int(data.get("bytes", 0) // (64 * MB))
+            if mb != last_progress["mb"]:
+                last_progress["mb"] = mb
+                context.log.info(
+                    f"Export {event.export_id}: downloaded {data.get('bytes', 0) / MB:.1f} MB"
+                    f" of {(data.get('total') or 0) / MB:.1f} MB"
+                )
+        elif event.kind in ("retry", "rate_limited", "enqueue_wait", "download_resumed"):
+            context.log.warning(f"Marketo {event.kind}: {_short(data)}")
+        elif event.kind == "checksum_mismatch":
+            context.log.warning(f"Export {event.export_id}: checksum mismatch, downloading again")
+
+    return handle
+
+
+def _short(data: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in data.items())
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() if start and end else None
+
+
+def next_chicago_midnight(now: datetime | None = None) -> datetime:
+    return MarketoClient.quota_reset_time(now)
+
+
+def _fail_quota(exc: errors.QuotaExceededError) -> dg.Failure:
+    return dg.Failure(
+        description=f"{exc} Re-run this partition after the reset; nothing was changed.",
+        metadata={"quota_resets_at": dg.MetadataValue.text(exc.reset_at.isoformat())},
+        allow_retries=False,
+    )
+
+
+def run_export(
+    context: dg.AssetExecutionContext,
+    marketo: MarketoResource,
+    make_spec: Callable[[MarketoClient], ExportSpec],
+) -> ExportOutcome:
+    """Build the request (describe, validation), then create or reattach, wait and download."""
+    ledger = marketo.ledger()
+    with marketo.client(on_event=_log_event(context)) as client:
+        calls_before = client.calls_made
+        try:
+            spec = make_spec(client)
+            staging = marketo.staging_path(safe_name(spec.asset), safe_name(spec.partition_key))
+            outcome = _export(context, marketo, client, ledger, staging, spec)
+        except errors.QuotaExceededError as exc:
+            raise _fail_quota(exc) from exc
+        except (
+            errors.UnsupportedFilterError,
+            errors.InvalidFieldsError,
+            errors.InvalidRequestError,
+            errors.AuthenticationError,
+            errors.DailyCallLimitError,
+        ) as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        used = client.exported_bytes_today()
+        quota = marketo.daily_quota_mb * MB
+        outcome.metadata.update(
+            {
+                "rest_calls": client.calls_made - calls_before,
+                "quota_used_today_bytes": used,
+                "quota_used_today_pct": dg.MetadataValue.float(round(100 * used / quota, 2)),
+            }
+        )
+    return outcome
+
+
+def _export(
+    context: dg.AssetExecutionContext,
+    marketo: MarketoResource,
+    client: MarketoClient,
+    ledger: ExportLedger,
+    staging: Path,
+    spec: ExportSpec,
+) -> ExportOutcome:
+    entry = ledger.active(spec.asset, spec.partition_key, spec.request_hash)
+    if entry and entry.status == "downloaded" and _staged_ok(entry):
+        context.log.info(f"Export {entry.export_id} already downloaded; reusing the staged file")
+        return _outcome_from_ledger(entry, reused=True)
+
+    job: ExportJob | None = None
+    if entry:
+        job = client.export_usable(entry.export_id)
+        if job is None:
+            ledger.update(entry.export_id, status="expired", error="not reusable any more")
+            context.log.warning(f"Export {entry.export_id} can no longer be used; creating anew")
+        else:
+            context.log.info(f"Reattaching to export {job.export_id} ({job.status})")
+    reattached = job is not None
+    attempts = 1 if reattached else 0
+    recreated_for_missing_file = False
+    while True:
+        if job is None:
+            _check_quota(client, marketo)
+            job = client.create_export(spec.request)
+            attempts += 1
+            ledger.record_created(
+                export_id=job.export_id,
+                asset=spec.asset,
+                partition_key=spec.partition_key,
+                request_hash=spec.request_hash,
+                request=spec.ledger_record(),
+                run_id=context.run.run_id,
+            )
+            ledger.supersede_others(spec.asset, spec.partition_key, keep=job.export_id)
+            context.log.info(f"Created export {job.export_id} (attempt {attempts})")
+        try:
+            job = _wait(context, client, ledger, job)
+        except errors.ExportJobFailedError as exc:
+            ledger.update(job.export_id, status="failed", error=str(exc))
+            if attempts >= marketo.max_job_attempts:
+                raise dg.Failure(
+                    description=f"Marketo failed export {job.export_id} {attempts} times: {exc}",
+                    allow_retries=False,
+                ) from exc
+            context.log.warning(f"Export {job.export_id} failed in Marketo ({exc}); re-creating")
+            job = None
+            continue
+        except errors.ExportTimeoutError as exc:
+            ledger.update(job.export_id, status="cancelled", error=str(exc))
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        except errors.ExportJobCancelledError as exc:
+            ledger.update(job.export_id, status="cancelled", error=str(exc))
+            raise dg.Failure(description=str(exc)) from exc
+
+        dest = staging / f"{job.export_id}.{_EXTENSIONS[spec.request.format]}"
+        try:
+            download = client.download_export(job, dest)
+        except errors.ExportFileExpiredError as exc:
+            ledger.update(job.export_id, status="expired", error=str(exc))
+            if recreated_for_missing_file:
+                raise dg.Failure(description=str(exc)) from exc
+            context.log.warning(
+                f"Export {job.export_id} is Completed but its file is gone ({exc}); "
+                "re-creating the job once"
+            )
+            recreated_for_missing_file = True
+            job = None
+            continue
+        break
+
+    now = datetime.now(UTC)
+    ledger.update(
+        job.export_id,
+        status="downloaded",
+        downloaded_at=now,
+        staged_file=str(download.path),
+        records=job.number_of_records,
+        bytes=download.bytes,
+        checksum=job.file_checksum,
+    )
+    queue_wait = _seconds(job.queued_at, job.started_at)
+    processing = _seconds(job.started_at, job.finished_at)
+    metadata: dict[str, object] = {
+        "export_id": job.export_id,
+        "records": job.number_of_records or 0,
+        "file_size_bytes": download.bytes,
+        "checksum_verified": dg.MetadataValue.bool(True),
+        "download_seconds": dg.MetadataValue.float(round(download.seconds, 3)),
+        "download_mb_per_s": dg.MetadataValue.float(
+            round(download.bytes / MB / download.seconds, 2) if download.seconds else 0.0
+        ),
+        "download_resumes": download.resumes,
+        "job_attempts": attempts,
+        "reattached": dg.MetadataValue.bool(reattached and attempts == 1),
+        "filter": dg.MetadataValue.json(spec.request.payload()["filter"]),
+    }
+    if queue_wait is not None:
+        metadata["queue_wait_seconds"] = dg.MetadataValue.float(queue_wait)
+    if processing is not None:
+        metadata["processing_seconds"] = dg.MetadataValue.float(processing)
+    return ExportOutcome(
+        export_id=job.export_id,
+        path=download.path,
+        records=job.number_of_records or 0,
+        bytes=download.bytes,
+        metadata=metadata,
+    )
+
+
+def _wait(
+    context: dg.AssetExecutionContext, client: MarketoClient, ledger: ExportLedger, job: ExportJob
+) -> ExportJob:
+    """Wait for Completed; an aborted run cancels the Marketo job before it re-raises."""
+    try:
+        done = client.wait_for_export(job.export_id)
+    except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
+        context.log.warning(f"Run interrupted: cancelling Marketo export {job.export_id}")
+        try:
+            client.cancel_export(job.export_id)
+            ledger.update(job.export_id, status="cancelled", error="run interrupted")
+        except Exception as exc:  # best effort: the interrupt must still propagate
+            context.log.error(f"Could not cancel export {job.export_id}: {exc}")
+        raise
+    ledger.update(
+        done.export_id,
+        status="completed",
+        queued_at=done.queued_at,
+        started_at=done.started_at,
+        finished_at=done.finished_at,
+        records=done.number_of_records,
+        bytes=done.file_size,
+        checksum=done.file_checksum,
+    )
+    return done
+
+
+def _check_quota(client: MarketoClient, marketo: MarketoResource) -> None:
+    used = client.exported_bytes_today()
+    if used >= marketo.daily_quota_mb * MB:
+        reset = MarketoClient.quota_reset_time()
+        raise dg.Failure(
+            description=(
+                f"Marketo's daily export quota ({marketo.daily_quota_mb} MB) is used up "
+                f"({used / MB:.1f} MB exported today). It resets at {reset.isoformat()} "
+                "(midnight America/Chicago). Re-run this partition after that; nothing was changed."
+            ),
+            metadata={"quota_resets_at": dg.MetadataValue.text(reset.isoformat())},
+            allow_retries=False,
+        )
+
+
+def _staged_ok(entry: LedgerEntry) -> bool:
+    path = Path(entry.staged_file) if entry.staged_file else None
+    return bool(path and path.exists() and path.stat().st_size == (entry.bytes or 0))
+
+
+def _outcome_from_ledger(entry: LedgerEntry, reused: bool) -> ExportOutcome:
+    return ExportOutcome(
+        export_id=entry.export_id,
+        path=Path(entry.staged_file or ""),
+        records=entry.records or 0,
+        bytes=entry.bytes or 0,
+        metadata={
+            "export_id": entry.export_id,
+            "records": entry.records or 0,
+            "file_size_bytes": entry.bytes or 0,
+            "checksum_verified": dg.MetadataValue.bool(True),
+            "reused_staged_file": dg.MetadataValue.bool(reused),
+        },
+    )
+
+
+def staged_export(ledger: ExportLedger, asset: str, partition_key: str) -> LedgerEntry:
+    entry = ledger.latest_downloaded(asset, partition_key)
+    if entry is None or not _staged_ok(entry):
+        raise dg.Failure(
+            description=(
+                f"No downloaded export is staged for {asset} partition {partition_key}. "
+                "Materialize the export step of this partition first (it reattaches to its "
+                "Marketo job if one is still usable)."
+            ),
+            allow_retries=False,
+        )
+    return entry
+
+
+def window_bounds(context: dg.AssetExecutionContext) -> tuple[datetime, datetime]:
+    window = context.partition_time_window
+    return window.start, window.end - timedelta(seconds=1)

@@ -1,0 +1,234 @@
+"""Durable export ledger: every Marketo export job we create, in a small SQLite file.
+
+Why SQLite and not DuckDB or the Dagster instance: export steps run in parallel processes
+(two Marketo slots) while DuckDB allows one writer per file; SQLite in WAL mode gives
+transactional, concurrent, crash-safe writes from many processes, and the ledger must be
+readable before any Dagster event is written (a run killed right after `create` must still
+find its export id when it is re-launched).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+# Ledger states. Marketo's own statuses plus our stages after Completed.
+ACTIVE = ("created", "queued", "processing", "completed", "downloaded")
+TERMINAL = ("loaded", "failed", "cancelled", "expired", "superseded")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS exports (
+    export_id      TEXT PRIMARY KEY,
+    asset          TEXT NOT NULL,
+    partition_key  TEXT NOT NULL,
+    request_hash   TEXT NOT NULL,
+    request_json   TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    run_id         TEXT,
+    created_at     TEXT NOT NULL,
+    queued_at      TEXT,
+    started_at     TEXT,
+    finished_at    TEXT,
+    downloaded_at  TEXT,
+    loaded_at      TEXT,
+    records        INTEGER,
+    bytes          INTEGER,
+    checksum       TEXT,
+    staged_file    TEXT,
+    error          TEXT,
+    updated_at     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exports_partition ON exports (asset, partition_key, created_at);
+"""
+
+_COLUMNS = (
+    "export_id",
+    "asset",
+    "partition_key",
+    "request_hash",
+    "request_json",
+    "status",
+    "run_id",
+    "created_at",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "downloaded_at",
+    "loaded_at",
+    "records",
+    "bytes",
+    "checksum",
+    "staged_file",
+    "error",
+    "updated_at",
+)
+_UPDATABLE = set(_COLUMNS) - {"export_id", "asset", "partition_key", "request_hash", "created_at"}
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    export_id: str
+    asset: str
+    partition_key: str
+    request_hash: str
+    request_json: str
+    status: str
+    run_id: str | None
+    created_at: str
+    queued_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    downloaded_at: str | None
+    loaded_at: str | None
+    records: int | None
+    bytes: int | None
+    checksum: str | None
+    staged_file: str | None
+    error: str | None
+    updated_at: str
+
+    @property
+    def request(self) -> dict:
+        return json.loads(self.request_json)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _iso(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+class ExportLedger:
+    """Records export jobs per (asset, partition) so a re-launched run can reattach."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            conn.row_factory = sqlite3.Row
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as conn:
+            for attempt in range(50):
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError:
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.1)
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def record_created(
+        self,
+        *,
+        export_id: str,
+        asset: str,
+        partition_key: str,
+        request_hash: str,
+        request: dict,
+        run_id: str | None = None,
+        status: str = "created",
+    ) -> None:
+        now = _now()
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO exports (export_id, asset, partition_key, request_hash, request_json,"
+                " status, run_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    export_id,
+                    asset,
+                    partition_key,
+                    request_hash,
+                    json.dumps(request, sort_keys=True),
+                    status,
+                    run_id,
+                    now,
+                    now,
+                ),
+            )
+
+    def update(self, export_id: str, **values: object) -> None:
+        unknown = set(values) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"unknown ledger columns: {sorted(unknown)}")
+        values["updated_at"] = _now()
+        names = sorted(values)
+        assignments = ", ".join(f"{name} = ?" for name in names)
+        with self._write() as conn:
+            conn.execute(
+                f"UPDATE exports SET {assignments} WHERE export_id = ?",  # noqa: S608 - names checked
+                [_iso(values[n]) for n in names] + [export_id],
+            )
+
+    def get(self, export_id: str) -> LedgerEntry | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM exports WHERE export_id = ?", (export_id,)).fetchone()
+        return LedgerEntry(**dict(row)) if row else None
+
+    def entries(self, asset: str | None = None, partition_key: str | None = None) -> list[LedgerEntry]:
+        sql, params = "SELECT * FROM exports WHERE 1=1", []
+        if asset is not None:
+            sql += " AND asset = ?"
+            params.append(asset)
+        if partition_key is not None:
+            sql += " AND partition_key = ?"
+            params.append(partition_key)
+        with self._connect() as conn:
+            rows = conn.execute(sql + " ORDER BY created_at, rowid", params).fetchall()
+        return [LedgerEntry(**dict(r)) for r in rows]
+
+    def active(self, asset: str, partition_key: str, request_hash: str) -> LedgerEntry | None:
+        """The newest job for this partition and request that may still be reused."""
+        placeholders = ",".join("?" * len(ACTIVE))
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT * FROM exports WHERE asset = ? AND partition_key = ? AND request_hash = ?"
+                f" AND status IN ({placeholders}) ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                (asset, partition_key, request_hash, *ACTIVE),
+            ).fetchone()
+        return LedgerEntry(**dict(row)) if row else None
+
+    def latest_downloaded(self, asset: str, partition_key: str) -> LedgerEntry | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT * FROM exports WHERE asset = ? AND partition_key = ? AND status = 'downloaded'"
+                " ORDER BY downloaded_at DESC, rowid DESC LIMIT 1",
+                (asset, partition_key),
+            ).fetchone()
+        return LedgerEntry(**dict(row)) if row else None
+
+    def supersede_others(self, asset: str, partition_key: str, keep: str) -> None:
+        """Older still-active jobs of a partition will never be used again."""
+        placeholders = ",".join("?" * len(ACTIVE))
+        with self._write() as conn:
+            conn.execute(
+                f"UPDATE exports SET status = 'superseded', updated_at = ? WHERE asset = ?"
+                f" AND partition_key = ? AND export_id != ? AND status IN ({placeholders})",
+                (_now(), asset, partition_key, keep, *ACTIVE),
+            )
