@@ -60,9 +60,7 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
-def select_fields(
-    described: list, wanted: list[str], required: list[str]
-) -> list[tuple[str, str]]:
+def select_fields(described: list, wanted: list[str], required: list[str]) -> list[tuple[str, str]]:
     """(name, data_type) pairs to export; validates names against describe before any job."""
     types = {f.name: f.data_type for f in described}
     if wanted:

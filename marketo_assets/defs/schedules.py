@@ -23,4 +23,6 @@ refresh_open_window_job = dg.define_asset_job(
 def daily_open_window_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Every day at 06:00 UTC, refresh the partition whose window contains today."""
     key = lead_windows.get_last_partition_key(current_time=context.scheduled_execution_time)
-    return dg.RunRequest(run_key=f"{key}@{context.scheduled_execution_time:%Y-%m-%d}", partition_key=key)
+    return dg.RunRequest(
+        run_key=f"{key}@{context.scheduled_execution_time:%Y-%m-%d}", partition_key=key
+    )

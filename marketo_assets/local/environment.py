@@ -1,4 +1,4 @@
-"""Which Marketo the local commands talk to: the real one when MARKETO_* is set, else the simulator."""
+"""Which Marketo local commands use: the real one when MARKETO_* is set, else the simulator."""
 
 from __future__ import annotations
 

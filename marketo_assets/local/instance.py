@@ -38,9 +38,9 @@ def ensure_pools(instance: dg.DagsterInstance) -> None:
 
 
 @contextmanager
-def running_daemon(env: dict[str, str] | None = None, log_path: Path | None = None) -> Iterator[
-    subprocess.Popen
-]:
+def running_daemon(
+    env: dict[str, str] | None = None, log_path: Path | None = None
+) -> Iterator[subprocess.Popen]:
     """`dagster-daemon run` on the project's workspace (runs queued runs and backfills)."""
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
