@@ -1,0 +1,305 @@
+"""Export requests (validated before any call) and export jobs parsed from Marketo JSON."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from .errors import InvalidRequestError
+
+__all__ = [
+    "DELIMITERS",
+    "MAX_WINDOW",
+    "ExportFilter",
+    "ExportJob",
+    "ExportRequest",
+    "format_marketo_datetime",
+    "parse_marketo_datetime",
+]
+
+MAX_WINDOW = timedelta(days=31)
+DELIMITERS = {"CSV": ",", "TSV": "\t", "SSV": ";"}
+FilterKind = Literal[
+    "createdAt", "updatedAt", "staticListId", "staticListName", "smartListId", "smartListName"
+]
+ExportFormat = Literal["CSV", "TSV", "SSV"]
+
+
+def _pydantic_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
+        msg = str(err.get("msg", "invalid"))
+        msg = msg.removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def format_marketo_datetime(value: datetime) -> str:
+    """`YYYY-MM-DDTHH:MM:SSZ` in UTC (the form Marketo documents, without milliseconds)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_marketo_datetime(value: Any) -> datetime | None:
+    """Parse Marketo date-times: `...Z`, `...+00:00`, `-08:00` and the asset form `...Z+0000`."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        text = str(value).strip()
+        if text.endswith("Z+0000"):
+            text = text[: -len("Z+0000")] + "+00:00"
+        elif text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        elif len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit() and text[-6] != ":":
+            text = text[:-2] + ":" + text[-2:]
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt
+
+
+class _Validated(BaseModel):
+    """Base: any validation problem surfaces as errors.InvalidRequestError."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __init__(self, **data: Any):
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidRequestError(
+                f"Invalid {type(self).__name__}: {_pydantic_message(exc)}"
+            ) from None
+
+
+class ExportFilter(_Validated):
+    """Exactly one Marketo lead-export filter. Build it with the classmethods."""
+
+    kind: FilterKind
+    start: datetime | None = None
+    end: datetime | None = None
+    list_id: int | None = None
+    list_name: str | None = None
+
+    @classmethod
+    def created_at(cls, start: datetime, end: datetime) -> ExportFilter:
+        return cls(kind="createdAt", start=start, end=end)
+
+    @classmethod
+    def updated_at(cls, start: datetime, end: datetime) -> ExportFilter:
+        return cls(kind="updatedAt", start=start, end=end)
+
+    @classmethod
+    def static_list_id(cls, list_id: int) -> ExportFilter:
+        return cls(kind="staticListId", list_id=list_id)
+
+    @classmethod
+    def static_list_name(cls, name: str) -> ExportFilter:
+        return cls(kind="staticListName", list_name=name)
+
+    @classmethod
+    def smart_list_id(cls, list_id: int) -> ExportFilter:
+        return cls(kind="smartListId", list_id=list_id)
+
+    @classmethod
+    def smart_list_name(cls, name: str) -> ExportFilter:
+        return cls(kind="smartListName", list_name=name)
+
+    @field_validator("list_id", mode="before")
+    @classmethod
+    def _strict_int(cls, value: Any) -> Any:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError("list id must be an int")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> ExportFilter:
+        has_dates = self.start is not None or self.end is not None
+        if self.kind in ("createdAt", "updatedAt"):
+            if self.list_id is not None or self.list_name is not None:
+                raise ValueError(f"{self.kind} takes only start/end: exactly one filter allowed")
+            if self.start is None or self.end is None:
+                raise ValueError(f"{self.kind} needs both start and end")
+            for label, dt in (("start", self.start), ("end", self.end)):
+                if dt.tzinfo is None or dt.utcoffset() is None:
+                    raise ValueError(f"{label} must be timezone-aware (e.g. tzinfo=UTC)")
+                if dt.microsecond:
+                    raise ValueError(f"{label} must not have a sub-second part (Marketo: no ms)")
+            if self.start > self.end:
+                raise ValueError("start must be <= end")
+            if self.end - self.start > MAX_WINDOW:
+                raise ValueError(
+                    f"window {self.start.isoformat()} .. {self.end.isoformat()} is longer than "
+                    "31 days (Marketo's maximum); split it into smaller windows"
+                )
+        elif self.kind in ("staticListId", "smartListId"):
+            if has_dates or self.list_name is not None:
+                raise ValueError(f"{self.kind} takes only a list id: exactly one filter allowed")
+            if self.list_id is None or self.list_id <= 0:
+                raise ValueError(f"{self.kind} must be a positive integer")
+        else:
+            if has_dates or self.list_id is not None:
+                raise ValueError(f"{self.kind} takes only a list name: exactly one filter allowed")
+            if self.list_name is None or not self.list_name.strip():
+                raise ValueError(f"{self.kind} must be a non-empty list name")
+        return self
+
+    def payload(self) -> dict[str, Any]:
+        if self.kind in ("createdAt", "updatedAt"):
+            assert self.start is not None and self.end is not None
+            return {
+                self.kind: {
+                    "startAt": format_marketo_datetime(self.start),
+                    "endAt": format_marketo_datetime(self.end),
+                }
+            }
+        if self.kind in ("staticListId", "smartListId"):
+            return {self.kind: self.list_id}
+        return {self.kind: self.list_name}
+
+    def describe(self) -> str:
+        ((key, value),) = self.payload().items()
+        if isinstance(value, dict):
+            return f"{key} {value['startAt']}..{value['endAt']}"
+        return f"{key}={value}"
+
+
+def _bad_header_char(name: str, delimiter: str) -> str | None:
+    for ch in name:
+        if ch in (delimiter, '"', "\n", "\r") or unicodedata.category(ch) in ("Cc", "Cf"):
+            return repr(ch)
+    return None
+
+
+class ExportRequest(_Validated):
+    """A validated create-export request. Raises errors.InvalidRequestError when invalid."""
+
+    fields: list[str]
+    filter: ExportFilter
+    format: ExportFormat = "CSV"
+    column_header_names: dict[str, str] = {}
+
+    @field_validator("fields")
+    @classmethod
+    def _check_fields(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("fields must not be empty")
+        empty = [i for i, f in enumerate(value) if not f or not f.strip()]
+        if empty:
+            raise ValueError(f"field names must not be empty (positions {empty})")
+        seen: set[str] = set()
+        dupes = sorted({f for f in value if f in seen or seen.add(f)})  # type: ignore[func-returns-value]
+        if dupes:
+            raise ValueError(f"duplicate fields: {', '.join(dupes)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_headers(self) -> ExportRequest:
+        delimiter = DELIMITERS[self.format]
+        unknown = [k for k in self.column_header_names if k not in self.fields]
+        if unknown:
+            raise ValueError(
+                f"columnHeaderNames keys must be in fields; not in fields: {', '.join(unknown)}"
+            )
+        for key, name in self.column_header_names.items():
+            if not name or not name.strip():
+                raise ValueError(f"header name for {key!r} must not be empty")
+            bad = _bad_header_char(name, delimiter)
+            if bad:
+                raise ValueError(
+                    f"header name for {key!r} contains {bad} (no delimiter, quote, newline or "
+                    "control characters allowed)"
+                )
+        headers = self.headers()
+        seen: set[str] = set()
+        dupes = sorted({h for h in headers if h in seen or seen.add(h)})  # type: ignore[func-returns-value]
+        if dupes:
+            raise ValueError(f"header names must be unique; duplicated: {', '.join(dupes)}")
+        return self
+
+    def headers(self) -> list[str]:
+        """The header row the export file will have."""
+        return [self.column_header_names.get(f, f) for f in self.fields]
+
+    def payload(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "fields": list(self.fields),
+            "format": self.format,
+            "filter": self.filter.payload(),
+        }
+        if self.column_header_names:
+            body["columnHeaderNames"] = dict(self.column_header_names)
+        return body
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """One bulk lead export job as Marketo reports it (optional fields are None when absent)."""
+
+    export_id: str
+    status: str
+    format: str | None = None
+    created_at: datetime | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    number_of_records: int | None = None
+    file_size: int | None = None
+    file_checksum: str | None = None
+    error_msg: str | None = None
+
+    TERMINAL = frozenset({"Completed", "Failed", "Cancelled"})
+    ACTIVE = frozenset({"Created", "Queued", "Processing"})
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> ExportJob:
+        status = str(data.get("status") or "")
+        if status.lower() in ("canceled", "cancelled"):
+            status = "Cancelled"
+        elif status:
+            status = status[:1].upper() + status[1:].lower()
+        return cls(
+            export_id=str(data.get("exportId") or ""),
+            status=status,
+            format=data.get("format"),
+            created_at=parse_marketo_datetime(data.get("createdAt")),
+            queued_at=parse_marketo_datetime(data.get("queuedAt")),
+            started_at=parse_marketo_datetime(data.get("startedAt")),
+            finished_at=parse_marketo_datetime(data.get("finishedAt")),
+            number_of_records=_int_or_none(data.get("numberOfRecords")),
+            file_size=_int_or_none(data.get("fileSize")),
+            file_checksum=data.get("fileChecksum") or None,
+            error_msg=data.get("errorMsg") or None,
+        )
+
+    @property
+    def sha256(self) -> str | None:
+        """The announced checksum as lowercase hex, without the `sha256:` prefix."""
+        if not self.file_checksum:
+            return None
+        value = self.file_checksum.strip()
+        if value.lower().startswith("sha256:"):
+            value = value[len("sha256:") :]
+        return value.lower()
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL

@@ -1,0 +1,65 @@
+"""Client-side throttle: a moving-window call limit plus a cap on calls in flight.
+
+Both limits block (never fail): a caller waits until a window slot and an in-flight slot are free.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+__all__ = ["Throttle"]
+
+
+class Throttle:
+    """At most `max_calls` call starts in any `window_seconds`, at most `max_concurrent` in flight.
+
+    The in-flight slot is taken first and the window slot second, so the recorded time of a call
+    is never earlier than the moment it is actually sent.
+    """
+
+    def __init__(self, max_calls: int, window_seconds: float, max_concurrent: int):
+        self.max_calls = max_calls
+        self.window_seconds = window_seconds
+        self.max_concurrent = max_concurrent
+        # `limits` works with whole seconds: round the window up (stricter, never looser).
+        self._item = RateLimitItemPerSecond(max_calls, max(1, math.ceil(window_seconds)))
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._key = uuid.uuid4().hex
+        self._semaphore = threading.BoundedSemaphore(max_concurrent)
+        self._lock = threading.Lock()
+        self.waited_seconds = 0.0  # total time spent blocked on the window limit
+
+    def _acquire_window_slot(self) -> float:
+        waited = 0.0
+        while True:
+            with self._lock:
+                if self._limiter.hit(self._item, self._key):
+                    return waited
+                stats = self._limiter.get_window_stats(self._item, self._key)
+            delay = min(max(stats.reset_time - time.time(), 0.005), self._item.get_expiry())
+            time.sleep(delay)
+            waited += delay
+
+    @contextmanager
+    def slot(self) -> Iterator[float]:
+        """Hold one in-flight slot for the duration of the block; yields seconds waited."""
+        start = time.monotonic()
+        self._semaphore.acquire()
+        try:
+            self._acquire_window_slot()
+            waited = time.monotonic() - start
+            if waited > 0.001:
+                with self._lock:
+                    self.waited_seconds += waited
+            yield waited
+        finally:
+            self._semaphore.release()
