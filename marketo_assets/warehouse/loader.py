@@ -118,26 +118,44 @@ def check_names(columns: list[Column], lineage_cols: list[str]) -> None:
 
 
 def cast_expr(source: str, type_canon: str, type_sql: str, message: str, params: list) -> str:
-    """SQL turning VARCHAR `source` into `type_sql`. A value that does not convert raises an
-    error: `message` (passed as a parameter) followed by the value."""
+    """SQL turning VARCHAR `source` into `type_sql`. A plain CAST (fastest): a value that does
+    not convert fails the INSERT and `find_bad_value` then names the column and the value.
+    Integers are guarded, since CAST('1.5' AS BIGINT) rounds to 2 instead of failing: a
+    value with a fraction raises `message` (a parameter) followed by the value."""
     if type_canon == "VARCHAR":
         return source
+    if type_canon not in INTEGER_TYPES:
+        return f"CAST({source} AS {type_sql})"
     params.append(message)
-    fail = f"error(${len(params)} || left({source}, {EXAMPLE_CHARS}))"
-    if type_canon in INTEGER_TYPES:
-        # CAST('1.5' AS BIGINT) rounds to 2: a fraction must fail, not be rounded away.
-        as_double = f"TRY_CAST({source} AS DOUBLE)"
-        return (
-            f"CASE WHEN {source} IS NULL THEN NULL "
-            f"WHEN contains({source}, '.') OR contains({source}, 'e') OR contains({source}, 'E') "
-            f"THEN coalesce(TRY_CAST(CASE WHEN {as_double} = trunc({as_double}) "
-            f"THEN {as_double} END AS {type_sql}), {fail}) "
-            f"ELSE coalesce(TRY_CAST({source} AS {type_sql}), {fail}) END"
-        )
+    as_double = f"TRY_CAST({source} AS DOUBLE)"
     return (
-        f"CASE WHEN {source} IS NULL THEN NULL "
-        f"ELSE coalesce(TRY_CAST({source} AS {type_sql}), {fail}) END"
+        f"CASE WHEN contains({source}, '.') OR contains({source}, 'e') "
+        f"OR contains({source}, 'E') "
+        f"THEN coalesce(TRY_CAST(CASE WHEN {as_double} = trunc({as_double}) "
+        f"THEN {as_double} END AS {type_sql}), "
+        f"error(${len(params)} || left({source}, {EXAMPLE_CHARS}))) "
+        f"ELSE CAST({source} AS {type_sql}) END"
     )
+
+
+def find_bad_value(conn, read_sql: str, params: list, columns, types) -> tuple[str, str] | None:
+    """(column, example value) of the first typed column holding a value that does not
+    convert; only run after a failed load (a second pass over the file)."""
+    typed = [c for c in columns if types[c.name] != "VARCHAR"]
+    if not typed:
+        return None
+    picks = []
+    for c in typed:
+        src = quote_ident(c.name)
+        picks.append(
+            f"left(first({src}) FILTER (WHERE {src} IS NOT NULL "
+            f"AND TRY_CAST({src} AS {c.type}) IS NULL), {EXAMPLE_CHARS})"
+        )
+    row = conn.execute(f"SELECT {', '.join(picks)} FROM {read_sql}", params).fetchone()
+    for c, value in zip(typed, row, strict=True):
+        if value is not None:
+            return c.name, value
+    return None
 
 
 def existing_columns(conn, schema: str, name: str) -> dict[str, tuple[str, str]]:
@@ -202,6 +220,7 @@ def _load(conn, schema, name, target, path, delim, columns, types, lineage_value
         (n, t, canonical_type(conn, t)) for n, t, _ in lineage_values
     ]
     conn.execute("BEGIN TRANSACTION")
+    rolled_back = False
     try:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
         defs = [f"{quote_ident(c.name)} {c.type}" for c in columns]
@@ -228,7 +247,8 @@ def _load(conn, schema, name, target, path, delim, columns, types, lineage_value
             [lineage_values[0][2]],
         )
 
-        params: list = [str(path)]
+        # $1 = file, $2 = column names (exactly the header) all read as VARCHAR.
+        params: list = [str(path), {c.name: "VARCHAR" for c in columns}]
         exprs = []
         for c in columns:
             message = (
@@ -239,17 +259,27 @@ def _load(conn, schema, name, target, path, delim, columns, types, lineage_value
         for _name, t, v in lineage_values:
             params.append(v)
             exprs.append(f"CAST(${len(params)} AS {t})")
-        params.append({c.name: "VARCHAR" for c in columns})
         read = (
             f"read_csv($1, header = true, auto_detect = false, strict_mode = true, "
             f"delim = '{delim}', quote = '\"', escape = '\"', nullstr = ['null', ''], "
-            f"encoding = 'utf-8', parallel = true, columns = ${len(params)})"
+            f"encoding = 'utf-8', parallel = true, columns = $2)"
         )
         collist = ", ".join(quote_ident(c) for c, _, _ in wanted)
         try:
             rows = conn.execute(
                 f"INSERT INTO {target} ({collist}) SELECT {', '.join(exprs)} FROM {read}", params
             ).fetchone()[0]
+        except duckdb.ConversionException as exc:
+            conn.execute("ROLLBACK")
+            rolled_back = True
+            bad = find_bad_value(conn, read, params[:2], columns, types)
+            if bad is None:
+                raise LoadError(f"cannot load {path.name} into {schema}.{name}: {exc}") from exc
+            col, value = bad
+            raise CastError(
+                f"{CAST_MARK} {path.name}: column {col!r} ({types[col]}) has a value that "
+                f"does not convert: {value!r}"
+            ) from None
         except duckdb.InvalidInputException as exc:
             msg = str(exc)
             if CAST_MARK in msg:
@@ -260,5 +290,6 @@ def _load(conn, schema, name, target, path, delim, columns, types, lineage_value
         conn.execute("COMMIT")
         return int(rows)
     except BaseException:
-        conn.execute("ROLLBACK")
+        if not rolled_back:
+            conn.execute("ROLLBACK")
         raise
