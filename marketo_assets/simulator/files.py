@@ -1,0 +1,156 @@
+"""Render export files (CSV/TSV/SSV) fast, from per-persona row templates."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+
+from .data import EDGE_PERSONAS, FIELDS, PERSONA_BITS, PERSONAS, UPDATE_SPAN, DataSet, mix64
+
+DELIMITERS = {"CSV": ",", "TSV": "\t", "SSV": ";"}
+FIELD_INDEX = {f.name: i for i, f in enumerate(FIELDS)}
+BATCH = 20000  # rows per write
+
+
+def escape(value: str | None, delim: str) -> str:
+    """`null` for empty values; RFC-4180 quoting when the value needs it."""
+    if value is None:
+        return "null"
+    if delim in value or '"' in value or "\n" in value or "\r" in value:
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def header_line(fields: list[str], headers: dict[str, str], delim: str) -> str:
+    return delim.join(escape(headers.get(f, f), delim) for f in fields) + "\n"
+
+
+def render_row(values: dict[str, str | None], fields: list[str], delim: str) -> str:
+    return delim.join(escape(values[f], delim) for f in fields) + "\n"
+
+
+class _Templates:
+    """Per-persona row templates for one (fields, format).
+
+    A template is (parts, id_slots): `parts` is a list of text pieces where the slots for the
+    lead id, createdAt (slot `c_slot`) and updatedAt (slot `u_slot`) are overwritten per row
+    before "".join(parts). This is several times faster than str.format on long rows.
+    """
+
+    def __init__(self, ds: DataSet, fields: list[str], delim: str) -> None:
+        self.ds, self.fields, self.delim = ds, fields, delim
+        self.cache: list[tuple[list[str], tuple[int, ...]] | None] = [None] * PERSONAS
+        # slot positions are the same for every persona
+        _, _, c, u = self._layout(EDGE_PERSONAS)
+        self.c_slot, self.u_slot = c, u
+
+    def _layout(self, p: int) -> tuple[list[str], tuple[int, ...], int, int]:
+        ds, d = self.ds, self.delim
+        pv = ds.persona_values(p)
+        parts: list[str] = [""]
+        ids: list[int] = []
+        c_slot = u_slot = -1
+
+        def slot() -> int:
+            parts.append("")  # the slot
+            parts.append("")  # next literal
+            return len(parts) - 2
+
+        for n, f in enumerate(self.fields):
+            if n:
+                parts[-1] += d
+            if f == "id":
+                ids.append(slot())
+            elif f == "createdAt":
+                c_slot = slot()
+            elif f == "updatedAt":
+                u_slot = slot()
+            elif f == "email":
+                em = ds.email_of(p)
+                if em is None:  # keep an (always empty) slot so positions match other personas
+                    parts[-1] += "null"
+                    slot()
+                else:
+                    parts[-1] += em[0]
+                    ids.append(slot())
+                    parts[-1] += "@" + em[1]
+            else:
+                parts[-1] += escape(pv[FIELD_INDEX[f]], d)
+        parts[-1] += "\n"
+        return parts, tuple(ids), c_slot, u_slot
+
+    def build(self, p: int) -> tuple[list[str], tuple[int, ...]]:
+        parts, ids, _, _ = self._layout(p)
+        t = (parts, ids)
+        self.cache[p] = t
+        return t
+
+
+def write_export(
+    ds: DataSet,
+    ids: Iterable[int],
+    fields: list[str],
+    fmt: str,
+    headers: dict[str, str],
+    path: str,
+    overrides: dict[int, dict],
+    changed: dict[int, int],
+) -> tuple[int, int, str]:
+    """Write the file; returns (rows, bytes, sha256 hex). `overrides`/`changed` are snapshots."""
+    delim = DELIMITERS[fmt]
+    tpl = _Templates(ds, fields, delim)
+    cache, build = tpl.cache, tpl.build
+    c_slot, u_slot = tpl.c_slot, tpl.u_slot
+    days, day0, tod = ds.ts_tables()
+    created = ds.created
+    need_c = "createdAt" in fields
+    need_u = "updatedAt" in fields
+    salt = ds._persona_salt
+    shift = 32 - PERSONA_BITS
+    edge = EDGE_PERSONAS
+    upd_salt = ds._salt
+
+    h = hashlib.sha256()
+    rows = size = 0
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb", buffering=0) as out:
+
+        def flush(buf: list[str]) -> None:
+            nonlocal size
+            data = "".join(buf).encode("utf-8")
+            out.write(data)
+            h.update(data)
+            size += len(data)
+
+        buf = [header_line(fields, headers, delim)]
+        for i in ids:
+            if i in overrides or i in changed:
+                vals = ds.lead_values(i, overrides, changed)
+                buf.append(render_row(vals, fields, delim))
+            else:
+                p = (
+                    (i // 50) % edge
+                    if i % 50 == 7
+                    else ((i * 2654435761 + salt) & 0xFFFFFFFF) >> shift
+                )
+                parts, id_slots = cache[p] or build(p)
+                if id_slots:
+                    s = str(i)
+                    for k in id_slots:
+                        parts[k] = s
+                if need_c or need_u:
+                    c = created[i - 1]
+                    if need_c:
+                        parts[c_slot] = days[c // 86400 - day0] + tod[c % 86400]
+                    if need_u:
+                        u = c + (mix64(i ^ upd_salt) >> 20) % UPDATE_SPAN
+                        parts[u_slot] = days[u // 86400 - day0] + tod[u % 86400]
+                buf.append("".join(parts))
+            rows += 1
+            if len(buf) >= BATCH:
+                flush(buf)
+                buf = []
+        if buf:
+            flush(buf)
+    return rows, size, h.hexdigest()
