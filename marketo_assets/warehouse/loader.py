@@ -9,7 +9,10 @@ NUL bytes: DuckDB 2.0.1 keeps NUL bytes inside values, but they are not wanted d
 airbyte 1.2.3). A chunked scan (memchr speed) looks for them first; only if the file has
 some, a streaming pre-pass writes a NUL-free copy into the file's own (private) directory
 and that copy is loaded. So NUL bytes are always removed, never kept.
-CR / LF inside quoted values are kept as they are (RFC-4180 quoting; DuckDB handles them).
+CR / LF inside quoted values are kept as they are (RFC-4180 quoting; DuckDB handles them;
+CRLF and LF line ends both work). A bare CR in an *unquoted* value is not RFC-4180 (Marketo and
+the simulator quote such values): DuckDB rejects the row, so the load fails (LoadError) rather
+than splitting the row. Values are never silently changed except for the NUL removal.
 """
 
 from __future__ import annotations
@@ -203,11 +206,17 @@ def load_partition(
     check_names(columns, [n for n, _, _ in lineage_values])
 
     types = {c.name: canonical_type(conn, c.type) for c in columns}
-    check_header(read_header(path, delim), columns, path)
+    try:
+        header = read_header(path, delim)
+    except ValueError as exc:
+        raise HeaderMismatchError(str(exc)) from exc
+    check_header(header, columns, path)
 
     load_path = strip_nul(path) if has_nul(path) else path
     try:
-        rows = _load(conn, schema, name, target, load_path, delim, columns, types, lineage_values)
+        rows = _load(
+            conn, schema, name, target, load_path, path.name, delim, columns, types, lineage_values
+        )
     finally:
         if load_path != path:
             load_path.unlink(missing_ok=True)
@@ -215,7 +224,8 @@ def load_partition(
     return LoadResult(rows, table, schema_now, time.perf_counter() - started)
 
 
-def _load(conn, schema, name, target, path, delim, columns, types, lineage_values) -> int:
+def _load(conn, schema, name, target, path, source, delim, columns, types, lineage_values) -> int:
+    """The transaction. `path` is the file DuckDB reads, `source` the export file's name."""
     wanted = [(c.name, c.type, types[c.name]) for c in columns] + [
         (n, t, canonical_type(conn, t)) for n, t, _ in lineage_values
     ]
@@ -252,7 +262,7 @@ def _load(conn, schema, name, target, path, delim, columns, types, lineage_value
         exprs = []
         for c in columns:
             message = (
-                f"{CAST_MARK} {path.name}: column {c.name!r} ({types[c.name]}) "
+                f"{CAST_MARK} {source}: column {c.name!r} ({types[c.name]}) "
                 "has a value that does not convert: "
             )
             exprs.append(cast_expr(quote_ident(c.name), types[c.name], c.type, message, params))
@@ -274,19 +284,19 @@ def _load(conn, schema, name, target, path, delim, columns, types, lineage_value
             rolled_back = True
             bad = find_bad_value(conn, read, params[:2], columns, types)
             if bad is None:
-                raise LoadError(f"cannot load {path.name} into {schema}.{name}: {exc}") from exc
+                raise LoadError(f"cannot load {source} into {schema}.{name}: {exc}") from exc
             col, value = bad
             raise CastError(
-                f"{CAST_MARK} {path.name}: column {col!r} ({types[col]}) has a value that "
+                f"{CAST_MARK} {source}: column {col!r} ({types[col]}) has a value that "
                 f"does not convert: {value!r}"
             ) from None
         except duckdb.InvalidInputException as exc:
             msg = str(exc)
             if CAST_MARK in msg:
                 raise CastError(msg[msg.index(CAST_MARK) :]) from None
-            raise LoadError(f"cannot read {path.name}: {msg}") from exc
+            raise LoadError(f"cannot read {source}: {msg}") from exc
         except duckdb.Error as exc:
-            raise LoadError(f"cannot load {path.name} into {schema}.{name}: {exc}") from exc
+            raise LoadError(f"cannot load {source} into {schema}.{name}: {exc}") from exc
         conn.execute("COMMIT")
         return int(rows)
     except BaseException:

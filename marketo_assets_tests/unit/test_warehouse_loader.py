@@ -321,3 +321,31 @@ def test_extra_lineage_types_follow_python_values(tmp_path, conn):
     assert [types[c] for c in ("_ok", "_ratio", "_day", "_amount", "_note")] == [
         "BOOLEAN", "DOUBLE", "DATE", "DOUBLE", "VARCHAR",
     ]  # fmt: skip
+
+
+def test_cast_error_in_file_with_nul_bytes_names_the_export_file(tmp_path, conn, loaded):
+    cols, before = loaded
+    bad = write(tmp_path, "nul.csv", b"id,createdAt,name\n3,null,c\x00\n4x,null,d\n")
+    with pytest.raises(CastError) as err:
+        load(conn, bad, cols)
+    assert "nul.csv" in str(err.value) and "'id'" in str(err.value) and "4x" in str(err.value)
+    assert snapshot(conn) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if "nul" in p.name) == ["nul.csv"]
+
+
+def test_bad_boolean_fails_the_load(tmp_path, conn):
+    path = write(tmp_path, "b.csv", "id,flag\n1,maybe\n")
+    with pytest.raises(CastError, match=r"'flag'.*maybe"):
+        load(conn, path, columns_for([("id", "integer"), ("flag", "boolean")], {}))
+
+
+def test_unparseable_header_is_a_header_error(tmp_path, conn):
+    path = write(tmp_path, "h.csv", 'id,"name\n1,x\n')
+    with pytest.raises(HeaderMismatchError):
+        load(conn, path, simple(["id", "name"]))
+
+
+def test_tsv_header_is_checked_with_its_delimiter(tmp_path, conn):
+    path = write(tmp_path, "h.tsv", "id,name\n1,x\n")  # comma-separated but declared TSV
+    with pytest.raises(HeaderMismatchError, match="missing headers"):
+        load(conn, path, simple(["id", "name"]), fmt="TSV")
