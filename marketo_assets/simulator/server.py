@@ -18,6 +18,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
@@ -335,8 +336,6 @@ class Simulator:
                 if text[:7].lower() == "bearer ":
                     token = text[7:].strip()
         if token is None and self.cfg.allow_query_token:
-            from urllib.parse import parse_qs
-
             qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             if qs.get("access_token"):
                 token = qs["access_token"][0]
@@ -352,10 +351,10 @@ class Simulator:
     # ---- identity ----------------------------------------------------------------------------
     async def identity(self, request: Request) -> Response:
         params = dict(request.query_params)
-        if request.method == "POST":
-            with contextlib.suppress(Exception):
-                form = await request.form()
-                params.update({k: v for k, v in form.items() if isinstance(v, str)})
+        if request.method == "POST":  # form body (no python-multipart needed for urlencoded)
+            raw = (await request.body()).decode("utf-8", "replace")
+            if "=" in raw and not raw.lstrip().startswith("{"):
+                params.update({k: v[0] for k, v in parse_qs(raw).items()})
         if params.get("grant_type") != "client_credentials":
             return JSONResponse(
                 {
