@@ -20,8 +20,9 @@ DELIMS = {"CSV": ",", "TSV": "\t", "SSV": ";"}
 class Api:
     """A Marketo caller with a bearer token."""
 
-    def __init__(self, sim: SimulatorHandle, client_id: str | None = None,
-                 client_secret: str | None = None) -> None:
+    def __init__(
+        self, sim: SimulatorHandle, client_id: str | None = None, client_secret: str | None = None
+    ) -> None:
         self.sim = sim
         self.http = httpx.Client(base_url=sim.base_url, trust_env=False, timeout=30)
         self.token = sim.token(client_id, client_secret)
@@ -36,13 +37,15 @@ class Api:
     def post(self, path: str, **kw: Any) -> dict:
         return self.http.post(path, headers=self.headers, **kw).json()
 
-    def create(self, filter: dict | None = None, fields: list[str] | None = None,
-               **extra: Any) -> dict:
+    def create(
+        self, filter: dict | None = None, fields: list[str] | None = None, **extra: Any
+    ) -> dict:
         body = {"fields": fields or FIELDS, "filter": filter or JAN, **extra}
         return self.post("/bulk/v1/leads/export/create.json", json=body)
 
-    def create_id(self, filter: dict | None = None, fields: list[str] | None = None,
-                  **extra: Any) -> str:
+    def create_id(
+        self, filter: dict | None = None, fields: list[str] | None = None, **extra: Any
+    ) -> str:
         r = self.create(filter, fields, **extra)
         assert r["success"], r
         return r["result"][0]["exportId"]
@@ -67,8 +70,13 @@ class Api:
             h["Range"] = range_
         return self.http.get(f"/bulk/v1/leads/export/{eid}/file.json", headers=h)
 
-    def export(self, filter: dict | None = None, fields: list[str] | None = None,
-               timeout: float = 20, **extra: Any) -> tuple[dict, bytes]:
+    def export(
+        self,
+        filter: dict | None = None,
+        fields: list[str] | None = None,
+        timeout: float = 20,
+        **extra: Any,
+    ) -> tuple[dict, bytes]:
         """Create, enqueue, wait, download: (job, file bytes)."""
         eid = self.create_id(filter, fields, **extra)
         assert self.enqueue(eid)["success"]

@@ -13,8 +13,11 @@ DESCRIBE = "/rest/v1/leads/describe2.json"
 
 
 def _identity(sim, method="GET", **params):
-    p = {"grant_type": "client_credentials", "client_id": sim.client_id,
-         "client_secret": sim.client_secret} | params
+    p = {
+        "grant_type": "client_credentials",
+        "client_id": sim.client_id,
+        "client_secret": sim.client_secret,
+    } | params
     if method == "GET":
         return httpx.get(sim.base_url + "/identity/oauth/token", params=p)
     return httpx.post(sim.base_url + "/identity/oauth/token", data=p)
@@ -33,9 +36,14 @@ def test_token_reused_with_remaining_life_and_bad_credentials(simulator):
     assert bad.json() == {"error": "invalid_client", "error_description": "Bad client credentials"}
     assert _identity(simulator, client_id="nobody").status_code == 401
     # query-string credentials on POST are accepted too
-    r = httpx.post(simulator.base_url + "/identity/oauth/token", params={
-        "grant_type": "client_credentials", "client_id": simulator.client_id,
-        "client_secret": simulator.client_secret})
+    r = httpx.post(
+        simulator.base_url + "/identity/oauth/token",
+        params={
+            "grant_type": "client_credentials",
+            "client_id": simulator.client_id,
+            "client_secret": simulator.client_secret,
+        },
+    )
     assert r.json()["access_token"] == first["access_token"]
 
 

@@ -7,6 +7,8 @@ from datetime import datetime
 
 import pytest
 
+from marketo_assets.simulator.process import run_simulator
+
 from .simulator_support import FIELDS, JAN, Api, error, sha, sim_job, wait_status
 
 
@@ -134,8 +136,9 @@ def test_ranges_and_checksum(simulator):
     r = api.file(eid, f"bytes={size}-")
     assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{size}"
     # resume: concatenated ranges give the file
-    parts = [api.file(eid, f"bytes={a}-{min(a + 999, size - 1)}").content
-             for a in range(0, size, 1000)]
+    parts = [
+        api.file(eid, f"bytes={a}-{min(a + 999, size - 1)}").content for a in range(0, size, 1000)
+    ]
     assert sha(b"".join(parts)) == job["fileChecksum"]
 
 
@@ -219,6 +222,13 @@ def test_job_list_filters_and_paging(simulator):
     assert seen == [done["exportId"], *created]
 
 
+@pytest.fixture(scope="module")
+def shared_sim():
+    """One simulator for the read-only validation cases (keeps the suite fast)."""
+    with run_simulator() as sim:
+        yield sim
+
+
 def _w(start: str, end: str, key: str = "createdAt") -> dict:
     return {key: {"startAt": start, "endAt": end}}
 
@@ -234,25 +244,36 @@ def _w(start: str, end: str, key: str = "createdAt") -> dict:
         ({"fields": ["id"], "filter": {}}, "1003", "filter"),
         ({"fields": ["id"], "filter": JAN | {"staticListId": 1001}}, "1003", "one filter"),
         ({"fields": ["id"], "filter": {"bogus": 1}}, "1003", "bogus"),
-        ({"fields": ["id"], "filter": _w("2025-01-01T00:00:00Z", "2025-02-01T00:00:01Z")},
-         "1003", "31 days"),
-        ({"fields": ["id"], "filter": _w("2025-01-01T00:00:00.000Z", "2025-01-02T00:00:00Z")},
-         "1003", "milliseconds"),
+        (
+            {"fields": ["id"], "filter": _w("2025-01-01T00:00:00Z", "2025-02-01T00:00:01Z")},
+            "1003",
+            "31 days",
+        ),
+        (
+            {"fields": ["id"], "filter": _w("2025-01-01T00:00:00.000Z", "2025-01-02T00:00:00Z")},
+            "1003",
+            "milliseconds",
+        ),
         ({"fields": ["id"], "filter": _w("2025-01-01", "2025-01-02T00:00:00Z")}, "1003", "date"),
-        ({"fields": ["id"], "filter": _w("2025-01-05T00:00:00Z", "2025-01-02T00:00:00Z")},
-         "1003", "before"),
-        ({"fields": ["id"], "filter": {"createdAt": {"startAt": "2025-01-01T00:00:00Z"}}},
-         "1003", "endAt"),
+        (
+            {"fields": ["id"], "filter": _w("2025-01-05T00:00:00Z", "2025-01-02T00:00:00Z")},
+            "1003",
+            "before",
+        ),
+        (
+            {"fields": ["id"], "filter": {"createdAt": {"startAt": "2025-01-01T00:00:00Z"}}},
+            "1003",
+            "endAt",
+        ),
         ({"fields": ["id"], "filter": {"staticListId": 999}}, "1003", "999"),
         ({"fields": ["id"], "filter": {"staticListName": "No Such List"}}, "1003", "No Such"),
         ({"fields": ["id"], "filter": {"smartListId": 1}}, "1003", "not found"),
         ({"fields": ["id"], "filter": JAN, "format": "XLS"}, "1003", "format"),
-        ({"fields": ["id"], "filter": JAN, "columnHeaderNames": {"email": "E"}}, "1003",
-         "email"),
+        ({"fields": ["id"], "filter": JAN, "columnHeaderNames": {"email": "E"}}, "1003", "email"),
     ],
 )
-def test_create_validation(simulator, body, code, needle):
-    api = Api(simulator)
+def test_create_validation(shared_sim, body, code, needle):
+    api = Api(shared_sim)
     got_code, message = error(api.post("/bulk/v1/leads/export/create.json", json=body))
     assert got_code == code
     assert needle.lower() in message.lower(), message
@@ -275,8 +296,9 @@ def test_validation_accepts_boundaries_and_offsets(simulator):
 
 
 def test_disabled_filters_answer_1035(simulator_factory):
-    sim = simulator_factory(extra_args=["--disable-filter", "updatedAt",
-                                        "--disable-filter", "smartList"])
+    sim = simulator_factory(
+        extra_args=["--disable-filter", "updatedAt", "--disable-filter", "smartList"]
+    )
     api = Api(sim)
     msg = "Unsupported filter type for target subscription"
     code, m = error(api.create(_w("2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z", "updatedAt")))
@@ -290,8 +312,12 @@ def test_disabled_filters_answer_1035(simulator_factory):
 
 def test_list_filters_match_truth_and_capture_membership_at_start(simulator):
     api = Api(simulator)
-    for flt in ({"staticListId": 1001}, {"staticListName": "Trade Show Leads, Berlin"},
-                {"smartListName": "Churn Risk"}, {"smartListId": 5003}):
+    for flt in (
+        {"staticListId": 1001},
+        {"staticListName": "Trade Show Leads, Berlin"},
+        {"smartListName": "Churn Risk"},
+        {"smartListId": 5003},
+    ):
         job, body = api.export(flt, ["id"])
         ids = [int(x) for x in body.decode().split("\n")[1:-1]]
         assert ids == simulator.truth(flt, ids=True)["ids"]
