@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -13,10 +14,39 @@ import httpx
 from .errors import AuthenticationError, TransientError
 from .settings import ClientSettings
 
-__all__ = ["IDENTITY_PATH", "TokenManager"]
+__all__ = ["IDENTITY_PATH", "RedactingFilter", "TokenManager", "install_log_redaction"]
 
 log = logging.getLogger("marketo_assets.marketo")
 IDENTITY_PATH = "/identity/oauth/token"
+_SECRET_PARAMS = re.compile(r"((?:client_secret|access_token)=)[^&\s\"']+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    return _SECRET_PARAMS.sub(r"\1***", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Masks `client_secret=` / `access_token=` values in log records (e.g. httpx's request
+    line, which prints the full URL at INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            if any(_SECRET_PARAMS.search(str(a)) for a in args):
+                record.args = tuple(
+                    redact(str(a)) if _SECRET_PARAMS.search(str(a)) else a for a in args
+                )
+        if isinstance(record.msg, str) and _SECRET_PARAMS.search(record.msg):
+            record.msg = redact(record.msg)
+        return True
+
+
+def install_log_redaction() -> None:
+    """Attach RedactingFilter to the httpx/httpcore loggers (idempotent)."""
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
 
 
 class TokenManager:
@@ -43,7 +73,9 @@ class TokenManager:
         self._token: str | None = None
         self._refresh_at = 0.0
         self._expires_at = 0.0
+        self._style = "form"  # "form" (POST body) or "query" (fallback, see _post_identity)
         self.auth_calls = 0
+        install_log_redaction()
 
     def __repr__(self) -> str:
         state = "valid" if self._token and self._clock() < self._expires_at else "none"
@@ -65,6 +97,22 @@ class TokenManager:
             self._token = None
             return self._fetch(reason)
 
+    def _post_identity(self, form: dict[str, str]) -> httpx.Response:
+        """POST the credentials as a form body. Servers that read only the query string (the
+        OpenAPI spec puts the POST parameters there) answer 400 invalid_request: then send them
+        in the query string, once and from then on (log lines are redacted, see
+        RedactingFilter)."""
+        headers = {"Accept": "application/json"}
+        if self._style == "form":
+            self.auth_calls += 1
+            resp = self._http.post(IDENTITY_PATH, data=form, headers=headers)
+            if resp.status_code != 400 or "invalid_request" not in resp.text:
+                return resp
+            log.info("marketo: identity endpoint ignores form bodies; using query parameters")
+            self._style = "query"
+        self.auth_calls += 1
+        return self._http.post(IDENTITY_PATH, params=form, headers=headers)
+
     def _fetch(self, reason: str) -> str:
         s = self._settings
         form = {
@@ -72,10 +120,9 @@ class TokenManager:
             "client_id": s.client_id,
             "client_secret": s.client_secret.get_secret_value(),
         }
-        self.auth_calls += 1
         started = self._clock()
         try:
-            resp = self._http.post(IDENTITY_PATH, data=form, headers={"Accept": "application/json"})
+            resp = self._post_identity(form)
         except httpx.TransportError as exc:
             raise TransientError(
                 f"Could not reach the Marketo identity endpoint ({type(exc).__name__}); "

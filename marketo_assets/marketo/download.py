@@ -51,7 +51,7 @@ class _Attempt:
         export_id = self.job.export_id
         fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb", buffering=0) as fh:
+        with os.fdopen(fd, "wb", buffering=s.download_chunk_size) as fh:
             while True:
                 try:
                     self._transfer(fh)
@@ -125,12 +125,13 @@ class _Attempt:
         total = self.job.file_size
         next_progress = self.have + PROGRESS_EVERY
         started = time.monotonic()
-        for chunk in resp.iter_bytes(client.settings.download_chunk_size):
+        # Pieces come as the network delivers them (so a broken connection loses nothing that
+        # arrived); the file object buffers them into >= download_chunk_size writes.
+        encoded = resp.headers.get("content-encoding", "identity").lower() != "identity"
+        chunks = resp.iter_bytes() if resp.is_stream_consumed or encoded else resp.iter_raw()
+        for chunk in chunks:
             update(chunk)
-            view = memoryview(chunk)
-            while view:
-                n = write(view)
-                view = view[n:]
+            write(chunk)
             self.have += len(chunk)
             if self.have >= next_progress:
                 next_progress = self.have + PROGRESS_EVERY

@@ -16,11 +16,14 @@ from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-__all__ = ["Throttle"]
+__all__ = ["GUARD_SECONDS", "Throttle"]
+
+GUARD_SECONDS = 1  # added to the window: network transit and server-side stamping jitter
 
 
 class Throttle:
-    """At most `max_calls` call starts in any `window_seconds`, at most `max_concurrent` in flight.
+    """At most `max_calls` call starts in any `window_seconds` (+1 s guard), at most
+    `max_concurrent` in flight.
 
     The in-flight slot is taken first and the window slot second, so the recorded time of a call
     is never earlier than the moment it is actually sent.
@@ -30,8 +33,11 @@ class Throttle:
         self.max_calls = max_calls
         self.window_seconds = window_seconds
         self.max_concurrent = max_concurrent
-        # `limits` works with whole seconds: round the window up (stricter, never looser).
-        self._item = RateLimitItemPerSecond(max_calls, max(1, math.ceil(window_seconds)))
+        # `limits` works with whole seconds: round the window up, and add GUARD_SECONDS because
+        # Marketo stamps a call when it arrives, which can be later than when we counted it.
+        self._item = RateLimitItemPerSecond(
+            max_calls, max(1, math.ceil(window_seconds)) + GUARD_SECONDS
+        )
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._key = uuid.uuid4().hex
         self._semaphore = threading.BoundedSemaphore(max_concurrent)

@@ -109,10 +109,21 @@ def test_download_restarts_when_server_ignores_range(tmp_path):
 
 def test_download_resumes_are_bounded(tmp_path):
     fake = FakeMarketo()
-    fake.script(FILE, lambda r: httpx.Response(200, stream=Broken(BODY[:1000])))
+    ranges: list[str | None] = []
+
+    def always_breaks(request: httpx.Request) -> httpx.Response:
+        rng = request.headers.get("range")
+        ranges.append(rng)
+        start = int(rng.removeprefix("bytes=").split("-")[0]) if rng else 0
+        headers = {"Content-Range": f"bytes {start}-{len(BODY) - 1}/{len(BODY)}"} if rng else {}
+        return httpx.Response(
+            206 if rng else 200, stream=Broken(BODY[start : start + 1000]), headers=headers
+        )
+
+    fake.script(FILE, always_breaks)
     with make_client(fake, download_max_resumes=3) as client, pytest.raises(errors.TransientError):
         client.download_export(completed(), tmp_path / "f.csv")
-    assert fake.calls(FILE) == 4
+    assert ranges == [None, "bytes=1000-", "bytes=2000-", "bytes=3000-"]
     assert not list(tmp_path.iterdir())
 
 

@@ -31,11 +31,11 @@ def test_throttle_blocks_to_n_per_window():
     t = Throttle(max_calls=4, window_seconds=1, max_concurrent=10)
     stamps = []
     start = time.time()
-    for _ in range(10):
+    for _ in range(6):
         with t.slot():
             stamps.append(time.time())
     assert _max_in_window(stamps, 1.0) <= 4
-    assert time.time() - start >= 2.0  # 10 calls at 4/s need at least two extra windows
+    assert time.time() - start >= 1.0  # the 5th call had to wait for the window
 
 
 def test_client_never_exceeds_rate_or_concurrency():
@@ -60,9 +60,9 @@ def test_client_never_exceeds_rate_or_concurrency():
         transport=httpx.MockTransport(fake.handler),
     )
     with client, ThreadPoolExecutor(max_workers=6) as pool:
-        results = list(pool.map(lambda _: client.get_export(EXPORT_ID).status, range(14)))
-    assert results == ["Queued"] * 14
-    assert client.calls_made == 14
+        results = list(pool.map(lambda _: client.get_export(EXPORT_ID).status, range(10)))
+    assert results == ["Queued"] * 10
+    assert client.calls_made == 10
     assert state["max"] <= 2
     # stamps are taken in the handler, a little after the limiter's own timestamp: allow 0.1 s
     # of scheduling jitter in the measurement
