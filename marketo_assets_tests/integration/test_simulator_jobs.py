@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import datetime
 
@@ -9,7 +10,7 @@ import pytest
 
 from marketo_assets.simulator.process import run_simulator
 
-from .simulator_support import FIELDS, JAN, Api, error, sha, sim_job, wait_status
+from .simulator_support import JAN, Api, error, sha, sim_job, wait_status
 
 
 def _epoch(text: str) -> float:
@@ -40,7 +41,7 @@ def test_lifecycle_visible_at_status_interval(simulator):
     assert statuses[-1] == "Completed"
     assert "Processing" in statuses
     # each change waits for the next status tick (0.2 s)
-    for (t1, _), (t2, _) in zip(seen[1:], seen[2:], strict=False):
+    for (t1, _), (t2, _) in itertools.pairwise(seen[1:]):
         assert t2 - t1 >= 0.12
     done = api.job(eid)
     truth = simulator.truth(JAN)["count"]
