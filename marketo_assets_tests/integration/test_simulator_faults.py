@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import httpx
+
 from .simulator_support import Api, error, sha, sim_job, wait_status
 
 DESCRIBE = "/rest/v1/leads/describe2.json"
