@@ -20,7 +20,7 @@ def test_starts_with_a_million_leads_in_under_15_seconds():
         assert ready < 15, f"ready after {ready:.1f}s"
         api = Api(sim)
         flt = {"createdAt": {"startAt": "2025-03-01T00:00:00Z", "endAt": "2025-03-01T23:59:59Z"}}
-        job, body = api.export(flt, ["id", "email", "createdAt"])
+        job, _ = api.export(flt, ["id", "email", "createdAt"])
         assert job["numberOfRecords"] == sim.truth(flt)["count"] > 1000
     print(f"\n1M-lead simulator ready in {ready:.2f}s")
 
