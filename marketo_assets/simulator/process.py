@@ -27,6 +27,14 @@ class SimulatorHandle:
     control: httpx.Client = field(repr=False)
     output: list[str] = field(default_factory=list, repr=False)  # stdout lines after READY
 
+    # `with handle:` is allowed and does nothing: whoever started the simulator stops it
+    # (run_simulator's exit, or the simulator_factory fixture at the end of the test).
+    def __enter__(self) -> SimulatorHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
     def _post(self, path: str, body=None) -> dict:
         r = self.control.post(path, json=body)
         r.raise_for_status()
