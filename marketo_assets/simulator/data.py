@@ -431,6 +431,7 @@ class DataSet:
             for f in FIELDS
         }
         self._persona_cache: dict[int, tuple[str | None, ...]] = {}
+        self.templates: dict = {}  # (fields, delimiter) -> per-persona row templates (files.py)
         self.overrides: dict[int, dict[str, str | None]] = {}
         self.changed: dict[int, int] = {}  # lead id -> epoch of last control-API change
         self.version = 0
@@ -505,6 +506,12 @@ class DataSet:
         self._persona_cache[p] = vals
         return vals
 
+    def warm(self) -> None:
+        """Compute every persona's values and the timestamp tables (run in the background)."""
+        self.ts_tables()
+        for p in range(PERSONAS):
+            self.persona_values(p)
+
     def email_of(self, p: int) -> tuple[str, str] | None:
         """Email = local + str(id) + '@' + domain (plain ASCII); edge persona 3 has none."""
         if p == 3:
@@ -562,13 +569,13 @@ class DataSet:
     # ---- timestamps as text (fast path) -------------------------------------------------------
     def ts_tables(self) -> tuple[list[str], int, list[str]]:
         """Day prefixes and time-of-day suffixes covering created and base updated times."""
-        if not self._tod:
-            self._tod = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}Z" for s in range(86400)]
+        if not self._tod:  # thread-safe enough: _tod (the sentinel) is assigned last
             d0 = self.start // 86400 - 1
             d1 = (self.end + UPDATE_SPAN) // 86400 + 2
             base = date(1970, 1, 1)
             self._days = [(base + timedelta(days=d)).isoformat() + "T" for d in range(d0, d1)]
             self._day0 = d0
+            self._tod = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}Z" for s in range(86400)]
         return self._days, self._day0, self._tod
 
     # ---- selections -------------------------------------------------------------------------

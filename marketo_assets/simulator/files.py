@@ -81,10 +81,19 @@ class _Templates:
         return parts, tuple(ids), c_slot, u_slot
 
     def build(self, p: int) -> tuple[list[str], tuple[int, ...]]:
-        parts, ids, _, _ = self._layout(p)
-        t = (parts, ids)
-        self.cache[p] = t
-        return t
+        """Template for persona p: from the data set's shared cache (templates do not depend on
+        control-API changes) or built now; each job works on its own copy of the list."""
+        key = (tuple(self.fields), self.delim)
+        shared = self.ds.templates.get(key)
+        if shared is None:
+            shared = self.ds.templates.setdefault(key, [None] * PERSONAS)
+        t = shared[p]
+        if t is None:
+            parts, ids, _, _ = self._layout(p)
+            t = shared[p] = (tuple(parts), ids)
+        mine = (list(t[0]), t[1])
+        self.cache[p] = mine
+        return mine
 
 
 def write_export(

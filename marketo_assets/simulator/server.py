@@ -215,6 +215,7 @@ class Simulator:
     @contextlib.asynccontextmanager
     async def _lifespan(self, app):
         self._ticker = asyncio.create_task(self._tick_loop())
+        self.pool.submit(self.ds.warm)  # makes the first big export faster
         if self.on_ready:
             self.on_ready()
         try:
