@@ -66,6 +66,7 @@ class Config:
     max_queue: int = 10
     file_retention_days: float = 7
     list_retention_days: float = 7
+    status_retention_days: float = 30
 
     @property
     def quota_bytes(self) -> int:
@@ -161,7 +162,7 @@ class Simulator:
         )
 
     def request_id(self) -> str:
-        return f"{self.rng.getrandbits(16):x}#{int(self.now() * 1000):x}"
+        return f"{self.rng.getrandbits(16):04x}#{int(self.now() * 1000):x}"
 
     # ---- envelopes ---------------------------------------------------------------------------
     def ok(self, result, **extra) -> JSONResponse:
@@ -296,7 +297,8 @@ class Simulator:
                         502,
                         media_type="text/html",
                     )
-                return JSONResponse({"error": "Internal Server Error"}, int(code))
+                text = "Service Unavailable" if code == "503" else "Internal Server Error"
+                return JSONResponse({"error": text}, int(code))
             return self.fail(code, self._limit_message(code))
         if self.in_flight > self.cfg.max_in_flight:
             return self.fail("615", self._limit_message("615"))
@@ -513,7 +515,12 @@ class Simulator:
 
     def _find(self, request: Request) -> Job:
         job = self.jobs.get(request.path_params["eid"])
-        if job is None or job.owner != self._owner(request) or job.foreign:
+        gone = (
+            job is not None
+            and job.finished is not None
+            and (self.now() > job.finished + self.cfg.status_retention_days * 86400)
+        )
+        if job is None or job.owner != self._owner(request) or job.foreign or gone:
             raise ApiError("1003", f"Export id {request.path_params['eid']} not found")
         return job
 

@@ -362,3 +362,14 @@ def test_updated_at_filter_follows_control_api_changes(simulator):
     job, body = api.export(recent, ["id", "firstName", "npsScore__c", "updatedAt"])
     assert body.decode().split("\n")[1].startswith(f'{lead},"Changed, Name",10,{now[:10]}')
     assert simulator.lead(lead)["firstName"] == "Changed, Name"
+
+
+def test_now_option_sets_the_simulated_clock(simulator_factory):
+    sim = simulator_factory(extra_args=["--now", "2025-08-01T12:00:00Z"])
+    assert sim.state()["now"].startswith("2025-08-01T12:00")
+    api = Api(sim)
+    job, _ = api.export()
+    assert job["createdAt"].startswith("2025-08-01T12:0")
+    sim.advance(31 * 86400)  # status is kept 30 days
+    api.token = sim.token()
+    assert error(api.status(job["exportId"]))[0] == "1003"
