@@ -36,6 +36,7 @@ from .exports import ExportJob, ExportRequest
 from .models import DownloadResult, Event, LeadField, SmartList, StaticList
 from .settings import ClientSettings
 from .throttle import Throttle
+from .transport import default_transport
 
 __all__ = ["MarketoClient"]
 
@@ -85,7 +86,7 @@ class MarketoClient:
         self._clock = clock
         self._http = httpx.Client(
             base_url=settings.base_url,
-            transport=transport,
+            transport=transport if transport is not None else default_transport(),
             timeout=httpx.Timeout(settings.request_timeout),
             headers={"User-Agent": "marketo-assets/0.1"},
             follow_redirects=False,

@@ -6,10 +6,14 @@ import contextlib
 import hashlib
 import logging
 import os
+import queue
 import re
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import httpx
 
 from .errors import (
     ChecksumMismatchError,
@@ -51,14 +55,14 @@ class _Attempt:
         export_id = self.job.export_id
         fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb", buffering=s.download_chunk_size) as fh:
+        try:
             while True:
                 try:
-                    self._transfer(fh)
+                    self._transfer(fd)
                     return
                 except _Restart:
-                    fh.seek(0)
-                    fh.truncate()
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    os.ftruncate(fd, 0)
                     self.have = 0
                     self.hasher = hashlib.sha256()
                     continue
@@ -83,8 +87,10 @@ class _Attempt:
                             s.retry_initial_wait * (2 ** min(self.resumes - 1, 6)), s.retry_max_wait
                         )
                     )
+        finally:
+            os.close(fd)
 
-    def _transfer(self, fh) -> None:  # type: ignore[no-untyped-def]
+    def _transfer(self, fd: int) -> None:
         client = self.client
         export_id = self.job.export_id
         total = self.job.file_size
@@ -115,35 +121,108 @@ class _Attempt:
                 m = _CONTENT_RANGE.match(resp.headers.get("content-range", ""))
                 if not m or int(m.group(1)) != 0:
                     raise _Restart()
-            self._copy(resp, fh)
+            self._copy(resp, fd)
 
-    def _copy(self, resp, fh) -> None:  # type: ignore[no-untyped-def]
+    def _copy(self, resp: httpx.Response, fd: int) -> None:
+        """Pipeline: this thread reads the network; a worker hashes and writes >= 1 MiB batches
+        (hashlib and os.writev release the GIL), through a bounded queue (constant memory).
+        Pieces are handed over as the network delivers them, so a broken connection loses
+        nothing that arrived."""
         client = self.client
         export_id = self.job.export_id
-        update = self.hasher.update
-        write = fh.write
         total = self.job.file_size
+        batch_size = client.settings.download_chunk_size
+        hasher = self.hasher
+        failure: list[BaseException] = []
+
+        def hash_all(batch: list[bytes]) -> None:
+            for piece in batch:
+                hasher.update(piece)
+
+        def write_all(batch: list[bytes]) -> None:
+            _write_all(fd, batch)
+
+        # Two workers, each behind a bounded queue: hashing and writing overlap with each other
+        # and with the network reads.
+        workers = [_Worker(hash_all, failure, export_id), _Worker(write_all, failure, export_id)]
+        batch: list[bytes] = []
+        pending = 0
         next_progress = self.have + PROGRESS_EVERY
         started = time.monotonic()
-        # Pieces come as the network delivers them (so a broken connection loses nothing that
-        # arrived); the file object buffers them into >= download_chunk_size writes.
-        encoded = resp.headers.get("content-encoding", "identity").lower() != "identity"
-        chunks = resp.iter_bytes() if resp.is_stream_consumed or encoded else resp.iter_raw()
-        for chunk in chunks:
-            update(chunk)
-            write(chunk)
-            self.have += len(chunk)
-            if self.have >= next_progress:
-                next_progress = self.have + PROGRESS_EVERY
-                client._emit(
-                    "download_progress",
-                    export_id,
-                    {
-                        "bytes": self.have,
-                        "total": total,
-                        "seconds": round(time.monotonic() - started, 3),
-                    },
-                )
+        try:
+            encoded = resp.headers.get("content-encoding", "identity").lower() != "identity"
+            chunks = resp.iter_bytes() if resp.is_stream_consumed or encoded else resp.iter_raw()
+            for chunk in chunks:
+                batch.append(chunk)
+                pending += len(chunk)
+                if pending >= batch_size:
+                    for w in workers:
+                        w.put(batch)
+                    self.have += pending
+                    batch, pending = [], 0
+                    if failure:
+                        break
+                    if self.have >= next_progress:
+                        next_progress = self.have + PROGRESS_EVERY
+                        client._emit(
+                            "download_progress",
+                            export_id,
+                            {
+                                "bytes": self.have,
+                                "total": total,
+                                "seconds": round(time.monotonic() - started, 3),
+                            },
+                        )
+        finally:
+            if batch and not failure:
+                for w in workers:
+                    w.put(batch)
+                self.have += pending
+            for w in workers:
+                w.close()
+        if failure:
+            raise failure[0]
+
+
+class _Worker:
+    """A thread applying `fn` to batches from a bounded queue; errors land in `failure`."""
+
+    def __init__(self, fn, failure: list[BaseException], name: str):  # type: ignore[no-untyped-def]
+        self.fn = fn
+        self.failure = failure
+        self.queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=8)
+        self.thread = threading.Thread(target=self._run, name=f"marketo-download-{name}")
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (batch := self.queue.get()) is not None:
+            if self.failure:
+                continue
+            try:
+                self.fn(batch)
+            except BaseException as exc:  # reported to the reading thread
+                self.failure.append(exc)
+
+    def put(self, batch: list[bytes]) -> None:
+        self.queue.put(batch)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+
+def _write_all(fd: int, pieces: list[bytes]) -> None:
+    views = [memoryview(p) for p in pieces if p]
+    while views:
+        n = os.writev(fd, views[:1024])
+        while n and views:
+            if n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            else:
+                views[0] = views[0][n:]
+                n = 0
 
 
 def download_export(client: MarketoClient, job: ExportJob, dest: Path) -> DownloadResult:
