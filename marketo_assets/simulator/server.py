@@ -784,6 +784,7 @@ class Simulator:
                 "version": self.ds.version,
             },
             "tokens": len(self.tokens),
+            "files_dir": self.tmp,
         }
 
     async def c_state(self, request: Request) -> Response:

@@ -373,3 +373,43 @@ def test_now_option_sets_the_simulated_clock(simulator_factory):
     sim.advance(31 * 86400)  # status is kept 30 days
     api.token = sim.token()
     assert error(api.status(job["exportId"]))[0] == "1003"
+
+
+def test_created_and_deleted_lists(simulator):
+    api = Api(simulator)
+    new = simulator.create_list("static", "Made By Test")
+    simulator.set_list_members("static", new["id"], add=[3, 1, 2])
+    names = [x["name"] for x in api.get("/rest/v1/lists.json")["result"]]
+    assert "Made By Test" in names
+    _, body = api.export({"staticListName": "Made By Test"}, ["id"])
+    assert body.decode().split("\n")[1:-1] == ["1", "2", "3"]
+    smart = simulator.create_list("smart", "Smart By Test")
+    assert smart["id"] not in (5001, 5002, 5003, 5004)
+    got = api.get("/rest/asset/v1/smartLists.json", params={"maxReturn": 200})["result"]
+    assert "Smart By Test" in [x["name"] for x in got]
+    # deleted before the job starts: the job fails; afterwards create rejects the name
+    simulator.configure(status_interval=30)
+    time.sleep(0.3)
+    eid = api.create_id({"staticListId": new["id"]}, ["id"])
+    api.enqueue(eid)
+    simulator.delete_list("static", new["id"])
+    simulator.tick()
+    time.sleep(0.2)
+    simulator.tick()
+    failed = api.job(eid)
+    assert failed["status"] == "Failed" and "deleted" in failed["errorMsg"]
+    assert error(api.create({"staticListName": "Made By Test"}))[0] == "1003"
+
+
+def test_files_live_in_a_private_dir_removed_on_exit():
+    import os
+    import stat
+
+    from marketo_assets.simulator.process import run_simulator
+
+    with run_simulator() as sim:
+        d = sim.state()["files_dir"]
+        Api(sim).export()
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+        assert os.listdir(d)
+    assert not os.path.exists(d)

@@ -193,3 +193,10 @@ def test_flip_changes_three_bytes_across_chunks():
     whole = flip(data, 0, 0, 100)
     parts = flip(data[:40], 0, 0, 100) + flip(data[40:], 40, 0, 100)
     assert whole == parts and sum(a != b for a, b in zip(whole, data, strict=True)) == 3
+
+
+def test_control_api_is_loopback_only():
+    from marketo_assets.simulator.server import _is_loopback
+
+    assert _is_loopback("127.0.0.1") and _is_loopback("::1")
+    assert not _is_loopback("10.0.0.5") and not _is_loopback(None)
