@@ -520,11 +520,13 @@ class MarketoClient:
         polls = 1
         job = self.get_export(export_id)
         previous: str | None = None
+        enqueued = False
         while True:
             if job.status != previous:
                 self._status_event(job, previous, started, polls)
                 previous = job.status
-            if job.status == "Created":
+            if job.status == "Created" and not enqueued:
+                enqueued = True
                 job = self.enqueue_export(export_id)
                 continue
             if job.status == "Completed":

@@ -58,6 +58,7 @@ class FakeMarketo:
         self.by_path: Counter[str] = Counter()
         self.scripts: dict[str, list[Responder]] = {}
         self.identity_status = 200
+        self.identity_query_only = False  # like servers that read POST params from the URL only
 
     def token(self) -> str:
         return f"{TOKEN_PREFIX}{self.tokens_issued}:sim"
@@ -75,7 +76,18 @@ class FakeMarketo:
                     self.identity_status,
                     json={"error": "invalid_client", "error_description": "Bad client credentials"},
                 )
-            form = dict(x.split("=", 1) for x in request.content.decode().split("&"))
+            if self.identity_query_only:
+                form = dict(request.url.params)
+                if form.get("grant_type") != "client_credentials":
+                    return httpx.Response(
+                        400,
+                        json={
+                            "error": "invalid_request",
+                            "error_description": "grant_type must be client_credentials",
+                        },
+                    )
+            else:
+                form = dict(x.split("=", 1) for x in request.content.decode().split("&"))
             assert form["client_secret"] == SECRET.replace("-", "-")
             self.tokens_issued += 1
             tok = self.token()

@@ -99,3 +99,20 @@ def test_no_secret_or_token_anywhere(tmp_path, caplog):
     for text in haystacks:
         assert SECRET not in text
         assert TOKEN_PREFIX not in text
+
+
+def test_identity_query_fallback_is_redacted_in_logs(caplog):
+    """A server that reads identity parameters only from the query string (as the OpenAPI spec
+    describes POST) still works, and httpx's request log line never shows the secret."""
+    caplog.set_level(logging.DEBUG)
+    fake = FakeMarketo()
+    fake.identity_query_only = True
+    fake.script(f"{BASE}/{EXPORT_ID}/status.json", ok([job("Queued")]))
+    with make_client(fake) as client:
+        assert client.get_export(EXPORT_ID).status == "Queued"
+        assert client.auth_calls == 2  # form body refused once, then the query string
+        fake.valid_tokens.clear()
+        assert client.get_export(EXPORT_ID).status == "Queued"
+        assert client.auth_calls == 3  # remembers the style: no second refused attempt
+    assert "client_secret=***" in caplog.text
+    assert SECRET not in caplog.text and TOKEN_PREFIX not in caplog.text
