@@ -61,6 +61,7 @@ def test_file_rows_equal_the_lead_records(jan_all):
 
 def test_boundaries_are_inclusive(simulator):
     api = Api(simulator)
+    simulator.configure(status_interval=0.05)  # many exports here: faster ticks
     flt = {"createdAt": {"startAt": "2025-02-01T00:00:00Z", "endAt": "2025-03-01T00:00:00Z"}}
     _, body = api.export(flt, ["id", "createdAt"])
     created = [r[1] for r in parse(body)[1:]]
@@ -109,8 +110,8 @@ def test_column_header_names(simulator):
 
 
 def test_same_seed_gives_identical_files(simulator_factory):
-    a, b = simulator_factory(seed=11), simulator_factory(seed=11)
-    c = simulator_factory(seed=12)
+    a, b = simulator_factory(seed=11, status_interval=0.05), simulator_factory(seed=11)
+    c = simulator_factory(seed=12, status_interval=0.05)
     bodies = []
     for sim in (a, b, c):
         job, body = Api(sim).export(JAN, ALL)

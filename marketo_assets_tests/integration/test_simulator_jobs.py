@@ -313,6 +313,7 @@ def test_disabled_filters_answer_1035(simulator_factory):
 
 def test_list_filters_match_truth_and_capture_membership_at_start(simulator):
     api = Api(simulator)
+    simulator.configure(status_interval=0.05)  # many exports here: faster ticks
     for flt in (
         {"staticListId": 1001},
         {"staticListName": "Trade Show Leads, Berlin"},
