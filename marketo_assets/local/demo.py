@@ -88,10 +88,12 @@ def _summary(duckdb_path: Path, keys: list[str], quota_bytes: int | None, second
     with duckdb.connect(str(duckdb_path), read_only=True) as conn:
         rows = dict(
             conn.execute(
-                "SELECT _partition_key, count(*) FROM marketo.leads GROUP BY 1 ORDER BY 1"
+                "SELECT _partition_key, count(*) FROM marketo.marketo.leads GROUP BY 1 ORDER BY 1"
             ).fetchall()
         )
-        distinct = conn.execute("SELECT count(DISTINCT id) FROM marketo.leads").fetchone()[0]
+        distinct = conn.execute("SELECT count(DISTINCT id) FROM marketo.marketo.leads").fetchone()[
+            0
+        ]
     _say("")
     _say("Partition    Rows")
     for key in keys:

@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 
 from .files import delimiter_for, has_nul, read_header, strip_nul
-from .sql import qualified, quote_ident, split_table
+from .sql import qualified, qualified_schema, quote_ident, split_table
 from .types import Column
 
 BASE_LINEAGE = (("_partition_key", "VARCHAR NOT NULL"), ("_export_id", "VARCHAR"))
@@ -191,7 +191,7 @@ def load_partition(
     if not partition_key:
         raise ValueError("partition_key must be a non-empty string")
     schema, name = split_table(table)
-    target = qualified(table)
+    target = qualified(table, conn)
 
     extra = dict(lineage or {})
     export_id = extra.pop("export_id", extra.pop("_export_id", None))
@@ -232,7 +232,7 @@ def _load(conn, schema, name, target, path, source, delim, columns, types, linea
     conn.execute("BEGIN TRANSACTION")
     rolled_back = False
     try:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified_schema(schema, conn)}")
         defs = [f"{quote_ident(c.name)} {c.type}" for c in columns]
         defs += [f"{quote_ident(n)} {t}" for n, t in BASE_LINEAGE]
         defs += [f"{quote_ident(LOADED_AT)} TIMESTAMPTZ"]

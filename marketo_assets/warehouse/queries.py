@@ -33,7 +33,7 @@ def duplicate_ids(
     if group_by:
         keys = f"{quote_ident(group_by)}, {keys}"
     sql = (
-        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {qualified(table)} "
+        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {qualified(table, conn)} "
         f"WHERE {quote_ident(id_column)} IS NOT NULL GROUP BY {keys} HAVING count(*) > 1)"
     )
     return int(conn.execute(sql).fetchone()[0])
@@ -58,7 +58,7 @@ def partition_stats(
         ts = quote_ident(timestamp_column)
         cols += [f"min({ts})", f"max({ts})"]
     row = conn.execute(
-        f"SELECT {', '.join(cols)} FROM {qualified(table)} "
+        f"SELECT {', '.join(cols)} FROM {qualified(table, conn)} "
         f"WHERE {quote_ident('_partition_key')} = $1",
         [partition_key],
     ).fetchone()

@@ -20,6 +20,19 @@ def split_table(table: str) -> tuple[str, str]:
     return schema, name
 
 
-def qualified(table: str) -> str:
+def qualified(table: str, conn) -> str:
+    """catalog.schema.table, fully quoted.
+
+    The catalog is spelled out because DuckDB names it after the file: in `marketo.duckdb` a
+    schema `marketo` makes `marketo.leads` ambiguous ("catalog or schema?").
+    """
     schema, name = split_table(table)
-    return f"{quote_ident(schema)}.{quote_ident(name)}"
+    return f"{quote_ident(current_catalog(conn))}.{quote_ident(schema)}.{quote_ident(name)}"
+
+
+def qualified_schema(schema: str, conn) -> str:
+    return f"{quote_ident(current_catalog(conn))}.{quote_ident(schema)}"
+
+
+def current_catalog(conn) -> str:
+    return conn.execute("SELECT current_database()").fetchone()[0]

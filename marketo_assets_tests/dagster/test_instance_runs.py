@@ -43,7 +43,9 @@ def dagster_env(lead_sim, tmp_path, monkeypatch):
 def _partition_rows(tmp_path) -> dict[str, int]:
     with duckdb.connect(str(tmp_path / "marketo.duckdb"), read_only=True) as conn:
         return dict(
-            conn.execute("SELECT _partition_key, count(*) FROM marketo.leads GROUP BY 1").fetchall()
+            conn.execute(
+                "SELECT _partition_key, count(*) FROM marketo.marketo.leads GROUP BY 1"
+            ).fetchall()
         )
 
 

@@ -40,9 +40,9 @@ def _materialize(sim, tmp_path, key, instance, **overrides):
 def _rows(tmp_path, key=None) -> int:
     with duckdb.connect(str(tmp_path / "marketo.duckdb"), read_only=True) as conn:
         if key is None:
-            return conn.execute("SELECT count(*) FROM marketo.leads").fetchone()[0]
+            return conn.execute("SELECT count(*) FROM marketo.marketo.leads").fetchone()[0]
         return conn.execute(
-            "SELECT count(*) FROM marketo.leads WHERE _partition_key = ?", [key]
+            "SELECT count(*) FROM marketo.marketo.leads WHERE _partition_key = ?", [key]
         ).fetchone()[0]
 
 
@@ -53,9 +53,12 @@ def test_partition_loads_exactly_the_simulators_leads(lead_sim, tmp_path):
 
     truth = lead_sim.truth(_window("2025-02-01"), ids=True)
     with duckdb.connect(str(tmp_path / "marketo.duckdb"), read_only=True) as conn:
-        ids = [r[0] for r in conn.execute("SELECT id FROM marketo.leads ORDER BY id").fetchall()]
+        ids = [
+            r[0]
+            for r in conn.execute("SELECT id FROM marketo.marketo.leads ORDER BY id").fetchall()
+        ]
         lineage = conn.execute(
-            "SELECT DISTINCT _partition_key, _export_id IS NOT NULL FROM marketo.leads"
+            "SELECT DISTINCT _partition_key, _export_id IS NOT NULL FROM marketo.marketo.leads"
         ).fetchall()
         types = dict(
             conn.execute(
@@ -112,11 +115,11 @@ def test_boundary_leads_land_in_exactly_one_partition(lead_sim, tmp_path):
         assert _materialize(lead_sim, tmp_path, key, instance).success
     with duckdb.connect(str(tmp_path / "marketo.duckdb"), read_only=True) as conn:
         at_midnight = conn.execute(
-            "SELECT _partition_key FROM marketo.leads "
+            "SELECT _partition_key FROM marketo.marketo.leads "
             "WHERE createdAt = TIMESTAMPTZ '2025-03-01 00:00:00+00'"
         ).fetchall()
         last_second = conn.execute(
-            "SELECT _partition_key FROM marketo.leads "
+            "SELECT _partition_key FROM marketo.marketo.leads "
             "WHERE createdAt = TIMESTAMPTZ '2025-02-28 23:59:59+00'"
         ).fetchall()
     assert at_midnight and {k for (k,) in at_midnight} == {"2025-03-01"}

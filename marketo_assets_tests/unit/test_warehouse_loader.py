@@ -349,3 +349,24 @@ def test_tsv_header_is_checked_with_its_delimiter(tmp_path, conn):
     path = write(tmp_path, "h.tsv", "id,name\n1,x\n")  # comma-separated but declared TSV
     with pytest.raises(HeaderMismatchError, match="missing headers"):
         load(conn, path, simple(["id", "name"]), fmt="TSV")
+
+
+def test_schema_named_like_the_database_file_loads(tmp_path):
+    """`marketo.duckdb` + schema `marketo`: DuckDB calls `marketo.leads` ambiguous."""
+    import duckdb
+
+    from marketo_assets.warehouse import columns_for, load_partition
+
+    csv = tmp_path / "x.csv"
+    csv.write_text("id,email\n1,a@example.com\n2,null\n")
+    with duckdb.connect(str(tmp_path / "marketo.duckdb")) as conn:
+        result = load_partition(
+            conn,
+            table="marketo.leads",
+            file_path=csv,
+            file_format="CSV",
+            columns=columns_for([("id", "integer"), ("email", "email")], {}),
+            partition_key="p1",
+        )
+        assert result.rows == 2
+        assert conn.execute("SELECT count(*) FROM marketo.marketo.leads").fetchone()[0] == 2
