@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 MASK64 = (1 << 64) - 1
-PERSONA_BITS = 14
+PERSONA_BITS = 12
 PERSONAS = 1 << PERSONA_BITS  # distinct value combinations for non-id fields
 EDGE_PERSONAS = 16  # personas 0..15 carry the nasty values (quotes, NUL, CR/LF, CJK...)
 UPDATE_SPAN = 60 * 86400  # updatedAt = createdAt + up to 60 days
@@ -441,6 +441,8 @@ class DataSet:
         self._days: list[str] = []
         self._day0 = 0
         self._tod: list[str] = []
+        self._days_b: list[bytes] = []
+        self._tod_b: list[bytes] = []
 
     # ---- creation times -------------------------------------------------------------------
     def _boundaries(self) -> list[int]:
@@ -508,7 +510,7 @@ class DataSet:
 
     def warm(self) -> None:
         """Compute every persona's values and the timestamp tables (run in the background)."""
-        self.ts_tables()
+        self.ts_tables_bytes()
         for p in range(PERSONAS):
             self.persona_values(p)
 
@@ -577,6 +579,14 @@ class DataSet:
             self._day0 = d0
             self._tod = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}Z" for s in range(86400)]
         return self._days, self._day0, self._tod
+
+    def ts_tables_bytes(self) -> tuple[list[bytes], int, list[bytes]]:
+        """ts_tables() as UTF-8 bytes (for the file writer)."""
+        if not self._tod_b:
+            days, _, tod = self.ts_tables()
+            self._days_b = [d.encode() for d in days]
+            self._tod_b = [t.encode() for t in tod]
+        return self._days_b, self._day0, self._tod_b
 
     # ---- selections -------------------------------------------------------------------------
     def ids_created(self, start: int, end: int) -> range:

@@ -33,9 +33,9 @@ def render_row(values: dict[str, str | None], fields: list[str], delim: str) -> 
 class _Templates:
     """Per-persona row templates for one (fields, format).
 
-    A template is (parts, id_slots): `parts` is a list of text pieces where the slots for the
+    A template is (parts, id_slots): `parts` is a list of UTF-8 pieces where the slots for the
     lead id, createdAt (slot `c_slot`) and updatedAt (slot `u_slot`) are overwritten per row
-    before "".join(parts). This is several times faster than str.format on long rows.
+    before b"".join(parts). Much faster than formatting text rows and encoding them.
     """
 
     def __init__(self, ds: DataSet, fields: list[str], delim: str) -> None:
@@ -90,7 +90,7 @@ class _Templates:
         t = shared[p]
         if t is None:
             parts, ids, _, _ = self._layout(p)
-            t = shared[p] = (tuple(parts), ids)
+            t = shared[p] = (tuple(x.encode("utf-8") for x in parts), ids)
         mine = (list(t[0]), t[1])
         self.cache[p] = mine
         return mine
@@ -111,7 +111,7 @@ def write_export(
     tpl = _Templates(ds, fields, delim)
     cache, build = tpl.cache, tpl.build
     c_slot, u_slot = tpl.c_slot, tpl.u_slot
-    days, day0, tod = ds.ts_tables()
+    days, day0, tod = ds.ts_tables_bytes()
     created = ds.created
     need_c = "createdAt" in fields
     need_u = "updatedAt" in fields
@@ -125,18 +125,18 @@ def write_export(
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb", buffering=0) as out:
 
-        def flush(buf: list[str]) -> None:
+        def flush(buf: list[bytes]) -> None:
             nonlocal size
-            data = "".join(buf).encode("utf-8")
+            data = b"".join(buf)
             out.write(data)
             h.update(data)
             size += len(data)
 
-        buf = [header_line(fields, headers, delim)]
+        buf = [header_line(fields, headers, delim).encode("utf-8")]
         for i in ids:
             if i in overrides or i in changed:
                 vals = ds.lead_values(i, overrides, changed)
-                buf.append(render_row(vals, fields, delim))
+                buf.append(render_row(vals, fields, delim).encode("utf-8"))
             else:
                 p = (
                     (i // 50) % edge
@@ -145,7 +145,7 @@ def write_export(
                 )
                 parts, id_slots = cache[p] or build(p)
                 if id_slots:
-                    s = str(i)
+                    s = b"%d" % i
                     for k in id_slots:
                         parts[k] = s
                 if need_c or need_u:
@@ -155,7 +155,7 @@ def write_export(
                     if need_u:
                         u = c + (mix64(i ^ upd_salt) >> 20) % UPDATE_SPAN
                         parts[u_slot] = days[u // 86400 - day0] + tod[u % 86400]
-                buf.append("".join(parts))
+                buf.append(b"".join(parts))
             rows += 1
             if len(buf) >= BATCH:
                 flush(buf)
