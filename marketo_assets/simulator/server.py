@@ -645,8 +645,13 @@ class Simulator:
 
     # ---- scheduler ---------------------------------------------------------------------------
     async def _tick_loop(self) -> None:
+        """Tick every status_interval seconds (a changed interval applies at once)."""
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(max(0.01, self.cfg.status_interval))
+            await asyncio.sleep(min(0.05, max(0.01, self.cfg.status_interval)))
+            if time.monotonic() - last < self.cfg.status_interval:
+                continue
+            last = time.monotonic()
             try:
                 self.tick()
             except Exception:  # keep ticking whatever happens
