@@ -210,8 +210,22 @@ class Simulator:
             r("/_sim/tokens/revoke", self.c_revoke, methods=["POST"]),
             r("/_sim/clients", self.c_clients, methods=["POST"]),
         ]
-        app = Starlette(routes=routes, lifespan=self._lifespan)
+        app = Starlette(
+            routes=routes,
+            lifespan=self._lifespan,
+            exception_handlers={404: self._not_found, 405: self._bad_method},
+        )
         return self._middleware(app)
+
+    async def _not_found(self, request: Request, exc) -> Response:
+        if request.url.path.startswith("/_sim/"):
+            return JSONResponse({"error": "not found"}, 404)
+        return self.fail("610", "Requested resource not found")
+
+    async def _bad_method(self, request: Request, exc) -> Response:
+        if request.url.path.startswith("/_sim/"):
+            return JSONResponse({"error": "method not allowed"}, 405)
+        return self.fail("605", "HTTP Method not supported")
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app):

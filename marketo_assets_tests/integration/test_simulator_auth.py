@@ -128,3 +128,12 @@ def test_607_daily_call_cap_resets_at_chicago_midnight(simulator_factory):
 @pytest.mark.parametrize("path", ["/rest/v1/nothing.json", "/bulk/v1/leads/export/x/y.json"])
 def test_unknown_paths_need_auth_first(simulator, path):
     assert error(httpx.get(simulator.base_url + path).json())[0] == "600"
+
+
+def test_wrong_path_610_and_wrong_method_605(simulator):
+    api = Api(simulator)
+    assert error(api.get("/rest/v1/nothing.json")) == ("610", "Requested resource not found")
+    assert error(api.get("/bulk/v1/leads/export/create.json")) == (
+        "605",
+        "HTTP Method not supported",
+    )
