@@ -431,6 +431,7 @@ class DataSet:
             for f in FIELDS
         }
         self._persona_cache: dict[int, tuple[str | None, ...]] = {}
+        self.stopping = False  # set on shutdown; file writers give up
         self.templates: dict = {}  # (fields, delimiter) -> per-persona row templates (files.py)
         self.overrides: dict[int, dict[str, str | None]] = {}
         self.changed: dict[int, int] = {}  # lead id -> epoch of last control-API change

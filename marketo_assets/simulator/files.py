@@ -158,6 +158,8 @@ def write_export(
                 buf.append(b"".join(parts))
             rows += 1
             if len(buf) >= BATCH:
+                if ds.stopping:  # server shutting down: do not hold up the exit
+                    raise RuntimeError("simulator is stopping")
                 flush(buf)
                 buf = []
         if buf:

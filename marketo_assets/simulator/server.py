@@ -240,6 +240,7 @@ class Simulator:
             self.close()
 
     def close(self) -> None:
+        self.ds.stopping = True
         self.pool.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
