@@ -53,7 +53,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--now", default=None, help="start the simulated clock at this ISO time")
     p.add_argument("--log-level", default="warning")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    from .faults import PROFILES, parse_spec
+
+    bad = [x for x in parse_spec(args.faults)[0] if x not in PROFILES]
+    if bad:
+        p.error(f"unknown fault profile(s) {', '.join(bad)}; known: {', '.join(PROFILES)}")
+    if args.created_to <= args.created_from:
+        p.error("--created-to must be after --created-from")
+    if args.leads < 1:
+        p.error("--leads must be at least 1")
+    for item in args.client:
+        if ":" not in item:
+            p.error("--client takes ID:SECRET")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -200,3 +200,19 @@ def test_control_api_is_loopback_only():
 
     assert _is_loopback("127.0.0.1") and _is_loopback("::1")
     assert not _is_loopback("10.0.0.5") and not _is_loopback(None)
+
+
+def test_cli_rejects_bad_options(capsys):
+    from marketo_assets.simulator.cli import parse_args
+
+    for argv in (
+        ["--faults", "flaky,bogus"],
+        ["--created-from", "2025-07-01"],
+        ["--leads", "0"],
+        ["--client", "nocolon"],
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+    assert "bogus" in capsys.readouterr().err
+    args = parse_args(["--faults", "flaky,corrupt", "--disable-filter", "updatedAt"])
+    assert args.faults == "flaky,corrupt" and args.disable_filter == ["updatedAt"]
