@@ -649,7 +649,9 @@ class Simulator:
                 start, end = parsed
                 status = 206
         length = end - start + 1
-        cut, corrupt = self.faults.download_plan(job.export_id, length)
+        cut, corrupt = None, False
+        if request.method != "HEAD":
+            cut, corrupt = self.faults.download_plan(job.export_id, length)
         headers = {"Accept-Ranges": "bytes", "Content-Length": str(length)}
         if status == 206:
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
