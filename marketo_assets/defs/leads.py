@@ -1,7 +1,5 @@
 """Lead assets: a Marketo bulk export per date window, loaded into `marketo.leads`."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 from pathlib import Path
 

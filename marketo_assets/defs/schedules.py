@@ -1,7 +1,5 @@
 """A daily refresh of the current, still-open lead window."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from .leads import LEAD_EXPORTS, LEADS

@@ -182,7 +182,7 @@ class ExportLedger:
         assignments = ", ".join(f"{name} = ?" for name in names)
         with self._write() as conn:
             conn.execute(
-                f"UPDATE exports SET {assignments} WHERE export_id = ?",  # noqa: S608 - names checked
+                f"UPDATE exports SET {assignments} WHERE export_id = ?",
                 [_iso(values[n]) for n in names] + [export_id],
             )
 
@@ -191,7 +191,9 @@ class ExportLedger:
             row = conn.execute("SELECT * FROM exports WHERE export_id = ?", (export_id,)).fetchone()
         return LedgerEntry(**dict(row)) if row else None
 
-    def entries(self, asset: str | None = None, partition_key: str | None = None) -> list[LedgerEntry]:
+    def entries(
+        self, asset: str | None = None, partition_key: str | None = None
+    ) -> list[LedgerEntry]:
         sql, params = "SELECT * FROM exports WHERE 1=1", []
         if asset is not None:
             sql += " AND asset = ?"
@@ -217,7 +219,8 @@ class ExportLedger:
     def latest_downloaded(self, asset: str, partition_key: str) -> LedgerEntry | None:
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT * FROM exports WHERE asset = ? AND partition_key = ? AND status = 'downloaded'"
+                "SELECT * FROM exports WHERE asset = ? AND partition_key = ?"
+                " AND status = 'downloaded'"
                 " ORDER BY downloaded_at DESC, rowid DESC LIMIT 1",
                 (asset, partition_key),
             ).fetchone()
