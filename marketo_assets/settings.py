@@ -7,6 +7,9 @@ Dagster reads them at run time through `EnvVar` so the UI never shows their valu
 
 from __future__ import annotations
 
+import fnmatch
+import json
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -44,6 +47,114 @@ class ProjectSettings(BaseSettings):
     export_format: Literal["CSV", "TSV", "SSV"] = Field("CSV", validation_alias="MARKETO_FORMAT")
     export_fields: str = Field("", validation_alias="MARKETO_FIELDS")
     column_header_names: str = Field("", validation_alias="MARKETO_COLUMN_HEADER_NAMES")
+
+    # List exports (sensors) and incremental updates. Selection syntax: see ListSelection.
+    static_lists: str = Field("", validation_alias="MARKETO_STATIC_LISTS")
+    smart_lists: str = Field("", validation_alias="MARKETO_SMART_LISTS")
+    list_fields: str = Field(
+        "id,email,firstName,lastName,company,createdAt,updatedAt",
+        validation_alias="MARKETO_LIST_FIELDS",
+    )
+    list_sensor_interval: int = Field(300, ge=30, validation_alias="MARKETO_LIST_SENSOR_INTERVAL")
+    static_list_refresh_hours: float = Field(
+        0, ge=0, validation_alias="MARKETO_STATIC_LIST_REFRESH_HOURS"
+    )
+    smart_list_refresh_hours: float = Field(
+        24, ge=0, validation_alias="MARKETO_SMART_LIST_REFRESH_HOURS"
+    )
+    lead_changes_start: date | None = Field(None, validation_alias="MARKETO_LEAD_CHANGES_START")
+    filter_recheck_hours: float = Field(24, ge=0, validation_alias="MARKETO_FILTER_RECHECK_HOURS")
+
+    @property
+    def static_list_selection(self) -> ListSelection:
+        return ListSelection.parse(self.static_lists, "MARKETO_STATIC_LISTS")
+
+    @property
+    def smart_list_selection(self) -> ListSelection:
+        return ListSelection.parse(self.smart_lists, "MARKETO_SMART_LISTS")
+
+    @property
+    def lead_changes_first_day(self) -> date:
+        return self.lead_changes_start or self.partition_start
+
+
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class ListSelection:
+    """Which Marketo lists a list sensor exports.
+
+    Syntax of MARKETO_STATIC_LISTS / MARKETO_SMART_LISTS: entries separated by commas, or a JSON
+    array of strings/numbers when a name itself contains a comma. An entry is
+      - a list id: `1021` or `id:1021`;
+      - a name pattern (shell glob, case-sensitive) when it holds `*`, `?` or `[`:
+        `Webinar*`, or `glob:<pattern>`; `*` alone selects every list;
+      - otherwise an exact list name; `name:<name>` forces that (e.g. for a name that is a
+        number or contains `*`).
+    Surrounding spaces are ignored. An empty value selects no list (the sensor does nothing).
+    """
+
+    ids: frozenset[int] = frozenset()
+    names: frozenset[str] = frozenset()
+    patterns: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, raw: str, setting: str = "list selection") -> ListSelection:
+        text = (raw or "").strip()
+        if not text:
+            return cls()
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except ValueError as exc:
+                raise ValueError(f"{setting}: not a JSON array: {exc}") from None
+            if not isinstance(items, list):
+                raise ValueError(f"{setting}: a JSON value must be an array")
+            entries = [str(item) for item in items]
+        else:
+            entries = text.split(",")
+        ids: set[int] = set()
+        names: set[str] = set()
+        patterns: list[str] = []
+        for entry in (e.strip() for e in entries):
+            if not entry:
+                continue
+            kind, sep, rest = entry.partition(":")
+            kind = kind.strip().lower() if sep else ""
+            if kind == "id" or (not sep and entry.isdigit()):
+                value = rest.strip() if kind == "id" else entry
+                if not value.isdigit() or int(value) <= 0:
+                    raise ValueError(f"{setting}: {entry!r} is not a positive list id")
+                ids.add(int(value))
+            elif kind == "name":
+                names.add(rest.strip())
+            elif kind == "glob":
+                patterns.append(rest.strip())
+            elif _GLOB_CHARS & set(entry):
+                patterns.append(entry)
+            else:
+                names.add(entry)
+        return cls(frozenset(ids), frozenset(names), tuple(dict.fromkeys(patterns)))
+
+    @property
+    def empty(self) -> bool:
+        return not (self.ids or self.names or self.patterns)
+
+    def matches(self, list_id: int, name: str) -> bool:
+        return (
+            list_id in self.ids
+            or name in self.names
+            or any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
+        )
+
+    def describe(self) -> str:
+        if self.empty:
+            return "no list (empty selection)"
+        parts = [f"id {i}" for i in sorted(self.ids)]
+        parts += [f"name {n!r}" for n in sorted(self.names)]
+        parts += [f"pattern {p!r}" for p in self.patterns]
+        return ", ".join(parts)
 
 
 def load_settings() -> ProjectSettings:

@@ -2,8 +2,10 @@
 
 `run_export` creates or reattaches to a Marketo job, waits, downloads and verifies the file, and
 records every step in the export ledger. `run_load` loads the newest downloaded file of a
-partition into DuckDB in one transaction. The two steps meet only through the ledger, so a
-failed load is retried without spending export quota again.
+partition into DuckDB in one transaction and evaluates the checks every raw table shares (rows =
+`numberOfRecords`, no lead twice in the partition). The two steps meet only through the ledger,
+so a failed load is retried without spending export quota again. Leads, lead changes and list
+memberships all go through these two functions.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+from dagster_duckdb import DuckDBResource
 
 from marketo_assets.marketo import Event, ExportJob, ExportRequest, MarketoClient, errors
+from marketo_assets.marketo.capabilities import capability_for
 from marketo_assets.marketo.ledger import ExportLedger, LedgerEntry
+from marketo_assets.warehouse import LoadResult, columns_for, load_partition, partition_stats
 
 from .resources import MarketoResource
 
@@ -37,6 +42,8 @@ class ExportSpec:
     partition_key: str
     request: ExportRequest
     field_types: list[tuple[str, str]]
+    # What to tell the user when Marketo answers 1035 (filter not enabled for the subscription).
+    unsupported_hint: str | None = None
 
     @property
     def request_hash(self) -> str:
@@ -117,6 +124,46 @@ def next_chicago_midnight(now: datetime | None = None) -> datetime:
     return MarketoClient.quota_reset_time(now)
 
 
+def _fail_unsupported(
+    context: dg.AssetExecutionContext,
+    marketo: MarketoResource,
+    spec: ExportSpec,
+    exc: errors.UnsupportedFilterError,
+) -> dg.Failure:
+    """1035: remember it (sensors and schedules stop asking) and fail without retries."""
+    kind = spec.request.filter.kind
+    capability = capability_for(kind) or kind
+    hint = spec.unsupported_hint or (
+        "Ask Marketo Support to enable it, or export with the createdAt filter instead."
+    )
+    message = (
+        f"The {kind} filter is not enabled for this Marketo subscription (Marketo error 1035: "
+        f"{exc.message}). {hint}"
+    )
+    status = marketo.capabilities().record(capability, False, source="export", message=message)
+    context.log.error(message)
+    return dg.Failure(
+        description=message,
+        metadata={
+            "marketo_error": "1035",
+            "filter": kind,
+            "recorded_at": status.checked_at.isoformat(timespec="seconds"),
+            "capabilities_file": str(marketo.capabilities().path),
+        },
+        allow_retries=False,
+    )
+
+
+def _remember_supported(marketo: MarketoResource, spec: ExportSpec) -> None:
+    capability = capability_for(spec.request.filter.kind)
+    if capability is None:
+        return
+    store = marketo.capabilities()
+    known = store.get(capability)
+    if known is None or not known.supported:
+        store.record(capability, True, source="export")
+
+
 def _fail_quota(exc: errors.QuotaExceededError) -> dg.Failure:
     return dg.Failure(
         description=f"{exc} Re-run this partition after the reset; nothing was changed.",
@@ -140,8 +187,9 @@ def run_export(
             outcome = _export(context, marketo, client, ledger, staging, spec)
         except errors.QuotaExceededError as exc:
             raise _fail_quota(exc) from exc
+        except errors.UnsupportedFilterError as exc:
+            raise _fail_unsupported(context, marketo, spec, exc) from exc
         except (
-            errors.UnsupportedFilterError,
             errors.InvalidFieldsError,
             errors.InvalidRequestError,
             errors.AuthenticationError,
@@ -188,6 +236,7 @@ def _export(
         if job is None:
             _check_quota(client, marketo)
             job = client.create_export(spec.request)
+            _remember_supported(marketo, spec)
             attempts += 1
             ledger.record_created(
                 export_id=job.export_id,
@@ -353,3 +402,103 @@ def staged_export(ledger: ExportLedger, asset: str, partition_key: str) -> Ledge
 def window_bounds(context: dg.AssetExecutionContext) -> tuple[datetime, datetime]:
     window = context.partition_time_window
     return window.start, window.end - timedelta(seconds=1)
+
+
+# ---------------------------------------------------------------------------------- load step
+CHECK_ROWS = "rows_match_marketo"
+
+
+@dataclass(frozen=True)
+class LoadedPartition:
+    """What the shared load step hands to an asset's own checks (inside the connection)."""
+
+    entry: LedgerEntry
+    result: LoadResult
+    stats: dict
+    id_column: str
+    timestamp_column: str | None
+
+
+ExtraChecks = Callable[[object, LoadedPartition], tuple[list[dg.AssetCheckResult], dict]]
+
+
+def run_load(
+    context: dg.AssetExecutionContext,
+    marketo: MarketoResource,
+    duckdb: DuckDBResource,
+    *,
+    table: str,
+    ledger_asset: str,
+    unique_check: str,
+    lineage: dict[str, object] | None = None,
+    timestamp_field: str | None = None,
+    extra: ExtraChecks | None = None,
+) -> dg.MaterializeResult:
+    """Load the staged export of this partition into `table`, replacing the partition's rows in
+    one transaction, then evaluate the shared checks (rows = numberOfRecords, no lead twice in
+    the partition) and the asset's `extra` checks while the connection is open. The connection
+    is opened only around the SQL; the staged file (personal data) is deleted afterwards."""
+    ledger = marketo.ledger()
+    entry = staged_export(ledger, ledger_asset, context.partition_key)
+    record = entry.request
+    headers = record["payload"].get("columnHeaderNames") or {}
+    columns = columns_for([tuple(ft) for ft in record["field_types"]], headers)
+    id_col = headers.get("id", "id")
+    ts_col = headers.get(timestamp_field, timestamp_field) if timestamp_field else None
+
+    with duckdb.get_connection() as conn:
+        result = load_partition(
+            conn,
+            table=table,
+            file_path=entry.staged_file,
+            file_format=record["payload"].get("format", "CSV"),
+            columns=columns,
+            partition_key=context.partition_key,
+            lineage={
+                "_export_id": entry.export_id,
+                "_loaded_at": datetime.now(UTC),
+                **(lineage or {}),
+            },
+        )
+        stats = partition_stats(
+            conn, table, context.partition_key, id_column=id_col, timestamp_column=ts_col
+        )
+        loaded = LoadedPartition(entry, result, stats, id_col, ts_col)
+        extra_checks, extra_metadata = extra(conn, loaded) if extra else ([], {})
+
+    ledger.update(entry.export_id, status="loaded", loaded_at=datetime.now(UTC))
+    discard_staged(context, entry.staged_file)
+    checks = [
+        dg.AssetCheckResult(
+            check_name=CHECK_ROWS,
+            passed=result.rows == (entry.records or 0),
+            metadata={"loaded_rows": result.rows, "marketo_records": entry.records or 0},
+        ),
+        dg.AssetCheckResult(
+            check_name=unique_check,
+            passed=stats["duplicate_ids"] == 0 and stats["null_ids"] == 0,
+            metadata={"duplicate_ids": stats["duplicate_ids"], "null_ids": stats["null_ids"]},
+        ),
+        *extra_checks,
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": result.rows,
+            "dagster/table_name": table,
+            "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(name, type_) for name, type_ in result.columns]
+            ),
+            "export_id": entry.export_id,
+            "marketo_records": entry.records or 0,
+            "load_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+            **extra_metadata,
+        },
+        check_results=checks,
+    )
+
+
+def discard_staged(context: dg.AssetExecutionContext, staged_file: str | None) -> None:
+    """Staged exports hold personal data: delete them once they are loaded."""
+    if staged_file:
+        Path(staged_file).unlink(missing_ok=True)
+        context.log.info("Deleted the staged export file after loading")

@@ -1,15 +1,20 @@
 """Lead assets: a Marketo bulk export per date window, loaded into `marketo.leads`."""
 
-from datetime import UTC, datetime
-from pathlib import Path
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from marketo_assets.marketo import ExportFilter, ExportRequest, MarketoClient
-from marketo_assets.warehouse import columns_for, duplicate_ids, load_partition, partition_stats
+from marketo_assets.warehouse import duplicate_ids
 
-from .cycle import ExportSpec, run_export, select_fields, staged_export, window_bounds
+from .cycle import (
+    CHECK_ROWS,
+    ExportSpec,
+    LoadedPartition,
+    run_export,
+    run_load,
+    select_fields,
+    window_bounds,
+)
 from .partitions import lead_windows
 from .resources import ExportOptions, MarketoResource
 
@@ -18,7 +23,6 @@ LEADS = dg.AssetKey(["marketo", "leads"])
 LEADS_TABLE = "marketo.leads"
 LEDGER_ASSET = "marketo/leads"
 
-CHECK_ROWS = "rows_match_marketo"
 CHECK_UNIQUE = "lead_ids_unique_in_partition"
 CHECK_WINDOW = "created_at_inside_window"
 CHECK_TABLE_UNIQUE = "lead_ids_unique_in_table"
@@ -89,77 +93,41 @@ def leads(
     rows, so re-runs and backfills never duplicate or lose a row. Lineage columns:
     `_partition_key`, `_export_id`, `_loaded_at`. Runs in the `duckdb` pool (one writer).
     """
-    ledger = marketo.ledger()
-    entry = staged_export(ledger, LEDGER_ASSET, context.partition_key)
-    record = entry.request
-    headers = record["payload"].get("columnHeaderNames") or {}
-    columns = columns_for([tuple(ft) for ft in record["field_types"]], headers)
-    id_col, created_col = headers.get("id", "id"), headers.get("createdAt", "createdAt")
     start, end = window_bounds(context)
 
-    with duckdb.get_connection() as conn:
-        result = load_partition(
-            conn,
-            table=LEADS_TABLE,
-            file_path=entry.staged_file,
-            file_format=record["payload"].get("format", "CSV"),
-            columns=columns,
-            partition_key=context.partition_key,
-            lineage={"_export_id": entry.export_id, "_loaded_at": datetime.now(UTC)},
+    def lead_checks(conn, loaded: LoadedPartition) -> tuple[list[dg.AssetCheckResult], dict]:
+        stats, created_col = loaded.stats, loaded.timestamp_column
+        table_duplicates = duplicate_ids(conn, LEADS_TABLE, id_column=loaded.id_column)
+        lo, hi = stats[f"min_{created_col}"], stats[f"max_{created_col}"]
+        inside = stats["rows"] == 0 or (
+            lo is not None and lo >= start and hi is not None and hi <= end
         )
-        stats = partition_stats(
-            conn, LEADS_TABLE, context.partition_key, id_column=id_col, timestamp_column=created_col
-        )
-        table_duplicates = duplicate_ids(conn, LEADS_TABLE, id_column=id_col)
-
-    ledger.update(entry.export_id, status="loaded", loaded_at=datetime.now(UTC))
-    _discard(context, entry.staged_file)
-    lo, hi = stats[f"min_{created_col}"], stats[f"max_{created_col}"]
-    inside = stats["rows"] == 0 or (lo is not None and lo >= start and hi is not None and hi <= end)
-    checks = [
-        dg.AssetCheckResult(
-            check_name=CHECK_ROWS,
-            passed=result.rows == (entry.records or 0),
-            metadata={"loaded_rows": result.rows, "marketo_records": entry.records or 0},
-        ),
-        dg.AssetCheckResult(
-            check_name=CHECK_UNIQUE,
-            passed=stats["duplicate_ids"] == 0 and stats["null_ids"] == 0,
-            metadata={"duplicate_ids": stats["duplicate_ids"], "null_ids": stats["null_ids"]},
-        ),
-        dg.AssetCheckResult(
-            check_name=CHECK_WINDOW,
-            passed=bool(inside),
-            metadata={
-                "window_start": start.isoformat(),
-                "window_end": end.isoformat(),
-                "min_created_at": str(lo),
-                "max_created_at": str(hi),
-            },
-        ),
-        dg.AssetCheckResult(
-            check_name=CHECK_TABLE_UNIQUE,
-            passed=table_duplicates == 0,
-            metadata={"duplicate_ids": table_duplicates},
-        ),
-    ]
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": result.rows,
-            "dagster/table_name": LEADS_TABLE,
-            "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(name, type_) for name, type_ in result.columns]
+        checks = [
+            dg.AssetCheckResult(
+                check_name=CHECK_WINDOW,
+                passed=bool(inside),
+                metadata={
+                    "window_start": start.isoformat(),
+                    "window_end": end.isoformat(),
+                    "min_created_at": str(lo),
+                    "max_created_at": str(hi),
+                },
             ),
-            "export_id": entry.export_id,
-            "marketo_records": entry.records or 0,
-            "load_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
-        },
-        check_results=checks,
+            dg.AssetCheckResult(
+                check_name=CHECK_TABLE_UNIQUE,
+                passed=table_duplicates == 0,
+                metadata={"duplicate_ids": table_duplicates},
+            ),
+        ]
+        return checks, {}
+
+    return run_load(
+        context,
+        marketo,
+        duckdb,
+        table=LEADS_TABLE,
+        ledger_asset=LEDGER_ASSET,
+        unique_check=CHECK_UNIQUE,
+        timestamp_field="createdAt",
+        extra=lead_checks,
     )
-
-
-def _discard(context: dg.AssetExecutionContext, staged_file: str | None) -> None:
-    """Staged exports hold personal data: delete them once they are loaded."""
-    if staged_file:
-        Path(staged_file).unlink(missing_ok=True)
-        context.log.info("Deleted the staged export file after loading")

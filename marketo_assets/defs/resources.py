@@ -16,6 +16,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from marketo_assets.marketo import ClientSettings, Event, MarketoClient
+from marketo_assets.marketo.capabilities import FilterCapabilities
 from marketo_assets.marketo.ledger import ExportLedger
 from marketo_assets.settings import load_settings
 
@@ -34,6 +35,13 @@ class MarketoResource(dg.ConfigurableResource):
     max_job_attempts: int = Field(3, description="Re-create a job Marketo marks Failed this often")
     staging_dir: str = Field(description="Private folder for downloaded export files")
     ledger_path: str = Field(description="SQLite file recording every export job created")
+    capabilities_path: str = Field(
+        "",
+        description=(
+            "JSON file remembering whether the updatedAt / smart-list filters are enabled "
+            "(1035); empty = filter_capabilities.json next to the ledger"
+        ),
+    )
 
     @contextmanager
     def client(self, on_event: Callable[[Event], None] | None = None) -> Iterator[MarketoClient]:
@@ -55,6 +63,12 @@ class MarketoResource(dg.ConfigurableResource):
     def ledger(self) -> ExportLedger:
         return ExportLedger(self.ledger_path)
 
+    def capabilities(self) -> FilterCapabilities:
+        path = self.capabilities_path or Path(self.ledger_path).with_name(
+            "filter_capabilities.json"
+        )
+        return FilterCapabilities(path)
+
     def staging_path(self, *parts: str) -> Path:
         """A private staging folder (root is 0700): export files hold personal data."""
         root = Path(self.staging_dir)
@@ -63,6 +77,9 @@ class MarketoResource(dg.ConfigurableResource):
         path = root.joinpath(*parts)
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         return path
+
+
+DEFAULT_LIST_FIELDS = ("id", "email", "firstName", "lastName", "company", "createdAt", "updatedAt")
 
 
 class ExportOptions(dg.ConfigurableResource):
@@ -76,6 +93,10 @@ class ExportOptions(dg.ConfigurableResource):
         default_factory=dict, description="Rename file headers: {restName: header}"
     )
     format: str = Field("CSV", description="CSV, TSV or SSV")
+    list_fields: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_LIST_FIELDS),
+        description="Lead REST field names exported for list members (static and smart lists)",
+    )
 
 
 def _env_fields(raw: str) -> list[str]:
@@ -112,6 +133,7 @@ def resources() -> dg.Definitions:
                 fields=_env_fields(settings.export_fields),
                 column_header_names=_env_headers(settings.column_header_names),
                 format=settings.export_format,
+                list_fields=_env_fields(settings.list_fields) or list(DEFAULT_LIST_FIELDS),
             ),
             "duckdb": DuckDBResource(database=str(settings.duckdb_path)),
         }

@@ -32,7 +32,7 @@ from .errors import (
     TransientError,
     UnsupportedFilterError,
 )
-from .exports import ExportJob, ExportRequest
+from .exports import ExportFilter, ExportJob, ExportRequest
 from .models import DownloadResult, Event, LeadField, SmartList, StaticList
 from .settings import ClientSettings
 from .throttle import Throttle
@@ -617,6 +617,22 @@ class MarketoClient:
                     raise TransientError(f"file probe: HTTP {resp.status_code}")
                 return None
         return None  # pragma: no cover
+
+    def supports_filter(self, export_filter: ExportFilter) -> bool:
+        """Whether this subscription accepts `export_filter`'s type (updatedAt and the smart
+        list filters may be disabled: 1035). Creates a tiny job with only `id` and cancels it
+        without enqueuing, so no quota is used (tap-marketo's "Corona" check). Errors other
+        than 1035 are raised."""
+        request = ExportRequest(fields=["id"], filter=export_filter)
+        try:
+            job = self.create_export(request)
+        except UnsupportedFilterError:
+            return False
+        try:
+            self.cancel_export(job.export_id)
+        except MarketoError as exc:  # the probe job is never enqueued; it simply expires
+            log.info("marketo: could not cancel probe export %s: %s", job.export_id, exc)
+        return True
 
     def exported_bytes_today(self, now: datetime | None = None) -> int:
         """Sum of fileSize of this user's Completed jobs finished since midnight America/Chicago

@@ -42,6 +42,7 @@ class StaticList:
     updated_at: datetime | None = None
     program_name: str | None = None
     workspace_name: str | None = None
+    description: str | None = None
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> StaticList:
@@ -52,6 +53,7 @@ class StaticList:
             updated_at=parse_marketo_datetime(data.get("updatedAt")),
             program_name=data.get("programName") or None,
             workspace_name=data.get("workspaceName") or None,
+            description=data.get("description") or None,
         )
 
 
@@ -62,6 +64,8 @@ class SmartList:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     folder: dict[str, Any] | None = None
+    description: str | None = None
+    workspace_name: str | None = None
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> SmartList:
@@ -72,6 +76,8 @@ class SmartList:
             created_at=parse_marketo_datetime(data.get("createdAt")),
             updated_at=parse_marketo_datetime(data.get("updatedAt")),
             folder=dict(folder) if isinstance(folder, dict) else None,
+            description=data.get("description") or None,
+            workspace_name=data.get("workspace") or None,
         )
 
 

@@ -1,5 +1,6 @@
 """DuckDB loading layer: typed, partition-replacing loads of Marketo export files."""
 
+from .catalog import LIST_COLUMNS, CatalogResult, replace_list_catalog
 from .loader import (
     CastError,
     HeaderMismatchError,
@@ -8,13 +9,15 @@ from .loader import (
     SchemaConflictError,
     load_partition,
 )
-from .queries import duplicate_ids, partition_stats, table_schema
+from .queries import duplicate_ids, partition_stats, rows_outside_window, table_schema
 from .sql import quote_ident
 from .types import DUCKDB_TYPES, Column, columns_for, duckdb_type
 
 __all__ = [
     "DUCKDB_TYPES",
+    "LIST_COLUMNS",
     "CastError",
+    "CatalogResult",
     "Column",
     "HeaderMismatchError",
     "LoadError",
@@ -26,5 +29,7 @@ __all__ = [
     "load_partition",
     "partition_stats",
     "quote_ident",
+    "replace_list_catalog",
+    "rows_outside_window",
     "table_schema",
 ]

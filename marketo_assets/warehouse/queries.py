@@ -72,3 +72,24 @@ def partition_stats(
         stats[f"min_{timestamp_column}"] = row[3]
         stats[f"max_{timestamp_column}"] = row[4]
     return stats
+
+
+def rows_outside_window(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    partition_key: str,
+    column: str,
+    start: object,
+    end: object,
+) -> int:
+    """Rows of one partition whose `column` is NULL or outside [start, end] (informational:
+    Marketo's updatedAt filter matches the last change to any field, not the visible value)."""
+    col = quote_ident(column)
+    return int(
+        conn.execute(
+            f"SELECT count(*) FROM {qualified(table, conn)} "
+            f"WHERE {quote_ident('_partition_key')} = $1 "
+            f"AND ({col} IS NULL OR {col} < $2 OR {col} > $3)",
+            [partition_key, start, end],
+        ).fetchone()[0]
+    )
