@@ -3,6 +3,10 @@
 The last partition is the current, still-open window (`end_offset=1`) so the daily schedule can
 refresh it. Marketo windows are inclusive at both ends and have no milliseconds, so a partition
 [start, end) is sent as `startAt = start`, `endAt = end - 1 s`.
+
+Lists: one dynamic partition per selected list, keyed by its stable id (`static-1021`,
+`smart-5001`; never by name), added and removed by the list sensors. Lead changes: one daily
+partition per day of `updatedAt` changes.
 """
 
 from __future__ import annotations
@@ -30,3 +34,25 @@ lead_windows = _WINDOWS[_settings.partition_window](
 def marketo_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     """The inclusive [startAt, endAt] Marketo window for the partition window [start, end)."""
     return start, end - timedelta(seconds=1)
+
+
+static_lists = dg.DynamicPartitionsDefinition(name="static_lists")
+smart_lists = dg.DynamicPartitionsDefinition(name="smart_lists")
+LIST_PARTITIONS = {"static": static_lists, "smart": smart_lists}
+
+lead_change_days = dg.DailyPartitionsDefinition(
+    start_date=_settings.lead_changes_first_day.isoformat(),
+    timezone=_settings.partition_timezone,
+    end_offset=1,
+)
+
+
+def list_partition_key(kind: str, list_id: int) -> str:
+    return f"{kind}-{int(list_id)}"
+
+
+def list_id_from_key(kind: str, partition_key: str) -> int:
+    prefix = f"{kind}-"
+    if not partition_key.startswith(prefix) or not partition_key[len(prefix) :].isdigit():
+        raise ValueError(f"not a {kind} list partition key: {partition_key!r}")
+    return int(partition_key[len(prefix) :])

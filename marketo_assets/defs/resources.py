@@ -44,7 +44,11 @@ class MarketoResource(dg.ConfigurableResource):
     )
 
     @contextmanager
-    def client(self, on_event: Callable[[Event], None] | None = None) -> Iterator[MarketoClient]:
+    def client(
+        self, on_event: Callable[[Event], None] | None = None, **overrides: object
+    ) -> Iterator[MarketoClient]:
+        """A client for one run (or one sensor tick: pass smaller retry budgets as
+        `overrides` of ClientSettings, since a tick must finish within a minute)."""
         settings = ClientSettings(
             base_url=self.base_url,
             client_id=self.client_id,
@@ -53,6 +57,7 @@ class MarketoResource(dg.ConfigurableResource):
             job_timeout=self.job_timeout,
             max_calls_per_window=self.max_calls_per_window,
             max_concurrent=self.max_concurrent,
+            **overrides,
         )
         client = MarketoClient(settings, on_event=on_event)
         try:

@@ -1,0 +1,313 @@
+"""List sensors: discover Marketo lists, keep one dynamic partition per selected list, and
+request an export run when a list is new or its `updatedAt` moved.
+
+One sensor per list type (`static_list_sensor`, `smart_list_sensor`). Each tick calls Marketo
+only to list the lists (one call per 300 static / 200 smart lists, plus a token), never opens
+DuckDB, and returns ONE `SensorResult`: partitions to add and delete, run requests and the new
+cursor, applied together by the daemon. Run keys are `<partition key>@<list updatedAt>` (plus
+`@refresh-<n>` for periodic refreshes), so re-evaluating a tick never launches a run twice.
+A catalog refresh (`marketo/lists`) is requested whenever the lists of the type changed.
+
+Selection (ids, exact names, glob patterns) comes from MARKETO_STATIC_LISTS / MARKETO_SMART_LISTS
+(see `settings.ListSelection`); an empty selection means no list.
+"""
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from marketo_assets.marketo import ExportFilter, errors
+from marketo_assets.settings import ListSelection, load_settings
+
+from .cycle import GENERATION_TAG
+from .lists import EXPORT_KEYS, LISTS, MEMBER_KEYS
+from .partitions import LIST_PARTITIONS, list_partition_key
+from .resources import MarketoResource
+
+_settings = load_settings()
+
+list_catalog_job = dg.define_asset_job(
+    "refresh_list_catalog",
+    selection=dg.AssetSelection.assets(LISTS),
+    description="Reload the catalog of Marketo lists (marketo.lists).",
+)
+list_member_jobs = {
+    kind: dg.define_asset_job(
+        f"export_{kind}_lists",
+        selection=dg.AssetSelection.assets(EXPORT_KEYS[kind], MEMBER_KEYS[kind]),
+        description=f"Export one {kind} list's members and load them into DuckDB.",
+    )
+    for kind in ("static", "smart")
+}
+export_static_lists_job = list_member_jobs["static"]
+export_smart_lists_job = list_member_jobs["smart"]
+
+# A sensor tick must end within a minute: small retry budget for its few listing calls.
+SENSOR_CLIENT = {"max_attempts": 3, "max_retry_seconds": 20.0, "request_timeout": 20.0}
+LIST_ID_TAG = "marketo/list_id"
+REASON_TAG = "marketo/list_change"
+
+
+@dataclass(frozen=True)
+class DiscoveredList:
+    id: int
+    name: str
+    updated_at: datetime | None
+
+    @property
+    def updated_key(self) -> str:
+        if self.updated_at is None:
+            return "none"
+        return self.updated_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class TickPlan:
+    add: list[str] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+    runs: list[tuple[str, str, str, int]] = field(default_factory=list)  # key, run key, why, id
+    waiting: list[str] = field(default_factory=list)  # changed, but the filter is not enabled
+    catalog_run_key: str | None = None
+    cursor: dict = field(default_factory=dict)
+
+
+def load_cursor(raw: str | None) -> dict:
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    data.setdefault("lists", {})
+    data.setdefault("catalog", "")
+    data.setdefault("catalog_gen", 0)
+    return data
+
+
+def plan_tick(
+    kind: str,
+    discovered: Iterable[DiscoveredList],
+    selection: ListSelection,
+    existing_keys: Iterable[str],
+    cursor: dict,
+    now: datetime,
+    refresh: timedelta | None = None,
+    runs_enabled: bool = True,
+) -> TickPlan:
+    """What one tick does (pure: no Marketo, no instance).
+
+    - a selected list without a partition gets one; partitions of lists that are gone or no
+      longer selected are deleted;
+    - a run is requested when a selected list is new (not in the cursor or without partition),
+      its updatedAt differs from the cursor's, or `refresh` passed since its last run request;
+    - with `runs_enabled=False` (smart-list filter not enabled) no run is requested and the
+      cursor keeps the old state of those lists, so they run once the filter is enabled.
+    """
+    lists = list(discovered)
+    existing = set(existing_keys)
+    previous: dict = cursor.get("lists", {})
+    plan = TickPlan()
+    new_lists: dict[str, dict] = {}
+    selected = sorted((lst for lst in lists if selection.matches(lst.id, lst.name)), key=_id)
+    for lst in selected:
+        key = list_partition_key(kind, lst.id)
+        prev = previous.get(key)
+        if key not in existing:
+            plan.add.append(key)
+        reason = None
+        if prev is None or key not in existing:
+            reason = "new"
+        elif prev.get("updated_at") != lst.updated_key:
+            reason = "updated"
+        elif refresh and _age(prev.get("requested_at"), now) >= refresh:
+            reason = "refresh"
+        if reason is None:
+            new_lists[key] = prev
+            continue
+        if not runs_enabled:
+            plan.waiting.append(key)
+            if prev is not None:
+                new_lists[key] = prev
+            continue
+        run_key = f"{key}@{lst.updated_key}"
+        if reason == "refresh":
+            run_key += f"@refresh-{int(now.timestamp() // refresh.total_seconds())}"
+        plan.runs.append((key, run_key, reason, lst.id))
+        new_lists[key] = {
+            "updated_at": lst.updated_key,
+            "requested_at": now.astimezone(UTC).isoformat(timespec="seconds"),
+        }
+    wanted = {list_partition_key(kind, lst.id) for lst in selected}
+    plan.delete = sorted(existing - wanted)
+
+    digest = hashlib.sha256(
+        json.dumps(sorted((lst.id, lst.name, lst.updated_key) for lst in lists)).encode()
+    ).hexdigest()[:16]
+    generation = int(cursor.get("catalog_gen", 0))
+    if digest != cursor.get("catalog"):
+        generation += 1
+        plan.catalog_run_key = f"lists-{kind}@{generation}-{digest}"
+    plan.cursor = {"lists": new_lists, "catalog": digest, "catalog_gen": generation}
+    return plan
+
+
+def _id(lst: DiscoveredList) -> int:
+    return lst.id
+
+
+def _age(requested_at: str | None, now: datetime) -> timedelta:
+    if not requested_at:
+        return timedelta.max
+    try:
+        return now - datetime.fromisoformat(requested_at)
+    except ValueError:
+        return timedelta.max
+
+
+def _discover(kind: str, marketo: MarketoResource) -> list[DiscoveredList]:
+    with marketo.client(**SENSOR_CLIENT) as client:
+        found = client.iter_static_lists() if kind == "static" else client.iter_smart_lists()
+        return [DiscoveredList(lst.id, lst.name, lst.updated_at) for lst in found]
+
+
+def smart_filter_enabled(
+    context: dg.SensorEvaluationContext,
+    marketo: MarketoResource,
+    probe_list_id: int,
+    recheck: timedelta | None,
+) -> tuple[bool, str | None]:
+    """Is the smart-list filter enabled? Remembered in the capability file; probed (a job
+    created and cancelled, no quota used) when unknown or when the recheck period passed."""
+    store = marketo.capabilities()
+    if store.needs_check("smartList", recheck):
+        try:
+            with marketo.client(**SENSOR_CLIENT) as client:
+                supported = client.supports_filter(ExportFilter.smart_list_id(probe_list_id))
+        except errors.MarketoAPIError as exc:
+            # Not a 1035: the probe says nothing about the filter; let the export decide.
+            context.log.warning(f"Smart-list filter probe inconclusive: {exc}")
+            return True, None
+        message = None if supported else "Marketo answered 1035 to a smartListId probe job"
+        store.record("smartList", supported, source="probe", message=message)
+        context.log.info(f"Smart-list filter enabled for this subscription: {supported}")
+    status = store.get("smartList")
+    if status is None or status.supported:
+        return True, None
+    when = status.checked_at.isoformat(timespec="seconds")
+    return False, (
+        f"The smart-list filter is not enabled for this Marketo subscription (1035, "
+        f"{status.source} at {when}); smart-list export runs are not requested. Ask Marketo "
+        "Support to enable it, or export these audiences as static lists. It is checked again "
+        f"after MARKETO_FILTER_RECHECK_HOURS, or delete {store.path} to check on the next tick."
+    )
+
+
+def build_list_sensor(
+    kind: str,
+    *,
+    selection: ListSelection,
+    minimum_interval_seconds: int = 300,
+    refresh_hours: float = 0,
+    recheck_hours: float = 24,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+    name: str | None = None,
+) -> dg.SensorDefinition:
+    partitions = LIST_PARTITIONS[kind]
+    member_job = list_member_jobs[kind]
+    refresh = timedelta(hours=refresh_hours) if refresh_hours else None
+    recheck = timedelta(hours=recheck_hours) if recheck_hours else None
+    setting = f"MARKETO_{kind.upper()}_LISTS"
+
+    @dg.sensor(
+        name=name or f"{kind}_list_sensor",
+        jobs=[member_job, list_catalog_job],
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description=(
+            f"Discovers Marketo {kind} lists every {minimum_interval_seconds} s, keeps one "
+            f"partition `{kind}-<id>` per selected list ({selection.describe()}; set by "
+            f"{setting}), deletes partitions of deleted or unselected lists, and requests an "
+            f"export when a list is new or its updatedAt moved"
+            + (f", or {refresh_hours:g} h after its last export" if refresh_hours else "")
+            + ". Never opens DuckDB."
+        ),
+    )
+    def list_sensor(
+        context: dg.SensorEvaluationContext, marketo: MarketoResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        existing = set(context.instance.get_dynamic_partitions(partitions.name))
+        if selection.empty:
+            message = f"No {kind} list selected: set {setting} (ids, names or patterns)."
+            if not existing:
+                return dg.SkipReason(message)
+            context.log.info(f"Selection is empty: deleting partitions {sorted(existing)}")
+            return dg.SensorResult(
+                dynamic_partitions_requests=[partitions.build_delete_request(sorted(existing))],
+                cursor=json.dumps(load_cursor(None)),
+                skip_reason=message,
+            )
+
+        discovered = _discover(kind, marketo)
+        cursor = load_cursor(context.cursor)
+        now = datetime.now(UTC)
+        plan = plan_tick(kind, discovered, selection, existing, cursor, now, refresh)
+        notice = None
+        if kind == "smart" and plan.runs:
+            enabled, notice = smart_filter_enabled(context, marketo, plan.runs[0][3], recheck)
+            if not enabled:
+                plan = plan_tick(kind, discovered, selection, existing, cursor, now, refresh, False)
+
+        run_requests = [
+            dg.RunRequest(
+                run_key=run_key,
+                job_name=member_job.name,
+                partition_key=key,
+                tags={LIST_ID_TAG: str(list_id), REASON_TAG: reason, GENERATION_TAG: run_key},
+            )
+            for key, run_key, reason, list_id in plan.runs
+        ]
+        if plan.catalog_run_key:
+            run_requests.append(
+                dg.RunRequest(run_key=plan.catalog_run_key, job_name=list_catalog_job.name)
+            )
+        requests = []
+        if plan.add:
+            requests.append(partitions.build_add_request(plan.add))
+        if plan.delete:
+            context.log.info(f"Deleting partitions of deleted or unselected lists: {plan.delete}")
+            requests.append(partitions.build_delete_request(plan.delete))
+        for key, run_key, reason, _ in plan.runs:
+            context.log.info(f"{key}: {reason}; requesting run {run_key}")
+        if notice:
+            context.log.warning(notice)
+        skip = None
+        if not run_requests:
+            skip = notice or f"No {kind} list changed ({len(plan.cursor['lists'])} selected)."
+        return dg.SensorResult(
+            run_requests=run_requests,
+            dynamic_partitions_requests=requests,
+            cursor=json.dumps(plan.cursor, sort_keys=True),
+            skip_reason=skip,
+        )
+
+    return list_sensor
+
+
+static_list_sensor = build_list_sensor(
+    "static",
+    selection=_settings.static_list_selection,
+    minimum_interval_seconds=_settings.list_sensor_interval,
+    refresh_hours=_settings.static_list_refresh_hours,
+    recheck_hours=_settings.filter_recheck_hours,
+)
+smart_list_sensor = build_list_sensor(
+    "smart",
+    selection=_settings.smart_list_selection,
+    minimum_interval_seconds=_settings.list_sensor_interval,
+    refresh_hours=_settings.smart_list_refresh_hours,
+    recheck_hours=_settings.filter_recheck_hours,
+)
