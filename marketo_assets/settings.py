@@ -109,8 +109,11 @@ class ListSelection:
                 items = json.loads(text)
             except ValueError as exc:
                 raise ValueError(f"{setting}: not a JSON array: {exc}") from None
-            if not isinstance(items, list):
-                raise ValueError(f"{setting}: a JSON value must be an array")
+            if not isinstance(items, list) or not all(
+                isinstance(i, str) or (isinstance(i, int) and not isinstance(i, bool))
+                for i in items
+            ):
+                raise ValueError(f"{setting}: a JSON value must be an array of names and ids")
             entries = [str(item) for item in items]
         else:
             entries = text.split(",")

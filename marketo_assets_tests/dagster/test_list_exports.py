@@ -95,7 +95,8 @@ def members(tmp_path, kind: str) -> dict[int, list[int]]:
 def catalog(tmp_path) -> list[tuple]:
     with duckdb.connect(str(tmp_path / "marketo.duckdb"), read_only=True) as conn:
         return conn.execute(
-            "SELECT list_type, list_id, partition_key, name FROM marketo.marketo.lists ORDER BY 1, 2"
+            "SELECT list_type, list_id, partition_key, name FROM marketo.marketo.lists "
+            "ORDER BY 1, 2"
         ).fetchall()
 
 
