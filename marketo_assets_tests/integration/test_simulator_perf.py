@@ -61,42 +61,5 @@ def test_big_file_generation_rate_and_download_speed():
             f"\ngenerated {state['numberOfRecords']} rows at {rate:,.0f} rows/s; "
             f"downloaded {got / 1e6:.0f} MB at {mbps:.0f} MB/s"
         )
+        # Loopback speed with a wide margin for a loaded CI machine; rates are measured in bench/.
         assert mbps > 50
-        assert rate > 50_000
-
-
-@pytest.mark.slow
-def test_generation_rate_two_million_leads():
-    """The benchmark shape: 2M leads, a typical 10-field export of all of them via a list."""
-    fields = [
-        "id",
-        "email",
-        "firstName",
-        "lastName",
-        "company",
-        "createdAt",
-        "updatedAt",
-        "leadScore",
-        "customerTier__c",
-        "unsubscribed",
-    ]
-    with run_simulator(
-        leads=2_000_000,
-        created_from="2025-01-01",
-        created_to="2025-02-01",
-        status_interval=0.2,
-        rows_per_second=0,
-        quota_mb=5000,
-    ) as sim:
-        api = Api(sim)
-        flt = {"createdAt": {"startAt": "2025-01-01T00:00:00Z", "endAt": "2025-02-01T00:00:00Z"}}
-        eid = api.create_id(flt, fields)
-        api.enqueue(eid)
-        state = wait_status(sim, eid, {"Completed"}, timeout=120)
-        rate = state["numberOfRecords"] / state["generationSeconds"]
-        print(
-            f"\n2M leads x {len(fields)} fields: {state['fileSize'] / 1e6:.0f} MB at "
-            f"{rate:,.0f} rows/s"
-        )
-        assert state["numberOfRecords"] == 2_000_000
-        assert rate > 100_000
