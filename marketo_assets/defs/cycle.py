@@ -131,10 +131,6 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return (end - start).total_seconds() if start and end else None
 
 
-def next_chicago_midnight(now: datetime | None = None) -> datetime:
-    return MarketoClient.quota_reset_time(now)
-
-
 def _fail_unsupported(
     context: dg.AssetExecutionContext,
     marketo: MarketoResource,
@@ -363,7 +359,7 @@ def _wait(
 def _check_quota(client: MarketoClient, marketo: MarketoResource) -> None:
     used = client.exported_bytes_today()
     if used >= marketo.daily_quota_mb * MB:
-        reset = MarketoClient.quota_reset_time()
+        reset = MarketoClient.quota_reset_time(client.server_now())
         raise dg.Failure(
             description=(
                 f"Marketo's daily export quota ({marketo.daily_quota_mb} MB) is used up "

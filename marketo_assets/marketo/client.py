@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,7 @@ class MarketoClient:
         self._throttle = Throttle(
             settings.max_calls_per_window, settings.window_seconds, settings.max_concurrent
         )
+        self._server_offset = 0.0  # Marketo's clock minus ours, from `Date` headers
         self._auth = TokenManager(
             self._http,
             settings,
@@ -164,7 +166,24 @@ class MarketoClient:
                     f"{method} {path} failed: {type(exc).__name__} (connection problem)"
                 ) from None
         log.debug("marketo: %s %s -> HTTP %s", method, path, resp.status_code)
+        self._note_server_time(resp.headers.get("date"))
         return resp
+
+    def _note_server_time(self, date_header: str | None) -> None:
+        """Track Marketo's clock (HTTP `Date`): the quota day is Marketo's, not this host's."""
+        if not date_header:
+            return
+        try:
+            server = parsedate_to_datetime(date_header)
+        except (TypeError, ValueError):
+            return
+        if server.tzinfo is None:
+            server = server.replace(tzinfo=UTC)
+        self._server_offset = (server - datetime.now(UTC)).total_seconds()
+
+    def server_now(self) -> datetime:
+        """Marketo's current time as last seen in a response's `Date` header (else local time)."""
+        return datetime.now(UTC) + timedelta(seconds=self._server_offset)
 
     @staticmethod
     def _envelope(resp: httpx.Response, method: str, path: str) -> dict[str, Any]:
@@ -200,7 +219,7 @@ class MarketoClient:
             if "too many jobs" in lower or ("queue" in lower and "quota" not in lower):
                 raise QueueFullError(message)
             if "quota" in lower:
-                raise QuotaExceededError(message, reset_at=self.quota_reset_time())
+                raise QuotaExceededError(message, reset_at=self.quota_reset_time(self.server_now()))
             raise MarketoAPIError(code, message)
         if code == "1003" and "field" in lower:
             requested = context.get("fields") or []
@@ -214,7 +233,7 @@ class MarketoClient:
         if code == "1035":
             raise UnsupportedFilterError(context.get("filter"), message, code=code)
         if code == "607":
-            raise DailyCallLimitError(message, reset_at=self.quota_reset_time())
+            raise DailyCallLimitError(message, reset_at=self.quota_reset_time(self.server_now()))
         if code == "603":
             raise MarketoAPIError(
                 code,
@@ -636,14 +655,15 @@ class MarketoClient:
 
     def exported_bytes_today(self, now: datetime | None = None) -> int:
         """Sum of fileSize of this user's Completed jobs finished since midnight America/Chicago
-        (the bulk export quota day)."""
-        now = now or datetime.now(UTC)
+        (the bulk export quota day), by Marketo's clock unless `now` is given."""
+        jobs = list(self.list_exports(["Completed"]))  # also refreshes server_now()
+        now = now or self.server_now()
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
         local = now.astimezone(CHICAGO)
         day_start = datetime(local.year, local.month, local.day, tzinfo=CHICAGO)
         total = 0
-        for job in self.list_exports(["Completed"]):
+        for job in jobs:
             if job.status == "Completed" and job.finished_at and job.finished_at >= day_start:
                 total += job.file_size or 0
         return total

@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         lifespan="on",
         timeout_graceful_shutdown=2,
         access_log=False,
+        date_header=False,  # the app sends Date on the simulated clock
     )
     server = uvicorn.Server(config)
     try:

@@ -18,6 +18,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
@@ -278,6 +279,10 @@ class Simulator:
             if message["type"] == "http.response.start":
                 st = str(message["status"])
                 req["by_status"][st] = req["by_status"].get(st, 0) + 1
+                # Like any HTTP server, a `Date` header - on the simulated clock.
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                headers.append((b"date", formatdate(self.now(), usegmt=True).encode()))
+                message = {**message, "headers": headers}
             await send(message)
 
         if path == "/identity/oauth/token":  # exempt from limits
