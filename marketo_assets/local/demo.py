@@ -1,5 +1,10 @@
 """`make demo`: simulator → backfill of six monthly partitions through the Dagster daemon → summary.
 
+The list sensors tick in the same daemon and export the selected lists (simulator: static list
+1001 and smart list 5001, see `environment.py`); the summary prints rows per list.
+
+Then the dbt models are built once through the daemon (`models.py`) and counted in the summary.
+
 Runs against a real Marketo instead when MARKETO_BASE_URL/CLIENT_ID/CLIENT_SECRET are set.
 """
 
@@ -16,6 +21,8 @@ from marketo_assets.settings import PROJECT_ROOT, load_settings
 
 from .environment import marketo_target
 from .instance import ensure_pools, launch_backfill, running_daemon, wait_for_backfill
+from .list_demo import wait_for_list_sensors
+from .models import build_models, model_summary
 
 MB = 1024 * 1024
 
@@ -55,17 +62,24 @@ def main() -> int:
         keys = demo_partitions(defs, target.is_simulator)
         with dg.DagsterInstance.get() as instance:
             ensure_pools(instance)
+            sensors_since = time.time()
             with running_daemon(log_path=log_dir / "dagster-daemon.log"):
                 backfill_id = launch_backfill(
                     instance, defs, [LEAD_EXPORTS, LEADS], keys, title="make demo"
                 )
                 _say(f"Backfill {backfill_id}: {len(keys)} partitions {keys[0]} … {keys[-1]}")
                 status = wait_for_backfill(instance, backfill_id, timeout=900, on_tick=_progress())
+                lists = wait_for_list_sensors(instance, sensors_since, say=_say)
+                models = build_models(instance, defs, say=_say)  # dbt, after the raw loads
         _say(f"Backfill finished: {status.value}")
         quota = target.simulator.state()["quota_used_bytes"] if target.is_simulator else None
 
+    lists_ok = _list_summary(settings.duckdb_path, lists)
+    model_lines, models_ok = model_summary(settings.duckdb_path)
+    _say("\n".join(model_lines))
     ok = _summary(settings.duckdb_path, keys, quota, time.monotonic() - started)
-    return 0 if ok and status.value in ("COMPLETED_SUCCESS", "COMPLETED") else 1
+    ok = ok and models_ok and models.value == "COMPLETED_SUCCESS"
+    return 0 if ok and lists_ok and status.value in ("COMPLETED_SUCCESS", "COMPLETED") else 1
 
 
 def _progress():
@@ -80,6 +94,25 @@ def _progress():
                 _say(f"  {key}: {status.lower()}")
 
     return tick
+
+
+def _list_summary(duckdb_path: Path, outcome) -> bool:
+    import duckdb
+
+    from marketo_assets.warehouse import list_member_counts
+
+    with duckdb.connect(str(duckdb_path), read_only=True) as conn:
+        rows = list_member_counts(conn)
+    _say("")
+    _say("List         Rows  Name")
+    for key, name, count in rows:
+        _say(f"{key:<11} {count:>6,}  {name}")
+    if not rows:
+        _say("(no list loaded: set MARKETO_STATIC_LISTS / MARKETO_SMART_LISTS)")
+    for error in outcome.errors:
+        _say(f"List sensors: {error}")
+    selected = os.environ.get("MARKETO_STATIC_LISTS") or os.environ.get("MARKETO_SMART_LISTS")
+    return outcome.ok and (bool(rows) or not selected)
 
 
 def _summary(duckdb_path: Path, keys: list[str], quota_bytes: int | None, seconds: float) -> bool:

@@ -51,5 +51,9 @@ def marketo_target(**simulator_args) -> Iterator[MarketoTarget]:
             "MARKETO_POLL_INTERVAL": os.environ.get(
                 "MARKETO_POLL_INTERVAL", str(args["status_interval"])
             ),
+            # Lists the list sensors export from the simulator: "Webinar Attendees 2025"
+            # (static) and "High Score Leads" (smart).
+            "MARKETO_STATIC_LISTS": os.environ.get("MARKETO_STATIC_LISTS", "1001"),
+            "MARKETO_SMART_LISTS": os.environ.get("MARKETO_SMART_LISTS", "5001"),
         }
         yield MarketoTarget(env=env, simulator=sim)

@@ -9,7 +9,13 @@ from .loader import (
     SchemaConflictError,
     load_partition,
 )
-from .queries import duplicate_ids, partition_stats, rows_outside_window, table_schema
+from .queries import (
+    duplicate_ids,
+    list_member_counts,
+    partition_stats,
+    rows_outside_window,
+    table_schema,
+)
 from .sql import quote_ident
 from .types import DUCKDB_TYPES, Column, columns_for, duckdb_type
 
@@ -26,6 +32,7 @@ __all__ = [
     "columns_for",
     "duckdb_type",
     "duplicate_ids",
+    "list_member_counts",
     "load_partition",
     "partition_stats",
     "quote_ident",

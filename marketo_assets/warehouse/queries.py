@@ -93,3 +93,34 @@ def rows_outside_window(
             [partition_key, start, end],
         ).fetchone()[0]
     )
+
+
+def list_member_counts(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int]]:
+    """(partition key, list name or "?", rows) of every list loaded into
+    marketo.static_list_members / marketo.smart_list_members (names from marketo.lists)."""
+    present = {name for name, _ in _marketo_tables(conn)}
+    names: dict[str, str] = {}
+    if "lists" in present:
+        names = dict(
+            conn.execute(
+                f"SELECT partition_key, name FROM {qualified('marketo.lists', conn)}"
+            ).fetchall()
+        )
+    out: list[tuple[str, str, int]] = []
+    for kind in ("static", "smart"):
+        table = f"{kind}_list_members"
+        if table not in present:
+            continue
+        for key, count in conn.execute(
+            f"SELECT _partition_key, count(*) FROM {qualified('marketo.' + table, conn)} "
+            "GROUP BY 1 ORDER BY min(_list_id)"
+        ).fetchall():
+            out.append((key, names.get(key, "?"), int(count)))
+    return out
+
+
+def _marketo_tables(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    return conn.execute(
+        "SELECT table_name, schema_name FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND schema_name = 'marketo'"
+    ).fetchall()

@@ -1,0 +1,88 @@
+"""`make demo`'s list part: the list sensors tick in the daemon, the demo waits for their runs.
+
+The sensors are running by default. When the daemon starts they evaluate at once: each adds a
+partition per selected list (the simulator demo selects static list 1001 and smart list 5001,
+see `environment.py`), requests one export run per new or changed list and a refresh of the list
+catalog. This module waits for those ticks and runs, and prints rows per list afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import dagster as dg
+from dagster._core.scheduler.instigation import InstigatorType, TickStatus
+
+LIST_SENSORS = ("static_list_sensor", "smart_list_sensor")
+_DONE = {TickStatus.SUCCESS, TickStatus.SKIPPED, TickStatus.FAILURE}
+
+
+@dataclass
+class ListSensorOutcome:
+    ticks: dict[str, str] = field(default_factory=dict)  # sensor -> tick status / skip reason
+    runs: dict[str, str] = field(default_factory=dict)  # run label -> final status
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and all(s == "SUCCESS" for s in self.runs.values())
+
+
+def _first_ticks(instance: dg.DagsterInstance, since: float) -> dict[str, object]:
+    found: dict[str, object] = {}
+    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+        if state.instigator_name not in LIST_SENSORS:
+            continue
+        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, after=since)
+        done = sorted((t for t in ticks if t.status in _DONE), key=lambda t: t.timestamp)
+        if done:
+            found[state.instigator_name] = done[0]
+    return found
+
+
+def wait_for_list_sensors(
+    instance: dg.DagsterInstance,
+    since: float,
+    timeout: float = 240,
+    say: Callable[[str], None] = print,
+) -> ListSensorOutcome:
+    """Wait for each list sensor's first tick after `since`, then for the runs it requested."""
+    outcome = ListSensorOutcome()
+    deadline = time.monotonic() + timeout
+    ticks: dict[str, object] = {}
+    while len(ticks) < len(LIST_SENSORS) and time.monotonic() < deadline:
+        ticks = _first_ticks(instance, since)
+        time.sleep(1.0)
+    for name in LIST_SENSORS:
+        tick = ticks.get(name)
+        if tick is None:
+            outcome.errors.append(f"{name}: no tick within {timeout:.0f} s (is it stopped?)")
+            continue
+        status = tick.status.value
+        if tick.status == TickStatus.FAILURE and tick.error:
+            outcome.errors.append(f"{name}: tick failed: {tick.error.message.strip()}")
+        detail = f"{len(tick.run_ids)} run(s)" if tick.run_ids else (tick.skip_reason or "")
+        outcome.ticks[name] = f"{status.lower()}: {detail}"
+        say(f"Sensor {name}: {status.lower()}, {detail}")
+    run_ids = [rid for t in ticks.values() for rid in t.run_ids]
+    seen: dict[str, str] = {}
+    while run_ids:
+        runs = [instance.get_run_by_id(rid) for rid in run_ids]
+        for run in runs:
+            if run is None:
+                continue
+            label = run.tags.get("dagster/partition") or run.job_name
+            if seen.get(run.run_id) != run.status.value:
+                seen[run.run_id] = run.status.value
+                say(f"  {label}: {run.status.value.lower()}")
+            if run.is_finished:
+                outcome.runs[label] = run.status.value
+        if all(r is not None and r.is_finished for r in runs):
+            break
+        if time.monotonic() > deadline:
+            outcome.errors.append("list runs still running at the timeout")
+            break
+        time.sleep(1.0)
+    return outcome
