@@ -25,14 +25,14 @@ lint: setup
 manifest: setup
 	$(UV) run --frozen python -m marketo_assets.defs.dbt_manifest
 
-test: setup
+test: setup manifest
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
-demo: setup
+demo: setup manifest
 	$(UV) run --frozen python -m marketo_assets.local.demo
 
-dev: setup
+dev: setup manifest
 	$(UV) run --frozen python -m marketo_assets.local.dev
 
 bench: setup

@@ -66,3 +66,12 @@ def run_env(sim, tmp_path: Path) -> dict[str, str]:
 def lead_sim(simulator_factory):
     with simulator_factory(**SIM_ARGS) as sim:
         yield sim
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dbt_manifest() -> Path:
+    """The dbt manifest, parsed once before any test loads the definitions (a clean clone has
+    none). Under a file lock: parallel pytest workers wait for one parse instead of racing."""
+    from marketo_assets.defs.dbt_manifest import ensure_manifest
+
+    return ensure_manifest()

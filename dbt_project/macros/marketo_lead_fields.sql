@@ -1,0 +1,67 @@
+{#-
+  Marketo lead fields -> staging columns: (REST name, snake_case column, type). Columns are
+  the REST names in snake_case, without the custom-field suffix `__c`; `id` becomes `lead_id`.
+  REST names are the raw column names (the loaders keep them unless the user sets
+  columnHeaderNames; then put the header names in the first position here). Standard fields
+  first, then the subscription's custom fields (`__c`). A field missing from an export
+  becomes a NULL column; a field exported but not listed here is not modelled: add a line.
+-#}
+{% macro marketo_lead_fields() -%}
+    {{ return([
+        ("id", "lead_id", "bigint"),
+        ("email", "email", "email"),
+        ("firstName", "first_name", "text"),
+        ("lastName", "last_name", "text"),
+        ("middleName", "middle_name", "text"),
+        ("salutation", "salutation", "text"),
+        ("title", "title", "text"),
+        ("company", "company", "text"),
+        ("phone", "phone", "text"),
+        ("mobilePhone", "mobile_phone", "text"),
+        ("address", "address", "text"),
+        ("city", "city", "text"),
+        ("state", "state", "text"),
+        ("postalCode", "postal_code", "text"),
+        ("country", "country", "text"),
+        ("website", "website", "text"),
+        ("industry", "industry", "text"),
+        ("leadSource", "lead_source", "text"),
+        ("leadStatus", "lead_status", "text"),
+        ("leadScore", "lead_score", "bigint"),
+        ("relativeScore", "relative_score", "bigint"),
+        ("annualRevenue", "annual_revenue", "double"),
+        ("numberOfEmployees", "number_of_employees", "bigint"),
+        ("probability", "probability", "double"),
+        ("urgency", "urgency", "double"),
+        ("unsubscribed", "unsubscribed", "boolean"),
+        ("doNotCall", "do_not_call", "boolean"),
+        ("dateOfBirth", "date_of_birth", "date"),
+        ("mktoAcquisitionDate", "mkto_acquisition_date", "timestamptz"),
+        ("createdAt", "created_at", "timestamptz"),
+        ("updatedAt", "updated_at", "timestamptz"),
+        ("sfdcLeadOwnerId", "sfdc_lead_owner_id", "text"),
+        ("externalCompanyId", "external_company_id", "text"),
+        ("cookies", "cookies", "text"),
+        ("personTimeZone", "person_time_zone", "text"),
+        ("inferredCountry", "inferred_country", "text"),
+        ("customerTier__c", "customer_tier", "text"),
+        ("npsScore__c", "nps_score", "bigint"),
+        ("lastProductSeen__c", "last_product_seen", "text"),
+        ("churnRisk__c", "churn_risk", "double"),
+        ("contractValue__c", "contract_value", "double"),
+        ("isPartner__c", "is_partner", "boolean"),
+        ("renewalDate__c", "renewal_date", "date"),
+        ("notes__c", "notes", "text"),
+    ]) }}
+{%- endmacro %}
+
+
+{#- The fields list exports carry by default (CONTRACTS.md section 4). -#}
+{% macro marketo_member_fields() -%}
+    {%- set wanted = ["id", "email", "firstName", "lastName", "company", "createdAt", "updatedAt"] -%}
+    {%- set fields = [] -%}
+    {%- for field in marketo_lead_fields() if field[0] in wanted -%}
+        {%- do fields.append(field) -%}
+    {%- endfor -%}
+    {{ return(fields) }}
+{%- endmacro %}

@@ -1,0 +1,30 @@
+-- The current state of every lead: one row per lead id.
+--
+-- A lead can be seen several times: once in the full export of its creation window and once per
+-- day it changed in the incremental exports. The newest version wins: latest Marketo
+-- `updatedAt`, then the latest export (`_loaded_at`), then the incremental export over the
+-- full one (it was asked for *because* the lead changed), then the export id (deterministic).
+
+with versions as (
+    select *, 'leads' as _source_table from {{ ref('stg_marketo__leads') }}
+    union all by name
+    select *, 'lead_changes' as _source_table from {{ ref('stg_marketo__lead_changes') }}
+)
+
+select
+    * exclude (_source_table, _partition_key, _export_id, _loaded_at),
+    _source_table,
+    _partition_key,
+    _export_id,
+    _loaded_at,
+    count(*) over (partition by lead_id) as _versions_seen
+from versions
+where lead_id is not null
+qualify row_number() over (
+    partition by lead_id
+    order by
+        updated_at desc nulls last,
+        _loaded_at desc nulls last,
+        _source_table = 'lead_changes' desc,
+        _export_id desc nulls last
+) = 1

@@ -1,0 +1,165 @@
+"""dbt models (dbt_project/) as Dagster assets: staging, marts and reporting over the raw tables.
+
+Every dbt model is an asset in the `marketo_models` group and every dbt test an asset check on
+its model. dbt sources map to the raw assets that load them (`meta.dagster.asset_key` in
+`_marketo__sources.yml`: `marketo/leads`, `marketo/lead_changes`, ...), so the graph runs
+unbroken from the Marketo exports to the marts.
+
+When it runs: the `dbt_models_after_raw_loads` sensor (running by default) requests the models
+whose raw tables were loaded since their last build, once no raw partition of theirs is still
+queued or running, so a backfill of many partitions ends with one dbt build, not one per
+partition. The build runs in the `duckdb` pool (limit 1): `dbt build` holds DuckDB's single
+write lock from start to end, so it waits for loads and loads wait for it.
+"""
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from marketo_assets.settings import load_settings
+
+from .dbt_manifest import dbt_project, ensure_manifest
+
+MODELS_GROUP = "marketo_models"
+
+# How many steps a model can be from a raw table (raw -> staging -> marts -> reporting is 3).
+MODEL_DEPTH = 4
+
+
+def _upstream_in_progress(levels: int) -> dg.AutomationCondition:
+    """Some asset up to `levels` steps upstream is being materialized (queued, running, or in
+    a backfill): `any_deps_in_progress` alone only looks one step up."""
+    busy = dg.AutomationCondition.in_progress()
+    for _ in range(levels - 1):
+        busy = dg.AutomationCondition.in_progress() | dg.AutomationCondition.any_deps_match(busy)
+    return dg.AutomationCondition.any_deps_match(busy)
+
+
+# Raw loads first: rebuild a model once a table it reads has been loaded since it was last
+# requested, but not while anything upstream of it is still being loaded or built (a backfill
+# of raw partitions ends with one build, not one per partition), nor while it is being built.
+AFTER_RAW_LOADS = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~_upstream_in_progress(MODEL_DEPTH)
+    & ~dg.AutomationCondition.in_progress()
+).with_label("after raw loads")
+
+
+class MarketoDbtTranslator(DagsterDbtTranslator):
+    """Models: group `marketo_models`, rebuilt after raw loads. Sources keep the asset keys
+    their `meta.dagster.asset_key` names (the raw Marketo assets)."""
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if unique_id.startswith("source."):
+            return spec
+        return spec.replace_attributes(
+            group_name=MODELS_GROUP, automation_condition=AFTER_RAW_LOADS
+        )
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=dbt_project,
+    name="marketo_dbt_models",
+    dagster_dbt_translator=MarketoDbtTranslator(),
+    pool="duckdb",
+)
+def marketo_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """`dbt build` of the selected models and their tests on the loaders' DuckDB file.
+
+    Every model is a table; each materialization carries its row count (`dagster/row_count`).
+    """
+    with _absolute_duckdb_path() as database:
+        invocation = dbt.cli(["build"], context=context)
+        yield from _with_row_counts(context, invocation.stream(), database)
+
+
+dbt_models_after_raw_loads = dg.AutomationConditionSensorDefinition(
+    "dbt_models_after_raw_loads",
+    target=dg.AssetSelection.assets(marketo_dbt_models),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Builds the dbt models after their raw Marketo tables are loaded.",
+)
+
+
+@contextmanager
+def _absolute_duckdb_path() -> Iterator[Path]:
+    """dbt runs inside dbt_project/: hand it the loaders' DuckDB file as an absolute path, so
+    a relative DUCKDB_PATH means the same file for both."""
+    database = load_settings().duckdb_path.resolve()
+    before = os.environ.get("DUCKDB_PATH")
+    os.environ["DUCKDB_PATH"] = str(database)
+    try:
+        yield database
+    finally:
+        if before is None:
+            os.environ.pop("DUCKDB_PATH", None)
+        else:
+            os.environ["DUCKDB_PATH"] = before
+
+
+def _with_row_counts(
+    context: dg.AssetExecutionContext, events: Iterable[Any], database: Path
+) -> Iterator[Any]:
+    """The build's events, each model's with its row count.
+
+    dagster-dbt's `fetch_row_counts()` queries each table from this process while `dbt build`
+    (another process) still holds DuckDB's only write lock, so it only gets through when its
+    connect retries outlast the build. Instead the events are held until dbt exits, then every
+    built table is counted over one read-only connection; the step still holds the `duckdb`
+    pool slot, so no load writes meanwhile. If dbt fails (a failing test), what was built is
+    still reported before the step fails.
+    """
+    held: list[Any] = []
+    error: Exception | None = None
+    try:
+        for event in events:
+            held.append(event)
+    except Exception as exc:  # re-raised below, after reporting what was built
+        error = exc
+    counts = _count_rows(context, database, [_table_of(context, e) for e in held])
+    for event in held:
+        count = counts.get(_table_of(context, event))
+        if count is not None:
+            event = event.with_metadata({**event.metadata, "dagster/row_count": count})
+        yield event
+    if error is not None:
+        raise error
+
+
+def _table_of(context: dg.AssetExecutionContext, event: Any) -> str | None:
+    """`schema.table` of a model's Output / AssetMaterialization, else None."""
+    if isinstance(event, dg.Output):
+        key = context.asset_key_for_output(event.output_name)
+    elif isinstance(event, dg.AssetMaterialization):
+        key = event.asset_key
+    else:
+        return None
+    table = context.assets_def.specs_by_key[key].metadata.get("dagster/table_name")
+    # `catalog.schema.table` -> `schema.table`: the model schemas are unambiguous on their
+    # own, whatever the database file (and so the catalog) is called.
+    return ".".join(str(table).split(".")[-2:]) if table else None
+
+
+def _count_rows(
+    context: dg.AssetExecutionContext, database: Path, tables: list[str | None]
+) -> dict[str, int]:
+    wanted = sorted({t for t in tables if t})
+    if not wanted:
+        return {}
+    try:
+        with duckdb.connect(str(database), read_only=True) as conn:
+            return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in wanted}
+    except duckdb.Error as exc:  # e.g. someone holds the file open for writing
+        context.log.warning(f"Row counts skipped: {exc}")
+        return {}

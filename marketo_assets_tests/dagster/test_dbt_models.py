@@ -1,0 +1,242 @@
+"""dbt models on the raw tables: simulator → raw partitions → `dbt build` through Dagster.
+
+The DuckDB file is `<tmp>/marketo.duckdb`: the same file name as in the parsed manifest (DuckDB
+names the catalog after the file), so row counts resolve.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster._core.execution.backfill import BulkActionStatus
+
+from marketo_assets.defs.lead_changes import lead_change_export_files, lead_changes
+from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS, lead_export_files, leads
+from marketo_assets.local.instance import launch_backfill
+
+from .conftest import SIM_ARGS, resources_for
+
+NOW = "2025-06-15T12:00:00Z"  # the simulated clock: inside the data set's update span
+CHANGE_DAY = "2025-06-15"
+LEAD_WINDOWS = ["2025-05-01", "2025-06-01"]
+STG_LEADS = dg.AssetKey(["staging", "stg_marketo__leads"])
+STG_CHANGES = dg.AssetKey(["staging", "stg_marketo__lead_changes"])
+DIM_LEADS = dg.AssetKey(["marts", "dim_leads"])
+MEMBERSHIP = dg.AssetKey(["marts", "fct_list_membership"])
+DAILY = dg.AssetKey(["reporting", "rpt_leads_created_daily"])
+RAW_KEYS = {
+    "stg_marketo__leads": ["marketo", "leads"],
+    "stg_marketo__lead_changes": ["marketo", "lead_changes"],
+    "stg_marketo__static_list_members": ["marketo", "static_list_members"],
+    "stg_marketo__smart_list_members": ["marketo", "smart_list_members"],
+    "stg_marketo__lists": ["marketo", "lists"],
+}
+
+
+@pytest.fixture
+def dbt(dbt_manifest):
+    from dagster_dbt import DbtCliResource
+
+    from marketo_assets.defs.dbt_manifest import dbt_executable, dbt_project
+
+    return DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+
+
+def _query(db: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+class Automation:
+    """Ticks of the dbt models' automation condition, as the sensor evaluates them."""
+
+    def __init__(self, instance: dg.DagsterInstance, defs: dg.Definitions) -> None:
+        self.instance, self.defs, self.cursor = instance, defs, None
+
+    def tick(self) -> set[dg.AssetKey]:
+        from marketo_assets.defs.dbt import marketo_dbt_models
+
+        result = dg.evaluate_automation_conditions(
+            defs=self.defs,
+            instance=self.instance,
+            asset_selection=dg.AssetSelection.assets(marketo_dbt_models),
+            cursor=self.cursor,
+        )
+        self.cursor = result.cursor
+        return {key for key in marketo_dbt_models.keys if result.get_num_requested(key)}
+
+
+def test_raw_partitions_then_dbt_models(simulator_factory, tmp_path, monkeypatch, dbt):
+    from marketo_assets.defs.dbt import marketo_dbt_models
+
+    sim = simulator_factory(**SIM_ARGS, extra_args=["--now", NOW])
+    db = tmp_path / "marketo.duckdb"
+    monkeypatch.setenv("DUCKDB_PATH", str(db))
+    resources = resources_for(sim, tmp_path)
+    raw = [lead_export_files, leads, lead_change_export_files, lead_changes]
+    defs = dg.Definitions(assets=[*raw, marketo_dbt_models], resources={**resources, "dbt": dbt})
+
+    with dg.instance_for_test() as instance:
+        automation = Automation(instance, defs)
+        assert automation.tick() == set()  # nothing loaded yet: nothing to build
+
+        for key in LEAD_WINDOWS:
+            done = dg.materialize(
+                raw[:2], partition_key=key, resources=resources, instance=instance
+            )
+            assert done.success
+        # A lead from the full export changes later in Marketo; the day's incremental export
+        # carries the new values.
+        (lead_id, old_name, old_updated) = _query(
+            db,
+            "SELECT id, firstName, updatedAt FROM marketo.marketo.leads "
+            "WHERE _partition_key = '2025-05-01' AND updatedAt < '2025-06-01' ORDER BY id LIMIT 1",
+        )[0]
+        sim.update_lead(lead_id, {"firstName": "Renamed", "leadStatus": "Customer"})
+        done = dg.materialize(
+            raw[2:], partition_key=CHANGE_DAY, resources=resources, instance=instance
+        )
+        assert done.success
+
+        # While lead partitions are still being backfilled, every model downstream of
+        # `marketo.leads` waits; staging of the (finished) change load goes ahead ...
+        backfill_id = launch_backfill(instance, defs, [LEAD_EXPORTS, LEADS], ["2025-04-01"])
+        assert automation.tick() == {STG_CHANGES}
+        backfill = instance.get_backfill(backfill_id)
+        instance.update_backfill(backfill.with_status(BulkActionStatus.CANCELED))
+        # ... and the rest follows once the backfill is over: one build, not one per partition.
+        assert automation.tick() == {STG_LEADS, DIM_LEADS, DAILY}
+
+        result = dg.materialize([marketo_dbt_models], resources={"dbt": dbt}, instance=instance)
+        assert result.success
+        assert automation.tick() == set()  # built: nothing new to do
+
+    # One row per distinct lead id across the full and the incremental exports.
+    union = (
+        "SELECT id FROM marketo.marketo.leads UNION ALL SELECT id FROM marketo.marketo.lead_changes"
+    )
+    raw_ids = {r[0] for r in _query(db, union)}
+    dim = _query(db, "SELECT lead_id FROM marts.dim_leads")
+    assert len(dim) == len(raw_ids) and {r[0] for r in dim} == raw_ids
+    in_both = _query(
+        db,
+        "SELECT count(*) FROM marketo.marketo.leads JOIN marketo.marketo.lead_changes USING (id)",
+    )[0][0]
+    assert in_both > 1  # leads seen in two places: each appears once
+
+    # The updated lead shows its new values, from the incremental export.
+    (row,) = _query(
+        db,
+        "SELECT first_name, lead_status, updated_at, _source_table, _versions_seen "
+        f"FROM marts.dim_leads WHERE lead_id = {int(lead_id)}",
+    )
+    assert row[0] == "Renamed" and row[1] == "Customer" and old_name != "Renamed"
+    assert row[2] > old_updated and row[2].date().isoformat() == CHANGE_DAY
+    assert row[3:] == ("lead_changes", 2)
+    # A lead that did not change keeps its full-export values.
+    unchanged = _query(
+        db,
+        "SELECT d.first_name IS NOT DISTINCT FROM l.firstName, d._source_table "
+        "FROM marts.dim_leads d JOIN marketo.marketo.leads l ON l.id = d.lead_id "
+        "WHERE d._versions_seen = 1 LIMIT 1",
+    )
+    assert unchanged == [(True, "leads")]
+
+    # No list tables yet: the list models build empty instead of failing.
+    assert _query(db, "SELECT count(*) FROM marts.fct_list_membership") == [(0,)]
+    daily = _query(db, "SELECT sum(leads_created) FROM reporting.rpt_leads_created_daily")
+    assert daily == [(len(raw_ids),)]
+
+    # Every dbt test ran as an asset check and passed.
+    manifest = json.loads(Path(dbt.project_dir, "target", "manifest.json").read_text())
+    tests = [n for n in manifest["nodes"].values() if n["resource_type"] == "test"]
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == len(tests) > 30
+    assert [c.check_name for c in checks if not c.passed] == []
+
+    # Row counts in metadata (the catalog in the manifest matches the file name).
+    counts = {
+        e.asset_key: e.materialization.metadata.get("dagster/row_count")
+        for e in result.get_asset_materialization_events()
+    }
+    assert counts[DIM_LEADS].value == len(raw_ids)
+    assert counts[MEMBERSHIP].value == 0
+    assert all(v is not None for v in counts.values()), counts
+
+
+def test_dbt_assets_wiring():
+    from marketo_assets.definitions import defs
+    from marketo_assets.defs.dbt import AFTER_RAW_LOADS, MODELS_GROUP
+
+    d = defs()
+    graph = d.resolve_asset_graph()
+    models = [graph.get(k) for k in graph.get_all_asset_keys()]
+    models = [m for m in models if m.group_name == MODELS_GROUP]
+    assert {m.key.path[-1] for m in models} == {
+        *RAW_KEYS,
+        "dim_leads",
+        "fct_list_membership",
+        "rpt_leads_created_daily",
+    }
+    for model in models:
+        assert model.pools == {"duckdb"}
+        assert model.automation_condition == AFTER_RAW_LOADS
+    # Sources are the raw Marketo assets: one connected lineage graph.
+    for name, raw_key in RAW_KEYS.items():
+        node = graph.get(dg.AssetKey(["staging", name]))
+        assert node.parent_keys == {dg.AssetKey(raw_key)}, name
+    assert graph.get(DIM_LEADS).parent_keys == {STG_LEADS, STG_CHANGES}
+    assert graph.get(LEADS).child_keys >= {STG_LEADS}
+    assert len(graph.get(DIM_LEADS).check_keys) >= 4  # dbt tests as asset checks
+    sensor = d.get_sensor_def("dbt_models_after_raw_loads")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert "dbt" in d.resources
+
+
+_ENSURE = """
+import sys
+from pathlib import Path
+from marketo_assets.defs.dbt_manifest import ensure_manifest
+ensure_manifest(Path(sys.argv[1]), log=lambda text: print("PARSED", text, flush=True))
+"""
+
+
+def test_manifest_is_prepared_once_under_a_lock(tmp_path, monkeypatch):
+    from marketo_assets.defs.dbt_manifest import DBT_PROJECT_DIR, manifest_path, stale_reason
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / "marketo.duckdb"))
+    assert stale_reason(project) == "no manifest yet"
+
+    # Three processes load the definitions at once on a clean clone: one parses, two wait.
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _ENSURE, str(project)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=os.environ.copy(),
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=240)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    assert sum(out.count("PARSED") for out in outputs) == 1, outputs
+    assert stale_reason(project) is None
+
+    # Stale when a dbt file changes, or when the DuckDB file (the catalog) has another name.
+    model = project / "models" / "marts" / "dim_leads.sql"
+    os.utime(model, (model.stat().st_atime, manifest_path(project).stat().st_mtime + 5))
+    assert stale_reason(project) == "models/marts/dim_leads.sql changed"
+    os.utime(model, (model.stat().st_atime, manifest_path(project).stat().st_mtime - 5))
+    assert stale_reason(project) is None
+    assert "catalog" in stale_reason(project, catalog="warehouse")
