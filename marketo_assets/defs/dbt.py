@@ -68,7 +68,7 @@ class MarketoDbtTranslator(DagsterDbtTranslator):
 
 @dbt_assets(
     manifest=ensure_manifest(),
-    project=dbt_project,
+    project=dbt_project(),
     name="marketo_dbt_models",
     dagster_dbt_translator=MarketoDbtTranslator(),
     pool="duckdb",

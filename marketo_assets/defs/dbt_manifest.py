@@ -25,9 +25,9 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
-
-from dagster_dbt import DbtProject
+from typing import TYPE_CHECKING
 
 from marketo_assets.settings import PROJECT_ROOT, load_settings
 
@@ -38,11 +38,20 @@ _SOURCE_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "dependencie
 _SOURCE_DIRS = ("models", "macros", "tests", "seeds", "snapshots", "analyses")
 LOCK_TIMEOUT = 300.0
 
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=TARGET)
+if TYPE_CHECKING:
+    from dagster_dbt import DbtProject
 
 
 class ManifestError(RuntimeError):
     """The dbt manifest could not be prepared."""
+
+
+@cache
+def dbt_project() -> "DbtProject":
+    """The project for dagster-dbt (imported lazily: `make manifest` does not need it)."""
+    from dagster_dbt import DbtProject
+
+    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=TARGET)
 
 
 def dbt_executable() -> str:

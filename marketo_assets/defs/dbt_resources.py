@@ -11,5 +11,7 @@ from .dbt_manifest import dbt_executable, dbt_project
 def dbt_resources() -> dg.Definitions:
     # The virtualenv's own `dbt`, so runs work even when .venv/bin is not on PATH.
     return dg.Definitions(
-        resources={"dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())}
+        resources={
+            "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())
+        }
     )

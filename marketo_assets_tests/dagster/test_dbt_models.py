@@ -20,15 +20,22 @@ from dagster._core.execution.backfill import BulkActionStatus
 
 from marketo_assets.defs.lead_changes import lead_change_export_files, lead_changes
 from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS, lead_export_files, leads
+from marketo_assets.defs.lists import lists, static_list_export_files, static_list_members
+from marketo_assets.defs.partitions import static_lists
 from marketo_assets.local.instance import launch_backfill
 
 from .conftest import SIM_ARGS, resources_for
 
 NOW = "2025-06-15T12:00:00Z"  # the simulated clock: inside the data set's update span
 CHANGE_DAY = "2025-06-15"
+# Leads created in May and June only: two lead windows hold them all (and every list member).
+SIM = {**SIM_ARGS, "leads": 2000, "created_from": "2025-05-01"}
 LEAD_WINDOWS = ["2025-05-01", "2025-06-01"]
+STATIC_LIST = 1001  # "Webinar Attendees 2025" in the simulator
 STG_LEADS = dg.AssetKey(["staging", "stg_marketo__leads"])
 STG_CHANGES = dg.AssetKey(["staging", "stg_marketo__lead_changes"])
+STG_LISTS = dg.AssetKey(["staging", "stg_marketo__lists"])
+STG_STATIC = dg.AssetKey(["staging", "stg_marketo__static_list_members"])
 DIM_LEADS = dg.AssetKey(["marts", "dim_leads"])
 MEMBERSHIP = dg.AssetKey(["marts", "fct_list_membership"])
 DAILY = dg.AssetKey(["reporting", "rpt_leads_created_daily"])
@@ -47,7 +54,7 @@ def dbt(dbt_manifest):
 
     from marketo_assets.defs.dbt_manifest import dbt_executable, dbt_project
 
-    return DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+    return DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())
 
 
 def _query(db: Path, sql: str) -> list[tuple]:
@@ -77,12 +84,15 @@ class Automation:
 def test_raw_partitions_then_dbt_models(simulator_factory, tmp_path, monkeypatch, dbt):
     from marketo_assets.defs.dbt import marketo_dbt_models
 
-    sim = simulator_factory(**SIM_ARGS, extra_args=["--now", NOW])
+    sim = simulator_factory(**SIM, extra_args=["--now", NOW])
     db = tmp_path / "marketo.duckdb"
     monkeypatch.setenv("DUCKDB_PATH", str(db))
     resources = resources_for(sim, tmp_path)
     raw = [lead_export_files, leads, lead_change_export_files, lead_changes]
-    defs = dg.Definitions(assets=[*raw, marketo_dbt_models], resources={**resources, "dbt": dbt})
+    list_assets = [static_list_export_files, static_list_members, lists]
+    defs = dg.Definitions(
+        assets=[*raw, *list_assets, marketo_dbt_models], resources={**resources, "dbt": dbt}
+    )
 
     with dg.instance_for_test() as instance:
         automation = Automation(instance, defs)
@@ -98,18 +108,28 @@ def test_raw_partitions_then_dbt_models(simulator_factory, tmp_path, monkeypatch
         (lead_id, old_name, old_updated) = _query(
             db,
             "SELECT id, firstName, updatedAt FROM marketo.marketo.leads "
-            "WHERE _partition_key = '2025-05-01' AND updatedAt < '2025-06-01' ORDER BY id LIMIT 1",
+            "WHERE _partition_key = '2025-05-01' AND updatedAt < '2025-06-10' ORDER BY id LIMIT 1",
         )[0]
         sim.update_lead(lead_id, {"firstName": "Renamed", "leadStatus": "Customer"})
         done = dg.materialize(
             raw[2:], partition_key=CHANGE_DAY, resources=resources, instance=instance
         )
         assert done.success
+        # One static list and the list catalog (no smart list: its tables stay missing).
+        instance.add_dynamic_partitions(static_lists.name, [f"static-{STATIC_LIST}"])
+        done = dg.materialize(
+            list_assets[:2],
+            partition_key=f"static-{STATIC_LIST}",
+            resources=resources,
+            instance=instance,
+        )
+        assert done.success
+        assert dg.materialize([lists], resources=resources, instance=instance).success
 
         # While lead partitions are still being backfilled, every model downstream of
-        # `marketo.leads` waits; staging of the (finished) change load goes ahead ...
+        # `marketo.leads` waits; models of the finished change and list loads go ahead ...
         backfill_id = launch_backfill(instance, defs, [LEAD_EXPORTS, LEADS], ["2025-04-01"])
-        assert automation.tick() == {STG_CHANGES}
+        assert automation.tick() == {STG_CHANGES, STG_LISTS, STG_STATIC, MEMBERSHIP}
         backfill = instance.get_backfill(backfill_id)
         instance.update_backfill(backfill.with_status(BulkActionStatus.CANCELED))
         # ... and the rest follows once the backfill is over: one build, not one per partition.
@@ -150,8 +170,19 @@ def test_raw_partitions_then_dbt_models(simulator_factory, tmp_path, monkeypatch
     )
     assert unchanged == [(True, "leads")]
 
-    # No list tables yet: the list models build empty instead of failing.
-    assert _query(db, "SELECT count(*) FROM marts.fct_list_membership") == [(0,)]
+    # Memberships with their list's name and the time their export was loaded; the smart list
+    # tables do not exist, and their models build empty instead of failing.
+    membership = _query(
+        db,
+        "SELECT f.lead_id, f.list_name, f.observed_at, l.name, m._loaded_at "
+        "FROM marts.fct_list_membership f "
+        "JOIN marketo.marketo.static_list_members m ON m.id = f.lead_id AND m._list_id = f.list_id "
+        "JOIN marketo.marketo.lists l ON l.list_type = f.list_type AND l.list_id = f.list_id",
+    )
+    members = sim.truth({"staticListId": STATIC_LIST}, ids=True)["ids"]
+    assert sorted(r[0] for r in membership) == sorted(members) and members
+    assert all(r[1] == r[3] and r[1] and r[2] == r[4] for r in membership)
+    assert _query(db, "SELECT count(*) FROM staging.stg_marketo__smart_list_members") == [(0,)]
     daily = _query(db, "SELECT sum(leads_created) FROM reporting.rpt_leads_created_daily")
     assert daily == [(len(raw_ids),)]
 
@@ -168,7 +199,7 @@ def test_raw_partitions_then_dbt_models(simulator_factory, tmp_path, monkeypatch
         for e in result.get_asset_materialization_events()
     }
     assert counts[DIM_LEADS].value == len(raw_ids)
-    assert counts[MEMBERSHIP].value == 0
+    assert counts[MEMBERSHIP].value == len(members)
     assert all(v is not None for v in counts.values()), counts
 
 
