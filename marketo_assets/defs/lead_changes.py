@@ -169,6 +169,7 @@ refresh_lead_changes_job = dg.define_asset_job(
     "refresh_lead_changes",
     selection=dg.AssetSelection.assets(LEAD_CHANGE_EXPORTS, LEAD_CHANGES),
     description="Export and load the leads changed on one day (updatedAt filter).",
+    executor_def=dg.in_process_executor,  # one process per run; pools still apply per step
 )
 
 

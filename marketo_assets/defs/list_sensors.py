@@ -6,7 +6,9 @@ only to list the lists (one call per 300 static / 200 smart lists, plus a token)
 DuckDB, and returns ONE `SensorResult`: partitions to add and delete, run requests and the new
 cursor, applied together by the daemon. Run keys are `<partition key>@<list updatedAt>` (plus
 `@refresh-<n>` for periodic refreshes), so re-evaluating a tick never launches a run twice.
-A catalog refresh (`marketo/lists`) is requested whenever the lists of the type changed.
+A catalog refresh (`marketo/lists`) is requested whenever lists of the type were added, deleted
+or renamed (not when only their membership, i.e. `updatedAt`, moved: one export run then).
+The runs use the in-process executor: one process per run instead of one per step.
 
 Selection (ids, exact names, glob patterns) comes from MARKETO_STATIC_LISTS / MARKETO_SMART_LISTS
 (see `settings.ListSelection`); an empty selection means no list.
@@ -34,12 +36,14 @@ list_catalog_job = dg.define_asset_job(
     "refresh_list_catalog",
     selection=dg.AssetSelection.assets(LISTS),
     description="Reload the catalog of Marketo lists (marketo.lists).",
+    executor_def=dg.in_process_executor,
 )
 list_member_jobs = {
     kind: dg.define_asset_job(
         f"export_{kind}_lists",
         selection=dg.AssetSelection.assets(EXPORT_KEYS[kind], MEMBER_KEYS[kind]),
         description=f"Export one {kind} list's members and load them into DuckDB.",
+        executor_def=dg.in_process_executor,  # pools still apply per step
     )
     for kind in ("static", "smart")
 }
@@ -145,7 +149,7 @@ def plan_tick(
     plan.delete = sorted(existing - wanted)
 
     digest = hashlib.sha256(
-        json.dumps(sorted((lst.id, lst.name, lst.updated_key) for lst in lists)).encode()
+        json.dumps(sorted((lst.id, lst.name) for lst in lists)).encode()
     ).hexdigest()[:16]
     generation = int(cursor.get("catalog_gen", 0))
     if digest != cursor.get("catalog"):

@@ -152,6 +152,7 @@ def test_static_list_sensor_lifecycle(list_sim, tmp_path):
         third = tick(sensor, instance, resources, second.cursor)
         runs = member_runs(third)
         assert [r.partition_key for r in runs] == ["static-1001"]
+        assert len(third.run_requests) == 1  # no catalog refresh: no list added or renamed
         assert runs[0].run_key == f"static-1001@{_updated(sim, 'static', 1001)}"
         assert partition_requests(third) == ([], [])
         execute_all(third, instance, resources)

@@ -74,6 +74,10 @@ def test_plan_new_unchanged_updated_and_deleted():
     same = plan_tick("static", found, sel, existing, first.cursor, NOW)
     assert same.add == same.delete == same.runs == [] and same.catalog_run_key is None
 
+    only_updated = [lst(1, "A", hours=5), lst(2, "Beta"), lst(3, "C")]
+    plan = plan_tick("static", only_updated, sel, existing, same.cursor, NOW)
+    assert [r[2] for r in plan.runs] == ["updated"] and plan.catalog_run_key is None
+
     moved = [lst(1, "A", hours=5), lst(3, "C")]  # 1 updated, 2 deleted in Marketo
     plan = plan_tick("static", moved, sel, existing, same.cursor, NOW)
     assert [r[:3] for r in plan.runs] == [("static-1", "static-1@2025-03-01T05:00:00Z", "updated")]
