@@ -30,20 +30,26 @@ MODELS_GROUP = "marketo_models"
 
 # How many steps a model can be from a raw table (raw -> staging -> marts -> reporting is 3).
 MODEL_DEPTH = 4
+_MODELS = dg.AssetSelection.groups(MODELS_GROUP)
+_RAW = dg.AssetSelection.all() - _MODELS
 
 
-def _upstream_in_progress(levels: int) -> dg.AutomationCondition:
-    """Some asset up to `levels` steps upstream is being materialized (queued, running, or in
-    a backfill): `any_deps_in_progress` alone only looks one step up."""
-    busy = dg.AutomationCondition.in_progress()
+def _raw_upstream_in_progress(levels: int) -> dg.AutomationCondition:
+    """A raw asset up to `levels` steps upstream is being loaded (queued, running, or in a
+    backfill); `any_deps_in_progress` alone only looks one step up. Other dbt runs in progress
+    do not block: the `duckdb` pool runs them one after the other anyway."""
+    raw_dep_loading = dg.AutomationCondition.any_deps_match(
+        dg.AutomationCondition.in_progress()
+    ).allow(_RAW)
+    busy = raw_dep_loading
     for _ in range(levels - 1):
-        busy = dg.AutomationCondition.in_progress() | dg.AutomationCondition.any_deps_match(busy)
-    return dg.AutomationCondition.any_deps_match(busy)
+        busy = raw_dep_loading | dg.AutomationCondition.any_deps_match(busy).allow(_MODELS)
+    return busy
 
 
 # Raw loads first: rebuild a model once a table it reads has been loaded since it was last
-# requested, but not while anything upstream of it is still being loaded or built (a backfill
-# of raw partitions ends with one build, not one per partition), nor while it is being built.
+# requested, but not while a raw table upstream of it is still being loaded (a backfill of raw
+# partitions ends with one build, not one per partition), nor while it is being built.
 # A model that does not exist yet is built too (empty while its raw table is missing), unless
 # its last build failed: a mart must never read a staging table that was never created
 # (`dim_leads` reads the staging table of `lead_changes` before the first change export).
@@ -52,7 +58,7 @@ AFTER_RAW_LOADS = (
         dg.AutomationCondition.any_deps_updated().since_last_handled()
         | (dg.AutomationCondition.missing() & ~dg.AutomationCondition.execution_failed())
     )
-    & ~_upstream_in_progress(MODEL_DEPTH)
+    & ~_raw_upstream_in_progress(MODEL_DEPTH)
     & ~dg.AutomationCondition.in_progress()
 ).with_label("after raw loads")
 
