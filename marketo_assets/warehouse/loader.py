@@ -9,6 +9,10 @@ NUL bytes: DuckDB 2.0.1 keeps NUL bytes inside values, but they are not wanted d
 airbyte 1.2.3). A chunked scan (memchr speed) looks for them first; only if the file has
 some, a streaming pre-pass writes a NUL-free copy into the file's own (private) directory
 and that copy is loaded. So NUL bytes are always removed, never kept.
+Memory: during the load DuckDB's memory_limit is lowered (never raised) to 64 MiB + 48 MiB per
+thread and insertion order is not preserved, so the INSERT streams the file into row groups
+written as they fill instead of buffering it: peak memory stays flat from a 100 MB to a 1 GB
+export (README, Performance). The connection's settings are restored afterwards.
 CR / LF inside quoted values are kept as they are (RFC-4180 quoting; DuckDB handles them;
 CRLF and LF line ends both work). A bare CR in an *unquoted* value is not RFC-4180 (Marketo and
 the simulator quote such values): DuckDB rejects the row, so the load fails (LoadError) rather
@@ -18,7 +22,11 @@ than splitting the row. Values are never silently changed except for the NUL rem
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -33,6 +41,11 @@ BASE_LINEAGE = (("_partition_key", "VARCHAR NOT NULL"), ("_export_id", "VARCHAR"
 LOADED_AT = "_loaded_at"
 EXAMPLE_CHARS = 80
 CAST_MARK = "cannot load"
+# A CSV-reading thread needs ~32 MiB of buffers; 100 MiB for two threads fails, 150 MiB works.
+LOAD_MEMORY_BASE = 64 * 1024 * 1024
+LOAD_MEMORY_PER_THREAD = 48 * 1024 * 1024
+_UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 INTEGER_TYPES = {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER"}
 
 
@@ -214,14 +227,60 @@ def load_partition(
 
     load_path = strip_nul(path) if has_nul(path) else path
     try:
-        rows = _load(
-            conn, schema, name, target, load_path, path.name, delim, columns, types, lineage_values
-        )
+        with bounded_memory(conn):
+            rows = _load(
+                conn, schema, name, target, load_path, path.name, delim, columns, types,
+                lineage_values,
+            )  # fmt: skip
     finally:
         if load_path != path:
             load_path.unlink(missing_ok=True)
     schema_now = [(n, t) for n, t in existing_columns(conn, schema, name).values()]
     return LoadResult(rows, table, schema_now, time.perf_counter() - started)
+
+
+def _bytes(text: str) -> int | None:
+    """DuckDB's spelling of a size ('18.7 GiB', '150.0 MiB', '512 bytes') in bytes."""
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", text or "")
+    if not m or m.group(2).upper() not in _UNITS:
+        return None
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+@functools.cache
+def _default_memory_limit() -> str:
+    with duckdb.connect() as fresh:
+        return fresh.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+
+@contextmanager
+def bounded_memory(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Lower memory_limit (never raise it) and drop insertion order for the load; restore both
+    afterwards. Without this DuckDB may use up to 80% of RAM on a large file."""
+    settings = dict(
+        conn.execute(
+            "SELECT name, value FROM duckdb_settings() "
+            "WHERE name IN ('memory_limit', 'preserve_insertion_order', 'threads')"
+        ).fetchall()
+    )
+    old_limit, old_order = settings.get("memory_limit"), settings.get("preserve_insertion_order")
+    threads = int(settings.get("threads") or 1)
+    wanted = LOAD_MEMORY_BASE + LOAD_MEMORY_PER_THREAD * threads
+    current = _bytes(old_limit) if old_limit else None
+    lower = current is None or wanted < current
+    if lower:
+        conn.execute(f"SET memory_limit = '{wanted // 1024}KiB'")
+    conn.execute("SET preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        if lower and old_limit:
+            if old_limit == _default_memory_limit():
+                conn.execute("RESET memory_limit")  # exact default (the text is rounded)
+            else:
+                conn.execute(f"SET memory_limit = '{old_limit}'")
+        if old_order is not None:
+            conn.execute(f"SET preserve_insertion_order = {old_order}")
 
 
 def _load(conn, schema, name, target, path, source, delim, columns, types, lineage_values) -> int:

@@ -1,0 +1,268 @@
+"""Measured processes: `python -m bench.worker KIND CONFIG_JSON` prints one BENCH_RESULT line.
+
+Kinds: `ctas` / `load` (DuckDB), `materialize` (both lead assets of one partition through
+Dagster, in this process), `slots` (backfills through the Dagster daemon). Times are taken
+inside the worker around the measured call; `ready_seconds` is how long the interpreter took
+to get there (imports), reported separately.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.common import emit
+
+
+def _ready_seconds() -> float:
+    return round(time.time() - psutil.Process().create_time(), 3)
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+# ---------------------------------------------------------------------------------- DuckDB
+def ctas(cfg: dict[str, Any]) -> dict[str, Any]:
+    """DuckDB's own `CREATE TABLE AS SELECT * FROM read_csv(...)` of the file (the reference)."""
+    import duckdb
+
+    conn = duckdb.connect(cfg["db"])
+    ready = _ready_seconds()
+    cpu0, t0 = _cpu(), time.perf_counter()
+    conn.execute("CREATE TABLE leads AS SELECT * FROM read_csv($1)", [cfg["file"]])
+    seconds = time.perf_counter() - t0
+    cpu = _cpu() - cpu0
+    rows = conn.execute("SELECT count(*) FROM leads").fetchone()[0]
+    conn.close()
+    return {"seconds": seconds, "cpu_seconds": cpu, "rows": rows, "ready_seconds": ready}
+
+
+def load(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Our loader: load_partition into `marketo.leads` (typed, lineage, one transaction)."""
+    import duckdb
+
+    from marketo_assets.warehouse import columns_for, load_partition
+
+    conn = duckdb.connect(cfg["db"])
+    columns = columns_for([tuple(ft) for ft in cfg["field_types"]], {})
+    ready = _ready_seconds()
+    cpu0, t0 = _cpu(), time.perf_counter()
+    result = load_partition(
+        conn,
+        table="marketo.leads",
+        file_path=cfg["file"],
+        file_format="CSV",
+        columns=columns,
+        partition_key=cfg.get("partition", "2025-01-01"),
+        lineage={"_export_id": cfg.get("export_id", "bench"), "_loaded_at": datetime.now(UTC)},
+    )
+    seconds = time.perf_counter() - t0
+    cpu = _cpu() - cpu0
+    conn.close()
+    return {"seconds": seconds, "cpu_seconds": cpu, "rows": result.rows, "ready_seconds": ready}
+
+
+# ---------------------------------------------------------------------------------- Dagster
+def _resources(cfg: dict[str, Any]) -> dict[str, Any]:
+    from dagster_duckdb import DuckDBResource
+
+    from marketo_assets.defs.resources import ExportOptions, MarketoResource
+
+    work = Path(cfg["dir"])
+    marketo_cls = MarketoResource
+    extra: dict[str, Any] = {}
+    if cfg.get("advance_clock"):
+        marketo_cls = _clock_resource_class()
+        extra["control_url"] = cfg["base_url"]
+    marketo = marketo_cls(
+        base_url=cfg["base_url"],
+        client_id=cfg["client_id"],
+        client_secret=cfg["client_secret"],
+        poll_interval=cfg.get("poll_interval", 0.2),
+        job_timeout=cfg.get("job_timeout", 3600.0),
+        max_calls_per_window=cfg.get("max_calls_per_window", 80),
+        daily_quota_mb=cfg.get("daily_quota_mb", 1_000_000),
+        staging_dir=str(work / "exports"),
+        ledger_path=str(work / "ledger.sqlite"),
+        **extra,
+    )
+    return {
+        "marketo": marketo,
+        "export_options": ExportOptions(fields=cfg.get("fields") or []),
+        "duckdb": DuckDBResource(database=str(work / "marketo.duckdb")),
+    }
+
+
+def _clock_resource_class():
+    """A MarketoResource whose client sleeps by advancing the simulator's clock: a 10-minute
+    Marketo job is polled exactly as in real time, in a second of real time."""
+    import httpx
+
+    from marketo_assets.defs.resources import MarketoResource
+    from marketo_assets.marketo import ClientSettings, MarketoClient
+
+    class ClockAdvancingMarketo(MarketoResource):
+        control_url: str
+
+        @contextmanager
+        def client(self, on_event=None):  # type: ignore[no-untyped-def]
+            control = httpx.Client(base_url=self.control_url, trust_env=False, timeout=60)
+
+            def sleep(seconds: float) -> None:
+                control.post("/_sim/clock/advance", json={"seconds": seconds}).raise_for_status()
+
+            settings = ClientSettings(
+                base_url=self.base_url,
+                client_id=self.client_id,
+                client_secret=self.client_secret,
+                poll_interval=self.poll_interval,
+                job_timeout=self.job_timeout,
+                max_calls_per_window=self.max_calls_per_window,
+                max_concurrent=self.max_concurrent,
+            )
+            client = MarketoClient(settings, on_event=on_event, sleep=sleep)
+            try:
+                yield client
+            finally:
+                client.close()
+                control.close()
+
+    return ClockAdvancingMarketo
+
+
+def materialize(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Materialize lead_export_files (+ leads unless export_only) for one partition, in process,
+    on the persistent instance of DAGSTER_HOME."""
+    import dagster as dg
+
+    from marketo_assets.defs.leads import lead_export_files, leads
+
+    assets = [lead_export_files] if cfg.get("export_only") else [lead_export_files, leads]
+    resources = _resources(cfg)
+    with dg.DagsterInstance.get() as instance:
+        ready = _ready_seconds()
+        cpu0, t0 = _cpu(), time.perf_counter()
+        result = dg.materialize(
+            assets,
+            partition_key=cfg["partition"],
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+        seconds = time.perf_counter() - t0
+        cpu = _cpu() - cpu0
+        steps = _step_seconds(instance, result.run_id)
+    metadata: dict[str, Any] = {}
+    for node in ("marketo__lead_export_files", "marketo__leads"):
+        if result.success or node == "marketo__lead_export_files":
+            for mat in result.asset_materializations_for_node(node):
+                for k, v in mat.metadata.items():
+                    metadata[f"{node.removeprefix('marketo__')}.{k}"] = getattr(v, "value", v)
+    return {
+        "success": result.success,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "ready_seconds": ready,
+        "steps": steps,
+        "metadata": {k: v for k, v in metadata.items() if isinstance(v, int | float | str)},
+    }
+
+
+def _step_seconds(instance, run_id: str) -> dict[str, float]:
+    import dagster as dg
+
+    starts: dict[str, float] = {}
+    out: dict[str, float] = {}
+    for entry in instance.all_logs(run_id):
+        ev = entry.dagster_event
+        if ev is None or not entry.step_key:
+            continue
+        if ev.event_type == dg.DagsterEventType.STEP_START:
+            starts[entry.step_key] = entry.timestamp
+        elif ev.event_type == dg.DagsterEventType.STEP_SUCCESS and entry.step_key in starts:
+            out[entry.step_key] = round(entry.timestamp - starts[entry.step_key], 3)
+    return out
+
+
+# ---------------------------------------------------------------------------------- daemon
+def slots(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Backfills through the daemon (env: DAGSTER_HOME, MARKETO_* set by the parent). Phases run
+    one after the other; each sets the simulator's rows_per_second first."""
+    import dagster as dg
+    import httpx
+    from dagster._core.storage.dagster_run import RunsFilter
+
+    from marketo_assets.definitions import defs as load_defs
+    from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS
+    from marketo_assets.local.instance import (
+        ensure_pools,
+        launch_backfill,
+        running_daemon,
+        wait_for_backfill,
+    )
+
+    control = httpx.Client(base_url=os.environ["MARKETO_BASE_URL"], trust_env=False, timeout=60)
+    defs = load_defs()
+    phases: list[dict[str, Any]] = []
+    with dg.DagsterInstance.get() as instance:
+        ensure_pools(instance)
+        with running_daemon(log_path=Path(cfg["dir"]) / "daemon.log"):
+            for phase in cfg["phases"]:
+                control.post(
+                    "/_sim/config", json={"rows_per_second": phase["rows_per_second"]}
+                ).raise_for_status()
+                submitted = time.time()
+                backfill_id = launch_backfill(
+                    instance, defs, [LEAD_EXPORTS, LEADS], phase["keys"], title=phase["name"]
+                )
+                status = wait_for_backfill(
+                    instance, backfill_id, timeout=cfg.get("timeout", 900), poll=0.25
+                )
+                records = instance.get_run_records(
+                    filters=RunsFilter(tags={"dagster/backfill": backfill_id})
+                )
+                runs = [
+                    {
+                        "partition": r.dagster_run.tags.get("dagster/partition"),
+                        "status": r.dagster_run.status.value,
+                        "create": r.create_timestamp.timestamp() - submitted,
+                        "start": (r.start_time or submitted) - submitted,
+                        "end": (r.end_time or submitted) - submitted,
+                    }
+                    for r in records
+                ]
+                phases.append(
+                    {
+                        "name": phase["name"],
+                        "status": status.value,
+                        "submitted": submitted,
+                        "makespan": max(r["end"] for r in runs) if runs else None,
+                        "runs": sorted(runs, key=lambda r: r["start"]),
+                    }
+                )
+    control.close()
+    return {"phases": phases}
+
+
+KINDS = {"ctas": ctas, "load": load, "materialize": materialize, "slots": slots}
+
+
+def main() -> int:
+    kind, raw = sys.argv[1], sys.argv[2]
+    emit(KINDS[kind](json.loads(raw)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
