@@ -3,6 +3,9 @@
 The list sensors tick in the same daemon and export the selected lists (simulator: static list
 1001 and smart list 5001, see `environment.py`); the summary prints rows per list.
 
+Then the dbt models are brought up to date through the same daemon (`models.py`; the dbt
+automation sensor ticks there too) and the summary counts `dim_leads` and `fct_list_membership`.
+
 Runs against a real Marketo instead when MARKETO_BASE_URL/CLIENT_ID/CLIENT_SECRET are set.
 """
 
@@ -20,6 +23,7 @@ from marketo_assets.settings import PROJECT_ROOT, load_settings
 from .environment import marketo_target
 from .instance import ensure_pools, launch_backfill, running_daemon, wait_for_backfill
 from .list_demo import wait_for_list_sensors
+from .models import build_models, model_summary
 
 MB = 1024 * 1024
 
@@ -67,11 +71,15 @@ def main() -> int:
                 _say(f"Backfill {backfill_id}: {len(keys)} partitions {keys[0]} … {keys[-1]}")
                 status = wait_for_backfill(instance, backfill_id, timeout=900, on_tick=_progress())
                 lists = wait_for_list_sensors(instance, sensors_since, say=_say)
+                models = build_models(instance, defs, sensors_since, say=_say)  # dbt
         _say(f"Backfill finished: {status.value}")
         quota = target.simulator.state()["quota_used_bytes"] if target.is_simulator else None
 
     lists_ok = _list_summary(settings.duckdb_path, lists)
+    model_lines, models_ok = model_summary(settings.duckdb_path)
+    _say("\n".join(model_lines))
     ok = _summary(settings.duckdb_path, keys, quota, time.monotonic() - started)
+    ok = ok and models_ok and models.ok
     return 0 if ok and lists_ok and status.value in ("COMPLETED_SUCCESS", "COMPLETED") else 1
 
 
