@@ -8,6 +8,7 @@ import logging
 import os
 import queue
 import re
+import socket
 import threading
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ __all__ = ["PROGRESS_EVERY", "download_export"]
 
 log = logging.getLogger("marketo_assets.marketo")
 PROGRESS_EVERY = 8 << 20  # emit download_progress at most every 8 MiB
+READ_BUFFER = 1 << 20  # socket reads go into reused buffers of this size
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
@@ -129,85 +131,179 @@ class _Attempt:
             self._copy(resp, fd)
 
     def _copy(self, resp: httpx.Response, fd: int) -> None:
-        """This thread reads the network and hashes each piece as soon as it arrives (still in
-        the CPU cache; hashlib releases the GIL); one writer thread writes ~1 MiB batches
-        (os.writev releases the GIL) from a small bounded queue (constant memory). Two busy
-        threads, not more: measured faster than separate hash and write workers on two cores
-        (fewer GIL hand-offs and cache misses; see README, Performance). Pieces are handed
-        over as the network delivers them, so a broken connection loses nothing that arrived."""
-        client = self.client
-        export_id = self.job.export_id
-        total = self.job.file_size
-        batch_size = client.settings.download_chunk_size
+        """Stream the body into `fd`, hashing it on the way.
+
+        This thread reads the network and hashes each piece as soon as it arrives (still in the
+        CPU cache; hashlib releases the GIL); one writer thread writes it (os.writev releases the
+        GIL). Two busy threads, not more: measured faster than separate hash and write workers on
+        two cores. Memory stays constant (a few 1 MiB buffers). Pieces are handed to the writer
+        as they arrive, so a broken connection loses nothing that arrived.
+
+        Plain HTTP/1.1 bodies with a Content-Length are read straight from the connection's
+        socket into reused buffers (`recv_into`), after httpx has handed over what it already
+        buffered: httpx/h11 would copy every byte two more times into fresh memory, which
+        costs more CPU than the SHA-256 (README, Performance). The connection is then closed,
+        never reused. Other responses (chunked, encoded, HTTP/2, test transports) go through
+        httpx.
+        """
+        sock = _direct_socket(resp)
+        writer = _Writer(fd, self.job.export_id)
+        try:
+            if sock is None:
+                self._copy_httpx(resp, writer)
+            else:
+                self._copy_socket(resp, sock, writer)
+        finally:
+            writer.close()
+        if writer.failure:
+            raise writer.failure[0]
+
+    def _handed(self, n: int, started: float) -> None:
+        """`n` more bytes are hashed and queued for writing."""
+        before = self.have
+        self.have += n
+        if self.have // PROGRESS_EVERY != before // PROGRESS_EVERY:
+            self.client._emit(
+                "download_progress",
+                self.job.export_id,
+                {
+                    "bytes": self.have,
+                    "total": self.job.file_size,
+                    "seconds": round(time.monotonic() - started, 3),
+                },
+            )
+
+    def _copy_httpx(self, resp: httpx.Response, writer: _Writer) -> None:
+        batch_size = self.client.settings.download_chunk_size
         hasher = self.hasher
-        failure: list[BaseException] = []
-        writer = _Writer(fd, failure, export_id)
         batch: list[bytes] = []
         pending = 0
-        next_progress = self.have + PROGRESS_EVERY
         started = time.monotonic()
+        encoded = resp.headers.get("content-encoding", "identity").lower() != "identity"
+        chunks = resp.iter_bytes() if resp.is_stream_consumed or encoded else resp.iter_raw()
         try:
-            encoded = resp.headers.get("content-encoding", "identity").lower() != "identity"
-            chunks = resp.iter_bytes() if resp.is_stream_consumed or encoded else resp.iter_raw()
             for chunk in chunks:
                 hasher.update(chunk)
                 batch.append(chunk)
                 pending += len(chunk)
                 if pending >= batch_size:
                     writer.put(batch)
-                    self.have += pending
+                    self._handed(pending, started)
                     batch, pending = [], 0
-                    if failure:
-                        break
-                    if self.have >= next_progress:
-                        next_progress = self.have + PROGRESS_EVERY
-                        client._emit(
-                            "download_progress",
-                            export_id,
-                            {
-                                "bytes": self.have,
-                                "total": total,
-                                "seconds": round(time.monotonic() - started, 3),
-                            },
-                        )
+                    if writer.failure:
+                        return
         finally:
-            if batch and not failure:
+            if batch and not writer.failure:
                 writer.put(batch)
-                self.have += pending
-            writer.close()
-        if failure:
-            raise failure[0]
+                self._handed(pending, started)
+
+    def _copy_socket(self, resp: httpx.Response, sock: socket.socket, writer: _Writer) -> None:
+        hasher = self.hasher
+        started = time.monotonic()
+        remaining = int(resp.headers["content-length"])
+        chunks = resp.iter_raw()
+        try:
+            # What h11 already holds (the start of the body, read with the headers): taking
+            # one chunk empties its buffer, so the rest of the body is still in the socket.
+            first = next(chunks, b"")
+            if first:
+                hasher.update(first)
+                writer.put([first])
+                self._handed(len(first), started)
+                remaining -= len(first)
+            sock.settimeout(self.client.settings.request_timeout)
+            while remaining > 0 and not writer.failure:
+                buf = writer.buffer()
+                view = memoryview(buf)[: min(len(buf), remaining)]
+                filled, error = 0, None
+                try:
+                    while filled < len(view):
+                        n = sock.recv_into(view[filled:])
+                        if not n:
+                            error = TransientError(
+                                f"file download: connection closed with {remaining - filled} "
+                                "bytes of the body missing"
+                            )
+                            break
+                        hasher.update(view[filled : filled + n])
+                        filled += n
+                except OSError as exc:  # reset, timeout, TLS error: resumable
+                    error = TransientError(f"file download: {type(exc).__name__}: {exc}")
+                if filled:
+                    writer.put([view[:filled]], buf)
+                    self._handed(filled, started)
+                    remaining -= filled
+                else:
+                    writer.recycle(buf)
+                if error is not None:
+                    raise error
+        finally:
+            chunks.close()  # h11 sees an unfinished body: httpcore closes the connection
+
+
+def _direct_socket(resp: httpx.Response) -> socket.socket | None:
+    """The connection's socket if the body can be read from it directly: HTTP/1.1 through
+    httpx's own transport, identity encoding, a Content-Length and no transfer coding."""
+    if resp.is_stream_consumed or resp.extensions.get("http_version") != b"HTTP/1.1":
+        return None
+    headers = resp.headers
+    if headers.get("content-encoding", "identity").lower() != "identity":
+        return None
+    if "transfer-encoding" in headers or not headers.get("content-length", "").isdigit():
+        return None
+    stream = resp.extensions.get("network_stream")
+    try:
+        sock = stream.get_extra_info("socket") if stream is not None else None
+    except Exception:  # any stream without that info
+        return None
+    return sock if isinstance(sock, socket.socket) else None
 
 
 class _Writer:
-    """A thread writing batches from a bounded queue to `fd`; errors land in `failure`."""
+    """A thread writing queued pieces to `fd`; errors land in `failure`. Buffers given back
+    with a piece return to a small pool once written (constant memory, no fresh pages)."""
 
-    def __init__(self, fd: int, failure: list[BaseException], name: str):
+    POOL = 6
+
+    def __init__(self, fd: int, name: str):
         self.fd = fd
-        self.failure = failure
-        self.queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=4)
+        self.failure: list[BaseException] = []
+        self.queue: queue.Queue[tuple[list, bytearray | None] | None] = queue.Queue(maxsize=4)
+        self.pool: queue.Queue[bytearray] = queue.Queue()
+        self.made = 0
         self.thread = threading.Thread(target=self._run, name=f"marketo-download-{name}")
         self.thread.daemon = True
         self.thread.start()
 
     def _run(self) -> None:
-        while (batch := self.queue.get()) is not None:
-            if self.failure:
-                continue
-            try:
-                _write_all(self.fd, batch)
-            except BaseException as exc:  # reported to the reading thread
-                self.failure.append(exc)
+        while (item := self.queue.get()) is not None:
+            pieces, buf = item
+            if not self.failure:
+                try:
+                    _write_all(self.fd, pieces)
+                except BaseException as exc:  # reported to the reading thread
+                    self.failure.append(exc)
+            if buf is not None:
+                self.pool.put(buf)
 
-    def put(self, batch: list[bytes]) -> None:
-        self.queue.put(batch)
+    def buffer(self) -> bytearray:
+        if self.made < self.POOL and self.pool.empty():
+            self.made += 1
+            return bytearray(READ_BUFFER)
+        return self.pool.get()
+
+    def recycle(self, buf: bytearray) -> None:
+        self.pool.put(buf)
+
+    def put(self, pieces: list, buf: bytearray | None = None) -> None:
+        self.queue.put((pieces, buf))
 
     def close(self) -> None:
         self.queue.put(None)
         self.thread.join()
 
 
-def _write_all(fd: int, pieces: list[bytes]) -> None:
+def _write_all(fd: int, pieces: list) -> None:
     views = [memoryview(p) for p in pieces if p]
     while views:
         n = os.writev(fd, views[:1024])
