@@ -108,6 +108,9 @@ def parse(project_dir: Path = DBT_PROJECT_DIR) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
+        # The path runs hand dbt (dbt.py): then runs can reuse this parse (partial parsing
+        # starts over when the profile differs).
+        "DUCKDB_PATH": str(load_settings().duckdb_path.resolve()),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_LOG_PATH": str(work),
         "DBT_TARGET_PATH": str(work),
@@ -132,6 +135,11 @@ def parse(project_dir: Path = DBT_PROJECT_DIR) -> Path:
             f"`dbt parse` failed (exit {done.returncode}) in {project_dir}; fix the project, "
             f"then run `make manifest`.\n{output}"
         )
+    target = project_dir / "target"
+    partial = work / "partial_parse.msgpack"
+    if partial.exists():  # dagster-dbt copies target/partial_parse.msgpack into each run
+        shutil.copyfile(partial, target / "partial_parse.msgpack.tmp")
+        os.replace(target / "partial_parse.msgpack.tmp", target / "partial_parse.msgpack")
     os.replace(built, manifest_path(project_dir))
     return manifest_path(project_dir)
 

@@ -1,17 +1,49 @@
 """The dbt CLI resource. Alone in its module: a `@dg.definitions` hides the module's other
 definitions from the `defs/` loader."""
 
+import sys
+from collections.abc import Sequence
+from functools import cached_property
+from importlib.metadata import version as installed_version
+from pathlib import Path
+
 import dagster as dg
 from dagster_dbt import DbtCliResource
+from packaging import version
 
 from .dbt_manifest import dbt_executable, dbt_project
 
 
+class DuckDBDbtCliResource(DbtCliResource):
+    """`DbtCliResource` without two start-up costs that every dbt step pays, in dagster-dbt
+    0.29.27, before `dbt build` starts, while it already holds the `duckdb` pool slot that the
+    loads wait for (seconds when idle, a minute on a busy machine):
+
+    - `dbt --version` in a subprocess, to learn the version: read from the installed dbt-core
+      package instead when the executable is this virtualenv's own `dbt`;
+    - an in-process dbt adapter (profile, project and every macro loaded) that only
+      `fetch_row_counts()` / `fetch_column_metadata()` use: this project counts rows itself once
+      dbt has exited (see `dbt.py`), so none is built.
+
+    Both are private hooks of dagster-dbt; the dbt end-to-end test fails if a release changes
+    them.
+    """
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        if Path(self.dbt_executable).parent == Path(sys.executable).parent:
+            return version.parse(installed_version("dbt-core"))
+        return DbtCliResource._cli_version.func(self)
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:  # type: ignore[override]
+        return None
+
+
+def dbt_resource() -> DuckDBDbtCliResource:
+    # The virtualenv's own `dbt`, so runs work even when .venv/bin is not on PATH.
+    return DuckDBDbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())
+
+
 @dg.definitions
 def dbt_resources() -> dg.Definitions:
-    # The virtualenv's own `dbt`, so runs work even when .venv/bin is not on PATH.
-    return dg.Definitions(
-        resources={
-            "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())
-        }
-    )
+    return dg.Definitions(resources={"dbt": dbt_resource()})

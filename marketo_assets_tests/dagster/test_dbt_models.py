@@ -50,11 +50,9 @@ RAW_KEYS = {
 
 @pytest.fixture
 def dbt(dbt_manifest):
-    from dagster_dbt import DbtCliResource
+    from marketo_assets.defs.dbt_resources import dbt_resource
 
-    from marketo_assets.defs.dbt_manifest import dbt_executable, dbt_project
-
-    return DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())
+    return dbt_resource()
 
 
 def _query(db: Path, sql: str) -> list[tuple]:
