@@ -179,6 +179,47 @@ def materialize(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def api_calls(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Row 5: run the export step once per entry of cfg["runs"] (same process, so Dagster is
+    imported once) and read the simulator's request counters around each run."""
+    import httpx
+
+    control = httpx.Client(base_url=cfg["base_url"], trust_env=False, timeout=60)
+
+    def state() -> dict[str, Any]:
+        r = control.get("/_sim/state")
+        r.raise_for_status()
+        return r.json()
+
+    out = []
+    for run in cfg["runs"]:
+        control.post("/_sim/config", json=run["sim_config"]).raise_for_status()
+        before = state()
+        result = materialize(
+            {
+                **cfg,
+                **run["config"],
+                "dir": str(Path(cfg["dir"]) / run["name"]),
+                "advance_clock": True,
+                "export_only": True,
+            }
+        )
+        after = state()
+        known = {j["exportId"] for j in before["jobs"]}
+        out.append(
+            {
+                "name": run["name"],
+                "success": result["success"],
+                "seconds": result["seconds"],
+                "jobs": [j for j in after["jobs"] if j["exportId"] not in known],
+                "before": before["requests"],
+                "after": after["requests"],
+            }
+        )
+    control.close()
+    return {"runs": out}
+
+
 def _step_seconds(instance, run_id: str) -> dict[str, float]:
     import dagster as dg
 
@@ -217,6 +258,7 @@ def slots(cfg: dict[str, Any]) -> dict[str, Any]:
     phases: list[dict[str, Any]] = []
     with dg.DagsterInstance.get() as instance:
         ensure_pools(instance)
+        stopped = _stop_instigators(instance)
         with running_daemon(log_path=Path(cfg["dir"]) / "daemon.log"):
             for phase in cfg["phases"]:
                 control.post(
@@ -242,20 +284,52 @@ def slots(cfg: dict[str, Any]) -> dict[str, Any]:
                     }
                     for r in records
                 ]
+                first = min(r["create"] for r in runs) if runs else 0.0
                 phases.append(
                     {
                         "name": phase["name"],
                         "status": status.value,
                         "submitted": submitted,
-                        "makespan": max(r["end"] for r in runs) if runs else None,
+                        "first_run_created": first,
+                        "makespan": max(r["end"] for r in runs) - first if runs else None,
                         "runs": sorted(runs, key=lambda r: r["start"]),
                     }
                 )
     control.close()
-    return {"phases": phases}
+    return {"phases": phases, "stopped": stopped}
 
 
-KINDS = {"ctas": ctas, "load": load, "materialize": materialize, "slots": slots}
+def _stop_instigators(instance) -> list[str]:
+    """Stop every sensor and schedule of the workspace (as a user would in the UI), so that only
+    the backfill runs: list sensors and the dbt automation would add runs and REST calls."""
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+
+    from marketo_assets.settings import PROJECT_ROOT
+
+    stopped = []
+    target = WorkspaceFileTarget(paths=[str(PROJECT_ROOT / "workspace.yaml")])
+    with WorkspaceProcessContext(instance, target) as ctx:
+        for location in ctx.create_request_context().code_locations:
+            for repo in location.get_repositories().values():
+                for sensor in repo.get_sensors():
+                    instance.stop_sensor(sensor.get_remote_origin_id(), sensor.selector_id, sensor)
+                    stopped.append(sensor.name)
+                for schedule in repo.get_schedules():
+                    instance.stop_schedule(
+                        schedule.get_remote_origin_id(), schedule.selector_id, schedule
+                    )
+                    stopped.append(schedule.name)
+    return stopped
+
+
+KINDS = {
+    "ctas": ctas,
+    "load": load,
+    "materialize": materialize,
+    "api_calls": api_calls,
+    "slots": slots,
+}
 
 
 def main() -> int:
