@@ -47,17 +47,13 @@ def _raw_upstream_in_progress(levels: int) -> dg.AutomationCondition:
     return busy
 
 
-# Raw loads first: rebuild a model once a table it reads has been loaded since it was last
+# Raw loads first: build a model once a table it reads has been loaded since it was last
 # requested, but not while a raw table upstream of it is still being loaded (a backfill of raw
-# partitions ends with one build, not one per partition), nor while it is being built.
-# A model that does not exist yet is built too (empty while its raw table is missing), unless
-# its last build failed: a mart must never read a staging table that was never created
-# (`dim_leads` reads the staging table of `lead_changes` before the first change export).
+# partitions ends with one build, not one per partition), nor while it is being built. A model
+# whose raw tables were never loaded is not built; the marts leave out staging tables that do
+# not exist yet (macros/built_relations.sql).
 AFTER_RAW_LOADS = (
-    (
-        dg.AutomationCondition.any_deps_updated().since_last_handled()
-        | (dg.AutomationCondition.missing() & ~dg.AutomationCondition.execution_failed())
-    )
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
     & ~_raw_upstream_in_progress(MODEL_DEPTH)
     & ~dg.AutomationCondition.in_progress()
 ).with_label("after raw loads")

@@ -4,11 +4,22 @@
 -- day it changed in the incremental exports. The newest version wins: latest Marketo
 -- `updatedAt`, then the latest export (`_loaded_at`), then the incremental export over the
 -- full one (it was asked for *because* the lead changed), then the export id (deterministic).
+-- A staging table not built yet (no change export so far) contributes no versions.
+
+{%- set sources = {'stg_marketo__leads': 'leads', 'stg_marketo__lead_changes': 'lead_changes'} %}
+{%- set built = built_relations(sources.keys() | list) %}
 
 with versions as (
-    select *, 'leads' as _source_table from {{ ref('stg_marketo__leads') }}
+{%- for relation in built %}
+    select *, '{{ sources[relation.identifier] }}' as _source_table from {{ relation }}
+    {%- if not loop.last %}
     union all by name
-    select *, 'lead_changes' as _source_table from {{ ref('stg_marketo__lead_changes') }}
+    {%- endif %}
+{%- else %}
+    select *, cast(null as varchar) as _source_table from (
+        {{ empty_relation(marketo_lead_fields() + marketo_lineage_columns()) | indent(8) }}
+    )
+{%- endfor %}
 )
 
 select
