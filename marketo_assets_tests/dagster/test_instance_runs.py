@@ -59,6 +59,7 @@ def _wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.timeout(900)
 def test_parallel_backfill_respects_pools_and_loads_every_partition(
     lead_sim, dagster_env, tmp_path
 ):
@@ -68,7 +69,7 @@ def test_parallel_backfill_respects_pools_and_loads_every_partition(
         ensure_pools(instance)
         with running_daemon(log_path=tmp_path / "daemon.log"):
             backfill_id = launch_backfill(instance, defs(), [LEAD_EXPORTS, LEADS], SIX_MONTHS)
-            status = wait_for_backfill(instance, backfill_id, timeout=420)
+            status = wait_for_backfill(instance, backfill_id, timeout=800)
             runs = backfill_runs(instance, backfill_id)
             logs = "\n".join(str(e.message) for run in runs for e in instance.all_logs(run.run_id))
     assert status == BulkActionStatus.COMPLETED_SUCCESS, logs[-3000:]
@@ -95,6 +96,7 @@ def _materialize_cmd(partition: str) -> list[str]:
     ]
 
 
+@pytest.mark.timeout(600)
 def test_killed_run_reattaches_to_the_same_export(lead_sim, dagster_env, tmp_path):
     lead_sim.configure(rows_per_second=5)  # the job stays Processing for a while
     ledger = ExportLedger(tmp_path / "ledger.sqlite")
@@ -139,6 +141,7 @@ def test_killed_run_reattaches_to_the_same_export(lead_sim, dagster_env, tmp_pat
     assert _partition_rows(tmp_path) == {"2025-03-01": expected}
 
 
+@pytest.mark.timeout(600)
 def test_terminating_a_run_cancels_its_marketo_job(lead_sim, dagster_env, tmp_path):
     from marketo_assets.definitions import defs
 
