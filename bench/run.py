@@ -34,13 +34,19 @@ class Profile:
     slot_processing: float
     slot_rows_per_day: int
     slot_tick: float  # poll interval and simulator status refresh in row 6
+    slot_single: bool  # row 6: measure O with a one-partition backfill
+    budget: float  # seconds for the whole run (row 6 gets what is left)
 
 
 PROFILES = {
-    "full": Profile("full", 2_000_000, 5, 3, 3, 2, (220_000, 2_200_000), 10, 12, 30.0, 2000, 0.5),
-    "quick": Profile("quick", 200_000, 3, 2, 2, 1, (22_000, 220_000), 10, 4, 5.0, 500, 0.25),
+    "full": Profile(
+        "full", 2_000_000, 5, 3, 3, 3, (220_000, 2_200_000), 10, 12, 30.0, 2000, 0.5, True, 840
+    ),
+    "quick": Profile(
+        "quick", 200_000, 3, 2, 2, 1, (22_000, 220_000), 10, 4, 5.0, 500, 0.25, False, 115
+    ),
     # For the smoke test: the same machinery on tiny sizes.
-    "tiny": Profile("tiny", 20_000, 2, 1, 1, 1, (2_000, 20_000), 10, 2, 1.0, 100, 0.25),
+    "tiny": Profile("tiny", 20_000, 2, 1, 1, 1, (2_000, 20_000), 10, 2, 1.0, 100, 0.25, False, 300),
 }
 SECTIONS = ("download", "load", "e2e", "memory", "api", "slots")
 KEYS = {
@@ -81,12 +87,16 @@ def run(profile: Profile, only: set[str], out_dir: Path) -> tuple[list[Row], dic
             except Exception as exc:
                 rows += [_failed(s, exc) for s in SECTIONS if s in wanted]
             meta["sections"]["transfer"] = round(time.monotonic() - t0, 1)
+        deadline = started + profile.budget
         for section, module in (("memory", memory), ("api", api_calls), ("slots", slots)):
             if section not in only:
                 continue
             t0 = time.monotonic()
             try:
-                rows.append(module.measure(profile, work))
+                if module is slots:
+                    rows.append(slots.measure(profile, work, deadline))
+                else:
+                    rows.append(module.measure(profile, work))
             except Exception as exc:
                 rows.append(_failed(section, exc))
             meta["sections"][section] = round(time.monotonic() - t0, 1)

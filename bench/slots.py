@@ -6,11 +6,16 @@ Makespan: from the moment the daemon creates the backfill's first run (when its 
 tick comes round is luck, not scheduling) to the end of the last run. Sensors and schedules are
 stopped first, so that only the backfill runs.
 
-Ideal = O + ceil(N/2) x P, where O, the overhead no schedule can avoid (daemon pick-up, run and
-step start, describe/create/enqueue before the first job, poll, download and load after the
-last), is measured as the makespan of a one-partition backfill minus its P, on the same warm
-daemon. Phases: warm-up (one partition, P = 0: the daemon loads the code location), the
-one-partition backfill, then the N-partition backfill.
+Ideal = O + ceil(N/2) x P, where O is the overhead no schedule can avoid: run and step start,
+describe/create/enqueue before the first job, the last poll, download and load after the last
+job. O is measured as the makespan of a one-partition backfill minus its P, run after the main
+backfill on the same daemon (so the main backfill, not O, pays any warm-up). When that does not
+fit in the time budget (or in --quick), O is the main backfill's own head (first run created ->
+first job started) plus tail (last job finished -> last run ended), which is larger (four runs
+start at once on two cores) and so favours us; the note says which was used.
+
+Everything must end by the deadline the runner gives (make bench must stay under 15 minutes):
+a backfill still running then is reported as missed with its makespan so far as a lower bound.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -29,13 +35,18 @@ def _when(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def measure(profile, work: Path) -> Row:
+def measure(
+    profile, work: Path, deadline: float, pools: dict | None = None, yaml_extra: str = ""
+) -> Row:
+    """`deadline`: time.monotonic() value by which the worker must be done. `pools` (pool limits)
+    and `yaml_extra` (lines added under `concurrency: pools:` in dagster.yaml) are for what-if
+    runs only; `make bench` measures the project's own settings."""
     from marketo_assets.simulator.process import run_simulator
 
     n, p, per_day = profile.slot_partitions, profile.slot_processing, profile.slot_rows_per_day
-    days = n + 2
+    days = n + 1
     keys = [f"2025-01-{d:02d}" for d in range(1, n + 1)]
-    single, warm = f"2025-01-{n + 1:02d}", f"2025-01-{n + 2:02d}"
+    single = f"2025-01-{n + 1:02d}"
     say(f"row 6: slot use, {n} partitions, P = {p:g} s, through the daemon …")
     with run_simulator(
         leads=per_day * days,
@@ -46,8 +57,13 @@ def measure(profile, work: Path) -> Row:
         quota_mb=1_000_000,
     ) as sim:
         run_dir = work / "slots"
+        home = dagster_home(run_dir / "dagster_home")
+        if yaml_extra:
+            yaml = (home / "dagster.yaml").read_text()
+            yaml = yaml.replace("  pools:\n", "  pools:\n" + yaml_extra, 1)
+            (home / "dagster.yaml").write_text(yaml)
         env = {
-            "DAGSTER_HOME": str(dagster_home(run_dir / "dagster_home")),
+            "DAGSTER_HOME": str(home),
             "MARKETO_BASE_URL": sim.base_url,
             "MARKETO_CLIENT_ID": sim.client_id,
             "MARKETO_CLIENT_SECRET": sim.client_secret,
@@ -62,41 +78,83 @@ def measure(profile, work: Path) -> Row:
             "MARKETO_LEDGER_PATH": str(run_dir / "ledger.sqlite"),
         }
         rps = per_day / p
+        phases = [{"name": "main", "keys": keys, "rows_per_second": rps}]
+        if profile.slot_single:
+            # a one-partition backfill needs about P + O (~40 s here): skip it if it cannot fit
+            phases.append(
+                {"name": "single", "keys": [single], "rows_per_second": rps, "min_seconds": p + 60}
+            )
+        # The worker stops 30 s before the deadline: stopping the daemon and its runs takes time.
+        budget = deadline - time.monotonic() - 30
         cfg = {
             "dir": str(run_dir),
-            "timeout": 900,
-            "phases": [
-                {"name": "warm-up", "keys": [warm], "rows_per_second": 0},
-                {"name": "single", "keys": [single], "rows_per_second": rps},
-                {"name": "main", "keys": keys, "rows_per_second": rps},
-            ],
+            "deadline": time.time() + budget,
+            "phases": phases,
+            "pools": pools or {},
         }
-        res = run_worker(["slots", json.dumps(cfg)], env=env, log=work / "slots.log", timeout=1200)
+        res = run_worker(
+            ["slots", json.dumps(cfg)], env=env, log=work / "slots.log", timeout=budget + 60
+        )
         jobs = sim.state()["jobs"]
-    phases = {ph["name"]: ph for ph in res.data["phases"]}
-    for ph in phases.values():
-        if ph["status"] != "COMPLETED_SUCCESS":
-            raise RuntimeError(f"backfill {ph['name']} ended {ph['status']} (log: {work})")
+    got = {ph["name"]: ph for ph in res.data["phases"]}
+    main = got["main"]
+    if main["status"] not in ("COMPLETED_SUCCESS", "TIMED_OUT"):
+        raise RuntimeError(f"backfill ended {main['status']} (log: {work / 'slots.log'})")
 
     by_key = {j["filter"]["createdAt"]["startAt"][:10]: j for j in jobs}
-    nominal = {k: by_key[k]["numberOfRecords"] / rps for k in [*keys, single]}
-    p_mean = statistics.mean(nominal[k] for k in keys)
-    m1 = phases["single"]["makespan"]
-    overhead = m1 - nominal[single]
+    finished = [by_key[k] for k in keys if by_key.get(k, {}).get("finishedAt")]
+    nominal = {k: j["numberOfRecords"] / rps for k, j in by_key.items() if j.get("numberOfRecords")}
+    p_mean = statistics.mean(nominal[k] for k in keys if k in nominal) if nominal else p
+    t0 = main["submitted"] + main["first_run_created"]
+    head = tail = None
+    if finished:
+        head = min(_when(j["startedAt"]) for j in finished) - t0
+        tail = main["makespan"] - (max(_when(j["finishedAt"]) for j in finished) - t0)
+    one = got.get("single", {})
+    if one.get("status") == "COMPLETED_SUCCESS" and single in nominal:
+        overhead = one["makespan"] - nominal[single]
+        how = f"O = one-partition makespan {one['makespan']:.1f} s - its P {nominal[single]:.1f} s"
+    elif head is not None and main["status"] != "TIMED_OUT":
+        overhead = head + tail
+        how = (
+            f"O = this backfill's head {head:.1f} s + tail {tail:.1f} s (no one-partition "
+            "backfill in this profile / time budget: favours us)"
+        )
+    else:
+        overhead = 0.0
+        how = "O unknown (timed out): ideal without overhead"
     ideal = overhead + math.ceil(n / 2) * p_mean
-    makespan = phases["main"]["makespan"]
+    makespan = main["makespan"]
+    timed_out = main["status"] == "TIMED_OUT"
 
-    # Marketo's side: how busy the two slots were between the first start and the last finish.
-    main_jobs = [by_key[k] for k in keys]
-    first = min(_when(j["startedAt"]) for j in main_jobs)
-    last = max(_when(j["finishedAt"]) for j in main_jobs)
-    busy = sum(_when(j["finishedAt"]) - _when(j["startedAt"]) for j in main_jobs)
-    span = last - first
-    gap = (2 * span - busy) / max(1, n - 2)
-    t0 = phases["main"]["submitted"] + phases["main"]["first_run_created"]
-    head = first - t0
-    tail = makespan - (last - t0)
-    say(f"  makespan {makespan:.1f} s, ideal {ideal:.1f} s (O = {overhead:.1f} s)")
+    busy = sum(_when(j["finishedAt"]) - _when(j["startedAt"]) for j in finished)
+    span = (
+        max(_when(j["finishedAt"]) for j in finished) - min(_when(j["startedAt"]) for j in finished)
+        if finished
+        else 0.0
+    )
+    gap = (2 * span - busy) / max(1, len(finished) - 2) if finished else None
+    if timed_out:
+        say(f"  stopped after {makespan:.0f} s: {main['runs_done']} of {n} runs done")
+    else:
+        say(f"  makespan {makespan:.1f} s, ideal {ideal:.1f} s (O = {overhead:.1f} s)")
+    notes = [how]
+    if span:
+        notes.append(
+            f"Marketo slots busy {100 * busy / (2 * span):.0f}% between first start and last "
+            f"finish, ~{gap:.1f} s idle per hand-over"
+        )
+    if head is not None:
+        notes.append(
+            f"first job started {head:.1f} s after the first run was created; last run ended "
+            f"{tail:.1f} s after the last job finished"
+        )
+    notes.append(
+        f"daemon picked the backfill up after {main['first_run_created']:.0f} s (not counted); "
+        f"poll interval and status refresh {profile.slot_tick:g} s (Marketo: 60 s)"
+    )
+    if timed_out:
+        notes.insert(0, f"time budget ran out: {main['runs_done']} of {n} runs done")
     return Row(
         "6",
         f"Backfill of {n} partitions through the daemon, Marketo processing P = {p_mean:.1f} s "
@@ -105,33 +163,25 @@ def measure(profile, work: Path) -> Row:
         ideal,
         "s",
         "≤ 1.15x",
-        makespan / ideal <= 1.15,
+        False if timed_out else makespan / ideal <= 1.15,
+        ours_text=(f"> {makespan:.0f} s (stopped)" if timed_out else f"{makespan:.1f} s"),
         reference_text=f"{ideal:.1f} s (O {overhead:.1f} + {math.ceil(n / 2)} x {p_mean:.1f})",
-        ours_text=f"{makespan:.1f} s",
         details={
             "processing_nominal": {k: round(v, 2) for k, v in nominal.items()},
-            "single_makespan": m1,
             "overhead": overhead,
-            "warmup_makespan": phases["warm-up"]["makespan"],
-            "daemon_pickup": {k: round(v["first_run_created"], 2) for k, v in phases.items()},
-            "stopped_instigators": res.data.get("stopped"),
+            "single": {k: v for k, v in one.items() if k != "runs"},
+            "timed_out": timed_out,
+            "runs_done": main["runs_done"],
             "slot_utilisation": round(busy / (2 * span), 3) if span else None,
-            "idle_per_handoff": round(gap, 2),
-            "head": round(head, 2),
-            "tail": round(tail, 2),
-            "runs": phases["main"]["runs"],
+            "idle_per_handoff": round(gap, 2) if gap is not None else None,
+            "head": head,
+            "tail": tail,
+            "stopped_instigators": res.data.get("stopped"),
+            "runs": main["runs"],
             "jobs": [
                 {k: j.get(k) for k in ("startedAt", "finishedAt", "queuedAt", "numberOfRecords")}
-                for j in main_jobs
+                for j in finished
             ],
-            "note": (
-                f"O = one-partition makespan {m1:.1f} s - its P {nominal[single]:.1f} s; "
-                f"Marketo slots busy {100 * busy / (2 * span):.0f}% between first start and "
-                f"last finish, ~{gap:.1f} s idle per hand-over; first job started {head:.1f} s "
-                f"after the first run was created, last run ended {tail:.1f} s after the last "
-                "job finished; makespans count from the daemon's creation of the first run "
-                f"(its 30 s backfill tick took {phases['main']['first_run_created']:.0f} s here); "
-                f"poll interval and status refresh {profile.slot_tick:g} s (Marketo: 60 s)"
-            ),
+            "note": "; ".join(notes),
         },
     )

@@ -239,10 +239,11 @@ def _step_seconds(instance, run_id: str) -> dict[str, float]:
 # ---------------------------------------------------------------------------------- daemon
 def slots(cfg: dict[str, Any]) -> dict[str, Any]:
     """Backfills through the daemon (env: DAGSTER_HOME, MARKETO_* set by the parent). Phases run
-    one after the other; each sets the simulator's rows_per_second first."""
+    one after the other; each sets the simulator's rows_per_second first. All must end before
+    cfg["deadline"] (epoch seconds): a phase still running then is reported as timed out (with
+    the runs that finished) and later phases are skipped; the daemon and its runs are stopped."""
     import dagster as dg
     import httpx
-    from dagster._core.storage.dagster_run import RunsFilter
 
     from marketo_assets.definitions import defs as load_defs
     from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS
@@ -256,11 +257,18 @@ def slots(cfg: dict[str, Any]) -> dict[str, Any]:
     control = httpx.Client(base_url=os.environ["MARKETO_BASE_URL"], trust_env=False, timeout=60)
     defs = load_defs()
     phases: list[dict[str, Any]] = []
+    deadline = float(cfg["deadline"])
     with dg.DagsterInstance.get() as instance:
         ensure_pools(instance)
+        for pool, limit in cfg.get("pools", {}).items():  # what-if experiments only
+            instance.event_log_storage.set_concurrency_slots(pool, limit)
         stopped = _stop_instigators(instance)
         with running_daemon(log_path=Path(cfg["dir"]) / "daemon.log"):
             for phase in cfg["phases"]:
+                remaining = deadline - time.time()
+                if remaining < phase.get("min_seconds", 0):
+                    phases.append({"name": phase["name"], "status": "SKIPPED"})
+                    continue
                 control.post(
                     "/_sim/config", json={"rows_per_second": phase["rows_per_second"]}
                 ).raise_for_status()
@@ -268,35 +276,48 @@ def slots(cfg: dict[str, Any]) -> dict[str, Any]:
                 backfill_id = launch_backfill(
                     instance, defs, [LEAD_EXPORTS, LEADS], phase["keys"], title=phase["name"]
                 )
-                status = wait_for_backfill(
-                    instance, backfill_id, timeout=cfg.get("timeout", 900), poll=0.25
-                )
-                records = instance.get_run_records(
-                    filters=RunsFilter(tags={"dagster/backfill": backfill_id})
-                )
-                runs = [
-                    {
-                        "partition": r.dagster_run.tags.get("dagster/partition"),
-                        "status": r.dagster_run.status.value,
-                        "create": r.create_timestamp.timestamp() - submitted,
-                        "start": (r.start_time or submitted) - submitted,
-                        "end": (r.end_time or submitted) - submitted,
-                    }
-                    for r in records
-                ]
-                first = min(r["create"] for r in runs) if runs else 0.0
+                try:
+                    status = wait_for_backfill(
+                        instance, backfill_id, timeout=max(1.0, remaining), poll=0.25
+                    ).value
+                except TimeoutError:
+                    status = "TIMED_OUT"
                 phases.append(
-                    {
-                        "name": phase["name"],
-                        "status": status.value,
-                        "submitted": submitted,
-                        "first_run_created": first,
-                        "makespan": max(r["end"] for r in runs) - first if runs else None,
-                        "runs": sorted(runs, key=lambda r: r["start"]),
-                    }
+                    _phase_result(instance, phase["name"], backfill_id, submitted, status)
                 )
+                if status == "TIMED_OUT":
+                    break
     control.close()
     return {"phases": phases, "stopped": stopped}
+
+
+def _phase_result(instance, name: str, backfill_id: str, submitted: float, status: str) -> dict:
+    from dagster._core.storage.dagster_run import RunsFilter
+
+    now = time.time()
+    records = instance.get_run_records(filters=RunsFilter(tags={"dagster/backfill": backfill_id}))
+    runs = [
+        {
+            "partition": r.dagster_run.tags.get("dagster/partition"),
+            "status": r.dagster_run.status.value,
+            "create": r.create_timestamp.timestamp() - submitted,
+            "start": r.start_time - submitted if r.start_time else None,
+            "end": r.end_time - submitted if r.end_time else None,
+        }
+        for r in records
+    ]
+    first = min(r["create"] for r in runs) if runs else now - submitted
+    ends = [r["end"] for r in runs]
+    last = max(ends) if runs and None not in ends else now - submitted
+    return {
+        "name": name,
+        "status": status,
+        "submitted": submitted,
+        "first_run_created": first,
+        "makespan": last - first,
+        "runs_done": sum(e is not None for e in ends),
+        "runs": sorted(runs, key=lambda r: (r["start"] is None, r["start"] or 0)),
+    }
 
 
 def _stop_instigators(instance) -> list[str]:
