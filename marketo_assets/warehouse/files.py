@@ -47,13 +47,41 @@ def has_nul(path: Path) -> bool:
 
 def strip_nul(path: Path) -> Path:
     """Copy `path` without its NUL bytes into a new private (0600) temp file in the same
-    directory and return it; streamed in chunks, constant memory. The caller deletes it."""
+    directory and return it; streamed in chunks, constant memory. The caller deletes it.
+
+    One reused buffer: each chunk is read into it and the NUL-free spans between NUL bytes are
+    written straight from it (os.writev), so no byte is copied in Python (the earlier
+    read + bytes.replace made two fresh 8 MiB objects per chunk: half the time of the copy)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".nonul", dir=path.parent)
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
     try:
-        with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
-            while chunk := src.read(CHUNK):
-                dst.write(chunk.replace(b"\x00", b""))
+        with open(path, "rb", buffering=0) as src:
+            while n := src.readinto(buf):
+                spans, start = [], 0
+                while (i := buf.find(b"\x00", start, n)) >= 0:
+                    if i > start:
+                        spans.append(view[start:i])
+                    start = i + 1
+                if start < n:
+                    spans.append(view[start:n])
+                _write_spans(fd, spans)
     except BaseException:
+        os.close(fd)
         Path(tmp).unlink(missing_ok=True)
         raise
+    os.close(fd)
     return Path(tmp)
+
+
+def _write_spans(fd: int, spans: list[memoryview]) -> None:
+    """Write every span in order (os.writev may write less than asked, and takes <= 1024)."""
+    while spans:
+        n = os.writev(fd, spans[:1024])
+        while n and spans:
+            if n >= len(spans[0]):
+                n -= len(spans[0])
+                spans.pop(0)
+            else:
+                spans[0] = spans[0][n:]
+                n = 0
