@@ -215,14 +215,19 @@ def run_worker(
                 max_rss = usage.ru_maxrss * 1024
                 break
             if time.monotonic() > deadline:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                proc.terminate()  # the worker exits through its cleanup (stops a daemon)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
                 raise TimeoutError(f"bench worker {args[0]} still running after {timeout:.0f} s")
             time.sleep(0.02)
         reader.join(5)
     finally:
         if sampler:
             sampler.__exit__()
+        _kill_group(proc.pid)  # leftovers of the worker (code servers, runs): never outlive it
         if log:
             err.close()
     wall = time.monotonic() - started
@@ -237,6 +242,15 @@ def run_worker(
         sampler.peak_single if sampler else 0,
         max_rss,
     )
+
+
+def _kill_group(pgid: int) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.5)
 
 
 def emit(data: dict[str, Any]) -> None:

@@ -84,8 +84,8 @@ def measure(
             phases.append(
                 {"name": "single", "keys": [single], "rows_per_second": rps, "min_seconds": p + 60}
             )
-        # The worker stops 30 s before the deadline: stopping the daemon and its runs takes time.
-        budget = deadline - time.monotonic() - 30
+        # The worker stops 15 s before the deadline: stopping the daemon and its runs takes time.
+        budget = deadline - time.monotonic() - 15
         cfg = {
             "dir": str(run_dir),
             "deadline": time.time() + budget,
