@@ -203,7 +203,10 @@ def run_export(
             errors.DailyCallLimitError,
         ) as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        used = client.exported_bytes_today()
+        # Quota used today: the pre-create check's figure plus this export (saves a listing
+        # call per job); a reattached or reused export has no such figure, so list again.
+        before = outcome.metadata.pop("_quota_used_before", None)
+        used = before + outcome.bytes if before is not None else client.exported_bytes_today()
         quota = marketo.daily_quota_mb * MB
         outcome.metadata.update(
             {
@@ -239,9 +242,10 @@ def _export(
     reattached = job is not None
     attempts = 1 if reattached else 0
     recreated_for_missing_file = False
+    quota_used_before: int | None = None
     while True:
         if job is None:
-            _check_quota(client, marketo)
+            quota_used_before = _check_quota(client, marketo)
             job = client.create_export(spec.request)
             _remember_supported(marketo, spec)
             attempts += 1
@@ -320,6 +324,8 @@ def _export(
         metadata["queue_wait_seconds"] = dg.MetadataValue.float(queue_wait)
     if processing is not None:
         metadata["processing_seconds"] = dg.MetadataValue.float(processing)
+    if quota_used_before is not None:
+        metadata["_quota_used_before"] = quota_used_before  # consumed by run_export
     return ExportOutcome(
         export_id=job.export_id,
         path=download.path,
@@ -356,7 +362,8 @@ def _wait(
     return done
 
 
-def _check_quota(client: MarketoClient, marketo: MarketoResource) -> None:
+def _check_quota(client: MarketoClient, marketo: MarketoResource) -> int:
+    """Bytes exported today; fails fast (no retry) when the daily quota is used up."""
     used = client.exported_bytes_today()
     if used >= marketo.daily_quota_mb * MB:
         reset = MarketoClient.quota_reset_time(client.server_now())
@@ -369,6 +376,7 @@ def _check_quota(client: MarketoClient, marketo: MarketoResource) -> None:
             metadata={"quota_resets_at": dg.MetadataValue.text(reset.isoformat())},
             allow_retries=False,
         )
+    return used
 
 
 def _staged_ok(entry: LedgerEntry) -> bool:
