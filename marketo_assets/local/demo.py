@@ -69,7 +69,9 @@ def main() -> int:
                     instance, defs, [LEAD_EXPORTS, LEADS], keys, title="make demo"
                 )
                 _say(f"Backfill {backfill_id}: {len(keys)} partitions {keys[0]} … {keys[-1]}")
-                status = wait_for_backfill(instance, backfill_id, timeout=900, on_tick=_progress())
+                status = wait_for_backfill(
+                    instance, backfill_id, timeout=900, on_tick=_progress(), partition_keys=keys
+                )
                 lists = wait_for_list_sensors(instance, sensors_since, say=_say)
                 models = build_models(instance, defs, sensors_since, say=_say)  # dbt
         _say(f"Backfill finished: {status.value}")

@@ -106,7 +106,11 @@ def wait_for_backfill(
     timeout: float = 600,
     on_tick=None,
     poll: float = 1.0,
+    partition_keys: Sequence[str] | None = None,
 ) -> BulkActionStatus:
+    """Wait until the backfill is done. The daemon marks a backfill done only on its next
+    iteration (every 30 s); with `partition_keys`, return as soon as every key has a
+    successful run and no run of the backfill is still going."""
     deadline = time.monotonic() + timeout
     while True:
         backfill = instance.get_backfill(backfill_id)
@@ -115,6 +119,17 @@ def wait_for_backfill(
             on_tick(backfill, runs)
         if backfill.status in BACKFILL_DONE and all(r.is_finished for r in runs):
             return backfill.status
+        if partition_keys is not None and _all_succeeded(runs, partition_keys):
+            return BulkActionStatus.COMPLETED_SUCCESS
         if time.monotonic() > deadline:
             raise TimeoutError(f"backfill {backfill_id} still {backfill.status.value}")
         time.sleep(poll)
+
+
+def _all_succeeded(runs: Sequence[dg.DagsterRun], partition_keys: Sequence[str]) -> bool:
+    if not runs or not all(r.is_finished for r in runs):
+        return False
+    done = {
+        r.tags.get("dagster/partition") for r in runs if r.status == dg.DagsterRunStatus.SUCCESS
+    }
+    return set(partition_keys) <= done

@@ -21,7 +21,7 @@ import dagster as dg
 from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.storage.dagster_run import RunsFilter
 
-from .instance import BACKFILL_DONE
+from .instance import BACKFILL_DONE, backfill_runs
 
 DIM_LEADS = "marts.dim_leads"
 LIST_MEMBERSHIP = "marts.fct_list_membership"
@@ -127,7 +127,12 @@ def _dbt_runs(instance: dg.DagsterInstance, keys: list[dg.AssetKey], since: floa
 
 
 def _backfill_done(instance: dg.DagsterInstance, backfill_id: str | None) -> bool:
-    return backfill_id is None or instance.get_backfill(backfill_id).status in BACKFILL_DONE
+    """Done when the daemon says so, or (sooner: it looks every 30 s) when the backfill's
+    runs all succeeded."""
+    if backfill_id is None or instance.get_backfill(backfill_id).status in BACKFILL_DONE:
+        return True
+    runs = backfill_runs(instance, backfill_id)
+    return bool(runs) and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
 
 
 def _launch_backfill(
