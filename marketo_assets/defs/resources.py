@@ -28,6 +28,11 @@ RESERVED_COLUMNS = ("_partition_key", "_export_id", "_loaded_at", "_list_id")
 FORMATS = ("CSV", "TSV", "SSV")
 
 
+class SecretConfigError(Exception):
+    """A credential has an unusable value. Not a ValueError on purpose: pydantic keeps the
+    input value of a ValueError in `ValidationError.errors()`; this exception holds none."""
+
+
 class MarketoResource(dg.ConfigurableResource):
     """Connection to Marketo (or the local simulator) plus where exports are staged and recorded.
 
@@ -101,12 +106,12 @@ class MarketoResource(dg.ConfigurableResource):
     @classmethod
     def _check_client_secret(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError(
+            raise SecretConfigError(
                 "MARKETO_CLIENT_SECRET (client_secret) is empty: set it to the Client Secret "
                 "of your LaunchPoint custom service"
             )
         if value != value.strip():
-            raise ValueError(
+            raise SecretConfigError(
                 "MARKETO_CLIENT_SECRET (client_secret) has leading or trailing whitespace "
                 "(a copy-paste error?): remove it"
             )
