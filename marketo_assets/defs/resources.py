@@ -67,9 +67,11 @@ class MarketoResource(dg.ConfigurableResource):
         ),
     )
 
-    @field_validator("base_url")
+    @field_validator("base_url", mode="before")
     @classmethod
-    def _check_base_url(cls, value: str) -> str:
+    def _check_base_url(cls, value: object) -> object:
+        if not isinstance(value, str) or isinstance(value, dg.EnvVar):
+            return value  # an EnvVar is checked once resolved, when the run starts
         text = value.strip()
         try:
             url = httpx.URL(text)
@@ -92,9 +94,11 @@ class MarketoResource(dg.ConfigurableResource):
             )
         return text
 
-    @field_validator("client_id")
+    @field_validator("client_id", mode="before")
     @classmethod
-    def _check_client_id(cls, value: str) -> str:
+    def _check_client_id(cls, value: object) -> object:
+        if not isinstance(value, str) or isinstance(value, dg.EnvVar):
+            return value  # an EnvVar is checked once resolved, when the run starts
         if not value.strip() or value != value.strip():
             raise ValueError(
                 "MARKETO_CLIENT_ID (client_id) is empty or has leading/trailing whitespace: "
@@ -102,9 +106,11 @@ class MarketoResource(dg.ConfigurableResource):
             )
         return value
 
-    @field_validator("client_secret")
+    @field_validator("client_secret", mode="before")
     @classmethod
-    def _check_client_secret(cls, value: str) -> str:
+    def _check_client_secret(cls, value: object) -> object:
+        if not isinstance(value, str) or isinstance(value, dg.EnvVar):
+            return value  # an EnvVar is checked once resolved, when the run starts
         if not value.strip():
             raise SecretConfigError(
                 "MARKETO_CLIENT_SECRET (client_secret) is empty: set it to the Client Secret "
