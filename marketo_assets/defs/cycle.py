@@ -25,7 +25,15 @@ from marketo_assets.marketo import Event, ExportJob, ExportRequest, MarketoClien
 from marketo_assets.marketo.capabilities import capability_for
 from marketo_assets.marketo.ledger import ExportLedger, LedgerEntry
 from marketo_assets.marketo.staging import clean_staging
-from marketo_assets.warehouse import LoadResult, columns_for, load_partition, partition_stats
+from marketo_assets.warehouse import (
+    CastError,
+    HeaderMismatchError,
+    LoadResult,
+    SchemaConflictError,
+    columns_for,
+    load_partition,
+    partition_stats,
+)
 
 from .resources import RESERVED_COLUMNS, MarketoResource
 
@@ -497,19 +505,31 @@ def run_load(
     ts_col = headers.get(timestamp_field, timestamp_field) if timestamp_field else None
 
     with duckdb.get_connection() as conn:
-        result = load_partition(
-            conn,
-            table=table,
-            file_path=entry.staged_file,
-            file_format=record["payload"].get("format", "CSV"),
-            columns=columns,
-            partition_key=context.partition_key,
-            lineage={
-                "_export_id": entry.export_id,
-                "_loaded_at": datetime.now(UTC),
-                **(lineage or {}),
-            },
-        )
+        try:
+            result = load_partition(
+                conn,
+                table=table,
+                file_path=entry.staged_file,
+                file_format=record["payload"].get("format", "CSV"),
+                columns=columns,
+                partition_key=context.partition_key,
+                lineage={
+                    "_export_id": entry.export_id,
+                    "_loaded_at": datetime.now(UTC),
+                    **(lineage or {}),
+                },
+            )
+        except (SchemaConflictError, HeaderMismatchError, CastError) as exc:
+            # The same file fails the same way: retrying would only wait. The table is
+            # unchanged and the staged file is kept for the load once the cause is fixed.
+            raise dg.Failure(
+                description=(
+                    f"{exc} The table is unchanged. The staged export {entry.export_id} is "
+                    "kept: once this is fixed, re-run the load step of this partition (no new "
+                    "export is needed)."
+                ),
+                allow_retries=False,
+            ) from exc
         stats = partition_stats(
             conn, table, context.partition_key, id_column=id_col, timestamp_column=ts_col
         )
