@@ -381,7 +381,7 @@ class MarketoClient:
             job = ExportJob.from_api({**result[0], "exportId": export_id})
         if job.export_id:
             checked_export_id(job.export_id, "Marketo's answer")
-            if export_id and job.export_id != export_id:
+            if export_id and job.export_id.lower() != export_id.lower():
                 raise MarketoAPIError(
                     "",
                     f"Marketo answered about export {job.export_id} when asked about "

@@ -196,6 +196,14 @@ def test_status_answer_with_a_non_uuid_id_is_refused():
         client.get_export(EXPORT_ID)
 
 
+def test_status_answer_about_another_export_is_refused():
+    other = "99999999-8888-7777-6666-555555555555"
+    fake = FakeMarketo()
+    fake.script(f"{BASE}/{EXPORT_ID}/status.json", ok([job("Completed", exportId=other)]))
+    with make_client(fake) as client, pytest.raises(errors.MarketoAPIError, match="when asked"):
+        client.get_export(EXPORT_ID)
+
+
 @pytest.mark.parametrize("bad_id", BAD_IDS)
 def test_non_uuid_ids_are_refused_before_any_call_or_file(bad_id, tmp_path):
     fake = FakeMarketo()
