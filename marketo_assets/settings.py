@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +30,11 @@ class ProjectSettings(BaseSettings):
     staging_dir: Path = Field(DATA_DIR / "exports", validation_alias="MARKETO_STAGING_DIR")
     ledger_path: Path = Field(
         DATA_DIR / "export_ledger.sqlite", validation_alias="MARKETO_LEDGER_PATH"
+    )
+    # Staged files older than this whose export is finished (or unknown) are deleted at the
+    # start of every export and load step. Default: Marketo keeps export files for 7 days.
+    staging_max_age_hours: float = Field(
+        7 * 24.0, gt=0, validation_alias="MARKETO_STAGING_MAX_AGE_HOURS"
     )
 
     partition_start: date = Field(date(2025, 1, 1), validation_alias="MARKETO_PARTITION_START")
@@ -65,6 +72,49 @@ class ProjectSettings(BaseSettings):
     lead_changes_start: date | None = Field(None, validation_alias="MARKETO_LEAD_CHANGES_START")
     filter_recheck_hours: float = Field(24, ge=0, validation_alias="MARKETO_FILTER_RECHECK_HOURS")
 
+    @field_validator("partition_start", "lead_changes_start", mode="before")
+    @classmethod
+    def _plain_date(cls, value: Any) -> Any:
+        """A calendar date `YYYY-MM-DD`: no time, no milliseconds, no epoch numbers."""
+        if value is None or isinstance(value, date):
+            return value
+        text = str(value).strip()
+        if text == "":
+            return None
+        if not _DATE.fullmatch(text):
+            raise ValueError(
+                f"{text!r} is not a date: write it as YYYY-MM-DD, e.g. 2025-01-01 (no time, "
+                "milliseconds or timezone: partitions start at midnight of "
+                "MARKETO_PARTITION_TIMEZONE)"
+            )
+        try:
+            return date.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not a valid calendar date ({exc})") from None
+
+    @field_validator("partition_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        name = value.strip()
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not an IANA timezone name: use e.g. UTC, Europe/Paris or "
+                "America/Chicago"
+            ) from None
+        return name
+
+    @field_validator("export_fields", "list_fields")
+    @classmethod
+    def _field_list(cls, value: str) -> str:
+        if value.strip() and not [n for n in value.split(",") if n.strip()]:
+            raise ValueError(
+                f"{value!r} names no field: give comma-separated REST field names (e.g. "
+                "id,email,firstName), or leave the variable unset for the default"
+            )
+        return value
+
     @property
     def static_list_selection(self) -> ListSelection:
         return ListSelection.parse(self.static_lists, "MARKETO_STATIC_LISTS")
@@ -79,6 +129,7 @@ class ProjectSettings(BaseSettings):
 
 
 _GLOB_CHARS = set("*?[")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -160,5 +211,25 @@ class ListSelection:
         return ", ".join(parts)
 
 
+class SettingsError(ValueError):
+    """A setting (environment variable) has a value that cannot be used."""
+
+
+def _settings_message(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        given = err.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str) and name not in msg else ""
+        lines.append(f"{name}: {msg}{shown}")
+    return "Invalid configuration: " + "; ".join(lines) + ". Fix the environment variable(s)."
+
+
 def load_settings() -> ProjectSettings:
-    return ProjectSettings()
+    """The project settings; a bad value raises SettingsError naming the variable and the fix
+    (at definitions load, so nothing runs and Marketo is not called)."""
+    try:
+        return ProjectSettings()
+    except ValidationError as exc:
+        raise SettingsError(_settings_message(exc)) from None

@@ -24,9 +24,18 @@ from dagster_duckdb import DuckDBResource
 from marketo_assets.marketo import Event, ExportJob, ExportRequest, MarketoClient, errors
 from marketo_assets.marketo.capabilities import capability_for
 from marketo_assets.marketo.ledger import ExportLedger, LedgerEntry
-from marketo_assets.warehouse import LoadResult, columns_for, load_partition, partition_stats
+from marketo_assets.marketo.staging import clean_staging
+from marketo_assets.warehouse import (
+    CastError,
+    HeaderMismatchError,
+    LoadResult,
+    SchemaConflictError,
+    columns_for,
+    load_partition,
+    partition_stats,
+)
 
-from .resources import MarketoResource
+from .resources import RESERVED_COLUMNS, MarketoResource
 
 MB = 1024 * 1024
 # Run tag set by sensors and schedules: the source state a run exports (see ExportSpec).
@@ -95,6 +104,41 @@ def select_fields(described: list, wanted: list[str], required: list[str]) -> li
         if name not in names:
             names.insert(0, name)
     return [(name, types[name]) for name in names]
+
+
+def check_columns(request: ExportRequest) -> None:
+    """The file's headers become DuckDB column names, which ignore case, next to the lineage
+    columns: a clash would fail the load after the export spent quota, so fail now."""
+    seen: dict[str, str] = {name: name for name in RESERVED_COLUMNS}
+    for field_name, header in zip(request.fields, request.headers(), strict=True):
+        folded = header.casefold()
+        if folded in seen:
+            raise dg.Failure(
+                description=(
+                    f"The export's column {header!r} (field {field_name!r}) clashes with "
+                    f"column {seen[folded]!r}: DuckDB column names ignore case and "
+                    f"{', '.join(RESERVED_COLUMNS)} are lineage columns. Give the field "
+                    "another header in column_header_names (MARKETO_COLUMN_HEADER_NAMES)."
+                ),
+                allow_retries=False,
+            )
+        seen[folded] = header
+
+
+def clean_staged_files(context: dg.AssetExecutionContext, marketo: MarketoResource) -> None:
+    """Delete staged files older than `staging_max_age_hours` whose export is finished."""
+    root = Path(marketo.staging_dir)
+    result = clean_staging(root, marketo.ledger(), marketo.staging_max_age_hours * 3600)
+    if result.deleted:
+        context.log.info(
+            f"Deleted {len(result.deleted)} staged file(s) older than "
+            f"{marketo.staging_max_age_hours:g} h ({result.bytes_freed / MB:.1f} MB)"
+        )
+    if result.kept_active:
+        context.log.warning(
+            f"{len(result.kept_active)} staged file(s) older than "
+            f"{marketo.staging_max_age_hours:g} h are kept: their export is not loaded yet"
+        )
 
 
 def _log_event(context: dg.AssetExecutionContext):
@@ -186,10 +230,12 @@ def run_export(
 ) -> ExportOutcome:
     """Build the request (describe, validation), then create or reattach, wait and download."""
     ledger = marketo.ledger()
+    clean_staged_files(context, marketo)
     with marketo.client(on_event=_log_event(context)) as client:
         calls_before = client.calls_made
         try:
             spec = make_spec(client)
+            check_columns(spec.request)
             staging = marketo.staging_path(safe_name(spec.asset), safe_name(spec.partition_key))
             outcome = _export(context, marketo, client, ledger, staging, spec)
         except errors.QuotaExceededError as exc:
@@ -458,6 +504,7 @@ def run_load(
     the partition) and the asset's `extra` checks while the connection is open. The connection
     is opened only around the SQL; the staged file (personal data) is deleted afterwards."""
     ledger = marketo.ledger()
+    clean_staged_files(context, marketo)
     entry = staged_export(ledger, ledger_asset, context.partition_key)
     record = entry.request
     headers = record["payload"].get("columnHeaderNames") or {}
@@ -466,19 +513,31 @@ def run_load(
     ts_col = headers.get(timestamp_field, timestamp_field) if timestamp_field else None
 
     with duckdb.get_connection() as conn:
-        result = load_partition(
-            conn,
-            table=table,
-            file_path=entry.staged_file,
-            file_format=record["payload"].get("format", "CSV"),
-            columns=columns,
-            partition_key=context.partition_key,
-            lineage={
-                "_export_id": entry.export_id,
-                "_loaded_at": datetime.now(UTC),
-                **(lineage or {}),
-            },
-        )
+        try:
+            result = load_partition(
+                conn,
+                table=table,
+                file_path=entry.staged_file,
+                file_format=record["payload"].get("format", "CSV"),
+                columns=columns,
+                partition_key=context.partition_key,
+                lineage={
+                    "_export_id": entry.export_id,
+                    "_loaded_at": datetime.now(UTC),
+                    **(lineage or {}),
+                },
+            )
+        except (SchemaConflictError, HeaderMismatchError, CastError) as exc:
+            # The same file fails the same way: retrying would only wait. The table is
+            # unchanged and the staged file is kept for the load once the cause is fixed.
+            raise dg.Failure(
+                description=(
+                    f"{exc} The table is unchanged. The staged export {entry.export_id} is "
+                    "kept: once this is fixed, re-run the load step of this partition (no new "
+                    "export is needed)."
+                ),
+                allow_retries=False,
+            ) from exc
         stats = partition_stats(
             conn, table, context.partition_key, id_column=id_col, timestamp_column=ts_col
         )

@@ -14,6 +14,7 @@ Selection (ids, exact names, glob patterns) comes from MARKETO_STATIC_LISTS / MA
 (see `settings.ListSelection`); an empty selection means no list.
 """
 
+import fnmatch
 import hashlib
 import json
 from collections.abc import Iterable
@@ -77,6 +78,7 @@ class TickPlan:
     waiting: list[str] = field(default_factory=list)  # changed, but the filter is not enabled
     catalog_run_key: str | None = None
     cursor: dict = field(default_factory=dict)
+    unmatched: list[str] = field(default_factory=list)  # selection entries no list matches
 
 
 def load_cursor(raw: str | None) -> dict:
@@ -147,6 +149,7 @@ def plan_tick(
         }
     wanted = {list_partition_key(kind, lst.id) for lst in selected}
     plan.delete = sorted(existing - wanted)
+    plan.unmatched = unmatched_entries(selection, lists)
 
     digest = hashlib.sha256(
         json.dumps(sorted((lst.id, lst.name) for lst in lists)).encode()
@@ -157,6 +160,29 @@ def plan_tick(
         plan.catalog_run_key = f"lists-{kind}@{generation}-{digest}"
     plan.cursor = {"lists": new_lists, "catalog": digest, "catalog_gen": generation}
     return plan
+
+
+def unmatched_entries(selection: ListSelection, lists: list[DiscoveredList]) -> list[str]:
+    """Entries of the selection that match no list Marketo has (a typo, a deleted list)."""
+    ids = {lst.id for lst in lists}
+    names = {lst.name for lst in lists}
+    out = [f"id {i}" for i in sorted(selection.ids - ids)]
+    out += [f"name {n!r}" for n in sorted(selection.names - names)]
+    out += [
+        f"pattern {p!r}"
+        for p in selection.patterns
+        if not any(fnmatch.fnmatchcase(n, p) for n in names)
+    ]
+    return out
+
+
+def unmatched_message(kind: str, unmatched: list[str], lists: int) -> str:
+    return (
+        f"MARKETO_{kind.upper()}_LISTS selects {', '.join(unmatched)}, but none of the {lists} "
+        f"{kind} lists in Marketo has that id or name (names are exact and case-sensitive). "
+        "Fix the spelling or the id; for names with commas use a JSON array, and `name:...` "
+        "for a name made of digits or holding * ? [. Nothing is exported for these entries."
+    )
 
 
 def _id(lst: DiscoveredList) -> int:
@@ -288,9 +314,14 @@ def build_list_sensor(
             context.log.info(f"{key}: {reason}; requesting run {run_key}")
         if notice:
             context.log.warning(notice)
+        missing = unmatched_message(kind, plan.unmatched, len(discovered)) if plan.unmatched else ""
+        if missing:
+            context.log.warning(missing)
         skip = None
         if not run_requests:
             skip = notice or f"No {kind} list changed ({len(plan.cursor['lists'])} selected)."
+            if missing:
+                skip = f"{skip} {missing}"
         return dg.SensorResult(
             run_requests=run_requests,
             dynamic_partitions_requests=requests,

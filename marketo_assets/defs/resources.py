@@ -12,17 +12,34 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import httpx
 from dagster_duckdb import DuckDBResource
-from pydantic import Field
+from pydantic import ConfigDict, Field, field_validator
 
 from marketo_assets.marketo import ClientSettings, Event, MarketoClient
 from marketo_assets.marketo.capabilities import FilterCapabilities
 from marketo_assets.marketo.ledger import ExportLedger
+from marketo_assets.marketo.settings import is_loopback_host
+from marketo_assets.marketo.staging import private_dir
 from marketo_assets.settings import load_settings
+
+# Lineage columns every raw table gets: a header name may not take one of these names.
+RESERVED_COLUMNS = ("_partition_key", "_export_id", "_loaded_at", "_list_id")
+FORMATS = ("CSV", "TSV", "SSV")
+
+
+class SecretConfigError(Exception):
+    """A credential has an unusable value. Not a ValueError on purpose: pydantic keeps the
+    input value of a ValueError in `ValidationError.errors()`; this exception holds none."""
 
 
 class MarketoResource(dg.ConfigurableResource):
-    """Connection to Marketo (or the local simulator) plus where exports are staged and recorded."""
+    """Connection to Marketo (or the local simulator) plus where exports are staged and recorded.
+
+    Validated when a run starts (before any step calls Marketo); errors never echo the values
+    (`hide_input_in_errors`), so a secret can not end up in an error message."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     base_url: str = Field(description="REST base URL, e.g. https://123-ABC-456.mktorest.com")
     client_id: str = Field(description="LaunchPoint client id")
@@ -42,6 +59,76 @@ class MarketoResource(dg.ConfigurableResource):
             "(1035); empty = filter_capabilities.json next to the ledger"
         ),
     )
+    staging_max_age_hours: float = Field(
+        168.0,
+        description=(
+            "Staged files older than this are deleted at the start of each export and load "
+            "step, unless their export is still active (default 7 days, Marketo's retention)"
+        ),
+    )
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _check_base_url(cls, value: object) -> object:
+        if not isinstance(value, str) or isinstance(value, dg.EnvVar):
+            return value  # an EnvVar is checked once resolved, when the run starts
+        text = value.strip()
+        try:
+            url = httpx.URL(text)
+        except Exception:
+            url = None
+        if url is None or url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(
+                "MARKETO_BASE_URL (base_url) is not an absolute http(s) URL: set it to your "
+                "REST endpoint, e.g. https://123-ABC-456.mktorest.com (Admin > Web Services)"
+            )
+        if url.scheme != "https" and not is_loopback_host(url.host):
+            raise ValueError(
+                f"MARKETO_BASE_URL (base_url) uses plain http for host {url.host!r}: "
+                "credentials and personal data would travel unencrypted. Use https:// "
+                "(plain http is accepted only for loopback hosts such as 127.0.0.1)"
+            )
+        if url.query or url.fragment:
+            raise ValueError(
+                "MARKETO_BASE_URL (base_url) must not contain a query string or fragment"
+            )
+        return text
+
+    @field_validator("client_id", mode="before")
+    @classmethod
+    def _check_client_id(cls, value: object) -> object:
+        if not isinstance(value, str) or isinstance(value, dg.EnvVar):
+            return value  # an EnvVar is checked once resolved, when the run starts
+        if not value.strip() or value != value.strip():
+            raise ValueError(
+                "MARKETO_CLIENT_ID (client_id) is empty or has leading/trailing whitespace: "
+                "set it to the Client Id of your LaunchPoint custom service"
+            )
+        return value
+
+    @field_validator("client_secret", mode="before")
+    @classmethod
+    def _check_client_secret(cls, value: object) -> object:
+        if not isinstance(value, str) or isinstance(value, dg.EnvVar):
+            return value  # an EnvVar is checked once resolved, when the run starts
+        if not value.strip():
+            raise SecretConfigError(
+                "MARKETO_CLIENT_SECRET (client_secret) is empty: set it to the Client Secret "
+                "of your LaunchPoint custom service"
+            )
+        if value != value.strip():
+            raise SecretConfigError(
+                "MARKETO_CLIENT_SECRET (client_secret) has leading or trailing whitespace "
+                "(a copy-paste error?): remove it"
+            )
+        return value
+
+    @field_validator("staging_max_age_hours")
+    @classmethod
+    def _check_max_age(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("staging_max_age_hours must be > 0 (MARKETO_STAGING_MAX_AGE_HOURS)")
+        return value
 
     @contextmanager
     def client(
@@ -75,20 +162,20 @@ class MarketoResource(dg.ConfigurableResource):
         return FilterCapabilities(path)
 
     def staging_path(self, *parts: str) -> Path:
-        """A private staging folder (root is 0700): export files hold personal data."""
-        root = Path(self.staging_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        root.chmod(0o700)
-        path = root.joinpath(*parts)
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return path
+        """A private staging folder (every level 0700): export files hold personal data."""
+        return private_dir(Path(self.staging_dir), *parts)
 
 
 DEFAULT_LIST_FIELDS = ("id", "email", "firstName", "lastName", "company", "createdAt", "updatedAt")
 
 
 class ExportOptions(dg.ConfigurableResource):
-    """What each export asks Marketo for. Changeable per run in the Launchpad."""
+    """What each export asks Marketo for. Changeable per run in the Launchpad.
+
+    Checked when the run starts, before any Marketo call: blank field names, header names that
+    are empty, repeated (DuckDB column names ignore case) or take a lineage column's name,
+    and unknown formats. Field names themselves are checked against describe before any
+    export job is created."""
 
     fields: list[str] = Field(
         default_factory=list,
@@ -103,6 +190,55 @@ class ExportOptions(dg.ConfigurableResource):
         description="Lead REST field names exported for list members (static and smart lists)",
     )
 
+    @field_validator("fields", "list_fields")
+    @classmethod
+    def _check_fields(cls, value: list[str]) -> list[str]:
+        blank = [i for i, name in enumerate(value) if not name or not name.strip()]
+        if blank:
+            raise ValueError(
+                f"field names must not be empty (positions {blank}): give REST field names "
+                "such as email, or an empty list for the default"
+            )
+        padded = [name for name in value if name != name.strip()]
+        if padded:
+            raise ValueError(f"field names must not have surrounding spaces: {padded}")
+        return value
+
+    @field_validator("column_header_names")
+    @classmethod
+    def _check_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        empty = [key for key, name in value.items() if not key.strip() or not name.strip()]
+        if empty:
+            raise ValueError(
+                f"column_header_names has empty field or header names for {empty}: map each "
+                'REST field name to a non-empty header, e.g. {"email": "Email Address"}'
+            )
+        seen: dict[str, str] = {}
+        for key, name in value.items():
+            folded = name.casefold()
+            if folded in seen:
+                raise ValueError(
+                    f"column_header_names gives {seen[folded]!r} and {key!r} the same header "
+                    f"{name!r} (DuckDB column names ignore case): give each field its own header"
+                )
+            seen[folded] = key
+            if folded in RESERVED_COLUMNS:
+                raise ValueError(
+                    f"column_header_names: header {name!r} for {key!r} is a lineage column "
+                    f"name ({', '.join(RESERVED_COLUMNS)}): choose another header"
+                )
+        return value
+
+    @field_validator("format")
+    @classmethod
+    def _check_format(cls, value: str) -> str:
+        upper = value.strip().upper()
+        if upper not in FORMATS:
+            raise ValueError(
+                f"format {value!r} is not an export format Marketo supports: use CSV, TSV or SSV"
+            )
+        return upper
+
 
 def _env_fields(raw: str) -> list[str]:
     return [name.strip() for name in raw.split(",") if name.strip()]
@@ -111,7 +247,13 @@ def _env_fields(raw: str) -> list[str]:
 def _env_headers(raw: str) -> dict[str, str]:
     if not raw.strip():
         return {}
-    value = json.loads(raw)
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(
+            f"MARKETO_COLUMN_HEADER_NAMES is not valid JSON ({exc}): write a JSON object "
+            '{"restName": "Header"}, e.g. {"email": "Email Address"}'
+        ) from None
     if not isinstance(value, dict):
         raise ValueError("MARKETO_COLUMN_HEADER_NAMES must be a JSON object {restName: header}")
     return {str(k): str(v) for k, v in value.items()}
@@ -133,6 +275,7 @@ def resources() -> dg.Definitions:
                 daily_quota_mb=settings.daily_quota_mb,
                 staging_dir=str(settings.staging_dir),
                 ledger_path=str(settings.ledger_path),
+                staging_max_age_hours=settings.staging_max_age_hours,
             ),
             "export_options": ExportOptions(
                 fields=_env_fields(settings.export_fields),

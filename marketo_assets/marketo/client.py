@@ -24,6 +24,7 @@ from .errors import (
     ExportJobCancelledError,
     ExportJobFailedError,
     ExportTimeoutError,
+    InvalidExportIdError,
     InvalidFieldsError,
     InvalidRequestError,
     MarketoAPIError,
@@ -47,6 +48,18 @@ AUTH_CODES = frozenset({"601", "602"})
 TRANSIENT_CODES = frozenset({"604", "606", "608", "611", "614", "615", "713"})
 RATE_CODES = frozenset({"606", "615"})
 EXPORT_BASE = "/bulk/v1/leads/export"
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def checked_export_id(export_id: object, source: str = "the caller") -> str:
+    """`export_id` if it is a UUID (the only form that goes into a URL path or file name)."""
+    if not isinstance(export_id, str) or not _UUID.fullmatch(export_id):
+        raise InvalidExportIdError(export_id, source)
+    return export_id
+
+
+def export_path(export_id: str, action: str) -> str:
+    return f"{EXPORT_BASE}/{checked_export_id(export_id)}/{action}.json"
 
 
 def _first_error(env: dict[str, Any]) -> tuple[str, str]:
@@ -366,6 +379,14 @@ class MarketoClient:
         job = ExportJob.from_api(result[0])
         if not job.export_id and export_id:
             job = ExportJob.from_api({**result[0], "exportId": export_id})
+        if job.export_id:
+            checked_export_id(job.export_id, "Marketo's answer")
+            if export_id and job.export_id.lower() != export_id.lower():
+                raise MarketoAPIError(
+                    "",
+                    f"Marketo answered about export {job.export_id} when asked about "
+                    f"{export_id}; not using the answer",
+                )
         return job
 
     # ------------------------------------------------------------------ catalog
@@ -466,17 +487,17 @@ class MarketoClient:
     def enqueue_export(self, export_id: str) -> ExportJob:
         """Enqueue a Created job. "Job already queued" counts as success; queue full is retried
         along queue_full_backoff (Event enqueue_wait) before QueueFullError."""
-        env = self._call("POST", f"{EXPORT_BASE}/{export_id}/enqueue.json", export_id=export_id)
+        env = self._call("POST", export_path(export_id, "enqueue"), export_id=export_id)
         if env.get("success") is False:  # 1029 "Job already queued"
             return self.get_export(export_id)
         return self._job_from(env, export_id)
 
     def get_export(self, export_id: str) -> ExportJob:
-        env = self._call("GET", f"{EXPORT_BASE}/{export_id}/status.json", export_id=export_id)
+        env = self._call("GET", export_path(export_id, "status"), export_id=export_id)
         return self._job_from(env, export_id)
 
     def cancel_export(self, export_id: str) -> ExportJob:
-        env = self._call("POST", f"{EXPORT_BASE}/{export_id}/cancel.json", export_id=export_id)
+        env = self._call("POST", export_path(export_id, "cancel"), export_id=export_id)
         return self._job_from(env, export_id)
 
     def list_exports(self, statuses: Iterable[str] | None = None) -> Iterator[ExportJob]:
@@ -571,7 +592,7 @@ class MarketoClient:
     @contextmanager
     def _open_file(self, export_id: str, range_header: str | None) -> Iterator[httpx.Response]:
         """Stream GET file.json (throttled, counted, authenticated). 601/602 -> reauth once."""
-        path = f"{EXPORT_BASE}/{export_id}/file.json"
+        path = export_path(export_id, "file")
         token = self._auth.token()
         for auth_try in range(2):
             headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"}

@@ -324,6 +324,9 @@ def download_export(client: MarketoClient, job: ExportJob, dest: Path) -> Downlo
     fileChecksum, re-downloads on mismatch up to checksum_retries times, then renames atomically.
     404 -> ExportFileExpiredError.
     """
+    from .client import checked_export_id
+
+    checked_export_id(job.export_id, "the job to download")
     if job.status != "Completed":
         raise InvalidRequestError(
             f"Export job {job.export_id} is {job.status or 'in an unknown state'}, not Completed: "

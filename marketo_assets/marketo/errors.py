@@ -20,6 +20,7 @@ __all__ = [
     "ExportJobCancelledError",
     "ExportJobFailedError",
     "ExportTimeoutError",
+    "InvalidExportIdError",
     "InvalidFieldsError",
     "InvalidRequestError",
     "MarketoAPIError",
@@ -50,6 +51,23 @@ class AuthenticationError(MarketoError):
 
 class InvalidRequestError(MarketoError, ValueError):
     """A request was rejected by client-side validation, before any call was made."""
+
+
+class InvalidExportIdError(InvalidRequestError):
+    """An export id that is not a UUID (from Marketo's answer, a ledger or a caller). It is
+    never put into a URL path or a file name."""
+
+    def __init__(self, export_id: object, source: str):
+        shown = repr(export_id)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        self.source = source
+        super().__init__(
+            f"Export id {shown} from {source} is not a UUID (Marketo export ids look like "
+            "ce45a7a1-f19d-4ce2-882c-a3c795a3d4fb); refusing to use it in a URL or a file name. "
+            "If Marketo answered it, report the response to Marketo Support; if it came from "
+            "the export ledger, the ledger file was changed by hand"
+        )
 
 
 class TransientError(MarketoError):

@@ -173,9 +173,17 @@ class ExportFilter(_Validated):
         return f"{key}={value}"
 
 
-def _bad_header_char(name: str, delimiter: str) -> str | None:
+_JOINERS = {"\u200c", "\u200d"}  # zero-width (non-)joiners: parts of emoji and scripts
+
+
+def _bad_header_char(name: str) -> str | None:
+    """Control and invisible format characters have no place in a column name. Quotes and
+    delimiters are fine: the file quotes such a header (RFC 4180) and the loader quotes every
+    identifier."""
     for ch in name:
-        if ch in (delimiter, '"', "\n", "\r") or unicodedata.category(ch) in ("Cc", "Cf"):
+        if unicodedata.category(ch) == "Cc" or (
+            unicodedata.category(ch) == "Cf" and ch not in _JOINERS
+        ):
             return repr(ch)
     return None
 
@@ -204,26 +212,33 @@ class ExportRequest(_Validated):
 
     @model_validator(mode="after")
     def _check_headers(self) -> ExportRequest:
-        delimiter = DELIMITERS[self.format]
         unknown = [k for k in self.column_header_names if k not in self.fields]
         if unknown:
             raise ValueError(
-                f"columnHeaderNames keys must be in fields; not in fields: {', '.join(unknown)}"
+                f"columnHeaderNames keys must be in fields; not in fields: {', '.join(unknown)}. "
+                "Add those fields to the export or remove their header names"
             )
         for key, name in self.column_header_names.items():
             if not name or not name.strip():
                 raise ValueError(f"header name for {key!r} must not be empty")
-            bad = _bad_header_char(name, delimiter)
+            if name != name.strip():
+                raise ValueError(
+                    f"header name {name!r} for {key!r} has leading or trailing spaces: remove them"
+                )
+            bad = _bad_header_char(name)
             if bad:
                 raise ValueError(
-                    f"header name for {key!r} contains {bad} (no delimiter, quote, newline or "
-                    "control characters allowed)"
+                    f"header name for {key!r} contains {bad} (no newline, tab, control or "
+                    "invisible format characters allowed)"
                 )
         headers = self.headers()
         seen: set[str] = set()
         dupes = sorted({h for h in headers if h in seen or seen.add(h)})  # type: ignore[func-returns-value]
         if dupes:
-            raise ValueError(f"header names must be unique; duplicated: {', '.join(dupes)}")
+            raise ValueError(
+                f"header names must be unique; duplicated: {', '.join(dupes)}. Give each "
+                "field its own header name (a header may not repeat another field's name)"
+            )
         return self
 
     def headers(self) -> list[str]:

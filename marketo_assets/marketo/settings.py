@@ -70,6 +70,28 @@ class ClientSettings(BaseModel):
             raise ValueError("base_url must not contain a query string or fragment")
         return value.rstrip("/")
 
+    @field_validator("client_secret")
+    @classmethod
+    def _check_secret(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if not secret.strip():
+            raise ValueError("client_secret is empty: set the LaunchPoint service's secret")
+        if secret != secret.strip():
+            raise ValueError(
+                "client_secret has leading or trailing whitespace (a copy-paste error?): remove it"
+            )
+        return value
+
+    @field_validator("client_id")
+    @classmethod
+    def _check_client_id(cls, value: str) -> str:
+        if not value.strip() or value != value.strip():
+            raise ValueError(
+                "client_id is empty or has leading/trailing whitespace: set the LaunchPoint "
+                "service's client id"
+            )
+        return value
+
     @field_validator("queue_full_backoff")
     @classmethod
     def _check_backoff(cls, value: tuple[float, ...]) -> tuple[float, ...]:

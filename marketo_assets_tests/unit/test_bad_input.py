@@ -1,0 +1,286 @@
+"""Bad input fails early with a message naming the problem and the fix (no Marketo server).
+
+Settings (environment variables), export windows, the resources' config, and export ids
+from Marketo's answers are checked before anything is sent; the Dagster runs with the
+simulator are in `dagster/test_bad_input_runs.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pydantic
+import pytest
+
+from marketo_assets.defs.resources import ExportOptions, MarketoResource, SecretConfigError
+from marketo_assets.marketo import ExportFilter, ExportJob, ExportRequest, errors
+from marketo_assets.marketo.ledger import ExportLedger
+from marketo_assets.marketo.staging import clean_staging, private_dir
+from marketo_assets.settings import ProjectSettings, SettingsError, load_settings
+
+from .client_fakes import EXPORT_ID, SECRET, FakeMarketo, job, make_client, ok
+
+BASE = "/bulk/v1/leads/export"
+JAN = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+# ------------------------------------------------------------------ settings (environment)
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("MARKETO_PARTITION_START", "2025-01-01T00:00:00.250Z", "YYYY-MM-DD"),
+        ("MARKETO_PARTITION_START", "2025-02-30", "not a valid calendar date"),
+        ("MARKETO_PARTITION_START", "1735689600", "YYYY-MM-DD"),  # an epoch is not a date
+        ("MARKETO_PARTITION_START", "01/02/2025", "YYYY-MM-DD"),
+        ("MARKETO_LEAD_CHANGES_START", "2025-01-01 12:00", "YYYY-MM-DD"),
+        ("MARKETO_PARTITION_TIMEZONE", "Mars/Olympus_Mons", "IANA timezone"),
+        ("MARKETO_PARTITION_WINDOW", "yearly", "'monthly', 'weekly' or 'daily'"),
+        ("MARKETO_FIELDS", " , ,", "names no field"),
+        ("MARKETO_LIST_FIELDS", ",", "names no field"),
+        ("MARKETO_FORMAT", "XLSX", "'CSV', 'TSV' or 'SSV'"),
+        ("MARKETO_MAX_CALLS_PER_20S", "500", "100"),
+        ("MARKETO_STAGING_MAX_AGE_HOURS", "0", "greater than 0"),
+    ],
+)
+def test_bad_settings_name_the_variable_and_the_fix(monkeypatch, variable, value, expected):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert variable in message
+    assert expected in message
+    assert "Fix" in message or "use" in message or "write" in message
+
+
+def test_good_settings_still_load(monkeypatch):
+    monkeypatch.setenv("MARKETO_PARTITION_START", "2024-07-01")
+    monkeypatch.setenv("MARKETO_PARTITION_TIMEZONE", "America/Chicago")
+    monkeypatch.setenv("MARKETO_STAGING_MAX_AGE_HOURS", "12")
+    settings = load_settings()
+    assert settings.partition_start.isoformat() == "2024-07-01"
+    assert settings.staging_max_age_hours == 12
+    assert ProjectSettings().staging_max_age_hours == 12
+    monkeypatch.delenv("MARKETO_STAGING_MAX_AGE_HOURS")
+    assert load_settings().staging_max_age_hours == 7 * 24  # Marketo keeps files 7 days
+
+
+# ------------------------------------------------------------------ export windows and requests
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        (JAN, JAN + timedelta(days=31, seconds=1), "longer than 31 days"),
+        (JAN + timedelta(days=2), JAN, "start must be <= end"),
+        (JAN.replace(microsecond=500_000), JAN + timedelta(days=1), "no ms"),
+        (JAN, (JAN + timedelta(days=1)).replace(microsecond=1), "no ms"),
+        (JAN.replace(tzinfo=None), JAN.replace(tzinfo=None), "timezone-aware"),
+    ],
+)
+def test_bad_windows_are_refused_before_any_call(start, end, expected):
+    fake = FakeMarketo()
+    with make_client(fake), pytest.raises(errors.InvalidRequestError, match=expected):
+        ExportFilter.created_at(start, end)
+    assert fake.requests == []
+
+
+def test_a_window_of_exactly_31_days_is_fine():
+    flt = ExportFilter.created_at(JAN, JAN + timedelta(days=31))
+    assert flt.payload()["createdAt"]["endAt"] == "2025-02-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"fields": []}, "fields must not be empty"),
+        (
+            {"fields": ["id"], "column_header_names": {"email": "E"}},
+            "not in fields: email. Add those fields",
+        ),
+        (
+            {"fields": ["id", "email"], "column_header_names": {"id": "X", "email": "X"}},
+            "duplicated: X",
+        ),
+    ],
+)
+def test_bad_requests_name_the_problem(kwargs, expected):
+    with pytest.raises(errors.InvalidRequestError, match=expected):
+        ExportRequest(filter=ExportFilter.static_list_id(1), **kwargs)
+
+
+# ------------------------------------------------------------------ resource config
+def _marketo(**overrides) -> MarketoResource:
+    config = {
+        "base_url": "https://123-ABC-456.mktorest.com",
+        "client_id": "client-id",
+        "client_secret": SECRET,
+        "staging_dir": "/tmp/x",
+        "ledger_path": "/tmp/x.sqlite",
+        **overrides,
+    }
+    return MarketoResource(**config)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"base_url": "http://123-ABC-456.mktorest.com"}, "plain http for host"),
+        ({"base_url": "http://10.1.2.3:8080"}, "Use https://"),
+        ({"base_url": "123-ABC-456.mktorest.com"}, "not an absolute http(s) URL"),
+        ({"client_id": ""}, "MARKETO_CLIENT_ID"),
+        ({"client_secret": ""}, "MARKETO_CLIENT_SECRET (client_secret) is empty"),
+        ({"client_secret": SECRET + "\n"}, "trailing whitespace"),
+        ({"staging_max_age_hours": 0}, "must be > 0"),
+    ],
+)
+def test_marketo_resource_config_errors_never_echo_the_secret(overrides, expected):
+    with pytest.raises((pydantic.ValidationError, SecretConfigError)) as info:
+        _marketo(**overrides)
+    assert expected in str(info.value)
+    assert SECRET not in str(info.value)
+    if isinstance(info.value, pydantic.ValidationError):
+        assert SECRET not in repr(info.value.errors())
+
+
+def test_loopback_http_is_accepted_for_the_simulator():
+    assert _marketo(base_url="http://127.0.0.1:8765").base_url == "http://127.0.0.1:8765"
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"fields": ["id", ""]}, "field names must not be empty"),
+        ({"list_fields": ["email", "  "]}, "field names must not be empty"),
+        ({"column_header_names": {"email": "Mail", "company": "MAIL"}}, "ignore case"),
+        ({"column_header_names": {"email": ""}}, "non-empty header"),
+        ({"column_header_names": {"email": "_loaded_at"}}, "lineage column"),
+        ({"format": "XLS"}, "use CSV, TSV or SSV"),
+    ],
+)
+def test_export_options_config_errors(config, expected):
+    with pytest.raises(pydantic.ValidationError, match=expected):
+        ExportOptions(**config)
+
+
+def test_export_options_accept_odd_but_valid_headers_and_lowercase_format():
+    headers = {"email": 'E-mail "x"; DROP TABLE t; --', "company": "Société 名前 🚀"}
+    options = ExportOptions(column_header_names=headers, format="tsv")
+    assert options.format == "TSV"
+    assert options.column_header_names == headers
+
+
+# ------------------------------------------------------------------ export ids from the server
+BAD_IDS = ["../../../etc/passwd", "abc", "11111111-2222-3333-4444-555555555555/../x", ""]
+
+
+@pytest.mark.parametrize("bad_id", [b for b in BAD_IDS if b])
+def test_non_uuid_export_id_from_create_never_reaches_a_url(bad_id):
+    fake = FakeMarketo()
+    fake.script(f"{BASE}/create.json", ok([job("Created", exportId=bad_id)]))
+    request = ExportRequest(fields=["id"], filter=ExportFilter.static_list_id(1))
+    with make_client(fake) as client, pytest.raises(errors.InvalidExportIdError) as info:
+        client.create_export(request)
+    assert "not a UUID" in str(info.value)
+    paths = [r.url.path for r in fake.requests]
+    assert paths == ["/identity/oauth/token", f"{BASE}/create.json"]
+
+
+def test_status_answer_with_a_non_uuid_id_is_refused():
+    fake = FakeMarketo()
+    fake.script(f"{BASE}/{EXPORT_ID}/status.json", ok([job("Completed", exportId="../x")]))
+    with make_client(fake) as client, pytest.raises(errors.InvalidExportIdError):
+        client.get_export(EXPORT_ID)
+
+
+def test_status_answer_about_another_export_is_refused():
+    other = "99999999-8888-7777-6666-555555555555"
+    fake = FakeMarketo()
+    fake.script(f"{BASE}/{EXPORT_ID}/status.json", ok([job("Completed", exportId=other)]))
+    with make_client(fake) as client, pytest.raises(errors.MarketoAPIError, match="when asked"):
+        client.get_export(EXPORT_ID)
+
+
+@pytest.mark.parametrize("bad_id", BAD_IDS)
+def test_non_uuid_ids_are_refused_before_any_call_or_file(bad_id, tmp_path):
+    fake = FakeMarketo()
+    with make_client(fake) as client:
+        for call in (client.get_export, client.enqueue_export, client.cancel_export):
+            with pytest.raises(errors.InvalidExportIdError):
+                call(bad_id)
+        with pytest.raises(errors.InvalidExportIdError):
+            client.export_usable(bad_id)
+        completed = ExportJob(export_id=bad_id, status="Completed", file_size=1)
+        with pytest.raises(errors.InvalidExportIdError):
+            client.download_export(completed, tmp_path / "out.csv")
+    assert [r for r in fake.requests if r.url.path != "/identity/oauth/token"] == []
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ staging folder
+def test_private_dir_makes_every_level_0700_whatever_the_umask(tmp_path):
+    (tmp_path / "exports" / "marketo_leads").mkdir(parents=True, mode=0o755)
+    old = os.umask(0)
+    try:
+        leaf = private_dir(tmp_path / "exports", "marketo_leads", "2025-01-01")
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "exports", leaf.parent, leaf):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+
+
+def _staged(root: Path, name: str, age_hours: float) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"id,email\n1,a@example.com\n")
+    then = time.time() - age_hours * 3600
+    os.utime(path, (then, then))
+    return path
+
+
+def test_clean_staging_deletes_old_finished_files_only(tmp_path):
+    ledger = ExportLedger(tmp_path / "ledger.sqlite")
+    root = tmp_path / "exports"
+    ids = {status: str(uuid.uuid4()) for status in ("loaded", "downloaded", "failed", "created")}
+    for status, export_id in ids.items():
+        ledger.record_created(
+            export_id=export_id,
+            asset="marketo/leads",
+            partition_key=f"p-{status}",
+            request_hash="h",
+            request={},
+            status=status,
+        )
+    loaded_old = _staged(root, f"a/{ids['loaded']}.csv", 200)
+    loaded_new = _staged(root, f"a/{ids['loaded']}.csv.copy", 1)
+    failed_old = _staged(root, f"b/{ids['failed']}.csv", 200)
+    downloaded_old = _staged(root, f"c/{ids['downloaded']}.csv", 500)  # not loaded yet
+    part_active = _staged(root, f"d/{ids['created']}.csv.part", 500)
+    orphan_part = _staged(root, f"e/{uuid.uuid4()}.csv.part", 200)  # a killed download
+    orphan_tmp = _staged(root, "e/.leftover.nonul", 200)
+
+    result = clean_staging(root, ledger, max_age_seconds=168 * 3600)
+
+    assert sorted(result.deleted) == sorted([loaded_old, failed_old, orphan_part, orphan_tmp])
+    assert sorted(result.kept_active) == sorted([downloaded_old, part_active])
+    assert result.bytes_freed > 0
+    for kept in (loaded_new, downloaded_old, part_active):
+        assert kept.exists()
+    assert (root / "a").is_dir()  # folders stay: another step may be writing into one
+
+
+def test_clean_staging_of_a_missing_folder_is_a_no_op(tmp_path):
+    result = clean_staging(tmp_path / "nope", ExportLedger(tmp_path / "l.sqlite"), 1.0)
+    assert result.deleted == [] and result.kept_active == []
+
+
+def test_mock_transport_is_what_the_client_uses():
+    """Guard for the tests above: FakeMarketo really sits behind the client."""
+    fake = FakeMarketo()
+    fake.script(f"{BASE}/{EXPORT_ID}/status.json", ok([job("Queued")]))
+    with make_client(fake) as client:
+        assert client.get_export(EXPORT_ID).status == "Queued"
+    assert isinstance(fake.requests[-1], httpx.Request)
