@@ -80,6 +80,7 @@ class MarketoClient:
         on_event: Callable[[Event], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        throttle: Throttle | None = None,
     ):
         self.settings = settings
         self._on_event = on_event
@@ -92,7 +93,9 @@ class MarketoClient:
             headers={"User-Agent": "marketo-assets/0.1"},
             follow_redirects=False,
         )
-        self._throttle = Throttle(
+        # `throttle`: share one with other clients of the same Marketo instance (see
+        # throttle.shared_throttle); default: this client's own.
+        self._throttle = throttle or Throttle(
             settings.max_calls_per_window, settings.window_seconds, settings.max_concurrent
         )
         self._server_offset = 0.0  # Marketo's clock minus ours, from `Date` headers
