@@ -46,6 +46,10 @@ log = logging.getLogger("marketo_assets.marketo")
 AUTH_CODES = frozenset({"601", "602"})
 TRANSIENT_CODES = frozenset({"604", "606", "608", "611", "614", "615", "713"})
 RATE_CODES = frozenset({"606", "615"})
+# 601/602: fetch a new token and repeat the call, this many times in a row at most. More than
+# once: tokens may be revoked at any moment (also right after we fetched one); a service whose
+# fresh tokens keep being refused fails with AuthenticationError.
+AUTH_RETRIES = 3
 EXPORT_BASE = "/bulk/v1/leads/export"
 
 
@@ -259,17 +263,18 @@ class MarketoClient:
         context: dict[str, Any],
     ) -> dict[str, Any]:
         token = self._auth.token()
-        for auth_try in range(2):
+        for auth_try in range(AUTH_RETRIES + 1):
             resp = self._send(method, path, token, params=params, json_body=json_body)
             env = self._envelope(resp, method, path)
             if env.get("success") is False:
                 code, message = _first_error(env)
                 if code in AUTH_CODES:
-                    if auth_try == 0:
+                    if auth_try < AUTH_RETRIES:
                         token = self._auth.invalidate(token, reason=code)
                         continue
                     raise AuthenticationError(
-                        f"Marketo refused a freshly issued access token ({code}: {message}) on "
+                        f"Marketo refused {AUTH_RETRIES} freshly issued access tokens in a row "
+                        f"({code}: {message}) on "
                         f"{method} {path}. Check that the LaunchPoint service and its API-only "
                         "user are active"
                     )
@@ -573,10 +578,11 @@ class MarketoClient:
     # ------------------------------------------------------------------ files
     @contextmanager
     def _open_file(self, export_id: str, range_header: str | None) -> Iterator[httpx.Response]:
-        """Stream GET file.json (throttled, counted, authenticated). 601/602 -> reauth once."""
+        """Stream GET file.json (throttled, counted, authenticated). 601/602 -> reauth (up to
+        AUTH_RETRIES times in a row)."""
         path = f"{EXPORT_BASE}/{export_id}/file.json"
         token = self._auth.token()
-        for auth_try in range(2):
+        for auth_try in range(AUTH_RETRIES + 1):
             headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"}
             if range_header:
                 headers["Range"] = range_header
@@ -593,12 +599,13 @@ class MarketoClient:
                                 if env is not None and env.get("success") is False:
                                     code, message = _first_error(env)
                                     if code in AUTH_CODES:
-                                        if auth_try == 0:
+                                        if auth_try < AUTH_RETRIES:
                                             token = self._auth.invalidate(token, reason=code)
                                             continue
                                         raise AuthenticationError(
-                                            f"Marketo refused a freshly issued access token "
-                                            f"({code}: {message}) on GET {path}"
+                                            f"Marketo refused {AUTH_RETRIES} freshly issued "
+                                            f"access tokens in a row ({code}: {message}) on "
+                                            f"GET {path}"
                                         )
                                     self._raise_for_error(code, message, {}, "GET", path)
                         yield resp
