@@ -31,6 +31,7 @@ class MarketoResource(dg.ConfigurableResource):
     poll_interval: float = Field(60.0, description="Seconds between job status polls (>= 60 real)")
     job_timeout: float = Field(10800.0, description="Cancel a Marketo job after this many seconds")
     max_calls_per_window: int = Field(80, description="Client-side cap per 20 s (Marketo: 100)")
+    window_seconds: float = Field(20.0, description="Length of Marketo's rate-limit window (s)")
     max_concurrent: int = Field(5, description="Client-side cap on calls in flight (Marketo: 10)")
     daily_quota_mb: int = Field(500, description="Subscription's daily bulk export quota in MB")
     max_job_attempts: int = Field(3, description="Re-create a job Marketo marks Failed this often")
@@ -65,6 +66,7 @@ class MarketoResource(dg.ConfigurableResource):
             poll_interval=self.poll_interval,
             job_timeout=self.job_timeout,
             max_calls_per_window=self.max_calls_per_window,
+            window_seconds=self.window_seconds,
             max_concurrent=self.max_concurrent,
             **{
                 "retry_initial_wait": self.retry_initial_wait,

@@ -85,7 +85,8 @@ def test_rate_bursts_and_strict_rate_limit(simulator_factory, tmp_path):
     limit itself: every call that reached the simulator fits in 100 per 20 s."""
     sim = simulator_factory(**SIM_ARGS)
     sim.set_faults({"rate-bursts": {"burst_rate": 0.08, "burst_length": 4}})
-    backfill = Backfill(sim, tmp_path)
+    backfill = Backfill(sim, tmp_path, rate_window=20.0)  # Marketo's own window
+    assert sim.state()["config"]["rate_window"] == 20.0
     backfill.run_all()
 
     backfill.assert_complete()
