@@ -21,6 +21,7 @@ from marketo_assets.marketo.capabilities import FilterCapabilities
 from marketo_assets.marketo.ledger import ExportLedger
 from marketo_assets.marketo.settings import is_loopback_host
 from marketo_assets.marketo.staging import private_dir
+from marketo_assets.marketo.throttle import shared_throttle
 from marketo_assets.settings import load_settings
 
 # Lineage columns every raw table gets: a header name may not take one of these names.
@@ -47,9 +48,18 @@ class MarketoResource(dg.ConfigurableResource):
     poll_interval: float = Field(60.0, description="Seconds between job status polls (>= 60 real)")
     job_timeout: float = Field(10800.0, description="Cancel a Marketo job after this many seconds")
     max_calls_per_window: int = Field(80, description="Client-side cap per 20 s (Marketo: 100)")
+    window_seconds: float = Field(20.0, description="Length of Marketo's rate-limit window (s)")
     max_concurrent: int = Field(5, description="Client-side cap on calls in flight (Marketo: 10)")
     daily_quota_mb: int = Field(500, description="Subscription's daily bulk export quota in MB")
     max_job_attempts: int = Field(3, description="Re-create a job Marketo marks Failed this often")
+    retry_initial_wait: float = Field(
+        1.0, description="First wait (s) before retrying a transient Marketo error; doubles"
+    )
+    retry_max_wait: float = Field(60.0, description="Longest wait (s) between two retries")
+    queue_full_backoff: list[float] = Field(
+        default_factory=lambda: [60.0, 120.0, 240.0],
+        description="Waits (s) when Marketo's export queue is full (1029), then the step fails",
+    )
     staging_dir: str = Field(description="Private folder for downloaded export files")
     ledger_path: str = Field(description="SQLite file recording every export job created")
     capabilities_path: str = Field(
@@ -143,10 +153,23 @@ class MarketoResource(dg.ConfigurableResource):
             poll_interval=self.poll_interval,
             job_timeout=self.job_timeout,
             max_calls_per_window=self.max_calls_per_window,
+            window_seconds=self.window_seconds,
             max_concurrent=self.max_concurrent,
-            **overrides,
+            **{
+                "retry_initial_wait": self.retry_initial_wait,
+                "retry_max_wait": self.retry_max_wait,
+                "queue_full_backoff": tuple(self.queue_full_backoff),
+                **overrides,
+            },
         )
-        client = MarketoClient(settings, on_event=on_event)
+        # Runs and sensor ticks in one process share Marketo's 100 calls / 20 s.
+        throttle = shared_throttle(
+            settings.base_url,
+            settings.max_calls_per_window,
+            settings.window_seconds,
+            settings.max_concurrent,
+        )
+        client = MarketoClient(settings, on_event=on_event, throttle=throttle)
         try:
             yield client
         finally:

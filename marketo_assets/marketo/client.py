@@ -47,6 +47,10 @@ log = logging.getLogger("marketo_assets.marketo")
 AUTH_CODES = frozenset({"601", "602"})
 TRANSIENT_CODES = frozenset({"604", "606", "608", "611", "614", "615", "713"})
 RATE_CODES = frozenset({"606", "615"})
+# 601/602: fetch a new token and repeat the call, this many times in a row at most. More than
+# once: tokens may be revoked at any moment (also right after we fetched one); a service whose
+# fresh tokens keep being refused fails with AuthenticationError.
+AUTH_RETRIES = 3
 EXPORT_BASE = "/bulk/v1/leads/export"
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -93,6 +97,7 @@ class MarketoClient:
         on_event: Callable[[Event], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        throttle: Throttle | None = None,
     ):
         self.settings = settings
         self._on_event = on_event
@@ -105,7 +110,9 @@ class MarketoClient:
             headers={"User-Agent": "marketo-assets/0.1"},
             follow_redirects=False,
         )
-        self._throttle = Throttle(
+        # `throttle`: share one with other clients of the same Marketo instance (see
+        # throttle.shared_throttle); default: this client's own.
+        self._throttle = throttle or Throttle(
             settings.max_calls_per_window, settings.window_seconds, settings.max_concurrent
         )
         self._server_offset = 0.0  # Marketo's clock minus ours, from `Date` headers
@@ -269,17 +276,18 @@ class MarketoClient:
         context: dict[str, Any],
     ) -> dict[str, Any]:
         token = self._auth.token()
-        for auth_try in range(2):
+        for auth_try in range(AUTH_RETRIES + 1):
             resp = self._send(method, path, token, params=params, json_body=json_body)
             env = self._envelope(resp, method, path)
             if env.get("success") is False:
                 code, message = _first_error(env)
                 if code in AUTH_CODES:
-                    if auth_try == 0:
+                    if auth_try < AUTH_RETRIES:
                         token = self._auth.invalidate(token, reason=code)
                         continue
                     raise AuthenticationError(
-                        f"Marketo refused a freshly issued access token ({code}: {message}) on "
+                        f"Marketo refused {AUTH_RETRIES} freshly issued access tokens in a row "
+                        f"({code}: {message}) on "
                         f"{method} {path}. Check that the LaunchPoint service and its API-only "
                         "user are active"
                     )
@@ -591,10 +599,11 @@ class MarketoClient:
     # ------------------------------------------------------------------ files
     @contextmanager
     def _open_file(self, export_id: str, range_header: str | None) -> Iterator[httpx.Response]:
-        """Stream GET file.json (throttled, counted, authenticated). 601/602 -> reauth once."""
+        """Stream GET file.json (throttled, counted, authenticated). 601/602 -> reauth (up to
+        AUTH_RETRIES times in a row)."""
         path = export_path(export_id, "file")
         token = self._auth.token()
-        for auth_try in range(2):
+        for auth_try in range(AUTH_RETRIES + 1):
             headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"}
             if range_header:
                 headers["Range"] = range_header
@@ -611,12 +620,13 @@ class MarketoClient:
                                 if env is not None and env.get("success") is False:
                                     code, message = _first_error(env)
                                     if code in AUTH_CODES:
-                                        if auth_try == 0:
+                                        if auth_try < AUTH_RETRIES:
                                             token = self._auth.invalidate(token, reason=code)
                                             continue
                                         raise AuthenticationError(
-                                            f"Marketo refused a freshly issued access token "
-                                            f"({code}: {message}) on GET {path}"
+                                            f"Marketo refused {AUTH_RETRIES} freshly issued "
+                                            f"access tokens in a row ({code}: {message}) on "
+                                            f"GET {path}"
                                         )
                                     self._raise_for_error(code, message, {}, "GET", path)
                         yield resp

@@ -16,7 +16,7 @@ from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-__all__ = ["GUARD_SECONDS", "Throttle"]
+__all__ = ["GUARD_SECONDS", "Throttle", "shared_throttle"]
 
 GUARD_SECONDS = 1  # added to the window: network transit and server-side stamping jitter
 
@@ -69,3 +69,24 @@ class Throttle:
             yield waited
         finally:
             self._semaphore.release()
+
+
+_SHARED: dict[tuple, Throttle] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_throttle(
+    base_url: str, max_calls: int, window_seconds: float, max_concurrent: int
+) -> Throttle:
+    """One throttle per Marketo instance (base URL) and limits in this process.
+
+    Marketo counts calls per instance, not per client object: the runs, steps and sensor ticks
+    of one process that each build their own client must draw from the same window, or a
+    backfill of short runs exceeds 100 calls / 20 s (each new client starting with an empty
+    window). Clients in other processes are not covered (Marketo answers 606; retried)."""
+    key = (base_url.rstrip("/").lower(), max_calls, float(window_seconds), max_concurrent)
+    with _SHARED_LOCK:
+        throttle = _SHARED.get(key)
+        if throttle is None:
+            throttle = _SHARED[key] = Throttle(max_calls, window_seconds, max_concurrent)
+        return throttle

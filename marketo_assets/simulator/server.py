@@ -118,9 +118,15 @@ class Simulator:
         self.cancelled: list[str] = []
         self.creates: dict[str, int] = {}  # signature -> creates so far
         self.window: deque[float] = deque()
+        self.arrivals: deque[float] = deque()  # every Marketo call, accepted or not
+        self.max_window_calls_seen = 0  # most calls accepted in one rate window
+        self.max_window_arrivals_seen = 0  # most calls received in one rate window
+        self.limit_rejections = {"606": 0, "615": 0}  # real limits hit (not injected faults)
+        self.file_requests: dict[str, list[dict]] = {}  # exportId -> each file.json response
         self.in_flight = 0
         self.max_in_flight_seen = 0
         self.max_processing_seen = 0
+        self.max_queue_seen = 0  # most jobs Queued or Processing at once (all clients)
         self.daily_calls: dict[str, int] = {}
         self.requests = {
             "total": 0,
@@ -290,6 +296,7 @@ class Simulator:
             await app(scope, receive, send_counted)
             return
         req["marketo"] += 1
+        self._note_arrival()
         self.in_flight += 1
         self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
         try:
@@ -302,6 +309,17 @@ class Simulator:
             await app(scope, receive, send_counted)
         finally:
             self.in_flight -= 1
+
+    def _note_arrival(self) -> None:
+        now, arrivals = self.now(), self.arrivals
+        arrivals.append(now)
+        while arrivals and arrivals[0] <= now - self.cfg.rate_window:
+            arrivals.popleft()
+        self.max_window_arrivals_seen = max(self.max_window_arrivals_seen, len(arrivals))
+
+    def _note_queue(self) -> None:
+        busy = sum(1 for j in self.jobs.values() if j.status in ("Queued", "Processing"))
+        self.max_queue_seen = max(self.max_queue_seen, busy)
 
     def _gate(self, scope) -> Response | None:
         """Faults, concurrency, auth, rate and daily limits. None = go ahead."""
@@ -321,6 +339,7 @@ class Simulator:
                 return JSONResponse({"error": text}, int(code))
             return self.fail(code, self._limit_message(code))
         if self.in_flight > self.cfg.max_in_flight:
+            self.limit_rejections["615"] += 1
             return self.fail("615", self._limit_message("615"))
         revoke = self.faults.revoke_now()
         if revoke:
@@ -334,11 +353,13 @@ class Simulator:
         while win and win[0] <= now - self.cfg.rate_window:
             win.popleft()
         if len(win) >= self.cfg.rate_limit:
+            self.limit_rejections["606"] += 1
             return self.fail("606", self._limit_message("606"))
         day = datetime.fromtimestamp(now, CHICAGO).date().isoformat()
         if self.daily_calls.get(day, 0) >= self.cfg.daily_call_limit:
             return self.fail("607", "Daily quota reached")
         win.append(now)
+        self.max_window_calls_seen = max(self.max_window_calls_seen, len(win))
         self.daily_calls[day] = self.daily_calls.get(day, 0) + 1
         scope.setdefault("state", {})["owner"] = owner
         return None
@@ -586,6 +607,7 @@ class Simulator:
             return self.fail(e.code, e.message)
         job.status = "Queued"
         job.queued = self.now()
+        self._note_queue()
         return self.ok([job.public()])
 
     async def status(self, request: Request) -> Response:
@@ -657,13 +679,25 @@ class Simulator:
         cut, corrupt = None, False
         if request.method != "HEAD":
             cut, corrupt = self.faults.download_plan(job.export_id, length)
+        record = {
+            "range": rng,
+            "status": status,
+            "start": start,
+            "length": length,
+            "sent": 0,
+            "cut": cut is not None,
+            "corrupt": corrupt,
+        }
+        self.file_requests.setdefault(job.export_id, []).append(record)
         headers = {"Accept-Ranges": "bytes", "Content-Length": str(length)}
         if status == 206:
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         media = {"CSV": "text/csv", "TSV": "text/tab-separated-values"}.get(
             job.request["format"], "text/plain"
         )
-        return _FileStream(job.file.path, start, length, status, headers, media, cut, corrupt)
+        return _FileStream(
+            job.file.path, start, length, status, headers, media, cut, corrupt, record
+        )
 
     # ---- scheduler ---------------------------------------------------------------------------
     async def _tick_loop(self) -> None:
@@ -701,6 +735,7 @@ class Simulator:
             self._start(j, now)
             processing += 1
         self.max_processing_seen = max(self.max_processing_seen, processing)
+        self._note_queue()
 
     def _start(self, job: Job, now: float) -> None:
         job.status, job.started = "Processing", now
@@ -774,6 +809,7 @@ class Simulator:
             secs = float(self.faults.options["busy_seconds"])
             self.add_foreign(2, "Processing", secs)
             self.add_foreign(8, "Queued", secs)
+            self._note_queue()
 
     # ---- control API -------------------------------------------------------------------------
     async def _json(self, request: Request) -> dict:
@@ -796,6 +832,11 @@ class Simulator:
             "in_flight": self.in_flight,
             "max_processing_seen": self.max_processing_seen,
             "max_in_flight_seen": self.max_in_flight_seen,
+            "max_queue_seen": self.max_queue_seen,
+            "max_window_calls_seen": self.max_window_calls_seen,
+            "max_window_arrivals_seen": self.max_window_arrivals_seen,
+            "limit_rejections": dict(self.limit_rejections),
+            "file_requests": self.file_requests,
             "cancelled": list(self.cancelled),
             "faults": {
                 "active": sorted(self.faults.active),
@@ -937,6 +978,7 @@ class Simulator:
         if status not in ("Queued", "Processing"):
             return JSONResponse({"error": "status must be Queued or Processing"}, 400)
         ids = self.add_foreign(int(body.get("count", 1)), status, float(body.get("seconds", 300)))
+        self._note_queue()
         return JSONResponse({"exportIds": ids})
 
     async def c_revoke(self, request: Request) -> Response:
@@ -1016,9 +1058,12 @@ class _DropResponse(Response):
 class _FileStream(Response):
     """Stream [start, start+length) of a file in large chunks; optionally cut or corrupt it."""
 
-    def __init__(self, path, start, length, status, headers, media, cut, corrupt) -> None:
+    def __init__(
+        self, path, start, length, status, headers, media, cut, corrupt, record=None
+    ) -> None:
         self.path, self.start, self.length = path, start, length
         self.status_code, self.cut, self.corrupt = status, cut, corrupt
+        self.record = record if record is not None else {}
         self.media_type = media
         self.extra = headers
         self.background = None
@@ -1042,6 +1087,7 @@ class _FileStream(Response):
                     chunk = flip(chunk, self.start + sent, self.start, self.length)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 sent += len(chunk)
+                self.record["sent"] = sent
         if self.cut is not None:
             raise Drop("deliberate reset in the middle of a download")
         await send({"type": "http.response.body", "body": b"", "more_body": False})

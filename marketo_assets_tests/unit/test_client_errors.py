@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from marketo_assets.marketo import ExportFilter, ExportRequest, MarketoClient, errors
+from marketo_assets.marketo.client import AUTH_RETRIES
 
 from .client_fakes import EXPORT_ID, FakeClock, FakeMarketo, err, job, make_client, ok
 
@@ -159,7 +160,9 @@ def test_auth_failure_after_reauth_raises_authentication_error():
     fake.script(STATUS, err("601", "Access token invalid"))
     with make_client(fake) as client, pytest.raises(errors.AuthenticationError):
         client.get_export(EXPORT_ID)
-    assert fake.calls(STATUS) == 2 and fake.calls("/identity/oauth/token") == 2
+    # The first token and AUTH_RETRIES fresh ones, each refused: then a clear error, no loop.
+    tries = 1 + AUTH_RETRIES
+    assert fake.calls(STATUS) == tries and fake.calls("/identity/oauth/token") == tries
 
 
 def test_identity_401_is_authentication_error_without_retry():
