@@ -28,6 +28,8 @@ UI_TIMEOUT = 60_000
 
 SINGLE_PARTITION = "2025-02-01"
 BACKFILL_PARTITIONS = ["2025-03-01", "2025-04-01", "2025-05-01"]
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+IN_PROCESS_YAML = "execution: {config: {in_process: {}}}"  # the same, typed into the UI
 BACKFILL_DONE = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 LEAD_ASSETS = [["marketo", "lead_export_files"], ["marketo", "leads"]]
 
@@ -45,6 +47,11 @@ mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) {
 } }
 """
 _RUN_STATUS = "query ($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+_BACKFILL_RUNS = """
+query ($id: String!) { runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
+  ... on Runs { results { status runConfigYaml tags { key value } } }
+} }
+"""
 _BACKFILL_STATUS = """
 query ($id: String!) { partitionBackfillOrError(backfillId: $id) {
   ... on PartitionBackfill { status numPartitions }
@@ -58,7 +65,7 @@ def _launch_partition_run(ui: DagsterUI, partition: str) -> str:
     the in-process executor (as a user can pick in the Launchpad): one process for the run
     instead of one per step keeps this test cheap; the backfill below uses the default."""
     params = {
-        "runConfigData": {"execution": {"config": {"in_process": {}}}},
+        "runConfigData": IN_PROCESS,
         "selector": {
             "repositoryLocationName": LOCATION,
             "repositoryName": "__repository__",
@@ -278,7 +285,22 @@ def test_backfill_of_three_windows_from_the_materialize_dialog_completes(page: P
     selection.fill(f"[{BACKFILL_PARTITIONS[0]}...{BACKFILL_PARTITIONS[-1]}]")
     selection.press("Enter")
     expect(dialog.get_by_text("3 partitions", exact=True)).to_be_visible(timeout=UI_TIMEOUT)
-    screenshot(page, "09-backfill-dialog")
+
+    # Run config for every backfill run, from the dialog's config editor: the in-process
+    # executor (one process per run instead of one per step; pools still apply per step)
+    # keeps the test affordable on a loaded machine.
+    dialog.get_by_text("Config", exact=True).click()
+    dialog.get_by_role("button", name="Add config").click()
+    editor = page.get_by_role("dialog").filter(has_text="Config Editor")
+    editor.locator(".CodeMirror").first.click()
+    page.keyboard.type(IN_PROCESS_YAML)
+    expect(editor.get_by_text("No errors", exact=True)).to_be_visible(timeout=UI_TIMEOUT)
+    screenshot(page, "09-backfill-config")
+    editor.get_by_role("button", name="Save config").click()
+    expect(editor).to_have_count(0, timeout=UI_TIMEOUT)
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text("3 partitions", exact=True)).to_be_visible(timeout=UI_TIMEOUT)
+    screenshot(page, "10-backfill-dialog")
     dialog.get_by_role("button", name="Launch backfill").click()
 
     created = page.get_by_text(re.compile(r"^Created backfill \w+$"))
@@ -288,14 +310,23 @@ def test_backfill_of_three_windows_from_the_materialize_dialog_completes(page: P
     backfill = _wait_for_backfill(dagster_ui, backfill_id)
     assert backfill["status"] == "COMPLETED_SUCCESS", f"{backfill}\n{dagster_ui.logs()}"
     assert backfill["numPartitions"] == 3
+    runs = dagster_ui.graphql(_BACKFILL_RUNS, {"id": backfill_id})["runsOrError"]["results"]
+    partitions = sorted(
+        tag["value"] for run in runs for tag in run["tags"] if tag["key"] == "dagster/partition"
+    )
+    assert partitions == BACKFILL_PARTITIONS
+    assert all(run["status"] == "SUCCESS" for run in runs)
+    assert all("in_process" in run["runConfigYaml"] for run in runs)  # the dialog's config
 
     _open(page, dagster_ui, f"/runs/b/{backfill_id}")
     expect(page.get_by_text(f"{BACKFILL_PARTITIONS[0]}...{BACKFILL_PARTITIONS[-1]}")).to_be_visible(
         timeout=UI_TIMEOUT
     )
-    expect(page.get_by_text("Succeeded", exact=True).first).to_be_visible(timeout=UI_TIMEOUT)
-    expect(page.get_by_text("100% completed", exact=True)).to_have_count(2, timeout=UI_TIMEOUT)
-    screenshot(page, "10-backfill-completed")
+    # "Succeeded" and "In progress" are column headers; the status tag adds a second one.
+    expect(page.get_by_text("Succeeded", exact=True)).to_have_count(2, timeout=UI_TIMEOUT)
+    expect(page.get_by_text("In progress", exact=True)).to_have_count(1)
+    expect(page.get_by_text("100% completed", exact=True)).to_have_count(2)
+    screenshot(page, "11-backfill-completed")
 
     rows = _partition_rows(dagster_ui)
     for partition in BACKFILL_PARTITIONS:
