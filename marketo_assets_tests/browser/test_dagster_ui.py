@@ -235,7 +235,9 @@ def test_lead_partition_run_shows_export_metadata_and_passed_checks(page: Page, 
     quota_used = int(_metadata_value(page, "quota_used_today_bytes"))
     assert job["fileSize"] <= quota_used <= dagster_ui.sim.state()["quota_used_bytes"]
     assert float(_metadata_value(page, "quota_used_today_pct")) >= 0
+    page.set_viewport_size({"width": 1600, "height": 1800})  # the whole metadata table
     screenshot(page, "07-lead-export-metadata")
+    page.set_viewport_size({"width": 1600, "height": 1000})
 
     _open(page, dagster_ui, "/assets/marketo/leads?view=checks")
     checks = [
