@@ -10,6 +10,7 @@ memberships all go through these two functions.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import re
@@ -191,7 +192,14 @@ def run_export(
         try:
             spec = make_spec(client)
             staging = marketo.staging_path(safe_name(spec.asset), safe_name(spec.partition_key))
-            outcome = _export(context, marketo, client, ledger, staging, spec)
+            claim_partition(context, marketo, ledger, spec.asset, spec.partition_key)
+            try:
+                outcome = _export(context, marketo, client, ledger, staging, spec)
+            except BaseException:
+                ledger.release(spec.asset, spec.partition_key, context.run.run_id)
+                raise
+            # The claim stays with this run until its load step has loaded the file.
+            ledger.hand_over(spec.asset, spec.partition_key, context.run.run_id)
         except errors.QuotaExceededError as exc:
             raise _fail_quota(exc) from exc
         except errors.UnsupportedFilterError as exc:
@@ -213,6 +221,41 @@ def run_export(
             }
         )
     return outcome
+
+
+def claim_partition(
+    context: dg.AssetExecutionContext,
+    marketo: MarketoResource,
+    ledger: ExportLedger,
+    asset: str,
+    partition_key: str,
+) -> None:
+    """One run at a time exports and loads a partition: claim it in the ledger, or fail naming
+    the run that holds it. A claim of a run that ended, or of a killed process, is taken over."""
+    instance = context.instance
+
+    def run_finished(run_id: str) -> bool:
+        run = instance.get_run_by_id(run_id)
+        return run is not None and run.is_finished
+
+    other = ledger.claim(
+        asset,
+        partition_key,
+        context.run.run_id,
+        lease_seconds=marketo.claim_lease_seconds,
+        run_finished=run_finished,
+    )
+    if other is not None:
+        raise dg.Failure(
+            description=(
+                f"Partition {partition_key} of {asset} is already being exported or loaded by "
+                f"{other.describe()}. This run stops so that a partition never has two Marketo "
+                "export jobs or two loads at once; nothing was changed. Let that run finish, "
+                "or re-run this partition after it ends."
+            ),
+            metadata={"other_run_id": other.run_id},
+            allow_retries=False,
+        )
 
 
 def _export(
@@ -450,6 +493,37 @@ def run_load(
     the partition) and the asset's `extra` checks while the connection is open. The connection
     is opened only around the SQL; the staged file (personal data) is deleted afterwards."""
     ledger = marketo.ledger()
+    claim_partition(context, marketo, ledger, ledger_asset, context.partition_key)
+    try:
+        return _load(
+            context,
+            marketo,
+            duckdb,
+            ledger,
+            table=table,
+            ledger_asset=ledger_asset,
+            unique_check=unique_check,
+            lineage=lineage,
+            timestamp_field=timestamp_field,
+            extra=extra,
+        )
+    finally:
+        ledger.release(ledger_asset, context.partition_key, context.run.run_id)
+
+
+def _load(
+    context: dg.AssetExecutionContext,
+    marketo: MarketoResource,
+    duckdb: DuckDBResource,
+    ledger: ExportLedger,
+    *,
+    table: str,
+    ledger_asset: str,
+    unique_check: str,
+    lineage: dict[str, object] | None,
+    timestamp_field: str | None,
+    extra: ExtraChecks | None,
+) -> dg.MaterializeResult:
     entry = staged_export(ledger, ledger_asset, context.partition_key)
     record = entry.request
     headers = record["payload"].get("columnHeaderNames") or {}
@@ -511,5 +585,9 @@ def run_load(
 def discard_staged(context: dg.AssetExecutionContext, staged_file: str | None) -> None:
     """Staged exports hold personal data: delete them once they are loaded."""
     if staged_file:
-        Path(staged_file).unlink(missing_ok=True)
+        path = Path(staged_file)
+        path.unlink(missing_ok=True)
+        # NUL-free copies a killed load left behind (warehouse.strip_nul) hold the same data.
+        for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.nonul"):
+            leftover.unlink(missing_ok=True)
         context.log.info("Deleted the staged export file after loading")

@@ -33,6 +33,13 @@ class MarketoResource(dg.ConfigurableResource):
     max_concurrent: int = Field(5, description="Client-side cap on calls in flight (Marketo: 10)")
     daily_quota_mb: int = Field(500, description="Subscription's daily bulk export quota in MB")
     max_job_attempts: int = Field(3, description="Re-create a job Marketo marks Failed this often")
+    claim_lease_seconds: float = Field(
+        3600.0,
+        description=(
+            "A partition claimed by a run between its export and load steps (or by a process "
+            "on another host) is taken over by another run after this many seconds"
+        ),
+    )
     staging_dir: str = Field(description="Private folder for downloaded export files")
     ledger_path: str = Field(description="SQLite file recording every export job created")
     capabilities_path: str = Field(
