@@ -91,6 +91,9 @@ def run_partitions(partitions: list[str], pause_load: str = "") -> int:
                 raise_on_error=False,
             )
             print(f"{key}: {'success' if result.success else 'FAILURE'}", flush=True)
+            for event in result.get_step_failure_events():
+                error = event.step_failure_data.error
+                print(f"{event.step_key} failed: {error.message if error else ''}", flush=True)
             if not result.success:
                 return 1
     return 0

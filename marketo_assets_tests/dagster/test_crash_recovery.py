@@ -251,3 +251,30 @@ def test_sigkill_at_every_phase_then_relaunch_reattaches_and_loads_exactly(
     assert len(lead_sim.state()["jobs"]) == 2  # no quota spent twice
     assert not lead_sim.state()["cancelled"]
     assert not list(staging.rglob("*.csv*"))  # staged files removed once loaded
+
+
+@pytest.mark.timeout(300)
+def test_two_runs_of_one_partition_at_once_one_loads_the_other_fails_naming_it(
+    lead_sim, crash_env, run_processes, tmp_path
+):
+    """Both run processes start together; the queue is held until one of them has given up.
+    One export job, one load, the other run fails naming the run that holds the partition."""
+    key = "2025-03-01"
+    ledger = ExportLedger(tmp_path / "ledger.sqlite")
+    lead_sim.configure(**{**FAST, **HOLD["queued"]})
+    first, second = run_processes.start([key]), run_processes.start([key])
+    loser = _wait_for(
+        lambda: next((p for p in (first, second) if p.ended()), None), 120, "one run to stop"
+    )
+    winner = second if loser is first else first
+    assert loser.wait(timeout=10) == 1
+    (entry,) = ledger.entries(LEDGER_ASSET, key)
+    assert f"already being exported or loaded by run {entry.run_id}" in loser.output()
+    assert [j["status"] for j in _jobs_for(lead_sim, key)] == ["Queued"]
+
+    lead_sim.configure(**FAST)
+    assert winner.wait(timeout=240) == 0, winner.output()[-3000:]
+    assert _rows(tmp_path) == {key: lead_sim.truth(_window(key))["count"]}
+    assert _duplicates(tmp_path) == 0
+    assert len(lead_sim.state()["jobs"]) == 1
+    assert ledger.current_claim(LEDGER_ASSET, key) is None
