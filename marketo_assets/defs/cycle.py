@@ -14,7 +14,8 @@ import glob
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -180,12 +181,56 @@ def _fail_quota(exc: errors.QuotaExceededError) -> dg.Failure:
     )
 
 
+class RunTerminated(dg.DagsterError, dg.DagsterExecutionInterruptedError):
+    """The run is being terminated: end the step as interrupted, without a retry.
+
+    Dagster honours a step's RetryPolicy after an interrupt (meant for pre-empted workers), and
+    the in-process executor has nothing else that stops the run: a terminated export step slept
+    its retry delay and then ran again, creating a new Marketo job, and the run stayed
+    CANCELING. Raised instead of the interrupt when the run's status is CANCELING: as a
+    DagsterError it passes the retry policy untouched, as an interrupt it ends the run CANCELED.
+    """
+
+
+def _terminating(context: dg.AssetExecutionContext) -> bool:
+    try:
+        run = context.instance.get_run_by_id(context.run.run_id)
+    except Exception:  # the check must never hide the interrupt itself
+        return False
+    return run is not None and run.status in (
+        dg.DagsterRunStatus.CANCELING,
+        dg.DagsterRunStatus.CANCELED,
+    )
+
+
+@contextmanager
+def stop_when_terminated(context: dg.AssetExecutionContext) -> Iterator[None]:
+    """Turn the interrupt of a terminated run into RunTerminated (see there); an interrupt
+    of a run nobody terminated (a pre-empted worker) keeps the retry policy."""
+    try:
+        yield
+    except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
+        if not isinstance(exc, RunTerminated) and _terminating(context):
+            raise RunTerminated("The run was terminated.") from exc
+        raise
+
+
 def run_export(
     context: dg.AssetExecutionContext,
     marketo: MarketoResource,
     make_spec: Callable[[MarketoClient], ExportSpec],
 ) -> ExportOutcome:
-    """Build the request (describe, validation), then create or reattach, wait and download."""
+    """Build the request (describe, validation), then create or reattach, wait and download.
+    Terminating the run cancels the Marketo job and ends the step without a retry."""
+    with stop_when_terminated(context):
+        return _run_export(context, marketo, make_spec)
+
+
+def _run_export(
+    context: dg.AssetExecutionContext,
+    marketo: MarketoResource,
+    make_spec: Callable[[MarketoClient], ExportSpec],
+) -> ExportOutcome:
     ledger = marketo.ledger()
     with marketo.client(on_event=_log_event(context)) as client:
         calls_before = client.calls_made
@@ -493,22 +538,23 @@ def run_load(
     the partition) and the asset's `extra` checks while the connection is open. The connection
     is opened only around the SQL; the staged file (personal data) is deleted afterwards."""
     ledger = marketo.ledger()
-    claim_partition(context, marketo, ledger, ledger_asset, context.partition_key)
-    try:
-        return _load(
-            context,
-            marketo,
-            duckdb,
-            ledger,
-            table=table,
-            ledger_asset=ledger_asset,
-            unique_check=unique_check,
-            lineage=lineage,
-            timestamp_field=timestamp_field,
-            extra=extra,
-        )
-    finally:
-        ledger.release(ledger_asset, context.partition_key, context.run.run_id)
+    with stop_when_terminated(context):
+        claim_partition(context, marketo, ledger, ledger_asset, context.partition_key)
+        try:
+            return _load(
+                context,
+                marketo,
+                duckdb,
+                ledger,
+                table=table,
+                ledger_asset=ledger_asset,
+                unique_check=unique_check,
+                lineage=lineage,
+                timestamp_field=timestamp_field,
+                extra=extra,
+            )
+        finally:
+            ledger.release(ledger_asset, context.partition_key, context.run.run_id)
 
 
 def _load(
