@@ -279,16 +279,18 @@ def claim_partition(
     the run that holds it. A claim of a run that ended, or of a killed process, is taken over."""
     instance = context.instance
 
-    def run_finished(run_id: str) -> bool:
+    def run_status(run_id: str) -> str | None:
         run = instance.get_run_by_id(run_id)
-        return run is not None and run.is_finished
+        if run is None:
+            return None
+        return "finished" if run.is_finished else "active"
 
     other = ledger.claim(
         asset,
         partition_key,
         context.run.run_id,
         lease_seconds=marketo.claim_lease_seconds,
-        run_finished=run_finished,
+        run_status=run_status,
     )
     if other is not None:
         raise dg.Failure(

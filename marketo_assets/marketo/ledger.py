@@ -289,14 +289,17 @@ class ExportLedger:
         run_id: str,
         *,
         lease_seconds: float = 3600.0,
-        run_finished: Callable[[str], bool] | None = None,
+        run_status: Callable[[str], str | None] | None = None,
     ) -> Claim | None:
         """Claim the partition for `run_id` (re-entrant for the same run). Returns None when the
         claim is ours now, else the other run's live claim (and changes nothing).
 
-        Another run's claim is stale, and taken over, when `run_finished(its run id)` says so,
-        when it is "working" in a process of this host that no longer exists (SIGKILL), or when
-        it is older than `lease_seconds` (handed over between steps, or held on another host)."""
+        `run_status(run_id)` says what the orchestrator knows of a run: "finished", "active" or
+        None (unknown to it). Another run's claim is stale, and taken over, when its run is
+        finished; when it is "working" in a process of this host that no longer exists
+        (SIGKILL); when it was handed over between steps by a run the orchestrator does not
+        know, from a process that is gone or is this one; and in any case after
+        `lease_seconds` (handed over, or held on another host)."""
         host, pid = socket.gethostname(), os.getpid()
         pid_start, now = _process_start(pid) or "", time.time()
         with self._write() as conn:
@@ -306,7 +309,7 @@ class ExportLedger:
             ).fetchone()
             if row is not None:
                 other = Claim(**dict(row))
-                if other.run_id != run_id and self._claim_live(other, lease_seconds, run_finished):
+                if other.run_id != run_id and self._claim_live(other, lease_seconds, run_status):
                     return other
             conn.execute(
                 "INSERT OR REPLACE INTO claims (asset, partition_key, run_id, host, pid,"
@@ -317,13 +320,18 @@ class ExportLedger:
 
     @staticmethod
     def _claim_live(
-        claim: Claim, lease_seconds: float, run_finished: Callable[[str], bool] | None
+        claim: Claim, lease_seconds: float, run_status: Callable[[str], str | None] | None
     ) -> bool:
-        if run_finished is not None and run_finished(claim.run_id):
+        status = run_status(claim.run_id) if run_status is not None else None
+        if status == "finished":
             return False
-        if claim.state == "working" and claim.host == socket.gethostname():
+        if claim.host == socket.gethostname():
             start = _process_start(claim.pid)
-            return start is not None and (not claim.pid_start or start == claim.pid_start)
+            alive = start is not None and (not claim.pid_start or start == claim.pid_start)
+            if claim.state == "working":
+                return alive
+            if status is None and (not alive or claim.pid == os.getpid()):
+                return False
         return time.time() - claim.touched_at < lease_seconds
 
     def hand_over(self, asset: str, partition_key: str, run_id: str) -> None:

@@ -13,7 +13,8 @@ to `log + ".rc"`; the server only imported modules before forking.
 
 Connection settings come from the environment the tests build (`conftest.run_env`).
 `--pause-load KEY:MARKER` makes the load of partition KEY stop just before its COMMIT, after
-every row is inserted, and write MARKER: the test then kills the process mid-transaction.
+every row is inserted, and write MARKER: the test then kills the process mid-transaction
+(the pause lasts $CRASH_WORKER_PAUSE_SECONDS, default 600).
 Only imports the lead assets (not dbt), to keep each process start cheap.
 """
 
@@ -75,7 +76,11 @@ def resources(pause_marker: str = "") -> dict:
             ledger_path=env["MARKETO_LEDGER_PATH"],
         ),
         "export_options": ExportOptions(),
-        "duckdb": PausingDuckDB(database=env["DUCKDB_PATH"], pause_marker=pause_marker),
+        "duckdb": PausingDuckDB(
+            database=env["DUCKDB_PATH"],
+            pause_marker=pause_marker,
+            pause_seconds=float(env.get("CRASH_WORKER_PAUSE_SECONDS", "600")),
+        ),
     }
 
 

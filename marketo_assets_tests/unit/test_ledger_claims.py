@@ -41,20 +41,31 @@ def test_the_claim_of_a_killed_process_is_taken_over(tmp_path):
     assert ledger.current_claim(A, P).run_id == "run-b"
 
 
-def test_a_claim_handed_over_between_steps_expires_after_the_lease(tmp_path):
-    ledger = ExportLedger(tmp_path / "ledger.sqlite")
-    ledger.claim(A, P, "run-a")
+def test_a_claim_handed_over_between_steps_lasts_while_its_run_is_active(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    dead_pid = _claim_in_a_process_that_exits(path, "run-a")  # the export step's process
+    ledger = ExportLedger(path)
     ledger.hand_over(A, P, "run-a")
-    assert ledger.claim(A, P, "run-b", lease_seconds=60).run_id == "run-a"
+    assert ledger.current_claim(A, P).pid == dead_pid
+    # The run still waits for its load step (e.g. for the duckdb pool): keep it, until the lease.
+    assert ledger.claim(A, P, "run-b", run_status=lambda r: "active").run_id == "run-a"
     time.sleep(0.3)
-    assert ledger.claim(A, P, "run-b", lease_seconds=0.2) is None
+    assert ledger.claim(A, P, "run-b", run_status=lambda r: "active", lease_seconds=0.2) is None
+
+
+def test_a_handed_over_claim_of_a_run_unknown_here_from_a_dead_process_is_stale(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    _claim_in_a_process_that_exits(path, "run-a")
+    ledger = ExportLedger(path)
+    ledger.hand_over(A, P, "run-a")
+    assert ledger.claim(A, P, "run-b", run_status=lambda r: None) is None
 
 
 def test_a_claim_of_a_finished_run_is_taken_over(tmp_path):
     ledger = ExportLedger(tmp_path / "ledger.sqlite")
     ledger.claim(A, P, "run-a")
-    assert ledger.claim(A, P, "run-b", run_finished=lambda run_id: False) is not None
-    assert ledger.claim(A, P, "run-b", run_finished=lambda run_id: run_id == "run-a") is None
+    assert ledger.claim(A, P, "run-b", run_status=lambda r: "active") is not None
+    assert ledger.claim(A, P, "run-b", run_status=lambda r: "finished") is None
 
 
 def test_release_only_drops_the_own_claim(tmp_path):
