@@ -7,9 +7,10 @@ the run wherever its cycle is (waiting on Marketo, downloading, inside the DuckD
 
 `--fork-server` imports everything once, then forks one fresh run process per JSON line read
 from stdin (`{"partitions": [...], "pause_load": "KEY:MARKER", "log": PATH}`) and prints its
-pid: a re-launch then costs no import (~3 s of CPU each on a busy 2-core machine). The child
-opens its own Dagster instance and connections, writes its output to `log` and its exit code
-to `log + ".rc"`; the server only imported modules before forking.
+pid (`{"wait": PID}` reaps a killed child: answers once all its threads have exited, so its
+file locks are gone). A re-launch then costs no import (~3 s of CPU on a busy 2-core
+machine). The child opens its own Dagster instance and connections, writes its output to `log`
+and its exit code to `log + ".rc"`; the server only imported modules before forking.
 
 Connection settings come from the environment the tests build (`conftest.run_env`).
 `--pause-load KEY:MARKER` makes the load of partition KEY stop just before its COMMIT, after
@@ -116,8 +117,15 @@ def _reap() -> None:
 
 def fork_server() -> int:
     for line in sys.stdin:
-        _reap()
         command = json.loads(line)
+        if "wait" in command:  # reap a killed child: every thread of it has exited
+            try:
+                _, status = os.waitpid(command["wait"], 0)
+            except ChildProcessError:
+                status = -1
+            print(status, flush=True)
+            continue
+        _reap()
         sys.stdout.flush()
         pid = os.fork()
         if pid == 0:  # the run process

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -58,6 +59,10 @@ def crash_env(lead_sim, tmp_path):
     # A DAGSTER_HOME without pool limits: the runs here are sequential, and a killed process
     # would otherwise keep its slot until run monitoring frees it (covered elsewhere).
     (Path(env["DAGSTER_HOME"]) / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    # Create the instance's SQLite storage now: run processes starting together would race on
+    # its schema ("table run_tags already exists").
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        instance.get_runs(limit=1)
     return {**os.environ, **env}
 
 
@@ -77,13 +82,19 @@ class RunProcesses:
             text=True,
         )
 
+    def _ask(self, command: dict) -> int:
+        self.server.stdin.write(json.dumps(command) + "\n")
+        self.server.stdin.flush()
+        return int(self.server.stdout.readline())
+
     def start(self, partitions: list[str], pause_load: str = "") -> RunProcess:
         self.count += 1
         log = self.logs / f"run-{self.count}.log"
         command = {"partitions": partitions, "pause_load": pause_load, "log": str(log)}
-        self.server.stdin.write(json.dumps(command) + "\n")
-        self.server.stdin.flush()
-        return RunProcess(int(self.server.stdout.readline()), log)
+        return RunProcess(self._ask(command), log, self)
+
+    def reap(self, pid: int) -> None:
+        self._ask({"wait": pid})
 
     def close(self) -> None:
         self.server.stdin.close()
@@ -91,8 +102,8 @@ class RunProcesses:
 
 
 class RunProcess:
-    def __init__(self, pid: int, log: Path):
-        self.pid, self.log = pid, log
+    def __init__(self, pid: int, log: Path, server: RunProcesses):
+        self.pid, self.log, self.server = pid, log, server
         self.rc_file = Path(str(log) + ".rc")
 
     def ended(self) -> bool:
@@ -102,20 +113,14 @@ class RunProcess:
         return self.log.read_text() if self.log.exists() else ""
 
     def kill(self) -> None:
+        # The main thread turns zombie before DuckDB's threads are gone (and the file's lock
+        # with them): wait for the parent to reap the whole process.
         os.kill(self.pid, signal.SIGKILL)
-        _wait_for(lambda: _dead(self.pid), 30, f"process {self.pid} to die")
+        self.server.reap(self.pid)
 
     def wait(self, timeout: float) -> int:
         _wait_for(self.ended, timeout, f"run process {self.pid} to end")
         return int(self.rc_file.read_text())
-
-
-def _dead(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return True
-    return state in ("Z", "X")
 
 
 @pytest.fixture
