@@ -10,10 +10,12 @@ memberships all go through these two functions.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -223,12 +225,56 @@ def _fail_quota(exc: errors.QuotaExceededError) -> dg.Failure:
     )
 
 
+class RunTerminated(dg.DagsterError, dg.DagsterExecutionInterruptedError):
+    """The run is being terminated: end the step as interrupted, without a retry.
+
+    Dagster honours a step's RetryPolicy after an interrupt (meant for pre-empted workers), and
+    the in-process executor has nothing else that stops the run: a terminated export step slept
+    its retry delay and then ran again, creating a new Marketo job, and the run stayed
+    CANCELING. Raised instead of the interrupt when the run's status is CANCELING: as a
+    DagsterError it passes the retry policy untouched, as an interrupt it ends the run CANCELED.
+    """
+
+
+def _terminating(context: dg.AssetExecutionContext) -> bool:
+    try:
+        run = context.instance.get_run_by_id(context.run.run_id)
+    except Exception:  # the check must never hide the interrupt itself
+        return False
+    return run is not None and run.status in (
+        dg.DagsterRunStatus.CANCELING,
+        dg.DagsterRunStatus.CANCELED,
+    )
+
+
+@contextmanager
+def stop_when_terminated(context: dg.AssetExecutionContext) -> Iterator[None]:
+    """Turn the interrupt of a terminated run into RunTerminated (see there); an interrupt
+    of a run nobody terminated (a pre-empted worker) keeps the retry policy."""
+    try:
+        yield
+    except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
+        if not isinstance(exc, RunTerminated) and _terminating(context):
+            raise RunTerminated("The run was terminated.") from exc
+        raise
+
+
 def run_export(
     context: dg.AssetExecutionContext,
     marketo: MarketoResource,
     make_spec: Callable[[MarketoClient], ExportSpec],
 ) -> ExportOutcome:
-    """Build the request (describe, validation), then create or reattach, wait and download."""
+    """Build the request (describe, validation), then create or reattach, wait and download.
+    Terminating the run cancels the Marketo job and ends the step without a retry."""
+    with stop_when_terminated(context):
+        return _run_export(context, marketo, make_spec)
+
+
+def _run_export(
+    context: dg.AssetExecutionContext,
+    marketo: MarketoResource,
+    make_spec: Callable[[MarketoClient], ExportSpec],
+) -> ExportOutcome:
     ledger = marketo.ledger()
     clean_staged_files(context, marketo)
     with marketo.client(on_event=_log_event(context)) as client:
@@ -237,7 +283,14 @@ def run_export(
             spec = make_spec(client)
             check_columns(spec.request)
             staging = marketo.staging_path(safe_name(spec.asset), safe_name(spec.partition_key))
-            outcome = _export(context, marketo, client, ledger, staging, spec)
+            claim_partition(context, marketo, ledger, spec.asset, spec.partition_key)
+            try:
+                outcome = _export(context, marketo, client, ledger, staging, spec)
+            except BaseException:
+                ledger.release(spec.asset, spec.partition_key, context.run.run_id)
+                raise
+            # The claim stays with this run until its load step has loaded the file.
+            ledger.hand_over(spec.asset, spec.partition_key, context.run.run_id)
         except errors.QuotaExceededError as exc:
             raise _fail_quota(exc) from exc
         except errors.UnsupportedFilterError as exc:
@@ -262,6 +315,43 @@ def run_export(
             }
         )
     return outcome
+
+
+def claim_partition(
+    context: dg.AssetExecutionContext,
+    marketo: MarketoResource,
+    ledger: ExportLedger,
+    asset: str,
+    partition_key: str,
+) -> None:
+    """One run at a time exports and loads a partition: claim it in the ledger, or fail naming
+    the run that holds it. A claim of a run that ended, or of a killed process, is taken over."""
+    instance = context.instance
+
+    def run_status(run_id: str) -> str | None:
+        run = instance.get_run_by_id(run_id)
+        if run is None:
+            return None
+        return "finished" if run.is_finished else "active"
+
+    other = ledger.claim(
+        asset,
+        partition_key,
+        context.run.run_id,
+        lease_seconds=marketo.claim_lease_seconds,
+        run_status=run_status,
+    )
+    if other is not None:
+        raise dg.Failure(
+            description=(
+                f"Partition {partition_key} of {asset} is already being exported or loaded by "
+                f"{other.describe()}. This run stops so that a partition never has two Marketo "
+                "export jobs or two loads at once; nothing was changed. Let that run finish, "
+                "or re-run this partition after it ends."
+            ),
+            metadata={"other_run_id": other.run_id},
+            allow_retries=False,
+        )
 
 
 def _export(
@@ -505,6 +595,38 @@ def run_load(
     is opened only around the SQL; the staged file (personal data) is deleted afterwards."""
     ledger = marketo.ledger()
     clean_staged_files(context, marketo)
+    with stop_when_terminated(context):
+        claim_partition(context, marketo, ledger, ledger_asset, context.partition_key)
+        try:
+            return _load(
+                context,
+                marketo,
+                duckdb,
+                ledger,
+                table=table,
+                ledger_asset=ledger_asset,
+                unique_check=unique_check,
+                lineage=lineage,
+                timestamp_field=timestamp_field,
+                extra=extra,
+            )
+        finally:
+            ledger.release(ledger_asset, context.partition_key, context.run.run_id)
+
+
+def _load(
+    context: dg.AssetExecutionContext,
+    marketo: MarketoResource,
+    duckdb: DuckDBResource,
+    ledger: ExportLedger,
+    *,
+    table: str,
+    ledger_asset: str,
+    unique_check: str,
+    lineage: dict[str, object] | None,
+    timestamp_field: str | None,
+    extra: ExtraChecks | None,
+) -> dg.MaterializeResult:
     entry = staged_export(ledger, ledger_asset, context.partition_key)
     record = entry.request
     headers = record["payload"].get("columnHeaderNames") or {}
@@ -578,5 +700,9 @@ def run_load(
 def discard_staged(context: dg.AssetExecutionContext, staged_file: str | None) -> None:
     """Staged exports hold personal data: delete them once they are loaded."""
     if staged_file:
-        Path(staged_file).unlink(missing_ok=True)
+        path = Path(staged_file)
+        path.unlink(missing_ok=True)
+        # NUL-free copies a killed load left behind (warehouse.strip_nul) hold the same data.
+        for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.nonul"):
+            leftover.unlink(missing_ok=True)
         context.log.info("Deleted the staged export file after loading")

@@ -60,6 +60,13 @@ class MarketoResource(dg.ConfigurableResource):
         default_factory=lambda: [60.0, 120.0, 240.0],
         description="Waits (s) when Marketo's export queue is full (1029), then the step fails",
     )
+    claim_lease_seconds: float = Field(
+        3600.0,
+        description=(
+            "A partition claimed by a run between its export and load steps (or by a process "
+            "on another host) is taken over by another run after this many seconds"
+        ),
+    )
     staging_dir: str = Field(description="Private folder for downloaded export files")
     ledger_path: str = Field(description="SQLite file recording every export job created")
     capabilities_path: str = Field(

@@ -10,9 +10,11 @@ find its export id when it is re-launched).
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +47,18 @@ CREATE TABLE IF NOT EXISTS exports (
     updated_at     TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS exports_partition ON exports (asset, partition_key, created_at);
+CREATE TABLE IF NOT EXISTS claims (
+    asset          TEXT NOT NULL,
+    partition_key  TEXT NOT NULL,
+    run_id         TEXT NOT NULL,
+    host           TEXT NOT NULL,
+    pid            INTEGER NOT NULL,
+    pid_start      TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    claimed_at     TEXT NOT NULL,
+    touched_at     REAL NOT NULL,
+    PRIMARY KEY (asset, partition_key)
+);
 """
 
 _COLUMNS = (
@@ -96,6 +110,47 @@ class LedgerEntry:
     @property
     def request(self) -> dict:
         return json.loads(self.request_json)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who works on a partition now: one run at a time exports and loads it.
+
+    `state` is "working" while a step of the run executes in process `pid` on `host`, and
+    "handed_over" between the export step and the load step (no process holds it then)."""
+
+    asset: str
+    partition_key: str
+    run_id: str
+    host: str
+    pid: int
+    pid_start: str
+    state: str
+    claimed_at: str
+    touched_at: float
+
+    def describe(self) -> str:
+        where = f"process {self.pid} on {self.host}" if self.state == "working" else "between steps"
+        return f"run {self.run_id} ({where}, since {self.claimed_at})"
+
+
+def _process_start(pid: int) -> str | None:
+    """A token that changes when a pid is reused ('' where /proc is not available); None when
+    the process does not exist or is a zombie (killed, not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19]  # starttime (field 22 of /proc/<pid>/stat)
 
 
 def _now() -> str:
@@ -225,6 +280,83 @@ class ExportLedger:
                 (asset, partition_key),
             ).fetchone()
         return LedgerEntry(**dict(row)) if row else None
+
+    # ---------------------------------------------------------------------- claims
+    def claim(
+        self,
+        asset: str,
+        partition_key: str,
+        run_id: str,
+        *,
+        lease_seconds: float = 3600.0,
+        run_status: Callable[[str], str | None] | None = None,
+    ) -> Claim | None:
+        """Claim the partition for `run_id` (re-entrant for the same run). Returns None when the
+        claim is ours now, else the other run's live claim (and changes nothing).
+
+        `run_status(run_id)` says what the orchestrator knows of a run: "finished", "active" or
+        None (unknown to it). Another run's claim is stale, and taken over, when its run is
+        finished; when it is "working" in a process of this host that no longer exists
+        (SIGKILL); when it was handed over between steps by a run the orchestrator does not
+        know, from a process that is gone or is this one; and in any case after
+        `lease_seconds` (handed over, or held on another host)."""
+        host, pid = socket.gethostname(), os.getpid()
+        pid_start, now = _process_start(pid) or "", time.time()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT * FROM claims WHERE asset = ? AND partition_key = ?",
+                (asset, partition_key),
+            ).fetchone()
+            if row is not None:
+                other = Claim(**dict(row))
+                if other.run_id != run_id and self._claim_live(other, lease_seconds, run_status):
+                    return other
+            conn.execute(
+                "INSERT OR REPLACE INTO claims (asset, partition_key, run_id, host, pid,"
+                " pid_start, state, claimed_at, touched_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (asset, partition_key, run_id, host, pid, pid_start, "working", _now(), now),
+            )
+        return None
+
+    @staticmethod
+    def _claim_live(
+        claim: Claim, lease_seconds: float, run_status: Callable[[str], str | None] | None
+    ) -> bool:
+        status = run_status(claim.run_id) if run_status is not None else None
+        if status == "finished":
+            return False
+        if claim.host == socket.gethostname():
+            start = _process_start(claim.pid)
+            alive = start is not None and (not claim.pid_start or start == claim.pid_start)
+            if claim.state == "working":
+                return alive
+            if status is None and (not alive or claim.pid == os.getpid()):
+                return False
+        return time.time() - claim.touched_at < lease_seconds
+
+    def hand_over(self, asset: str, partition_key: str, run_id: str) -> None:
+        """The export step is done; the same run's load step takes the claim next."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE claims SET state = 'handed_over', touched_at = ? WHERE asset = ?"
+                " AND partition_key = ? AND run_id = ?",
+                (time.time(), asset, partition_key, run_id),
+            )
+
+    def release(self, asset: str, partition_key: str, run_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM claims WHERE asset = ? AND partition_key = ? AND run_id = ?",
+                (asset, partition_key, run_id),
+            )
+
+    def current_claim(self, asset: str, partition_key: str) -> Claim | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT * FROM claims WHERE asset = ? AND partition_key = ?",
+                (asset, partition_key),
+            ).fetchone()
+        return Claim(**dict(row)) if row else None
 
     def supersede_others(self, asset: str, partition_key: str, keep: str) -> None:
         """Older still-active jobs of a partition will never be used again."""

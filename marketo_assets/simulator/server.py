@@ -60,6 +60,7 @@ class Config:
     daily_call_limit: int = 50000
     allow_query_token: bool = False
     latency: float = 0.0  # extra seconds per Marketo call (e.g. to provoke 615 in tests)
+    download_bytes_per_second: float = 0.0  # file.json speed (0 = as fast as possible)
     rate_limit: int = 100
     rate_window: float = 20.0
     max_in_flight: int = 10
@@ -695,9 +696,11 @@ class Simulator:
         media = {"CSV": "text/csv", "TSV": "text/tab-separated-values"}.get(
             job.request["format"], "text/plain"
         )
-        return _FileStream(
+        stream = _FileStream(
             job.file.path, start, length, status, headers, media, cut, corrupt, record
         )
+        stream.rate = self.cfg.download_bytes_per_second
+        return stream
 
     # ---- scheduler ---------------------------------------------------------------------------
     async def _tick_loop(self) -> None:
@@ -1058,6 +1061,8 @@ class _DropResponse(Response):
 class _FileStream(Response):
     """Stream [start, start+length) of a file in large chunks; optionally cut or corrupt it."""
 
+    rate = 0.0  # bytes per second; 0 = unthrottled
+
     def __init__(
         self, path, start, length, status, headers, media, cut, corrupt, record=None
     ) -> None:
@@ -1077,12 +1082,15 @@ class _FileStream(Response):
             return
         limit = self.length if self.cut is None else self.cut
         sent = 0
+        size = CHUNK if self.rate <= 0 else max(1024, min(CHUNK, int(self.rate / 10)))
         with open(self.path, "rb") as f:
             f.seek(self.start)
             while sent < limit:
-                chunk = f.read(min(CHUNK, limit - sent))
+                chunk = f.read(min(size, limit - sent))
                 if not chunk:
                     break
+                if self.rate > 0:
+                    await asyncio.sleep(len(chunk) / self.rate)
                 if self.corrupt:
                     chunk = flip(chunk, self.start + sent, self.start, self.length)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})

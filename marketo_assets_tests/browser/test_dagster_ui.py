@@ -28,8 +28,6 @@ UI_TIMEOUT = 60_000
 
 SINGLE_PARTITION = "2025-02-01"
 BACKFILL_PARTITIONS = ["2025-03-01", "2025-04-01", "2025-05-01"]
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
-IN_PROCESS_YAML = "execution: {config: {in_process: {}}}"  # the same, typed into the UI
 BACKFILL_DONE = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 LEAD_ASSETS = [["marketo", "lead_export_files"], ["marketo", "leads"]]
 
@@ -61,11 +59,10 @@ query ($id: String!) { partitionBackfillOrError(backfillId: $id) {
 
 
 def _launch_partition_run(ui: DagsterUI, partition: str) -> str:
-    """What the UI's Materialize button sends for one partition of the two lead assets, with
-    the in-process executor (as a user can pick in the Launchpad): one process for the run
-    instead of one per step keeps this test cheap; the backfill below uses the default."""
+    """What the UI's Materialize button sends for one partition of the two lead assets (the
+    project's default executor: in-process, one process per run)."""
     params = {
-        "runConfigData": IN_PROCESS,
+        "runConfigData": {},
         "selector": {
             "repositoryLocationName": LOCATION,
             "repositoryName": "__repository__",
@@ -288,20 +285,6 @@ def test_backfill_of_three_windows_from_the_materialize_dialog_completes(page: P
     selection.press("Enter")
     expect(dialog.get_by_text("3 partitions", exact=True)).to_be_visible(timeout=UI_TIMEOUT)
 
-    # Run config for every backfill run, from the dialog's config editor: the in-process
-    # executor (one process per run instead of one per step; pools still apply per step)
-    # keeps the test affordable on a loaded machine.
-    dialog.get_by_text("Config", exact=True).click()
-    dialog.get_by_role("button", name="Add config").click()
-    editor = page.get_by_role("dialog").filter(has_text="Config Editor")
-    editor.locator(".CodeMirror").first.click()
-    page.keyboard.type(IN_PROCESS_YAML)
-    expect(editor.get_by_text("No errors", exact=True)).to_be_visible(timeout=UI_TIMEOUT)
-    screenshot(page, "09-backfill-config")
-    editor.get_by_role("button", name="Save config").click()
-    expect(editor).to_have_count(0, timeout=UI_TIMEOUT)
-    dialog = page.get_by_role("dialog")
-    expect(dialog.get_by_text("3 partitions", exact=True)).to_be_visible(timeout=UI_TIMEOUT)
     screenshot(page, "10-backfill-dialog")
     dialog.get_by_role("button", name="Launch backfill").click()
 
@@ -318,7 +301,6 @@ def test_backfill_of_three_windows_from_the_materialize_dialog_completes(page: P
     )
     assert partitions == BACKFILL_PARTITIONS
     assert all(run["status"] == "SUCCESS" for run in runs)
-    assert all("in_process" in run["runConfigYaml"] for run in runs)  # the dialog's config
 
     _open(page, dagster_ui, f"/runs/b/{backfill_id}")
     expect(page.get_by_text(f"{BACKFILL_PARTITIONS[0]}...{BACKFILL_PARTITIONS[-1]}")).to_be_visible(

@@ -1,0 +1,53 @@
+"""Pools hold with the in-process executor: each run is one process (no step processes), and
+still an export step waits for a `marketo_bulk_export` slot (2) and a load for `duckdb` (1)."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+import pytest
+
+from marketo_assets.local.instance import ensure_pools
+
+from .conftest import run_env
+from .test_crash_recovery import FAST, RunProcesses, _duplicates, _jobs_for, _rows
+from .test_instance_runs import max_overlap, step_intervals
+from .test_lead_partitions import _window
+
+PARTITIONS = ["2025-01-01", "2025-02-01", "2025-03-01"]  # 3 exports, pool of 2
+
+
+@pytest.mark.timeout(400)
+def test_in_process_runs_wait_for_pool_slots(lead_sim, tmp_path, monkeypatch):
+    env = run_env(lead_sim, tmp_path)  # the project's dagster.yaml: pools at op granularity
+    env["CRASH_WORKER_PAUSE_SECONDS"] = "3"  # each load holds the duckdb slot a while
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with dg.DagsterInstance.get() as instance:
+        ensure_pools(instance)
+    # Jobs take ~5 s in Marketo, so three export steps at once would overlap without the pool.
+    lead_sim.configure(**{**FAST, "rows_per_second": 100})
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    processes = RunProcesses({**os.environ, **env}, logs)
+    try:
+        procs = [processes.start([key], pause_load=f"{key}:{tmp_path / key}") for key in PARTITIONS]
+        for proc in procs:
+            assert proc.wait(timeout=300) == 0, proc.output()[-3000:]
+    finally:
+        processes.close()
+
+    with dg.DagsterInstance.get() as instance:
+        runs = list(instance.get_runs())
+        steps = step_intervals(instance, runs)
+        messages = [str(e.message) for r in runs for e in instance.all_logs(r.run_id)]
+    assert len(runs) == 3 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    assert all("in process" in m for m in messages if m.startswith("Executing steps"))
+    assert max_overlap(steps["marketo__lead_export_files"]) <= 2
+    assert max_overlap(steps["marketo__leads"]) <= 1
+    assert any("blocked by limit for pool marketo_bulk_export" in m for m in messages)
+    assert any("blocked by limit for pool duckdb" in m for m in messages)
+    assert _rows(tmp_path) == {k: lead_sim.truth(_window(k))["count"] for k in PARTITIONS}
+    assert _duplicates(tmp_path) == 0
+    assert all(len(_jobs_for(lead_sim, k)) == 1 for k in PARTITIONS)
