@@ -141,15 +141,17 @@ def throwaway_cluster(timeout: float = 120) -> Iterator[PgServer]:
         _as_server_user(
             [
                 str(bindir / "initdb"),
-                "-D", str(data),
-                "-U", SUPERUSER,
+                "-D",
+                str(data),
+                "-U",
+                SUPERUSER,
                 f"--pwfile={pwfile}",
                 "--auth-host=scram-sha-256",
                 "--auth-local=scram-sha-256",
                 "--encoding=UTF8",
                 "--no-sync",
             ]
-        ),  # fmt: skip
+        ),
         check=True,
         capture_output=True,
         env=env,
@@ -161,9 +163,20 @@ def throwaway_cluster(timeout: float = 120) -> Iterator[PgServer]:
     )
     started = subprocess.run(
         _as_server_user(
-            [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w",
-             "-t", str(int(timeout)), "start"]
-        ),  # fmt: skip
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "start",
+            ]
+        ),
         capture_output=True,
         text=True,
         env=env,
