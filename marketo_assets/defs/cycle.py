@@ -24,9 +24,9 @@ from dagster_duckdb import DuckDBResource
 from marketo_assets.marketo import Event, ExportJob, ExportRequest, MarketoClient, errors
 from marketo_assets.marketo.capabilities import capability_for
 from marketo_assets.marketo.ledger import ExportLedger, LedgerEntry
-from marketo_assets.warehouse import LoadResult, columns_for, load_partition, partition_stats
+from marketo_assets.warehouse import LoadResult, WarehouseSession, columns_for
 
-from .resources import MarketoResource
+from .resources import MarketoResource, warehouse_session
 
 MB = 1024 * 1024
 # Run tag set by sensors and schedules: the source state a run exports (see ExportSpec).
@@ -430,7 +430,7 @@ class LoadedPartition:
     timestamp_column: str | None
 
 
-ExtraChecks = Callable[[object, LoadedPartition], tuple[list[dg.AssetCheckResult], dict]]
+ExtraChecks = Callable[[WarehouseSession, LoadedPartition], tuple[list[dg.AssetCheckResult], dict]]
 
 
 def run_load(
@@ -447,8 +447,10 @@ def run_load(
 ) -> dg.MaterializeResult:
     """Load the staged export of this partition into `table`, replacing the partition's rows in
     one transaction, then evaluate the shared checks (rows = numberOfRecords, no lead twice in
-    the partition) and the asset's `extra` checks while the connection is open. The connection
-    is opened only around the SQL; the staged file (personal data) is deleted afterwards."""
+    the partition) and the asset's `extra` checks (given the warehouse session) while the
+    connection is open. The warehouse is the `duckdb` resource's: the DuckDB file, or PostgreSQL
+    with MARKETO_WAREHOUSE=postgres. The connection is opened only around the SQL; the staged
+    file (personal data) is deleted afterwards."""
     ledger = marketo.ledger()
     entry = staged_export(ledger, ledger_asset, context.partition_key)
     record = entry.request
@@ -457,9 +459,8 @@ def run_load(
     id_col = headers.get("id", "id")
     ts_col = headers.get(timestamp_field, timestamp_field) if timestamp_field else None
 
-    with duckdb.get_connection() as conn:
-        result = load_partition(
-            conn,
+    with warehouse_session(duckdb) as wh:
+        result = wh.load_partition(
             table=table,
             file_path=entry.staged_file,
             file_format=record["payload"].get("format", "CSV"),
@@ -471,11 +472,11 @@ def run_load(
                 **(lineage or {}),
             },
         )
-        stats = partition_stats(
-            conn, table, context.partition_key, id_column=id_col, timestamp_column=ts_col
+        stats = wh.partition_stats(
+            table, context.partition_key, id_column=id_col, timestamp_column=ts_col
         )
         loaded = LoadedPartition(entry, result, stats, id_col, ts_col)
-        extra_checks, extra_metadata = extra(conn, loaded) if extra else ([], {})
+        extra_checks, extra_metadata = extra(wh, loaded) if extra else ([], {})
 
     ledger.update(entry.export_id, status="loaded", loaded_at=datetime.now(UTC))
     discard_staged(context, entry.staged_file)

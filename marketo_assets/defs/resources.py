@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -19,6 +20,8 @@ from marketo_assets.marketo import ClientSettings, Event, MarketoClient
 from marketo_assets.marketo.capabilities import FilterCapabilities
 from marketo_assets.marketo.ledger import ExportLedger
 from marketo_assets.settings import load_settings
+from marketo_assets.warehouse import DuckDBSession, WarehouseSession
+from marketo_assets.warehouse.postgres import PostgresWarehouse
 
 
 class MarketoResource(dg.ConfigurableResource):
@@ -84,6 +87,37 @@ class MarketoResource(dg.ConfigurableResource):
         return path
 
 
+class WarehouseResource(DuckDBResource):
+    """Where the load steps write the raw tables: the DuckDB file `database` (default), or with
+    `warehouse="postgres"` a PostgreSQL database reached through the standard libpq variables
+    (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE) of the run process, so no connection
+    string or password is ever part of the run config shown in the UI."""
+
+    warehouse: Literal["duckdb", "postgres"] = Field(
+        "duckdb", description="duckdb (the `database` file) or postgres (PG* variables)"
+    )
+
+    @contextmanager
+    def session(self) -> Iterator[WarehouseSession]:
+        if self.warehouse == "postgres":
+            with PostgresWarehouse().session() as session:
+                yield session
+        else:
+            with self.get_connection() as conn:
+                yield DuckDBSession(conn)
+
+
+@contextmanager
+def warehouse_session(resource: DuckDBResource) -> Iterator[WarehouseSession]:
+    """A warehouse session from the `duckdb` resource (a plain DuckDBResource is DuckDB)."""
+    if isinstance(resource, WarehouseResource):
+        with resource.session() as session:
+            yield session
+    else:
+        with resource.get_connection() as conn:
+            yield DuckDBSession(conn)
+
+
 DEFAULT_LIST_FIELDS = ("id", "email", "firstName", "lastName", "company", "createdAt", "updatedAt")
 
 
@@ -140,6 +174,8 @@ def resources() -> dg.Definitions:
                 format=settings.export_format,
                 list_fields=_env_fields(settings.list_fields) or list(DEFAULT_LIST_FIELDS),
             ),
-            "duckdb": DuckDBResource(database=str(settings.duckdb_path)),
+            "duckdb": WarehouseResource(
+                database=str(settings.duckdb_path), warehouse=settings.warehouse
+            ),
         }
     )
