@@ -83,13 +83,14 @@ class MarketoDbtTranslator(DagsterDbtTranslator):
     pool="duckdb",
 )
 def marketo_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """`dbt build` of the selected models and their tests on the loaders' DuckDB file (or, with
-    MARKETO_WAREHOUSE=postgres, `--target postgres` on the PostgreSQL warehouse).
+    """`dbt build` of the selected models and their tests on the loaders' DuckDB file (or, when
+    the dbt resource's target is `postgres`, as with MARKETO_WAREHOUSE=postgres, on the
+    PostgreSQL warehouse).
 
     Every model is a table; each materialization carries its row count (`dagster/row_count`).
     """
-    if load_settings().warehouse == "postgres":
-        invocation = dbt.cli(["build", "--target", "postgres"], context=context)
+    if dbt.target == "postgres":
+        invocation = dbt.cli(["build"], context=context)
         yield from _with_row_counts(context, invocation.stream(), None)
         return
     with _absolute_duckdb_path() as database:

@@ -39,3 +39,11 @@ def pg_database(pg_server: PgServer, request) -> str:
     """A fresh, empty database named after the test."""
     name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50]
     return pg_server.create_database(f"t_{name}_{os.getpid()}")
+
+
+@pytest.fixture(scope="session")
+def dbt_manifest():
+    """The dbt manifest, parsed once (under a file lock) before a test loads the definitions."""
+    from marketo_assets.defs.dbt_manifest import ensure_manifest
+
+    return ensure_manifest()
