@@ -112,6 +112,10 @@ class PostgresWarehouse:
                 "variables)"
             ) from None
         try:
+            # Offsets-less timestamps in a file mean UTC, whatever the server's TimeZone.
+            with conn.cursor() as cur:
+                cur.execute("SET TIME ZONE 'UTC'")
+            conn.commit()
             yield PostgresSession(conn)
         finally:
             conn.close()
