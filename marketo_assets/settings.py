@@ -27,6 +27,9 @@ class ProjectSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     duckdb_path: Path = Field(DATA_DIR / "marketo.duckdb", validation_alias="DUCKDB_PATH")
+    # Where the raw tables are loaded: "duckdb" (DUCKDB_PATH) or "postgres" (the standard libpq
+    # variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, read by each run process).
+    warehouse: Literal["duckdb", "postgres"] = Field("duckdb", validation_alias="MARKETO_WAREHOUSE")
     staging_dir: Path = Field(DATA_DIR / "exports", validation_alias="MARKETO_STAGING_DIR")
     ledger_path: Path = Field(
         DATA_DIR / "export_ledger.sqlite", validation_alias="MARKETO_LEDGER_PATH"

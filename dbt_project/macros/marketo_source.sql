@@ -10,7 +10,8 @@
   no rows. The check happens when the model is built (`execute`): the Dagster automation
   rebuilds staging after every raw load, so a table that appears is picked up then.
 
-  `columns` is a list of (raw name, model column, type). Types are DuckDB types, plus
+  `columns` is a list of (raw name, model column, type). Types are DuckDB types (spelled for
+  the target by `marketo_sql_type`, macros/cross_db.sql), plus
   `text` (VARCHAR, trimmed, '' -> NULL) and `email` (like text, lower-cased).
 -#}
 {% macro select_marketo_source(table_name, columns) -%}
@@ -51,9 +52,9 @@ where false
         {%- if present -%} nullif(lower(trim(cast({{ column }} as varchar))), '')
         {%- else -%} cast(null as varchar) {%- endif -%}
     {%- elif present -%}
-        cast({{ column }} as {{ type }})
+        cast({{ column }} as {{ marketo_sql_type(type) }})
     {%- else -%}
-        cast(null as {{ type }})
+        cast(null as {{ marketo_sql_type(type) }})
     {%- endif -%}
 {%- endmacro %}
 

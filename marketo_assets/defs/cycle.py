@@ -32,12 +32,11 @@ from marketo_assets.warehouse import (
     HeaderMismatchError,
     LoadResult,
     SchemaConflictError,
+    WarehouseSession,
     columns_for,
-    load_partition,
-    partition_stats,
 )
 
-from .resources import RESERVED_COLUMNS, MarketoResource
+from .resources import RESERVED_COLUMNS, MarketoResource, warehouse_session
 
 MB = 1024 * 1024
 # Run tag set by sensors and schedules: the source state a run exports (see ExportSpec).
@@ -574,7 +573,7 @@ class LoadedPartition:
     timestamp_column: str | None
 
 
-ExtraChecks = Callable[[object, LoadedPartition], tuple[list[dg.AssetCheckResult], dict]]
+ExtraChecks = Callable[[WarehouseSession, LoadedPartition], tuple[list[dg.AssetCheckResult], dict]]
 
 
 def run_load(
@@ -591,8 +590,10 @@ def run_load(
 ) -> dg.MaterializeResult:
     """Load the staged export of this partition into `table`, replacing the partition's rows in
     one transaction, then evaluate the shared checks (rows = numberOfRecords, no lead twice in
-    the partition) and the asset's `extra` checks while the connection is open. The connection
-    is opened only around the SQL; the staged file (personal data) is deleted afterwards."""
+    the partition) and the asset's `extra` checks (given the warehouse session) while the
+    connection is open. The warehouse is the `duckdb` resource's: the DuckDB file, or PostgreSQL
+    with MARKETO_WAREHOUSE=postgres. The connection is opened only around the SQL; the staged
+    file (personal data) is deleted afterwards."""
     ledger = marketo.ledger()
     clean_staged_files(context, marketo)
     with stop_when_terminated(context):
@@ -634,10 +635,9 @@ def _load(
     id_col = headers.get("id", "id")
     ts_col = headers.get(timestamp_field, timestamp_field) if timestamp_field else None
 
-    with duckdb.get_connection() as conn:
+    with warehouse_session(duckdb) as wh:
         try:
-            result = load_partition(
-                conn,
+            result = wh.load_partition(
                 table=table,
                 file_path=entry.staged_file,
                 file_format=record["payload"].get("format", "CSV"),
@@ -660,11 +660,11 @@ def _load(
                 ),
                 allow_retries=False,
             ) from exc
-        stats = partition_stats(
-            conn, table, context.partition_key, id_column=id_col, timestamp_column=ts_col
+        stats = wh.partition_stats(
+            table, context.partition_key, id_column=id_col, timestamp_column=ts_col
         )
         loaded = LoadedPartition(entry, result, stats, id_col, ts_col)
-        extra_checks, extra_metadata = extra(conn, loaded) if extra else ([], {})
+        extra_checks, extra_metadata = extra(wh, loaded) if extra else ([], {})
 
     ledger.update(entry.export_id, status="loaded", loaded_at=datetime.now(UTC))
     discard_staged(context, entry.staged_file)

@@ -23,6 +23,7 @@ import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from marketo_assets.settings import load_settings
+from marketo_assets.warehouse import LoadError
 
 from .dbt_manifest import dbt_project, ensure_manifest
 
@@ -82,10 +83,16 @@ class MarketoDbtTranslator(DagsterDbtTranslator):
     pool="duckdb",
 )
 def marketo_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """`dbt build` of the selected models and their tests on the loaders' DuckDB file.
+    """`dbt build` of the selected models and their tests on the loaders' DuckDB file (or, when
+    the dbt resource's target is `postgres`, as with MARKETO_WAREHOUSE=postgres, on the
+    PostgreSQL warehouse).
 
     Every model is a table; each materialization carries its row count (`dagster/row_count`).
     """
+    if dbt.target == "postgres":
+        invocation = dbt.cli(["build"], context=context)
+        yield from _with_row_counts(context, invocation.stream(), None)
+        return
     with _absolute_duckdb_path() as database:
         invocation = dbt.cli(["build"], context=context)
         yield from _with_row_counts(context, invocation.stream(), database)
@@ -117,7 +124,7 @@ def _absolute_duckdb_path() -> Iterator[Path]:
 
 
 def _with_row_counts(
-    context: dg.AssetExecutionContext, events: Iterable[Any], database: Path
+    context: dg.AssetExecutionContext, events: Iterable[Any], database: Path | None
 ) -> Iterator[Any]:
     """The build's events, each model's with its row count.
 
@@ -160,14 +167,35 @@ def _table_of(context: dg.AssetExecutionContext, event: Any) -> str | None:
 
 
 def _count_rows(
-    context: dg.AssetExecutionContext, database: Path, tables: list[str | None]
+    context: dg.AssetExecutionContext, database: Path | None, tables: list[str | None]
 ) -> dict[str, int]:
+    """Rows of each built table: in the DuckDB file `database`, or (None) in the PostgreSQL
+    warehouse (PG* variables)."""
     wanted = sorted({t for t in tables if t})
     if not wanted:
         return {}
+    if database is None:
+        return _count_rows_postgres(context, wanted)
     try:
         with duckdb.connect(str(database), read_only=True) as conn:
             return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in wanted}
     except duckdb.Error as exc:  # e.g. someone holds the file open for writing
+        context.log.warning(f"Row counts skipped: {exc}")
+        return {}
+
+
+def _count_rows_postgres(context: dg.AssetExecutionContext, tables: list[str]) -> dict[str, int]:
+    import psycopg2
+
+    from marketo_assets.warehouse.postgres import PostgresWarehouse
+
+    try:
+        with PostgresWarehouse().session() as session, session.conn.cursor() as cur:
+            counts = {}
+            for table in tables:
+                cur.execute(f"SELECT count(*) FROM {table}")
+                counts[table] = cur.fetchone()[0]
+            return counts
+    except (psycopg2.Error, LoadError) as exc:
         context.log.warning(f"Row counts skipped: {exc}")
         return {}

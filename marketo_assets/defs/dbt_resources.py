@@ -11,6 +11,8 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 from packaging import version
 
+from marketo_assets.settings import load_settings
+
 from .dbt_manifest import dbt_executable, dbt_project
 
 
@@ -41,7 +43,12 @@ class DuckDBDbtCliResource(DbtCliResource):
 
 def dbt_resource() -> DuckDBDbtCliResource:
     # The virtualenv's own `dbt`, so runs work even when .venv/bin is not on PATH.
-    return DuckDBDbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())
+    # MARKETO_WAREHOUSE=postgres: the profile's `postgres` target (PG* variables), where the
+    # loaders wrote the raw tables; otherwise the project's DuckDB target.
+    target = "postgres" if load_settings().warehouse == "postgres" else None
+    return DuckDBDbtCliResource(
+        project_dir=dbt_project(), dbt_executable=dbt_executable(), target=target
+    )
 
 
 @dg.definitions

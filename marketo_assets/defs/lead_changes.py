@@ -19,7 +19,7 @@ from dagster_duckdb import DuckDBResource
 from marketo_assets.marketo import ExportFilter, ExportRequest, MarketoClient
 from marketo_assets.marketo.capabilities import FilterCapabilities
 from marketo_assets.settings import load_settings
-from marketo_assets.warehouse import rows_outside_window
+from marketo_assets.warehouse import WarehouseSession
 
 from .cycle import (
     CHECK_ROWS,
@@ -138,9 +138,8 @@ def lead_changes(
     """
     start, end = window_bounds(context)
 
-    def outside(conn, loaded: LoadedPartition) -> tuple[list, dict]:
-        count = rows_outside_window(
-            conn,
+    def outside(wh: WarehouseSession, loaded: LoadedPartition) -> tuple[list, dict]:
+        count = wh.rows_outside_window(
             LEAD_CHANGES_TABLE,
             context.partition_key,
             loaded.timestamp_column or "updatedAt",

@@ -4,7 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from marketo_assets.marketo import ExportFilter, ExportRequest, MarketoClient
-from marketo_assets.warehouse import duplicate_ids
+from marketo_assets.warehouse import WarehouseSession
 
 from .cycle import (
     CHECK_ROWS,
@@ -95,9 +95,11 @@ def leads(
     """
     start, end = window_bounds(context)
 
-    def lead_checks(conn, loaded: LoadedPartition) -> tuple[list[dg.AssetCheckResult], dict]:
+    def lead_checks(
+        wh: WarehouseSession, loaded: LoadedPartition
+    ) -> tuple[list[dg.AssetCheckResult], dict]:
         stats, created_col = loaded.stats, loaded.timestamp_column
-        table_duplicates = duplicate_ids(conn, LEADS_TABLE, id_column=loaded.id_column)
+        table_duplicates = wh.duplicate_ids(LEADS_TABLE, id_column=loaded.id_column)
         lo, hi = stats[f"min_{created_col}"], stats[f"max_{created_col}"]
         inside = stats["rows"] == 0 or (
             lo is not None and lo >= start and hi is not None and hi <= end

@@ -14,7 +14,6 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from marketo_assets.marketo import ExportFilter, ExportRequest, MarketoClient, errors
-from marketo_assets.warehouse import replace_list_catalog
 
 from .cycle import (
     CHECK_ROWS,
@@ -27,7 +26,7 @@ from .cycle import (
     select_fields,
 )
 from .partitions import LIST_PARTITIONS, list_id_from_key, list_partition_key
-from .resources import ExportOptions, MarketoResource
+from .resources import ExportOptions, MarketoResource, warehouse_session
 
 LIST_KINDS = ("static", "smart")
 EXPORT_KEYS = {kind: dg.AssetKey(["marketo", f"{kind}_list_export_files"]) for kind in LIST_KINDS}
@@ -143,7 +142,7 @@ def _build_list_assets(kind: str) -> tuple[dg.AssetsDefinition, dg.AssetsDefinit
     ) -> dg.MaterializeResult:
         list_id = list_id_from_key(kind, context.partition_key)
 
-        def list_metadata(conn, loaded: LoadedPartition) -> tuple[list, dict]:
+        def list_metadata(wh, loaded: LoadedPartition) -> tuple[list, dict]:
             return [], {"list_id": list_id, "list_type": kind}
 
         return run_load(
@@ -231,9 +230,9 @@ def lists(
     prune = {MEMBER_TABLES["static"]: ("static", [lst.id for lst in statics])}
     if smart_error is None:
         prune[MEMBER_TABLES["smart"]] = ("smart", [lst.id for lst in smarts])
-    with duckdb.get_connection() as conn:
-        result = replace_list_catalog(
-            conn, table=LISTS_TABLE, rows=rows, loaded_at=datetime.now(UTC), prune=prune
+    with warehouse_session(duckdb) as wh:
+        result = wh.replace_list_catalog(
+            table=LISTS_TABLE, rows=rows, loaded_at=datetime.now(UTC), prune=prune
         )
     keys = [(r["list_type"], r["list_id"]) for r in rows]
     duplicates = len(keys) - len(set(keys))

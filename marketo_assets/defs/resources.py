@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 import httpx
@@ -23,6 +24,8 @@ from marketo_assets.marketo.settings import is_loopback_host
 from marketo_assets.marketo.staging import private_dir
 from marketo_assets.marketo.throttle import shared_throttle
 from marketo_assets.settings import load_settings
+from marketo_assets.warehouse import DuckDBSession, WarehouseSession
+from marketo_assets.warehouse.postgres import PostgresWarehouse
 
 # Lineage columns every raw table gets: a header name may not take one of these names.
 RESERVED_COLUMNS = ("_partition_key", "_export_id", "_loaded_at", "_list_id")
@@ -196,6 +199,37 @@ class MarketoResource(dg.ConfigurableResource):
         return private_dir(Path(self.staging_dir), *parts)
 
 
+class WarehouseResource(DuckDBResource):
+    """Where the load steps write the raw tables: the DuckDB file `database` (default), or with
+    `warehouse="postgres"` a PostgreSQL database reached through the standard libpq variables
+    (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE) of the run process, so no connection
+    string or password is ever part of the run config shown in the UI."""
+
+    warehouse: Literal["duckdb", "postgres"] = Field(
+        "duckdb", description="duckdb (the `database` file) or postgres (PG* variables)"
+    )
+
+    @contextmanager
+    def session(self) -> Iterator[WarehouseSession]:
+        if self.warehouse == "postgres":
+            with PostgresWarehouse().session() as session:
+                yield session
+        else:
+            with self.get_connection() as conn:
+                yield DuckDBSession(conn)
+
+
+@contextmanager
+def warehouse_session(resource: DuckDBResource) -> Iterator[WarehouseSession]:
+    """A warehouse session from the `duckdb` resource (a plain DuckDBResource is DuckDB)."""
+    if isinstance(resource, WarehouseResource):
+        with resource.session() as session:
+            yield session
+    else:
+        with resource.get_connection() as conn:
+            yield DuckDBSession(conn)
+
+
 DEFAULT_LIST_FIELDS = ("id", "email", "firstName", "lastName", "company", "createdAt", "updatedAt")
 
 
@@ -313,6 +347,8 @@ def resources() -> dg.Definitions:
                 format=settings.export_format,
                 list_fields=_env_fields(settings.list_fields) or list(DEFAULT_LIST_FIELDS),
             ),
-            "duckdb": DuckDBResource(database=str(settings.duckdb_path)),
+            "duckdb": WarehouseResource(
+                database=str(settings.duckdb_path), warehouse=settings.warehouse
+            ),
         }
     )

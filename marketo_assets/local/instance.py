@@ -76,8 +76,10 @@ def launch_backfill(
     asset_keys: Sequence[dg.AssetKey],
     partition_keys: Sequence[str],
     title: str = "marketo backfill",
+    run_config: dict | None = None,
 ) -> str:
-    """Submit an asset backfill to the instance; the daemon turns it into one run per partition."""
+    """Submit an asset backfill to the instance; the daemon turns it into one run per partition.
+    `run_config` applies to every run (e.g. `{"execution": {"config": {"in_process": {}}}}`)."""
     backfill_id = uuid.uuid4().hex[:8]
     backfill = PartitionBackfill.from_asset_partitions(
         backfill_id=backfill_id,
@@ -90,7 +92,7 @@ def launch_backfill(
         all_partitions=False,
         title=title,
         description=None,
-        run_config=None,
+        run_config=run_config,
     )
     instance.add_backfill(backfill)
     return backfill_id

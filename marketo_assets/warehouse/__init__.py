@@ -1,5 +1,15 @@
-"""DuckDB loading layer: typed, partition-replacing loads of Marketo export files."""
+"""Warehouse loading layer: typed, partition-replacing loads of Marketo export files into
+DuckDB (default) or PostgreSQL (`postgres.PostgresWarehouse`), behind `backend.Warehouse`."""
 
+from .backend import (
+    WAREHOUSE_KINDS,
+    DuckDBSession,
+    DuckDBWarehouse,
+    Warehouse,
+    WarehouseConfigError,
+    WarehouseSession,
+    warehouse_from_config,
+)
 from .catalog import LIST_COLUMNS, CatalogResult, replace_list_catalog
 from .loader import (
     CastError,
@@ -22,13 +32,19 @@ from .types import DUCKDB_TYPES, Column, columns_for, duckdb_type
 __all__ = [
     "DUCKDB_TYPES",
     "LIST_COLUMNS",
+    "WAREHOUSE_KINDS",
     "CastError",
     "CatalogResult",
     "Column",
+    "DuckDBSession",
+    "DuckDBWarehouse",
     "HeaderMismatchError",
     "LoadError",
     "LoadResult",
     "SchemaConflictError",
+    "Warehouse",
+    "WarehouseConfigError",
+    "WarehouseSession",
     "columns_for",
     "duckdb_type",
     "duplicate_ids",
@@ -39,4 +55,5 @@ __all__ = [
     "replace_list_catalog",
     "rows_outside_window",
     "table_schema",
+    "warehouse_from_config",
 ]

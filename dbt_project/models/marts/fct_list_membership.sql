@@ -29,7 +29,7 @@ with members as (
             ("", "_export_id", "varchar"),
             ("", "_loaded_at", "timestamptz"),
         ]) | indent(8) }}
-    )
+    ) as no_members
 {%- endfor %}
 ),
 

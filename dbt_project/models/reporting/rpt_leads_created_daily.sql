@@ -8,5 +8,5 @@ select
     count(*) filter (where unsubscribed) as leads_unsubscribed
 from {{ ref('dim_leads') }}
 where created_at is not null
-group by all
+group by 1, 2
 order by created_date, lead_source

@@ -17,5 +17,13 @@ with lists as (
 select
     lower(list_type) || '-' || list_id as list_key,
     lower(list_type) as list_type,
-    * exclude (list_type)
+    list_id,
+    list_name,
+    description,
+    program_name,
+    workspace_name,
+    created_at,
+    updated_at,
+    partition_key,
+    _loaded_at
 from lists

@@ -1,0 +1,155 @@
+"""The warehouse interface the loaders use, and how to pick one.
+
+A `Warehouse` opens `WarehouseSession`s; a session does what the Dagster load steps and their
+checks need, each with the same semantics on every backend:
+
+- `load_partition`: replace one partition's rows with a Marketo export file, typed from
+  describe, in one transaction (a failed load leaves the previous rows untouched);
+- `replace_list_catalog`: replace the list catalog and prune members of deleted lists, in one
+  transaction;
+- `partition_stats`, `duplicate_ids`, `rows_outside_window`, `table_schema`: the reads behind
+  the asset checks and metadata.
+
+`DuckDBWarehouse` (the default: one file, one writing process at a time) and
+`PostgresWarehouse` (`postgres.py`: many concurrent writers, for deployments that outgrow one
+machine). `warehouse_from_config` picks one from `MARKETO_WAREHOUSE`-style settings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import duckdb
+
+from . import catalog as _catalog
+from . import loader as _loader
+from . import queries as _queries
+from .catalog import CatalogResult
+from .loader import LoadResult
+from .types import Column
+
+WAREHOUSE_KINDS = ("duckdb", "postgres")
+
+
+@runtime_checkable
+class WarehouseSession(Protocol):
+    """One connection to the warehouse. Tables are named "schema.table"."""
+
+    kind: str
+
+    def load_partition(
+        self,
+        *,
+        table: str,
+        file_path: str | Path,
+        file_format: str,
+        columns: list[Column],
+        partition_key: str,
+        lineage: dict[str, object] | None = None,
+    ) -> LoadResult: ...
+
+    def replace_list_catalog(
+        self,
+        *,
+        table: str,
+        rows: Sequence[Mapping[str, object]],
+        loaded_at: dt.datetime,
+        prune: Mapping[str, tuple[str, Sequence[int]]] | None = None,
+    ) -> CatalogResult: ...
+
+    def partition_stats(
+        self,
+        table: str,
+        partition_key: str,
+        id_column: str = "id",
+        timestamp_column: str | None = "createdAt",
+    ) -> dict: ...
+
+    def duplicate_ids(
+        self, table: str, id_column: str = "id", group_by: str | None = None
+    ) -> int: ...
+
+    def rows_outside_window(
+        self, table: str, partition_key: str, column: str, start: object, end: object
+    ) -> int: ...
+
+    def table_schema(self, table: str) -> list[tuple[str, str]]: ...
+
+
+class Warehouse(Protocol):
+    kind: str
+
+    def session(self) -> AbstractContextManager[WarehouseSession]: ...
+
+
+class DuckDBSession:
+    """The DuckDB implementation over an open connection (the module-level functions)."""
+
+    kind = "duckdb"
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection):
+        self.conn = conn
+
+    def load_partition(self, **kwargs) -> LoadResult:
+        return _loader.load_partition(self.conn, **kwargs)
+
+    def replace_list_catalog(self, **kwargs) -> CatalogResult:
+        return _catalog.replace_list_catalog(self.conn, **kwargs)
+
+    def partition_stats(self, table, partition_key, id_column="id", timestamp_column="createdAt"):
+        return _queries.partition_stats(
+            self.conn, table, partition_key, id_column=id_column, timestamp_column=timestamp_column
+        )
+
+    def duplicate_ids(self, table, id_column="id", group_by=None) -> int:
+        return _queries.duplicate_ids(self.conn, table, id_column=id_column, group_by=group_by)
+
+    def rows_outside_window(self, table, partition_key, column, start, end) -> int:
+        return _queries.rows_outside_window(self.conn, table, partition_key, column, start, end)
+
+    def table_schema(self, table) -> list[tuple[str, str]]:
+        return _queries.table_schema(self.conn, table)
+
+
+class DuckDBWarehouse:
+    """A DuckDB file. DuckDB allows one writing process per file: keep writers in one pool."""
+
+    kind = "duckdb"
+
+    def __init__(self, database: str | Path):
+        self.database = str(database)
+
+    @contextmanager
+    def session(self) -> Iterator[DuckDBSession]:
+        with duckdb.connect(self.database) as conn:
+            yield DuckDBSession(conn)
+
+    def __repr__(self) -> str:
+        return f"DuckDBWarehouse({self.database!r})"
+
+
+class WarehouseConfigError(ValueError):
+    """The warehouse settings are inconsistent (raised before anything is exported)."""
+
+
+def warehouse_from_config(
+    kind: str, *, duckdb_path: str | Path | None = None, postgres_dsn: str = ""
+) -> Warehouse:
+    """`kind` "duckdb" (needs `duckdb_path`) or "postgres" (`postgres_dsn`: a libpq connection
+    string or URI; empty = the standard PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE variables)."""
+    kind = (kind or "duckdb").strip().lower()
+    if kind == "duckdb":
+        if not duckdb_path:
+            raise WarehouseConfigError("the duckdb warehouse needs a file: set DUCKDB_PATH")
+        return DuckDBWarehouse(duckdb_path)
+    if kind == "postgres":
+        from .postgres import PostgresWarehouse
+
+        return PostgresWarehouse(postgres_dsn)
+    raise WarehouseConfigError(
+        f"unknown warehouse {kind!r} (MARKETO_WAREHOUSE): expected one of {list(WAREHOUSE_KINDS)}"
+    )

@@ -1,0 +1,438 @@
+"""The PostgreSQL warehouse: the same raw tables, typed columns and per-partition replace as
+the DuckDB loader, for deployments whose loads must run in parallel on several machines.
+
+A load streams the export file with `COPY ... FROM STDIN` (constant memory) into a temporary
+all-text table, then `INSERT ... SELECT` casts each column to its type, inside the transaction
+that deleted the partition's rows: on any error the table keeps its previous rows. Values are
+handled like the DuckDB loader: `''` and Marketo's `null` are SQL NULL, NUL bytes are removed
+(PostgreSQL text cannot hold them), an integer column refuses a value with a fraction
+(`1.5`) and accepts `2.0`, a value that does not convert fails the load naming the column.
+
+Concurrency: unlike DuckDB, PostgreSQL takes many writers. Loads of *different* partitions of a
+table run in parallel; two loads of the *same* partition are serialized by a transaction-level
+advisory lock on (table, partition), and creating or widening a table by another on the table.
+
+Types: the DuckDB types of `types.DUCKDB_TYPES` map to PostgreSQL ones (`PG_TYPES`):
+BIGINT → bigint, DOUBLE → double precision, BOOLEAN → boolean, DATE → date,
+TIMESTAMPTZ → timestamp with time zone, VARCHAR → text.
+
+Connection: a libpq connection string or URI, or "" for the standard PG* environment
+variables. It is never logged, nor put into an exception message (it may hold a password).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from .catalog import LIST_COLUMNS, CatalogResult
+from .files import delimiter_for, has_nul, read_header, strip_nul
+from .loader import (
+    CAST_MARK,
+    LOADED_AT,
+    CastError,
+    HeaderMismatchError,
+    LoadError,
+    LoadResult,
+    SchemaConflictError,
+    check_header,
+    check_names,
+    lineage_name,
+    lineage_type,
+)
+from .sql import quote_ident, split_table
+from .types import Column
+
+# DuckDB type spelling (as used by Column.type and the lineage columns) -> PostgreSQL type, in
+# information_schema's spelling so that existing columns compare equal.
+PG_TYPES: dict[str, str] = {
+    "BIGINT": "bigint",
+    "INTEGER": "integer",
+    "SMALLINT": "smallint",
+    "DOUBLE": "double precision",
+    "FLOAT": "real",
+    "BOOLEAN": "boolean",
+    "DATE": "date",
+    "TIMESTAMPTZ": "timestamp with time zone",
+    "TIMESTAMP WITH TIME ZONE": "timestamp with time zone",
+    "TIMESTAMP": "timestamp without time zone",
+    "VARCHAR": "text",
+    "TEXT": "text",
+}
+INTEGER_PG = {"bigint", "integer", "smallint"}
+_SAME = {"character varying": "text"}
+
+
+def pg_type(duckdb_type: str) -> str:
+    """PostgreSQL type for a DuckDB type name (Column.type); ValueError for anything else."""
+    key = " ".join((duckdb_type or "").replace("NOT NULL", "").split()).upper()
+    try:
+        return PG_TYPES[key]
+    except KeyError:
+        raise ValueError(
+            f"no PostgreSQL type for column type {duckdb_type!r}; supported: {sorted(PG_TYPES)}"
+        ) from None
+
+
+def _lock_key(*parts: str) -> int:
+    """A stable signed 64-bit key for pg_advisory_xact_lock."""
+    h = zlib.crc32("\x00".join(parts).encode())
+    h2 = zlib.crc32(("salt\x00" + "\x00".join(parts)).encode())
+    value = (h << 32) | h2
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+class PostgresWarehouse:
+    """Raw Marketo tables in a PostgreSQL database."""
+
+    kind = "postgres"
+
+    def __init__(self, dsn: str = "", connect_timeout: int = 30):
+        self._dsn = dsn
+        self.connect_timeout = connect_timeout
+
+    def __repr__(self) -> str:  # never shows the connection string (password)
+        return "PostgresWarehouse(<dsn hidden>)"
+
+    @contextmanager
+    def session(self) -> Iterator[PostgresSession]:
+        import psycopg2
+
+        try:
+            conn = psycopg2.connect(self._dsn, connect_timeout=self.connect_timeout)
+        except psycopg2.OperationalError as exc:
+            # libpq's message names host and port, never the password.
+            raise LoadError(
+                f"cannot connect to the PostgreSQL warehouse: {str(exc).strip()} "
+                "(check MARKETO_POSTGRES_DSN or the PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE "
+                "variables)"
+            ) from None
+        try:
+            # Offsets-less timestamps in a file mean UTC, whatever the server's TimeZone.
+            with conn.cursor() as cur:
+                cur.execute("SET TIME ZONE 'UTC'")
+            conn.commit()
+            yield PostgresSession(conn)
+        finally:
+            conn.close()
+
+
+class PostgresSession:
+    kind = "postgres"
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    # ------------------------------------------------------------------------- helpers
+    def _columns(self, cur, schema: str, name: str) -> dict[str, tuple[str, str]]:
+        cur.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (schema, name),
+        )
+        return {n.lower(): (n, _SAME.get(t, t)) for n, t in cur.fetchall()}
+
+    def _target(self, table: str) -> tuple[str, str, str]:
+        schema, name = split_table(table)
+        return schema, name, f"{quote_ident(schema)}.{quote_ident(name)}"
+
+    def _fetch(self, sql: str, params: Sequence | None = None):
+        with self.conn.cursor() as cur:
+            cur.execute(sql, params)
+            row = cur.fetchone()
+        self.conn.rollback()  # end the read-only transaction
+        return row
+
+    # ------------------------------------------------------------------------- loading
+    def load_partition(
+        self,
+        *,
+        table: str,
+        file_path: str | Path,
+        file_format: str,
+        columns: list[Column],
+        partition_key: str,
+        lineage: dict[str, object] | None = None,
+    ) -> LoadResult:
+        """Replace the rows of `partition_key` in `table` with the export file's rows, in one
+        transaction (see the module docstring)."""
+        started = time.perf_counter()
+        path = Path(file_path)
+        delim = delimiter_for(file_format)
+        if not columns:
+            raise ValueError("no columns given")
+        if not partition_key:
+            raise ValueError("partition_key must be a non-empty string")
+        schema, name, target = self._target(table)
+
+        extra = dict(lineage or {})
+        export_id = extra.pop("export_id", extra.pop("_export_id", None))
+        loaded_at = extra.pop("loaded_at", extra.pop("_loaded_at", None))
+        if loaded_at is None:
+            loaded_at = dt.datetime.now(dt.UTC)
+        lineage_values: list[tuple[str, str, object]] = [
+            ("_partition_key", "text", partition_key),
+            ("_export_id", "text", None if export_id is None else str(export_id)),
+            (LOADED_AT, "timestamp with time zone", loaded_at),
+        ] + [(lineage_name(k), pg_type(lineage_type(v)), v) for k, v in extra.items()]
+        check_names(columns, [n for n, _, _ in lineage_values])
+        types = {c.name: pg_type(c.type) for c in columns}
+
+        try:
+            header = read_header(path, delim)
+        except ValueError as exc:
+            raise HeaderMismatchError(str(exc)) from exc
+        check_header(header, columns, path)
+
+        load_path = strip_nul(path) if has_nul(path) else path
+        try:
+            rows = self._load(
+                schema, name, target, load_path, path.name, delim, columns, types, lineage_values
+            )
+        finally:
+            if load_path != path:
+                load_path.unlink(missing_ok=True)
+        with self.conn.cursor() as cur:
+            schema_now = [(n, t) for n, t in self._columns(cur, schema, name).values()]
+        self.conn.rollback()
+        return LoadResult(rows, table, schema_now, time.perf_counter() - started)
+
+    def _ensure_table(self, cur, schema, name, target, wanted) -> None:
+        """Create the table / add missing columns (under a lock on the table); refuse a column
+        whose existing type differs. Runs inside the load's transaction."""
+        have = self._columns(cur, schema, name)
+        needs_ddl = not have or any(col.lower() not in have for col, _ in wanted)
+        if needs_ddl:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("ddl", schema, name),))
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+            base = [
+                f"{quote_ident(c)} {t}{' NOT NULL' if c == '_partition_key' else ''}"
+                for c, t in wanted
+            ]
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {target} ({', '.join(base)})")
+            have = self._columns(cur, schema, name)
+        for col, type_sql in wanted:
+            found = have.get(col.lower())
+            if found is None:
+                cur.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(col)} {type_sql}")
+            elif found[0] != col:
+                raise SchemaConflictError(
+                    f"column {col!r} of {schema}.{name} exists as {found[0]!r} (names differ "
+                    "only in case). Fix: rename the table column or use another header name."
+                )
+            elif found[1] != type_sql:
+                raise SchemaConflictError(
+                    f"column {col!r} of {schema}.{name} is {found[1]} in the table but this "
+                    f"load makes it {type_sql}. Fix: convert or drop the table column "
+                    f"(ALTER TABLE {target} ALTER {quote_ident(col)} TYPE {type_sql} USING "
+                    f"{quote_ident(col)}::{type_sql}, or drop the table and reload every "
+                    "partition), or give the field the old type / another header name."
+                )
+
+    def _load(self, schema, name, target, path, source, delim, columns, types, lineage_values):
+        import psycopg2
+
+        wanted = [(c.name, types[c.name]) for c in columns] + [(n, t) for n, t, _ in lineage_values]
+        partition_key = lineage_values[0][2]
+        conn = self.conn
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_advisory_xact_lock(%s)",
+                    (_lock_key("partition", schema, name, partition_key),),
+                )
+                self._ensure_table(cur, schema, name, target, wanted)
+                cur.execute(
+                    f"DELETE FROM {target} WHERE {quote_ident('_partition_key')} = %s",
+                    (partition_key,),
+                )
+                stage_cols = ", ".join(f"{quote_ident(c.name)} text" for c in columns)
+                cur.execute(f"CREATE TEMP TABLE _marketo_stage ({stage_cols}) ON COMMIT DROP")
+                collist = ", ".join(quote_ident(c.name) for c in columns)
+                delim_sql = "E'\\t'" if delim == "\t" else f"'{delim}'"
+                copy = (
+                    f"COPY _marketo_stage ({collist}) FROM STDIN WITH (FORMAT csv, HEADER true, "
+                    f"DELIMITER {delim_sql}, QUOTE '\"', ESCAPE '\"', ENCODING 'UTF8')"
+                )
+                try:
+                    with open(path, "rb") as fh:
+                        cur.copy_expert(copy, fh, size=1024 * 1024)
+                except psycopg2.DataError as exc:
+                    raise LoadError(f"cannot read {source}: {_pg_message(exc)}") from None
+                exprs = [_cast_expr(quote_ident(c.name), types[c.name]) for c in columns]
+                params: list[object] = []
+                for _n, t, v in lineage_values:
+                    params.append(v)
+                    exprs.append(f"CAST(%s AS {t})")
+                all_cols = ", ".join(quote_ident(c) for c, _ in wanted)
+                cur.execute("SAVEPOINT before_insert")
+                try:
+                    cur.execute(
+                        f"INSERT INTO {target} ({all_cols}) SELECT {', '.join(exprs)} "
+                        "FROM _marketo_stage",
+                        params,
+                    )
+                except psycopg2.DataError as exc:
+                    cur.execute("ROLLBACK TO SAVEPOINT before_insert")
+                    raise self._cast_error(cur, source, columns, types, exc) from None
+                rows = cur.rowcount
+            conn.commit()
+            return int(rows)
+        except psycopg2.Error as exc:
+            conn.rollback()
+            raise LoadError(
+                f"cannot load {source} into {schema}.{name}: {_pg_message(exc)}"
+            ) from None
+        except BaseException:
+            conn.rollback()
+            raise
+
+    def _cast_error(self, cur, source, columns, types, exc) -> CastError:
+        """Name the first column holding a value that does not convert (PostgreSQL's message
+        quotes the value)."""
+        import psycopg2
+
+        for c in columns:
+            if types[c.name] == "text":
+                continue
+            cur.execute("SAVEPOINT find_bad")
+            try:
+                cur.execute(
+                    f"SELECT count({_cast_expr(quote_ident(c.name), types[c.name])}) "
+                    "FROM _marketo_stage"
+                )
+                cur.execute("RELEASE SAVEPOINT find_bad")
+            except psycopg2.DataError as col_exc:
+                cur.execute("ROLLBACK TO SAVEPOINT find_bad")
+                return CastError(
+                    f"{CAST_MARK} {source}: column {c.name!r} ({types[c.name]}) has a value "
+                    f"that does not convert: {_pg_message(col_exc)}"
+                )
+        return CastError(f"{CAST_MARK} {source}: {_pg_message(exc)}")
+
+    # ------------------------------------------------------------------------- catalog
+    def replace_list_catalog(
+        self,
+        *,
+        table: str,
+        rows: Sequence[Mapping[str, object]],
+        loaded_at: dt.datetime,
+        prune: Mapping[str, tuple[str, Sequence[int]]] | None = None,
+    ) -> CatalogResult:
+        """Same as warehouse.catalog.replace_list_catalog, on PostgreSQL."""
+        schema, name, target = self._target(table)
+        names = [c for c, _ in LIST_COLUMNS]
+        values = [[row.get(c) for c in names[:-1]] + [loaded_at] for row in rows]
+        pruned: dict[str, int] = {}
+        conn = self.conn
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("ddl", schema, name),))
+                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+                defs = ", ".join(
+                    f"{quote_ident(c)} {pg_type(t)}{' NOT NULL' if 'NOT NULL' in t else ''}"
+                    for c, t in LIST_COLUMNS
+                )
+                cur.execute(f"CREATE TABLE IF NOT EXISTS {target} ({defs})")
+                cur.execute(f"DELETE FROM {target}")
+                if values:
+                    marks = ", ".join(["%s"] * len(names))
+                    cols = ", ".join(quote_ident(c) for c in names)
+                    cur.executemany(f"INSERT INTO {target} ({cols}) VALUES ({marks})", values)
+                for member_table, (_list_type, keep) in (prune or {}).items():
+                    m_schema, m_name, m_target = self._target(member_table)
+                    if "_list_id" not in self._columns(cur, m_schema, m_name):
+                        continue
+                    keep_ids = sorted({int(i) for i in keep})
+                    cur.execute(
+                        f"DELETE FROM {m_target} WHERE NOT (_list_id = ANY(%s::bigint[]))",
+                        (keep_ids,),
+                    )
+                    pruned[member_table] = int(cur.rowcount)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return CatalogResult(len(values), pruned, self.table_schema(table))
+
+    # ------------------------------------------------------------------------- reads
+    def table_schema(self, table: str) -> list[tuple[str, str]]:
+        schema, name = split_table(table)
+        with self.conn.cursor() as cur:
+            out = list(self._columns(cur, schema, name).values())
+        self.conn.rollback()
+        return out
+
+    def duplicate_ids(self, table: str, id_column: str = "id", group_by: str | None = None) -> int:
+        _, _, target = self._target(table)
+        keys = quote_ident(id_column)
+        if group_by:
+            keys = f"{quote_ident(group_by)}, {keys}"
+        row = self._fetch(
+            f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {target} "
+            f"WHERE {quote_ident(id_column)} IS NOT NULL GROUP BY {keys} HAVING count(*) > 1) d"
+        )
+        return int(row[0])
+
+    def partition_stats(
+        self,
+        table: str,
+        partition_key: str,
+        id_column: str = "id",
+        timestamp_column: str | None = "createdAt",
+    ) -> dict:
+        _, _, target = self._target(table)
+        ident = quote_ident(id_column)
+        cols = ["count(*)", f"count(DISTINCT {ident})", f"count({ident})"]
+        if timestamp_column:
+            ts = quote_ident(timestamp_column)
+            cols += [f"min({ts})", f"max({ts})"]
+        row = self._fetch(
+            f"SELECT {', '.join(cols)} FROM {target} WHERE {quote_ident('_partition_key')} = %s",
+            (partition_key,),
+        )
+        stats = {
+            "rows": int(row[0]),
+            "distinct_ids": int(row[1]),
+            "duplicate_ids": int(row[2] - row[1]),
+            "null_ids": int(row[0] - row[2]),
+        }
+        if timestamp_column:
+            stats[f"min_{timestamp_column}"] = row[3]
+            stats[f"max_{timestamp_column}"] = row[4]
+        return stats
+
+    def rows_outside_window(
+        self, table: str, partition_key: str, column: str, start: object, end: object
+    ) -> int:
+        _, _, target = self._target(table)
+        col = quote_ident(column)
+        row = self._fetch(
+            f"SELECT count(*) FROM {target} WHERE {quote_ident('_partition_key')} = %s "
+            f"AND ({col} IS NULL OR {col} < %s OR {col} > %s)",
+            (partition_key, start, end),
+        )
+        return int(row[0])
+
+
+def _cast_expr(source: str, type_pg: str) -> str:
+    """SQL turning the staged text `source` into `type_pg`; '' and 'null' are NULL."""
+    value = f"nullif(nullif({source}, ''), 'null')"
+    if type_pg == "text":
+        return value
+    if type_pg in INTEGER_PG:
+        # '2.0' -> 2, '1.5' -> error (a plain cast would reject 2.0; DuckDB's would round 1.5).
+        return (
+            f"CASE WHEN {value} ~ '[.eE]' AND {value}::numeric = trunc({value}::numeric) "
+            f"THEN {value}::numeric::{type_pg} ELSE {value}::{type_pg} END"
+        )
+    return f"CAST({value} AS {type_pg})"
+
+
+def _pg_message(exc) -> str:
+    text = (getattr(exc, "pgerror", None) or str(exc)).strip()
+    return " ".join(text.split())[:500]

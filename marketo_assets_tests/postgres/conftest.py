@@ -1,0 +1,49 @@
+"""PostgreSQL fixtures: one throwaway cluster per test session, one database per test.
+
+Tests here are marked `postgres`. Without the server binaries (or, as root, without the
+`postgres` user to run them as) they skip, saying how to install them, unless
+MARKETO_REQUIRE_ALL=1 (CI): then they fail, so a CI machine without PostgreSQL is noticed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from .pg_cluster import PgServer, throwaway_cluster, unavailable_reason
+
+
+def pytest_collection_modifyitems(config, items):
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    reason = unavailable_reason()
+    if reason:
+        if os.environ.get("MARKETO_REQUIRE_ALL") == "1":
+            pytest.fail(f"MARKETO_REQUIRE_ALL=1 but PostgreSQL is unavailable: {reason}")
+        pytest.skip(reason)
+    with throwaway_cluster() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_database(pg_server: PgServer, request) -> str:
+    """A fresh, empty database named after the test."""
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50]
+    return pg_server.create_database(f"t_{name}_{os.getpid()}")
+
+
+@pytest.fixture(scope="session")
+def dbt_manifest():
+    """The dbt manifest, parsed once (under a file lock) before a test loads the definitions."""
+    from marketo_assets.defs.dbt_manifest import ensure_manifest
+
+    return ensure_manifest()
