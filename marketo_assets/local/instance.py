@@ -79,7 +79,7 @@ def launch_backfill(
     run_config: dict | None = None,
 ) -> str:
     """Submit an asset backfill to the instance; the daemon turns it into one run per partition.
-    `run_config` applies to every run (e.g. `{"execution": {"config": {"in_process": {}}}}`)."""
+    `run_config` applies to every run (e.g. resource config)."""
     backfill_id = uuid.uuid4().hex[:8]
     backfill = PartitionBackfill.from_asset_partitions(
         backfill_id=backfill_id,

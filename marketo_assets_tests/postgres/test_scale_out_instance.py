@@ -33,10 +33,6 @@ from ..dagster.conftest import SIM_ARGS, run_env
 from ..dagster.test_lead_partitions import _window
 
 PARTITIONS = ["2025-01-01", "2025-02-01", "2025-03-01", "2025-04-01"]
-# Each run executes its two steps in the run's own process instead of one process per step:
-# a third of the processes (each loads the definitions) on a shared 2-core CI machine. The
-# instance enforces pools for either executor (InstanceConcurrencyContext).
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 EXPORT_STEP = "marketo__lead_export_files"
 DUCKDB_STEPS = ("marketo__leads", "marketo_dbt_models")
 STARTS = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_RESTARTED}
@@ -123,9 +119,7 @@ def test_daemon_on_postgres_runs_a_backfill_within_the_pools(
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         ensure_pools(instance)
         with daemon_and_workers(tmp_path / "daemon.log"):
-            backfill_id = launch_backfill(
-                instance, defs(), [LEAD_EXPORTS, LEADS], PARTITIONS, run_config=IN_PROCESS
-            )
+            backfill_id = launch_backfill(instance, defs(), [LEAD_EXPORTS, LEADS], PARTITIONS)
             status = wait_for_backfill(instance, backfill_id, timeout=700)
             runs = backfill_runs(instance, backfill_id)
             # Every run of the instance (the dbt sensor may have started a build meanwhile).
