@@ -44,10 +44,11 @@ class _Restart(Exception):
 class _Attempt:
     """One full pass (with resumes) writing `part`; the hash is built while writing."""
 
-    def __init__(self, client: MarketoClient, job: ExportJob, part: Path):
+    def __init__(self, client: MarketoClient, job: ExportJob, part: Path, adopt: bool = False):
         self.client = client
         self.job = job
         self.part = part
+        self.adopt = adopt  # continue a `.part` left by a process that was killed mid-download
         self.have = 0
         self.resumes = 0
         self.hasher = hashlib.sha256()
@@ -55,10 +56,12 @@ class _Attempt:
     def run(self) -> None:
         client, s = self.client, self.client.settings
         export_id = self.job.export_id
-        fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(self.part, os.O_RDWR | os.O_CREAT | (0 if self.adopt else os.O_TRUNC), 0o600)
         os.fchmod(fd, 0o600)
         stalled = 0  # breaks in a row that brought no new bytes
         try:
+            if self.adopt:
+                self._adopt(fd)
             while True:
                 before = self.have
                 try:
@@ -96,6 +99,33 @@ class _Attempt:
                         )
         finally:
             os.close(fd)
+
+    def _adopt(self, fd: int) -> None:
+        """Take over the bytes a killed process left in `part`: hash them and resume after them
+        with Range (the checksum at the end still covers every byte; a bad leftover is caught
+        there and downloaded again). A leftover longer than the file is discarded."""
+        size = os.fstat(fd).st_size
+        total = self.job.file_size
+        if size == 0 or (total is not None and size > total):
+            os.ftruncate(fd, 0)
+            return
+        with open(self.part, "rb") as leftover:
+            while chunk := leftover.read(min(8 * 1024 * 1024, size - self.have)):
+                self.hasher.update(chunk)
+                self.have += len(chunk)
+        os.lseek(fd, self.have, os.SEEK_SET)
+        os.ftruncate(fd, self.have)
+        self.resumes += 1
+        self.client._emit(
+            "download_resumed",
+            self.job.export_id,
+            {"offset": self.have, "resumes": self.resumes, "error": "left by a stopped process"},
+        )
+        log.info(
+            "marketo: resuming %s after %d bytes left by a stopped process",
+            self.job.export_id,
+            self.have,
+        )
 
     def _transfer(self, fd: int) -> None:
         client = self.client
@@ -320,8 +350,9 @@ def download_export(client: MarketoClient, job: ExportJob, dest: Path) -> Downlo
     """Stream the file of a Completed job to `dest` (mode 0600), constant memory.
 
     Writes `<dest>.part`, resumes a broken transfer with `Range: bytes=<have>-` (restarts from
-    0 if the server answers 200), verifies the size against fileSize and SHA-256 against
-    fileChecksum, re-downloads on mismatch up to checksum_retries times, then renames atomically.
+    0 if the server answers 200), and continues a `.part` a killed process left behind; verifies
+    the size against fileSize and SHA-256 against fileChecksum, re-downloads on mismatch up to
+    checksum_retries times, then renames atomically.
     404 -> ExportFileExpiredError.
     """
     from .client import checked_export_id
@@ -341,7 +372,8 @@ def download_export(client: MarketoClient, job: ExportJob, dest: Path) -> Downlo
     expected_sha = job.sha256
     while True:
         attempts += 1
-        attempt = _Attempt(client, job, part)
+        # First pass: continue a `.part` a killed run left behind (same export, same file).
+        attempt = _Attempt(client, job, part, adopt=attempts == 1 and part.exists())
         try:
             attempt.run()
         except BaseException:

@@ -255,6 +255,11 @@ def test_sigkill_at_every_phase_then_relaunch_reattaches_and_loads_exactly(
         assert ledger.current_claim(LEDGER_ASSET, key) is None
     assert len(lead_sim.state()["jobs"]) == 2  # no quota spent twice
     assert not lead_sim.state()["cancelled"]
+    file_requests = lead_sim.state()["file_requests"]
+    for key in partitions:
+        starts = [r["start"] for r in file_requests[export_ids[key]]]
+        # The run after the mid-download kill continued the dead run's `.part` with Range.
+        assert starts[0] == 0 and any(s > 0 for s in starts[1:]), f"{key}: {starts}"
     assert not list(staging.rglob("*.csv*"))  # staged files removed once loaded
 
 

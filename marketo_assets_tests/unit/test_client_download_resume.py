@@ -65,3 +65,42 @@ def test_breaks_without_progress_back_off(tmp_path):
     assert res.resumes == 3
     # first break brought 1000 bytes: no wait; then two empty tries: 1 s, 2 s
     assert clock.sleeps == [1.0, 2.0]
+
+
+def _ranges(fake: FakeMarketo) -> list[str | None]:
+    return [r.headers.get("range") for r in fake.requests if r.url.path == FILE]
+
+
+def test_a_part_file_left_by_a_killed_run_is_continued_with_range(tmp_path):
+    """A run killed mid-download leaves `<file>.part`; the next run (same export, same staged
+    name) hashes those bytes and fetches only the rest."""
+    (tmp_path / "f.csv.part").write_bytes(BODY[:700_000])
+    fake = FakeMarketo()
+    fake.script(FILE, partial(700_000, None))
+    with make_client(fake) as client:
+        res = client.download_export(completed(), tmp_path / "f.csv")
+    assert (tmp_path / "f.csv").read_bytes() == BODY
+    assert _ranges(fake) == ["bytes=700000-"]
+    assert res.resumes == 1
+    assert not (tmp_path / "f.csv.part").exists()
+
+
+def test_a_bad_leftover_part_is_caught_by_the_checksum_and_downloaded_again(tmp_path):
+    (tmp_path / "f.csv.part").write_bytes(b"x" * 700_000)  # not the file's first bytes
+    fake = FakeMarketo()
+    fake.script(FILE, partial(700_000, None), partial(0, None))
+    with make_client(fake) as client:
+        res = client.download_export(completed(), tmp_path / "f.csv")
+    assert (tmp_path / "f.csv").read_bytes() == BODY
+    assert _ranges(fake) == ["bytes=700000-", None]
+    assert res.attempts == 2
+
+
+def test_a_leftover_part_longer_than_the_file_is_discarded(tmp_path):
+    (tmp_path / "f.csv.part").write_bytes(BODY + b"extra")
+    fake = FakeMarketo()
+    fake.script(FILE, partial(0, None))
+    with make_client(fake) as client:
+        client.download_export(completed(), tmp_path / "f.csv")
+    assert (tmp_path / "f.csv").read_bytes() == BODY
+    assert _ranges(fake) == [None]
