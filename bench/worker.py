@@ -111,7 +111,7 @@ def _clock_resource_class():
     import httpx
 
     from marketo_assets.defs.resources import MarketoResource
-    from marketo_assets.marketo import ClientSettings, MarketoClient
+    from marketo_assets.marketo import MarketoClient
 
     class ClockAdvancingMarketo(MarketoResource):
         control_url: str
@@ -123,16 +123,7 @@ def _clock_resource_class():
             def sleep(seconds: float) -> None:
                 control.post("/_sim/clock/advance", json={"seconds": seconds}).raise_for_status()
 
-            settings = ClientSettings(
-                base_url=self.base_url,
-                client_id=self.client_id,
-                client_secret=self.client_secret,
-                poll_interval=self.poll_interval,
-                job_timeout=self.job_timeout,
-                max_calls_per_window=self.max_calls_per_window,
-                max_concurrent=self.max_concurrent,
-            )
-            client = MarketoClient(settings, on_event=on_event, sleep=sleep)
+            client = MarketoClient(self.client_settings(), on_event=on_event, sleep=sleep)
             try:
                 yield client
             finally:

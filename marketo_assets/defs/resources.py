@@ -156,7 +156,23 @@ class MarketoResource(dg.ConfigurableResource):
     ) -> Iterator[MarketoClient]:
         """A client for one run (or one sensor tick: pass smaller retry budgets as
         `overrides` of ClientSettings, since a tick must finish within a minute)."""
-        settings = ClientSettings(
+        settings = self.client_settings(**overrides)
+        # Runs and sensor ticks in one process share Marketo's 100 calls / 20 s.
+        throttle = shared_throttle(
+            settings.base_url,
+            settings.max_calls_per_window,
+            settings.window_seconds,
+            settings.max_concurrent,
+        )
+        client = MarketoClient(settings, on_event=on_event, throttle=throttle)
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def client_settings(self, **overrides: object) -> ClientSettings:
+        """The client's settings from this resource's fields (`overrides` replace some)."""
+        return ClientSettings(
             base_url=self.base_url,
             client_id=self.client_id,
             client_secret=self.client_secret,
@@ -172,18 +188,6 @@ class MarketoResource(dg.ConfigurableResource):
                 **overrides,
             },
         )
-        # Runs and sensor ticks in one process share Marketo's 100 calls / 20 s.
-        throttle = shared_throttle(
-            settings.base_url,
-            settings.max_calls_per_window,
-            settings.window_seconds,
-            settings.max_concurrent,
-        )
-        client = MarketoClient(settings, on_event=on_event, throttle=throttle)
-        try:
-            yield client
-        finally:
-            client.close()
 
     def ledger(self) -> ExportLedger:
         return ExportLedger(self.ledger_path)

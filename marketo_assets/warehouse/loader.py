@@ -92,6 +92,23 @@ def lineage_name(key: str) -> str:
     return key if key.startswith("_") else f"_{key}"
 
 
+def lineage_columns(
+    partition_key: str, lineage: dict[str, object] | None
+) -> list[tuple[str, str, object]]:
+    """(column, DuckDB type, value) of the lineage columns every loaded row gets:
+    `_partition_key`, `_export_id`, `_loaded_at` (now unless given), then the extra ones."""
+    extra = dict(lineage or {})
+    export_id = extra.pop("export_id", extra.pop("_export_id", None))
+    loaded_at = extra.pop("loaded_at", extra.pop("_loaded_at", None))
+    if loaded_at is None:
+        loaded_at = dt.datetime.now(dt.UTC)
+    return [
+        ("_partition_key", "VARCHAR", partition_key),
+        ("_export_id", "VARCHAR", None if export_id is None else str(export_id)),
+        (LOADED_AT, "TIMESTAMPTZ", loaded_at),
+    ] + [(lineage_name(k), lineage_type(v), v) for k, v in extra.items()]
+
+
 def canonical_type(conn: duckdb.DuckDBPyConnection, type_sql: str) -> str:
     """DuckDB's own spelling of a type (TIMESTAMPTZ -> TIMESTAMP WITH TIME ZONE, TEXT ->
     VARCHAR, ...); also rejects anything that is not a type."""
@@ -206,16 +223,7 @@ def load_partition(
     schema, name = split_table(table)
     target = qualified(table, conn)
 
-    extra = dict(lineage or {})
-    export_id = extra.pop("export_id", extra.pop("_export_id", None))
-    loaded_at = extra.pop("loaded_at", extra.pop("_loaded_at", None))
-    if loaded_at is None:
-        loaded_at = dt.datetime.now(dt.UTC)
-    lineage_values: list[tuple[str, str, object]] = [
-        ("_partition_key", "VARCHAR", partition_key),
-        ("_export_id", "VARCHAR", None if export_id is None else str(export_id)),
-        (LOADED_AT, "TIMESTAMPTZ", loaded_at),
-    ] + [(lineage_name(k), lineage_type(v), v) for k, v in extra.items()]
+    lineage_values = lineage_columns(partition_key, lineage)
     check_names(columns, [n for n, _, _ in lineage_values])
 
     types = {c.name: canonical_type(conn, c.type) for c in columns}

@@ -33,7 +33,6 @@ from .catalog import LIST_COLUMNS, CatalogResult
 from .files import delimiter_for, has_nul, read_header, strip_nul
 from .loader import (
     CAST_MARK,
-    LOADED_AT,
     CastError,
     HeaderMismatchError,
     LoadError,
@@ -41,9 +40,9 @@ from .loader import (
     SchemaConflictError,
     check_header,
     check_names,
-    lineage_name,
-    lineage_type,
+    lineage_columns,
 )
+from .queries import partition_stats_sql, stats_from_row
 from .sql import quote_ident, split_table
 from .types import Column
 
@@ -169,16 +168,7 @@ class PostgresSession:
             raise ValueError("partition_key must be a non-empty string")
         schema, name, target = self._target(table)
 
-        extra = dict(lineage or {})
-        export_id = extra.pop("export_id", extra.pop("_export_id", None))
-        loaded_at = extra.pop("loaded_at", extra.pop("_loaded_at", None))
-        if loaded_at is None:
-            loaded_at = dt.datetime.now(dt.UTC)
-        lineage_values: list[tuple[str, str, object]] = [
-            ("_partition_key", "text", partition_key),
-            ("_export_id", "text", None if export_id is None else str(export_id)),
-            (LOADED_AT, "timestamp with time zone", loaded_at),
-        ] + [(lineage_name(k), pg_type(lineage_type(v)), v) for k, v in extra.items()]
+        lineage_values = [(n, pg_type(t), v) for n, t, v in lineage_columns(partition_key, lineage)]
         check_names(columns, [n for n, _, _ in lineage_values])
         types = {c.name: pg_type(c.type) for c in columns}
 
@@ -386,25 +376,8 @@ class PostgresSession:
         timestamp_column: str | None = "createdAt",
     ) -> dict:
         _, _, target = self._target(table)
-        ident = quote_ident(id_column)
-        cols = ["count(*)", f"count(DISTINCT {ident})", f"count({ident})"]
-        if timestamp_column:
-            ts = quote_ident(timestamp_column)
-            cols += [f"min({ts})", f"max({ts})"]
-        row = self._fetch(
-            f"SELECT {', '.join(cols)} FROM {target} WHERE {quote_ident('_partition_key')} = %s",
-            (partition_key,),
-        )
-        stats = {
-            "rows": int(row[0]),
-            "distinct_ids": int(row[1]),
-            "duplicate_ids": int(row[2] - row[1]),
-            "null_ids": int(row[0] - row[2]),
-        }
-        if timestamp_column:
-            stats[f"min_{timestamp_column}"] = row[3]
-            stats[f"max_{timestamp_column}"] = row[4]
-        return stats
+        sql = partition_stats_sql(target, id_column, timestamp_column, "%s")
+        return stats_from_row(self._fetch(sql, (partition_key,)), timestamp_column)
 
     def rows_outside_window(
         self, table: str, partition_key: str, column: str, start: object, end: object

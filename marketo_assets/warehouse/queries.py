@@ -48,20 +48,24 @@ def partition_stats(
 ) -> dict:
     """rows, distinct_ids, duplicate_ids (rows - distinct non-null ids - null ids), and
     min_<timestamp_column> / max_<timestamp_column> for one partition's rows."""
+    sql = partition_stats_sql(qualified(table, conn), id_column, timestamp_column, "$1")
+    return stats_from_row(conn.execute(sql, [partition_key]).fetchone(), timestamp_column)
+
+
+def partition_stats_sql(
+    target: str, id_column: str, timestamp_column: str | None, param: str
+) -> str:
+    """The one query behind partition_stats (DuckDB and PostgreSQL): `param` is the
+    placeholder of the partition key ($1 / %s)."""
     ident = quote_ident(id_column)
-    cols = [
-        "count(*)",
-        f"count(DISTINCT {ident})",
-        f"count({ident})",
-    ]
+    cols = ["count(*)", f"count(DISTINCT {ident})", f"count({ident})"]
     if timestamp_column:
         ts = quote_ident(timestamp_column)
         cols += [f"min({ts})", f"max({ts})"]
-    row = conn.execute(
-        f"SELECT {', '.join(cols)} FROM {qualified(table, conn)} "
-        f"WHERE {quote_ident('_partition_key')} = $1",
-        [partition_key],
-    ).fetchone()
+    return f"SELECT {', '.join(cols)} FROM {target} WHERE {quote_ident('_partition_key')} = {param}"
+
+
+def stats_from_row(row, timestamp_column: str | None) -> dict:
     stats = {
         "rows": int(row[0]),
         "distinct_ids": int(row[1]),

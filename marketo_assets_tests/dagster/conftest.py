@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,14 @@ def dbt_manifest() -> Path:
     from marketo_assets.defs.dbt_manifest import ensure_manifest
 
     return ensure_manifest()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """`predicate()`'s first truthy value, polled every 0.2 s; AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

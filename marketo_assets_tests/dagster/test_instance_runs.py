@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -25,7 +24,7 @@ from marketo_assets.local.instance import (
 from marketo_assets.marketo.ledger import ExportLedger
 from marketo_assets.settings import PROJECT_ROOT
 
-from .conftest import run_env
+from .conftest import run_env, wait_for
 from .test_lead_partitions import _window
 
 SIX_MONTHS = ["2025-01-01", "2025-02-01", "2025-03-01", "2025-04-01", "2025-05-01", "2025-06-01"]
@@ -47,16 +46,6 @@ def _partition_rows(tmp_path) -> dict[str, int]:
                 "SELECT _partition_key, count(*) FROM marketo.marketo.leads GROUP BY 1"
             ).fetchall()
         )
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.timeout(900)
@@ -141,8 +130,8 @@ def test_killed_run_reattaches_to_the_same_export(lead_sim, dagster_env, tmp_pat
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    entry = _wait_for(lambda: ledger.entries(), 90, "the export job to be created")[0]
-    _wait_for(
+    entry = wait_for(lambda: ledger.entries(), 90, "the export job to be created")[0]
+    wait_for(
         lambda: any(j["status"] == "Processing" for j in lead_sim.state()["jobs"]),
         60,
         "the job to start processing",
@@ -183,14 +172,14 @@ def test_terminating_a_run_cancels_its_marketo_job(lead_sim, dagster_env, tmp_pa
         ensure_pools(instance)
         with running_daemon(log_path=tmp_path / "daemon.log"):
             backfill_id = launch_backfill(instance, defs(), [LEAD_EXPORTS, LEADS], ["2025-05-01"])
-            _wait_for(
+            wait_for(
                 lambda: any(j["status"] == "Processing" for j in lead_sim.state()["jobs"]),
                 120,
                 "the job to start processing",
             )
             (run,) = backfill_runs(instance, backfill_id)
             assert instance.run_launcher.terminate(run.run_id)
-            _wait_for(lambda: instance.get_run_by_id(run.run_id).is_finished, 60, "the run to end")
+            wait_for(lambda: instance.get_run_by_id(run.run_id).is_finished, 60, "the run to end")
             final = instance.get_run_by_id(run.run_id)
     jobs = lead_sim.state()["jobs"]
     assert [j["status"] for j in jobs] == ["Cancelled"]

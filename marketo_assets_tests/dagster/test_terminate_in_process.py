@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -20,20 +19,10 @@ from marketo_assets.local.instance import ensure_pools, running_daemon
 from marketo_assets.marketo.ledger import ExportLedger
 from marketo_assets.settings import PROJECT_ROOT
 
-from .conftest import run_env
+from .conftest import run_env, wait_for
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 JOBS = ("export_static_lists", "refresh_lead_changes")  # both use the in-process executor
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.timeout(600)
@@ -72,7 +61,7 @@ def test_terminating_list_and_lead_change_runs_cancels_their_marketo_jobs(
                 timeout=180,
             )
             assert launched.returncode == 0, launched.stderr[-3000:]
-            _wait_for(
+            wait_for(
                 lambda: [j["status"] for j in lead_sim.state()["jobs"]] == ["Processing"] * 2,
                 240,
                 "both export jobs to be processing",
@@ -82,7 +71,7 @@ def test_terminating_list_and_lead_change_runs_cancels_their_marketo_jobs(
             assert set(runs) == set(JOBS)
             for run in runs.values():
                 assert instance.run_launcher.terminate(run.run_id)
-            _wait_for(
+            wait_for(
                 lambda: all(instance.get_run_by_id(r.run_id).is_finished for r in runs.values()),
                 60,
                 "the terminated runs to end",
