@@ -79,6 +79,8 @@ class ExportOutcome:
     records: int
     bytes: int
     metadata: dict[str, object] = field(default_factory=dict)
+    # Bytes exported today as checked before this export's job was created (None: reattached).
+    quota_used_before: int | None = None
 
 
 def safe_name(text: str) -> str:
@@ -303,7 +305,7 @@ def _run_export(
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         # Quota used today: the pre-create check's figure plus this export (saves a listing
         # call per job); a reattached or reused export has no such figure, so list again.
-        before = outcome.metadata.pop("_quota_used_before", None)
+        before = outcome.quota_used_before
         used = before + outcome.bytes if before is not None else client.exported_bytes_today()
         quota = marketo.daily_quota_mb * MB
         outcome.metadata.update(
@@ -459,14 +461,13 @@ def _export(
         metadata["queue_wait_seconds"] = dg.MetadataValue.float(queue_wait)
     if processing is not None:
         metadata["processing_seconds"] = dg.MetadataValue.float(processing)
-    if quota_used_before is not None:
-        metadata["_quota_used_before"] = quota_used_before  # consumed by run_export
     return ExportOutcome(
         export_id=job.export_id,
         path=download.path,
         records=job.number_of_records or 0,
         bytes=download.bytes,
         metadata=metadata,
+        quota_used_before=quota_used_before,
     )
 
 
