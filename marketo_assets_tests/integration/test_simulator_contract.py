@@ -1,6 +1,6 @@
 """Contract tests: the simulator's JSON answers against Marketo's official OpenAPI (Swagger 2.0)
-files in ../shared/spec/ (swagger-mapi.json: lead database + bulk; swagger-asset.json: smart
-lists).
+files vendored in marketo_assets_tests/spec/ (swagger-mapi.json: lead database + bulk;
+swagger-asset.json: smart lists).
 
 Documented real-world differences that we deliberately relax (see
 ../shared/reference/marketo_api.md, sections 2.2, 2.3, 5.2):
@@ -22,21 +22,18 @@ import copy
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
-jsonschema = pytest.importorskip("jsonschema")
+from .simulator_support import JAN, Api
 
-from .simulator_support import JAN, Api  # noqa: E402
-
-SPEC_DIR = Path(__file__).parents[2].parent / "shared" / "spec"
+# Vendored copies of Marketo's official OpenAPI files (see spec/README.md).
+SPEC_DIR = Path(__file__).parents[1] / "spec"
 RELAXED = {"errors", "warnings", "result"}
 
 
 def _load(name: str) -> dict:
-    path = SPEC_DIR / name
-    if not path.exists():
-        pytest.skip(f"Marketo OpenAPI file not found at {path} (shared/spec is absent)")
-    return json.loads(path.read_text())
+    return json.loads((SPEC_DIR / name).read_text())
 
 
 def _validator(spec: dict, definition: str):
