@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: setup test lint demo dev bench bench-quick manifest clean
+.PHONY: setup test lint check demo dev bench bench-quick manifest clean
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
@@ -21,6 +21,12 @@ setup: .venv/.synced
 lint: setup
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen lint-imports
+
+# The fast loop while editing: lint, layer contracts and the unit tests (no servers, no Dagster
+# runs). `make test` is the whole suite.
+check: lint
+	$(UV) run --frozen pytest -q marketo_assets_tests/unit
 
 manifest: setup
 	$(UV) run --frozen python -m marketo_assets.defs.dbt_manifest
