@@ -220,7 +220,10 @@ def cast_message(source: str, column: str, type_canon: str) -> str:
     """The start of the error raised by a guarded cast (the value follows)."""
     digits = decimal_digits(type_canon)
     if digits is None:
-        return f"{CAST_MARK} {source}: column {column!r} ({type_canon}) has a value that does not convert: "
+        return (
+            f"{CAST_MARK} {source}: column {column!r} ({type_canon}) "
+            "has a value that does not convert: "
+        )
     return (
         f"{CAST_MARK} {source}: column {column!r} ({type_canon}) cannot hold this value "
         f"without rounding it (more than {digits[1]} decimal places): "
@@ -398,7 +401,8 @@ def _load(conn, schema, name, target, path, source, delim, columns, types, linea
             exprs.append(f"CAST(${len(params)} AS {t})")
         read = (
             f"read_csv($1, header = true, auto_detect = false, strict_mode = true, "
-            f"delim = '{delim}', quote = '\"', escape = '\"', nullstr = ['null', ''], allow_quoted_nulls = true, "
+            f"delim = '{delim}', quote = '\"', escape = '\"', nullstr = ['null', ''], "
+            f"allow_quoted_nulls = true, "
             f"encoding = 'utf-8', parallel = true, columns = $2)"
         )
         collist = ", ".join(quote_ident(c) for c, _, _ in wanted)

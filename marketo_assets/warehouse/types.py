@@ -39,7 +39,9 @@ def duckdb_type(data_type: str | None) -> str:
 
 def decimal_digits(type_sql: str) -> tuple[int, int] | None:
     """(precision, scale) of a DECIMAL/NUMERIC type name, None for any other type."""
-    m = re.fullmatch(r"\s*(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*", type_sql or "", re.I)
+    m = re.fullmatch(
+        r"\s*(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*", type_sql or "", re.I
+    )
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 

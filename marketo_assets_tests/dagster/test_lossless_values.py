@@ -16,14 +16,13 @@ from dagster_duckdb import DuckDBResource
 from marketo_assets.defs.leads import lead_export_files, leads
 from marketo_assets.defs.resources import ExportOptions
 from marketo_assets.simulator.data import FIELDS
-
 from marketo_assets.simulator.process import run_simulator
 
 from .conftest import SIM_ARGS, marketo_resource
 
 PARTITION = "2025-02-01"
 WINDOW = {"createdAt": {"startAt": "2025-02-01T00:00:00Z", "endAt": "2025-02-28T23:59:59Z"}}
-LONG = ("Grüße, 名前; \"q\"\t🎉\r\n" * 5000)[:70_000]  # > 64 KB of characters, ~120 KB UTF-8
+LONG = ('Grüße, 名前; "q"\t🎉\r\n' * 5000)[:70_000]  # > 64 KB of characters, ~120 KB UTF-8
 NASTY = [
     "a\rb",
     "a\nb",
@@ -114,7 +113,9 @@ def test_every_value_loads_as_the_simulator_holds_it(nasty_sim, tmp_path, fmt, s
     with duckdb.connect(str(db), read_only=True) as conn:
         cur = conn.execute("SELECT * FROM marketo.marketo.leads")
         names = [d[0] for d in cur.description]
-        table = {row[names.index("id")]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+        table = {
+            row[names.index("id")]: dict(zip(names, row, strict=True)) for row in cur.fetchall()
+        }
     assert sorted(table) == sorted(truth)
     fields = [f for f in names if not f.startswith("_")]
     assert len(fields) == len(truth[next(iter(truth))])  # every exported field was compared
@@ -134,3 +135,54 @@ def test_every_value_loads_as_the_simulator_holds_it(nasty_sim, tmp_path, fmt, s
     numbers = table[ids[len(NASTY)]]
     assert {f: numbers[f] for f in NUMBERS} == {f: Decimal(v) for f, v in NUMBERS.items()}
     assert str(numbers["annualRevenue"].normalize()) == "12345678901234.5678"
+
+
+def test_dbt_staging_keeps_every_digit(tmp_path, monkeypatch, dbt_manifest):
+    """The staging model types currency/float/percent like the raw table: no rounding in dbt."""
+    from marketo_assets.defs.dbt import marketo_dbt_models
+    from marketo_assets.defs.dbt_resources import dbt_resource
+
+    db = tmp_path / "marketo.duckdb"  # the file name the manifest was parsed with
+    monkeypatch.setenv("DUCKDB_PATH", str(db))
+    with run_simulator(**SIM_ARGS) as sim:
+        lead_id = sim.truth(WINDOW, ids=True)["ids"][0]
+        sim.update_lead(lead_id, NUMBERS)
+        resources = {
+            "marketo": marketo_resource(sim, tmp_path),
+            "export_options": ExportOptions(),
+            "duckdb": DuckDBResource(database=str(db)),
+        }
+        instance = dg.DagsterInstance.ephemeral()
+        raw = dg.materialize(
+            [lead_export_files, leads], partition_key=PARTITION, resources=resources,
+            instance=instance,
+        )  # fmt: skip
+        assert raw.success
+    built = dg.materialize(
+        [marketo_dbt_models],
+        selection=[dg.AssetKey(["staging", "stg_marketo__leads"])],
+        resources={"dbt": dbt_resource()},
+        instance=instance,
+    )
+    assert built.success
+    columns = {
+        "annualRevenue": "annual_revenue",
+        "contractValue__c": "contract_value",
+        "urgency": "urgency",
+        "probability": "probability",
+        "churnRisk__c": "churn_risk",
+    }
+    with duckdb.connect(str(db), read_only=True) as conn:
+        got = conn.execute(
+            f"SELECT {', '.join(columns.values())} FROM staging.stg_marketo__leads "
+            "WHERE lead_id = ?",
+            [lead_id],
+        ).fetchone()
+        types = dict(
+            conn.execute(
+                "SELECT column_name, data_type FROM duckdb_columns() "
+                "WHERE table_name = 'stg_marketo__leads'"
+            ).fetchall()
+        )
+    assert dict(zip(columns, got, strict=True)) == {f: Decimal(v) for f, v in NUMBERS.items()}
+    assert {types[c] for c in columns.values()} == {"DECIMAL(38,18)"}

@@ -82,11 +82,7 @@ def test_value_a_decimal_cannot_hold_fails_naming_the_column(tmp_path, conn, val
 @pytest.mark.parametrize("sep", [";", " "], ids=["semicolon", "space"])
 def test_ssv_is_read_with_the_separator_of_its_header(tmp_path, conn, sep):
     fields = [("id", "integer"), ("first name", "string"), ("note;s", "string")]
-    text = (
-        f'id{sep}"first name"{sep}"note;s"\n'
-        f'1{sep}"Ann Lee"{sep}"a;b"\n'
-        f'2{sep}Bo{sep}" x "\n'
-    )
+    text = f'id{sep}"first name"{sep}"note;s"\n1{sep}"Ann Lee"{sep}"a;b"\n2{sep}Bo{sep}" x "\n'
     load(conn, tmp_path, text, fields, fmt="SSV", name="s.ssv")
     got = conn.execute('SELECT id, "first name", "note;s" FROM marketo.marketo.leads ORDER BY id')
     assert got.fetchall() == [(1, "Ann Lee", "a;b"), (2, "Bo", " x ")]
