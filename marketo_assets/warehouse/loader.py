@@ -180,10 +180,15 @@ def cast_expr(source: str, type_canon: str, type_sql: str, message: str, params:
     digits = decimal_digits(type_canon)
     if digits is not None:
         params.append(message)
+        cast = f"CAST({source} AS {type_sql})"
+        # Only a value longer than scale + 1 bytes or with an exponent can need more places:
+        # the exact count (slower string work) runs for those alone.
         return (
-            f"CASE WHEN {decimal_places(source)} > {digits[1]} "
-            f"THEN error(${len(params)} || left({source}, {EXAMPLE_CHARS})) "
-            f"ELSE CAST({source} AS {type_sql}) END"
+            f"CASE WHEN strlen({source}) > {digits[1] + 1} OR contains({source}, 'e') "
+            f"OR contains({source}, 'E') "
+            f"THEN CASE WHEN {decimal_places(source)} > {digits[1]} "
+            f"THEN error(${len(params)} || left({source}, {EXAMPLE_CHARS})) ELSE {cast} END "
+            f"ELSE {cast} END"
         )
     if type_canon not in INTEGER_TYPES:
         return f"CAST({source} AS {type_sql})"
