@@ -16,7 +16,10 @@ export (README, Performance). The connection's settings are restored afterwards.
 CR / LF inside quoted values are kept as they are (RFC-4180 quoting; DuckDB handles them;
 CRLF and LF line ends both work). A bare CR in an *unquoted* value is not RFC-4180 (Marketo and
 the simulator quote such values): DuckDB rejects the row, so the load fails (LoadError) rather
-than splitting the row. Values are never silently changed except for the NUL removal.
+than splitting the row. Values are never silently changed except for the NUL removal (and
+`null` / `''` -> NULL): docs/DATA-TYPES.md lists every case.
+Numbers: DECIMAL columns refuse a value they would round (cast_expr). SSV: `;` or a space,
+whichever the header row is written with (checked_header).
 """
 
 from __future__ import annotations
