@@ -407,11 +407,12 @@ def _cast_expr(source: str, type_pg: str) -> str:
     if digits is not None:
         # An unconstrained numeric is exact: a value that differs from itself rounded to the
         # scale would be rounded by the cast, so it fails instead (the error quotes it).
+        # NaN is refused like DuckDB does (numeric would keep it).
         exact = f"{value}::numeric"
         return (
-            f"CASE WHEN {exact} <> round({exact}, {digits[1]}) THEN CAST('cannot hold without "
-            f"rounding it (more than {digits[1]} decimal places): ' || {value} AS numeric) "
-            f"ELSE {exact}::{type_pg} END"
+            f"CASE WHEN {exact} = 'NaN' OR {exact} <> round({exact}, {digits[1]}) "
+            f"THEN CAST('cannot hold without rounding it (more than {digits[1]} decimal places) "
+            f"or not a number: ' || {value} AS numeric) ELSE {exact}::{type_pg} END"
         )
     if type_pg in INTEGER_PG:
         # '2.0' -> 2, '1.5' -> error (a plain cast would reject 2.0; DuckDB's would round 1.5).

@@ -52,7 +52,7 @@ def test_numeric_keeps_every_digit(tmp_path, pg):
     load(pg, tmp_path, "id,revenue,ratio,pct\n" + body)
 
 
-@pytest.mark.parametrize("value", ["1.0000000000000000001", "1e-19", "1E25"])
+@pytest.mark.parametrize("value", ["1.0000000000000000001", "1e-19", "1E25", "NaN", "Infinity"])
 def test_numeric_refuses_rounding(tmp_path, pg, value):
     load(pg, tmp_path, "id,revenue,ratio,pct\n1,5,5,5\n", name="first.csv")
     with pytest.raises(CastError) as err:
