@@ -51,6 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also accept the deprecated access_token query parameter",
     )
+    p.add_argument(
+        "--ssv-separator",
+        choices=["semicolon", "space"],
+        default="semicolon",
+        help="separator of SSV files (Marketo's pages name both)",
+    )
     p.add_argument("--now", default=None, help="start the simulated clock at this ISO time")
     p.add_argument("--log-level", default="warning")
     args = p.parse_args(argv)
@@ -75,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from .data import DataSet
+    from .files import SSV_SEPARATORS
     from .server import Config, Simulator
 
     clients = {args.client_id: args.client_secret}
@@ -90,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         token_ttl=args.token_ttl,
         daily_call_limit=args.daily_call_limit,
         allow_query_token=args.allow_query_token,
+        ssv_separator=SSV_SEPARATORS[args.ssv_separator],
     )
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

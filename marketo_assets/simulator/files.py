@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from .data import EDGE_PERSONAS, FIELDS, PERSONA_BITS, PERSONAS, UPDATE_SPAN, DataSet, mix64
 
 DELIMITERS = {"CSV": ",", "TSV": "\t", "SSV": ";"}
+# Marketo's pages disagree on SSV's separator (semicolon or space): the simulator writes either.
+SSV_SEPARATORS = {"semicolon": ";", "space": " "}
 FIELD_INDEX = {f.name: i for i, f in enumerate(FIELDS)}
 BATCH = 20000  # rows per write
 
@@ -105,9 +107,11 @@ def write_export(
     path: str,
     overrides: dict[int, dict],
     changed: dict[int, int],
+    ssv_separator: str = ";",
 ) -> tuple[int, int, str]:
-    """Write the file; returns (rows, bytes, sha256 hex). `overrides`/`changed` are snapshots."""
-    delim = DELIMITERS[fmt]
+    """Write the file; returns (rows, bytes, sha256 hex). `overrides`/`changed` are snapshots;
+    SSV files use `ssv_separator` (";" or " ")."""
+    delim = ssv_separator if fmt == "SSV" else DELIMITERS[fmt]
     tpl = _Templates(ds, fields, delim)
     cache, build = tpl.cache, tpl.build
     c_slot, u_slot = tpl.c_slot, tpl.u_slot

@@ -278,11 +278,13 @@ def generate(
     overrides: dict,
     changed: dict,
     path: str,
+    ssv_separator: str = ";",
 ) -> FileInfo:
     """Runs in a worker thread: select the leads, write the file."""
     t0 = time.perf_counter()
     ids = select_ids(ds, sel, lst, changed)
     rows, size, sha = write_export(
-        ds, ids, req["fields"], req["format"], req["columnHeaderNames"], path, overrides, changed
-    )
+        ds, ids, req["fields"], req["format"], req["columnHeaderNames"], path, overrides, changed,
+        ssv_separator,
+    )  # fmt: skip
     return FileInfo(path, rows, size, sha, time.perf_counter() - t0)

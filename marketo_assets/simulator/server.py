@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from .data import FIELDS, DataSet, ListDef, iso
 from .faults import Drop, Faults, flip
+from .files import SSV_SEPARATORS
 from .jobs import (
     STATUSES,
     ApiError,
@@ -69,6 +70,7 @@ class Config:
     file_retention_days: float = 7
     list_retention_days: float = 7
     status_retention_days: float = 30
+    ssv_separator: str = ";"  # SSV files: ";" or " " (Marketo's pages name both)
 
     @property
     def quota_bytes(self) -> int:
@@ -751,6 +753,9 @@ class Simulator:
                 lst = snapshot_list(live)
                 list_version = live.version
         key = signature(job.request) + f"|v{self.ds.version}|l{list_version}"
+        sep = self.cfg.ssv_separator
+        if job.request["format"] == "SSV":
+            key += f"|sep{sep!r}"
         if sel.list_key and lst is None:
             key += "|deleted"
         job.cache_key = key
@@ -760,7 +765,7 @@ class Simulator:
             overrides = copy.deepcopy(self.ds.overrides)
             changed = dict(self.ds.changed)
             fut = self.pool.submit(
-                generate, self.ds, job.request, sel, lst, overrides, changed, path
+                generate, self.ds, job.request, sel, lst, overrides, changed, path, sep
             )
             self.files[key] = fut
         job.future = fut
@@ -868,6 +873,8 @@ class Simulator:
             bad = [k for k in body if k not in names]
             if bad:
                 return JSONResponse({"error": f"unknown settings: {bad}"}, 400)
+            if body.get("ssv_separator", ";") not in SSV_SEPARATORS.values():
+                return JSONResponse({"error": "ssv_separator must be ';' or ' '"}, 400)
             for k, v in body.items():
                 setattr(self.cfg, k, v)
         return JSONResponse(asdict(self.cfg))

@@ -8,6 +8,9 @@ import tempfile
 from pathlib import Path
 
 DELIMITERS = {"CSV": ",", "TSV": "\t", "SSV": ";"}
+# Marketo's pages disagree on SSV: "semicolon" (bulk extract overview, bulk import) or "space"
+# (the bulk lead extract page). Both are accepted; the header line decides (header_and_delimiter).
+SSV_DELIMITERS = (";", " ")
 CHUNK = 8 * 1024 * 1024
 
 
@@ -32,6 +35,32 @@ def read_header(path: Path, delimiter: str) -> list[str] | None:
             return None
         except csv.Error as exc:
             raise ValueError(f"cannot parse the header row of {path}: {exc}") from exc
+
+
+def header_and_delimiter(
+    path: Path, file_format: str, expected: list[str]
+) -> tuple[list[str] | None, str]:
+    """(header record, delimiter) of an export file. CSV and TSV have one delimiter. For SSV
+    each of `SSV_DELIMITERS` is tried: the first whose header is exactly `expected` wins (a
+    header that reads the same with both, e.g. a single column, keeps `;`); if none is, the one
+    sharing most names with `expected`, for the caller's mismatch message."""
+    delim = delimiter_for(file_format)
+    if file_format.upper() != "SSV":
+        return read_header(path, delim), delim
+    found: list[tuple[list[str] | None, str]] = []
+    errors: list[ValueError] = []
+    for delim in SSV_DELIMITERS:
+        try:
+            header = read_header(path, delim)
+        except ValueError as exc:
+            errors.append(exc)
+            continue
+        if header is None or header == expected:
+            return header, delim
+        found.append((header, delim))
+    if not found:
+        raise errors[0]
+    return max(found, key=lambda hd: len(set(hd[0] or ()) & set(expected)))
 
 
 def has_nul(path: Path) -> bool:

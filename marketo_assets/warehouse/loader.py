@@ -16,7 +16,10 @@ export (README, Performance). The connection's settings are restored afterwards.
 CR / LF inside quoted values are kept as they are (RFC-4180 quoting; DuckDB handles them;
 CRLF and LF line ends both work). A bare CR in an *unquoted* value is not RFC-4180 (Marketo and
 the simulator quote such values): DuckDB rejects the row, so the load fails (LoadError) rather
-than splitting the row. Values are never silently changed except for the NUL removal.
+than splitting the row. Values are never silently changed except for the NUL removal (and
+`null` / `''` -> NULL): docs/DATA-TYPES.md lists every case.
+Numbers: DECIMAL columns refuse a value they would round (cast_expr). SSV: `;` or a space,
+whichever the header row is written with (checked_header).
 """
 
 from __future__ import annotations
@@ -33,9 +36,9 @@ from pathlib import Path
 
 import duckdb
 
-from .files import delimiter_for, has_nul, read_header, strip_nul
+from .files import delimiter_for, has_nul, header_and_delimiter, strip_nul
 from .sql import qualified, qualified_schema, quote_ident, split_table
-from .types import Column
+from .types import Column, decimal_digits
 
 BASE_LINEAGE = (("_partition_key", "VARCHAR NOT NULL"), ("_export_id", "VARCHAR"))
 LOADED_AT = "_loaded_at"
@@ -136,6 +139,25 @@ def check_header(header: list[str] | None, columns: list[Column], path: Path) ->
     )
 
 
+def checked_header(path: Path, file_format: str, columns: list[Column]) -> str:
+    """Read and check the file's header row; the delimiter to read the file with (for SSV the
+    one its header is written with: `;` or a space, see files.header_and_delimiter)."""
+    try:
+        header, delim = header_and_delimiter(path, file_format, [c.name for c in columns])
+    except ValueError as exc:
+        raise HeaderMismatchError(str(exc)) from exc
+    try:
+        check_header(header, columns, path)
+    except HeaderMismatchError as exc:
+        if file_format.upper() != "SSV":
+            raise
+        raise HeaderMismatchError(
+            f"{exc}. The SSV header was read with ';' and with ' ' as the separator "
+            "(Marketo's pages name both) and neither gives these columns"
+        ) from None
+    return delim
+
+
 def check_names(columns: list[Column], lineage_cols: list[str]) -> None:
     seen: dict[str, str] = {}
     for name in [c.name for c in columns] + lineage_cols:
@@ -153,10 +175,24 @@ def check_names(columns: list[Column], lineage_cols: list[str]) -> None:
 def cast_expr(source: str, type_canon: str, type_sql: str, message: str, params: list) -> str:
     """SQL turning VARCHAR `source` into `type_sql`. A plain CAST (fastest): a value that does
     not convert fails the INSERT and `find_bad_value` then names the column and the value.
-    Integers are guarded, since CAST('1.5' AS BIGINT) rounds to 2 instead of failing: a
-    value with a fraction raises `message` (a parameter) followed by the value."""
+    Integers and decimals are guarded, since a CAST rounds instead of failing
+    (CAST('1.5' AS BIGINT) = 2, CAST('0.1234' AS DECIMAL(38,2)) = 0.12): such a value raises
+    `message` (a parameter) followed by the value."""
     if type_canon == "VARCHAR":
         return source
+    digits = decimal_digits(type_canon)
+    if digits is not None:
+        params.append(message)
+        cast = f"CAST({source} AS {type_sql})"
+        # Only a value longer than scale + 1 bytes or with an exponent can need more places:
+        # the exact count (slower string work) runs for those alone.
+        return (
+            f"CASE WHEN strlen({source}) > {digits[1] + 1} OR contains({source}, 'e') "
+            f"OR contains({source}, 'E') "
+            f"THEN CASE WHEN {decimal_places(source)} > {digits[1]} "
+            f"THEN error(${len(params)} || left({source}, {EXAMPLE_CHARS})) ELSE {cast} END "
+            f"ELSE {cast} END"
+        )
     if type_canon not in INTEGER_TYPES:
         return f"CAST({source} AS {type_sql})"
     params.append(message)
@@ -168,6 +204,48 @@ def cast_expr(source: str, type_canon: str, type_sql: str, message: str, params:
         f"THEN {as_double} END AS {type_sql}), "
         f"error(${len(params)} || left({source}, {EXAMPLE_CHARS}))) "
         f"ELSE CAST({source} AS {type_sql}) END"
+    )
+
+
+def decimal_places(source: str) -> str:
+    """SQL: how many digits after the point the number text `source` needs, trailing zeros
+    not counted ('1.50' -> 1, '2.5e-3' -> 4, '1.5E+10' -> -9). Plain decimals take the fast
+    branch; exponent forms count the mantissa's places minus the exponent."""
+    v = f"trim({source})"
+    mantissa = f"split_part(lower({v}), 'e', 1)"
+    digits = f"regexp_replace({mantissa}, '[^0-9]', '', 'g')"
+    return (
+        f"(CASE WHEN NOT (contains({v}, 'e') OR contains({v}, 'E')) "
+        f"THEN length(rtrim(split_part({v}, '.', 2), '0')) "
+        f"WHEN rtrim({digits}, '0') = '' THEN 0 "
+        f"ELSE length(split_part({mantissa}, '.', 2)) "
+        f"- (length({digits}) - length(rtrim({digits}, '0'))) "
+        f"- TRY_CAST(split_part(lower({v}), 'e', 2) AS INTEGER) END)"
+    )
+
+
+def cast_message(source: str, column: str, type_canon: str) -> str:
+    """The start of the error raised by a guarded cast (the value follows)."""
+    digits = decimal_digits(type_canon)
+    if digits is None:
+        return (
+            f"{CAST_MARK} {source}: column {column!r} ({type_canon}) "
+            "has a value that does not convert: "
+        )
+    return (
+        f"{CAST_MARK} {source}: column {column!r} ({type_canon}) cannot hold this value "
+        f"without rounding it (more than {digits[1]} decimal places): "
+    )
+
+
+def decimal_hint(type_canon: str) -> str:
+    digits = decimal_digits(type_canon)
+    if digits is None:
+        return ""
+    precision, scale = digits
+    return (
+        f" ({type_canon} holds at most {precision - scale} integer digits and {scale} "
+        "decimal places; a value it cannot hold is never rounded)"
     )
 
 
@@ -215,7 +293,7 @@ def load_partition(
     export file, in one transaction: on any error the table keeps its previous rows."""
     started = time.perf_counter()
     path = Path(file_path)
-    delim = delimiter_for(file_format)
+    delimiter_for(file_format)  # a known format
     if not columns:
         raise ValueError("no columns given")
     if not partition_key:
@@ -227,11 +305,7 @@ def load_partition(
     check_names(columns, [n for n, _, _ in lineage_values])
 
     types = {c.name: canonical_type(conn, c.type) for c in columns}
-    try:
-        header = read_header(path, delim)
-    except ValueError as exc:
-        raise HeaderMismatchError(str(exc)) from exc
-    check_header(header, columns, path)
+    delim = checked_header(path, file_format, columns)
 
     load_path = strip_nul(path) if has_nul(path) else path
     try:
@@ -328,10 +402,7 @@ def _load(conn, schema, name, target, path, source, delim, columns, types, linea
         params: list = [str(path), {c.name: "VARCHAR" for c in columns}]
         exprs = []
         for c in columns:
-            message = (
-                f"{CAST_MARK} {source}: column {c.name!r} ({types[c.name]}) "
-                "has a value that does not convert: "
-            )
+            message = cast_message(source, c.name, types[c.name])
             exprs.append(cast_expr(quote_ident(c.name), types[c.name], c.type, message, params))
         for _name, t, v in lineage_values:
             params.append(v)
@@ -339,6 +410,7 @@ def _load(conn, schema, name, target, path, source, delim, columns, types, linea
         read = (
             f"read_csv($1, header = true, auto_detect = false, strict_mode = true, "
             f"delim = '{delim}', quote = '\"', escape = '\"', nullstr = ['null', ''], "
+            f"allow_quoted_nulls = true, "
             f"encoding = 'utf-8', parallel = true, columns = $2)"
         )
         collist = ", ".join(quote_ident(c) for c, _, _ in wanted)
@@ -355,7 +427,7 @@ def _load(conn, schema, name, target, path, source, delim, columns, types, linea
             col, value = bad
             raise CastError(
                 f"{CAST_MARK} {source}: column {col!r} ({types[col]}) has a value that "
-                f"does not convert: {value!r}"
+                f"does not convert: {value!r}{decimal_hint(types[col])}"
             ) from None
         except duckdb.InvalidInputException as exc:
             msg = str(exc)

@@ -13,8 +13,9 @@ table run in parallel; two loads of the *same* partition are serialized by a tra
 advisory lock on (table, partition), and creating or widening a table by another on the table.
 
 Types: the DuckDB types of `types.DUCKDB_TYPES` map to PostgreSQL ones (`PG_TYPES`):
-BIGINT → bigint, DOUBLE → double precision, BOOLEAN → boolean, DATE → date,
-TIMESTAMPTZ → timestamp with time zone, VARCHAR → text.
+BIGINT → bigint, DECIMAL(38,18) → numeric(38,18), BOOLEAN → boolean, DATE → date,
+TIMESTAMPTZ → timestamp with time zone, VARCHAR → text (docs/DATA-TYPES.md). Like DuckDB, a
+numeric column refuses a value it would round (more decimal places than its scale).
 
 Connection: a libpq connection string or URI, or "" for the standard PG* environment
 variables. It is never logged, nor put into an exception message (it may hold a password).
@@ -30,21 +31,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .catalog import LIST_COLUMNS, CatalogResult
-from .files import delimiter_for, has_nul, read_header, strip_nul
+from .files import delimiter_for, has_nul, strip_nul
 from .loader import (
     CAST_MARK,
     CastError,
-    HeaderMismatchError,
     LoadError,
     LoadResult,
     SchemaConflictError,
-    check_header,
     check_names,
+    checked_header,
     lineage_columns,
 )
 from .queries import partition_stats_sql, stats_from_row
 from .sql import quote_ident, split_table
-from .types import Column
+from .types import Column, decimal_digits
 
 # DuckDB type spelling (as used by Column.type and the lineage columns) -> PostgreSQL type, in
 # information_schema's spelling so that existing columns compare equal.
@@ -69,6 +69,9 @@ _SAME = {"character varying": "text"}
 def pg_type(duckdb_type: str) -> str:
     """PostgreSQL type for a DuckDB type name (Column.type); ValueError for anything else."""
     key = " ".join((duckdb_type or "").replace("NOT NULL", "").split()).upper()
+    digits = decimal_digits(key)
+    if digits is not None:
+        return f"numeric({digits[0]},{digits[1]})"
     try:
         return PG_TYPES[key]
     except KeyError:
@@ -129,11 +132,12 @@ class PostgresSession:
     # ------------------------------------------------------------------------- helpers
     def _columns(self, cur, schema: str, name: str) -> dict[str, tuple[str, str]]:
         cur.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
+            "SELECT column_name, data_type, numeric_precision, numeric_scale "
+            "FROM information_schema.columns "
             "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
             (schema, name),
         )
-        return {n.lower(): (n, _SAME.get(t, t)) for n, t in cur.fetchall()}
+        return {n.lower(): (n, _spelled(t, p, sc)) for n, t, p, sc in cur.fetchall()}
 
     def _target(self, table: str) -> tuple[str, str, str]:
         schema, name = split_table(table)
@@ -161,7 +165,7 @@ class PostgresSession:
         transaction (see the module docstring)."""
         started = time.perf_counter()
         path = Path(file_path)
-        delim = delimiter_for(file_format)
+        delimiter_for(file_format)  # a known format
         if not columns:
             raise ValueError("no columns given")
         if not partition_key:
@@ -171,12 +175,7 @@ class PostgresSession:
         lineage_values = [(n, pg_type(t), v) for n, t, v in lineage_columns(partition_key, lineage)]
         check_names(columns, [n for n, _, _ in lineage_values])
         types = {c.name: pg_type(c.type) for c in columns}
-
-        try:
-            header = read_header(path, delim)
-        except ValueError as exc:
-            raise HeaderMismatchError(str(exc)) from exc
-        check_header(header, columns, path)
+        delim = checked_header(path, file_format, columns)
 
         load_path = strip_nul(path) if has_nul(path) else path
         try:
@@ -392,11 +391,29 @@ class PostgresSession:
         return int(row[0])
 
 
+def _spelled(data_type: str, precision: int | None, scale: int | None) -> str:
+    """information_schema's type name as pg_type spells it (numeric with its digits)."""
+    if data_type == "numeric" and precision is not None:
+        return f"numeric({precision},{scale or 0})"
+    return _SAME.get(data_type, data_type)
+
+
 def _cast_expr(source: str, type_pg: str) -> str:
     """SQL turning the staged text `source` into `type_pg`; '' and 'null' are NULL."""
     value = f"nullif(nullif({source}, ''), 'null')"
     if type_pg == "text":
         return value
+    digits = decimal_digits(type_pg)
+    if digits is not None:
+        # An unconstrained numeric is exact: a value that differs from itself rounded to the
+        # scale would be rounded by the cast, so it fails instead (the error quotes it).
+        # NaN is refused like DuckDB does (numeric would keep it).
+        exact = f"{value}::numeric"
+        return (
+            f"CASE WHEN {exact} = 'NaN' OR {exact} <> round({exact}, {digits[1]}) "
+            f"THEN CAST('cannot hold without rounding it (more than {digits[1]} decimal places) "
+            f"or not a number: ' || {value} AS numeric) ELSE {exact}::{type_pg} END"
+        )
     if type_pg in INTEGER_PG:
         # '2.0' -> 2, '1.5' -> error (a plain cast would reject 2.0; DuckDB's would round 1.5).
         return (

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Marketo `dataType` (describe / describe2) -> DuckDB type. Anything not listed is VARCHAR
 # (string, email, phone, text, textarea, url, reference, lead_function, array, unknown types).
+# Numbers Marketo stores with decimals: DECIMAL(38, 18), exact. It holds every value of up to
+# 18 significant digits between 1e-18 and 1e20 (Salesforce-synced numbers have at most 18
+# digits, up to 17 after the point): 20 digits before the point, 18 after. A value with more
+# fails the load naming the column (loader.cast_expr); it is never rounded. DOUBLE would round
+# anything past ~15-17 significant digits (12345678901234.5678 -> 12345678901234.568).
+DECIMAL_TYPE = "DECIMAL(38,18)"
+
+# Marketo `dataType` (describe / describe2) -> DuckDB type. Anything not listed is VARCHAR
+# (string, email, phone, text, textarea, url, reference, lead_function, array, unknown types).
+# docs/DATA-TYPES.md has the table with the PostgreSQL types.
 DUCKDB_TYPES: dict[str, str] = {
     "integer": "BIGINT",
     "score": "BIGINT",
-    "float": "DOUBLE",
-    # currency: DOUBLE, not DECIMAL(18,4). Marketo does not document the scale of currency
-    # values and they can carry more than 4 decimals; DECIMAL(18,4) would silently round them
-    # (and overflow above 10^14). DOUBLE keeps every exported value to ~15 significant digits.
-    "currency": "DOUBLE",
-    # percent: DOUBLE. Typed integer by Marketo, but exported values can carry decimals.
-    "percent": "DOUBLE",
+    "float": DECIMAL_TYPE,
+    "currency": DECIMAL_TYPE,
+    # percent: typed integer by Marketo, but exported values can carry decimals.
+    "percent": DECIMAL_TYPE,
     "boolean": "BOOLEAN",
     "date": "DATE",
     # datetime values look like 2020-01-08T18:10:26Z (UTC): an absolute instant.
@@ -27,6 +35,14 @@ DEFAULT_TYPE = "VARCHAR"
 def duckdb_type(data_type: str | None) -> str:
     """DuckDB type for a Marketo data type (case-insensitive; unknown -> VARCHAR)."""
     return DUCKDB_TYPES.get((data_type or "").strip().lower(), DEFAULT_TYPE)
+
+
+def decimal_digits(type_sql: str) -> tuple[int, int] | None:
+    """(precision, scale) of a DECIMAL/NUMERIC type name, None for any other type."""
+    m = re.fullmatch(
+        r"\s*(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*", type_sql or "", re.I
+    )
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 @dataclass(frozen=True)

@@ -117,8 +117,8 @@ def test_both_backends_load_the_same_typed_values(tmp_path, pg_server, pg_databa
     assert types["postgres"] == {
         "id": "bigint",
         "leadScore": "bigint",
-        "ratio": "double precision",
-        "revenue": "double precision",
+        "ratio": "numeric(38,18)",
+        "revenue": "numeric(38,18)",
         "unsubscribed": "boolean",
         "birthDate": "date",
         "createdAt": "timestamp with time zone",

@@ -81,16 +81,16 @@ def test_every_type_is_typed_and_null_literal_is_null(tmp_path, conn):
     types = dict(table_schema(conn, TABLE))
     assert types == dict(result.columns)
     assert [types[n] for n, _ in ALL_TYPES] == [
-        "BIGINT", "BIGINT", "DOUBLE", "DOUBLE", "DOUBLE", "BOOLEAN", "DATE",
+        "BIGINT", "BIGINT", "DECIMAL(38,18)", "DECIMAL(38,18)", "DECIMAL(38,18)", "BOOLEAN", "DATE",
         "TIMESTAMP WITH TIME ZONE", "VARCHAR", "VARCHAR",
     ]  # fmt: skip
     got = rows(conn, f"SELECT * EXCLUDE (_partition_key, _export_id, _loaded_at) FROM {TABLE} "
                "ORDER BY id")  # fmt: skip
     assert got[0] == (
-        7, 42, 0.5, 1234.56789, 12.5, True, dt.date(1980, 2, 29),
+        7, 42, Decimal("0.5"), Decimal("1234.56789"), Decimal("12.5"), True, dt.date(1980, 2, 29),
         dt.datetime(2020, 1, 8, 18, 10, 26, tzinfo=UTC), "a@b.c", "hi",
     )  # fmt: skip
-    assert got[1][2] == 1000.0
+    assert got[1][2] == Decimal(1000)
     assert got[1][5] is False
     assert got[1][7] == dt.datetime(2020, 1, 8, 16, 10, 26, tzinfo=UTC)
     assert got[2] == (9,) + (None,) * 9

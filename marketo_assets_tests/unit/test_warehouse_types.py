@@ -8,9 +8,9 @@ from marketo_assets.warehouse import DUCKDB_TYPES, Column, columns_for, duckdb_t
     [
         ("integer", "BIGINT"),
         ("score", "BIGINT"),
-        ("float", "DOUBLE"),
-        ("currency", "DOUBLE"),
-        ("percent", "DOUBLE"),
+        ("float", "DECIMAL(38,18)"),
+        ("currency", "DECIMAL(38,18)"),
+        ("percent", "DECIMAL(38,18)"),
         ("boolean", "BOOLEAN"),
         ("date", "DATE"),
         ("datetime", "TIMESTAMPTZ"),
