@@ -19,6 +19,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
 from marketo_assets.local.instance import ensure_pools, running_daemon
 from marketo_assets.settings import PROJECT_ROOT
@@ -125,19 +126,19 @@ def test_the_daemon_shows_the_reason_and_lead_partitions_still_run(lead_sim, tmp
         with running_daemon(log_path=tmp_path / "daemon.log"):
             ticks = wait_for(lambda: _first_ticks(instance), 240, "both list sensors to tick")
     static, smart = ticks["static_list_sensor"], ticks["smart_list_sensor"]
-    assert static.status == dg.TickStatus.FAILURE
+    assert static.status == TickStatus.FAILURE
     text = _error_chain(static.error)
     assert "MARKETO_STATIC_LISTS" in text and "'id:0'" in text, text
-    assert smart.status == dg.TickStatus.SUCCESS, _error_chain(smart.error)
+    assert smart.status == TickStatus.SUCCESS, _error_chain(smart.error)
     assert lead_rows(tmp_path) == {KEY: lead_sim.truth(_window(KEY))["count"]}
 
 
 def _first_ticks(instance) -> dict | None:
     found = {}
-    for state in instance.all_instigator_state(instigator_type=dg.InstigatorType.SENSOR):
+    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
         if state.instigator_name in ("static_list_sensor", "smart_list_sensor"):
             ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
-            done = [t for t in ticks if t.status != dg.TickStatus.STARTED]
+            done = [t for t in ticks if t.status != TickStatus.STARTED]
             if done:
                 found[state.instigator_name] = done[-1]
     return found if len(found) == 2 else None
