@@ -14,11 +14,12 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import dagster as dg
 
-from marketo_assets.settings import PROJECT_ROOT, SettingsError, load_settings
+from marketo_assets.settings import PROJECT_ROOT, SettingsError, SettingsWarning, load_settings
 
 from .environment import marketo_target
 from .instance import ensure_pools, launch_backfill, running_daemon, wait_for_backfill
@@ -48,7 +49,9 @@ def main() -> int:
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "dagster_home"))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     settings = load_settings()
-    from marketo_assets.defs.partitions import future_start
+    with warnings.catch_warnings():  # said once, below
+        warnings.simplefilter("ignore", SettingsWarning)
+        from marketo_assets.defs.partitions import future_start
 
     if reason := future_start():  # before starting anything
         _say(reason)
