@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -58,20 +58,7 @@ class ProjectSettings(BaseSettings):
     export_fields: str = Field("", validation_alias="MARKETO_FIELDS")
     column_header_names: str = Field("", validation_alias="MARKETO_COLUMN_HEADER_NAMES")
 
-    # List exports (sensors) and incremental updates. Selection syntax: see ListSelection.
-    static_lists: str = Field("", validation_alias="MARKETO_STATIC_LISTS")
-    smart_lists: str = Field("", validation_alias="MARKETO_SMART_LISTS")
-    list_fields: str = Field(
-        "id,email,firstName,lastName,company,createdAt,updatedAt",
-        validation_alias="MARKETO_LIST_FIELDS",
-    )
-    list_sensor_interval: int = Field(300, ge=30, validation_alias="MARKETO_LIST_SENSOR_INTERVAL")
-    static_list_refresh_hours: float = Field(
-        0, ge=0, validation_alias="MARKETO_STATIC_LIST_REFRESH_HOURS"
-    )
-    smart_list_refresh_hours: float = Field(
-        24, ge=0, validation_alias="MARKETO_SMART_LIST_REFRESH_HOURS"
-    )
+    # Incremental updates. (List settings are read apart: ListSettings.)
     lead_changes_start: date | None = Field(None, validation_alias="MARKETO_LEAD_CHANGES_START")
     filter_recheck_hours: float = Field(24, ge=0, validation_alias="MARKETO_FILTER_RECHECK_HOURS")
 
@@ -108,15 +95,79 @@ class ProjectSettings(BaseSettings):
             ) from None
         return name
 
-    @field_validator("export_fields", "list_fields")
+    @field_validator("export_fields")
     @classmethod
     def _field_list(cls, value: str) -> str:
-        if value.strip() and not [n for n in value.split(",") if n.strip()]:
+        return _field_names(value)
+
+    @field_validator("export_format", mode="before")
+    @classmethod
+    def _format(cls, value: Any) -> Any:
+        """CSV, TSV or SSV in any case ("csv", "Tsv"), as in the export_options config."""
+        if not isinstance(value, str):
+            return value
+        upper = value.strip().upper()
+        if upper not in ("CSV", "TSV", "SSV"):
             raise ValueError(
-                f"{value!r} names no field: give comma-separated REST field names (e.g. "
-                "id,email,firstName), or leave the variable unset for the default"
+                f"{value!r} is not an export format Marketo supports: use 'CSV', 'TSV' or "
+                "'SSV' (any case)"
             )
+        return upper
+
+    @property
+    def lead_changes_first_day(self) -> date:
+        return self.lead_changes_start or self.partition_start
+
+
+def _field_names(value: str) -> str:
+    if value.strip() and not [n for n in value.split(",") if n.strip()]:
+        raise ValueError(
+            f"{value!r} names no field: give comma-separated REST field names (e.g. "
+            "id,email,firstName), or leave the variable unset for the default"
+        )
+    return value
+
+
+class ListSettings(BaseSettings):
+    """Settings that concern only the list sensors and list exports. Read apart from
+    ProjectSettings (`load_list_settings`): a bad value switches off the lists, saying why,
+    instead of stopping the code location (lead partitions included) from loading."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    # Selection syntax: see ListSelection.
+    static_lists: str = Field("", validation_alias="MARKETO_STATIC_LISTS")
+    smart_lists: str = Field("", validation_alias="MARKETO_SMART_LISTS")
+    list_fields: str = Field(
+        "id,email,firstName,lastName,company,createdAt,updatedAt",
+        validation_alias="MARKETO_LIST_FIELDS",
+    )
+    list_sensor_interval: int = Field(300, ge=30, validation_alias="MARKETO_LIST_SENSOR_INTERVAL")
+    static_list_refresh_hours: float = Field(
+        0, ge=0, validation_alias="MARKETO_STATIC_LIST_REFRESH_HOURS"
+    )
+    smart_list_refresh_hours: float = Field(
+        24, ge=0, validation_alias="MARKETO_SMART_LIST_REFRESH_HOURS"
+    )
+
+    @field_validator("static_lists", "smart_lists")
+    @classmethod
+    def _selection(cls, value: str, info: ValidationInfo) -> str:
+        setting = str(cls.model_fields[info.field_name].validation_alias)
+        try:
+            ListSelection.parse(value, setting)
+        except ValueError as exc:
+            raise ValueError(
+                f"{str(exc).removeprefix(setting + ': ')}. Write list ids, names or patterns "
+                "separated by commas (e.g. 1021, Webinar*), or a JSON array such as "
+                '["Leads, EMEA", 5001] for names with commas'
+            ) from None
         return value
+
+    @field_validator("list_fields")
+    @classmethod
+    def _field_list(cls, value: str) -> str:
+        return _field_names(value)
 
     @property
     def static_list_selection(self) -> ListSelection:
@@ -126,9 +177,53 @@ class ProjectSettings(BaseSettings):
     def smart_list_selection(self) -> ListSelection:
         return ListSelection.parse(self.smart_lists, "MARKETO_SMART_LISTS")
 
-    @property
-    def lead_changes_first_day(self) -> date:
-        return self.lead_changes_start or self.partition_start
+
+@dataclass(frozen=True)
+class ListConfig:
+    """The list settings, a bad value replaced by its default, and the problems by variable
+    (what is wrong and the fix): reported by what they concern instead of raised."""
+
+    settings: ListSettings
+    problems: dict[str, str]
+
+    def problem(self, *variables: str) -> str | None:
+        found = [self.problems[v] for v in variables if v in self.problems]
+        return " ".join(found) or None
+
+    def sensor_problem(self, kind: str) -> str | None:
+        """What switches off the `kind` ("static"/"smart") list sensor."""
+        own = f"MARKETO_{kind.upper()}"
+        return self.problem(
+            f"{own}_LISTS",
+            f"{own}_LIST_REFRESH_HOURS",
+            "MARKETO_LIST_SENSOR_INTERVAL",
+            "MARKETO_LIST_FIELDS",
+        )
+
+
+def load_list_settings() -> ListConfig:
+    """The list settings; a bad value does not raise (see ListConfig)."""
+    try:
+        return ListConfig(ListSettings(), {})
+    except ValidationError as exc:
+        errors = exc.errors()
+    fields = {str(f.validation_alias): f for f in ListSettings.model_fields.values()}
+    problems: dict[str, str] = {}
+    for err in errors:
+        variable = str(err["loc"][0]) if err.get("loc") else "list settings"
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        default = fields[variable].default if variable in fields else None
+        shown = "none" if default == "" else repr(default)
+        problems[variable] = (
+            f"{variable} is {err.get('input')!r}: {msg}. Fix {variable}, or unset it for the "
+            f"default ({shown})."
+        )
+    defaults = {name: fields[name].default for name in problems if name in fields}
+    return ListConfig(ListSettings(**defaults), problems)
+
+
+class SettingsWarning(UserWarning):
+    """A setting makes part of the project unusable (said at definitions load)."""
 
 
 _GLOB_CHARS = set("*?[")

@@ -18,7 +18,7 @@ from dagster_duckdb import DuckDBResource
 
 from marketo_assets.marketo import ExportFilter, ExportRequest, MarketoClient
 from marketo_assets.marketo.capabilities import FilterCapabilities
-from marketo_assets.settings import load_settings
+from marketo_assets.settings import SettingsError, load_settings
 from marketo_assets.warehouse import WarehouseSession
 
 from .cycle import (
@@ -32,7 +32,7 @@ from .cycle import (
     select_fields,
     window_bounds,
 )
-from .partitions import lead_change_days
+from .partitions import lead_change_days, lead_changes_future_start
 from .resources import ExportOptions, MarketoResource
 
 LEAD_CHANGE_EXPORTS = dg.AssetKey(["marketo", "lead_change_export_files"])
@@ -223,6 +223,9 @@ def build_lead_changes_schedule(
         context: dg.ScheduleEvaluationContext, marketo: MarketoResource
     ) -> list[dg.RunRequest] | dg.SkipReason:
         scheduled = context.scheduled_execution_time or datetime.now(UTC)
+        reason = lead_changes_future_start(scheduled)
+        if reason:  # before the probe: nothing could run anyway
+            raise SettingsError(reason)
         enabled, why = updated_at_filter_status(marketo, scheduled, recheck, context.log)
         if not enabled:
             return dg.SkipReason(why)

@@ -11,12 +11,14 @@ or renamed (not when only their membership, i.e. `updatedAt`, moved: one export 
 The runs use the in-process executor: one process per run instead of one per step.
 
 Selection (ids, exact names, glob patterns) comes from MARKETO_STATIC_LISTS / MARKETO_SMART_LISTS
-(see `settings.ListSelection`); an empty selection means no list.
+(see `settings.ListSelection`); an empty selection means no list. A bad list setting switches
+off the sensors it concerns (their ticks fail saying why), not the code location.
 """
 
 import fnmatch
 import hashlib
 import json
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,7 +26,13 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from marketo_assets.marketo import ExportFilter, errors
-from marketo_assets.settings import ListSelection, load_settings
+from marketo_assets.settings import (
+    ListSelection,
+    SettingsError,
+    SettingsWarning,
+    load_list_settings,
+    load_settings,
+)
 
 from .cycle import GENERATION_TAG
 from .lists import EXPORT_KEYS, LISTS, MEMBER_KEYS
@@ -32,6 +40,7 @@ from .partitions import LIST_PARTITIONS, list_partition_key
 from .resources import MarketoResource
 
 _settings = load_settings()
+_lists = load_list_settings()
 
 list_catalog_job = dg.define_asset_job(
     "refresh_list_catalog",
@@ -245,19 +254,27 @@ def build_list_sensor(
     recheck_hours: float = 24,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
     name: str | None = None,
+    off_reason: str | None = None,
 ) -> dg.SensorDefinition:
+    """`off_reason`: a bad list setting; every tick then fails with it, changing nothing."""
     partitions = LIST_PARTITIONS[kind]
     member_job = list_member_jobs[kind]
     refresh = timedelta(hours=refresh_hours) if refresh_hours else None
     recheck = timedelta(hours=recheck_hours) if recheck_hours else None
     setting = f"MARKETO_{kind.upper()}_LISTS"
+    off = (
+        f"OFF: {off_reason} Every tick fails saying so; once fixed, the sensor exports the "
+        f"{kind} lists selected by {setting}."
+    )
 
     @dg.sensor(
         name=name or f"{kind}_list_sensor",
         jobs=[member_job, list_catalog_job],
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
-        description=(
+        description=off
+        if off_reason
+        else (
             f"Discovers Marketo {kind} lists every {minimum_interval_seconds} s, keeps one "
             f"partition `{kind}-<id>` per selected list ({selection.describe()}; set by "
             f"{setting}), deletes partitions of deleted or unselected lists, and requests an "
@@ -269,6 +286,10 @@ def build_list_sensor(
     def list_sensor(
         context: dg.SensorEvaluationContext, marketo: MarketoResource
     ) -> dg.SensorResult | dg.SkipReason:
+        if off_reason:
+            raise SettingsError(
+                f"The {kind}-list sensor is off: {off_reason} Lead partitions are not affected."
+            )
         existing = set(context.instance.get_dynamic_partitions(partitions.name))
         if selection.empty:
             message = f"No {kind} list selected: set {setting} (ids, names or patterns)."
@@ -332,17 +353,26 @@ def build_list_sensor(
     return list_sensor
 
 
+for _kind in ("static", "smart"):
+    if _lists.sensor_problem(_kind):
+        warnings.warn(
+            f"The {_kind}-list sensor is off: {_lists.sensor_problem(_kind)}",
+            SettingsWarning,
+            stacklevel=1,
+        )
 static_list_sensor = build_list_sensor(
     "static",
-    selection=_settings.static_list_selection,
-    minimum_interval_seconds=_settings.list_sensor_interval,
-    refresh_hours=_settings.static_list_refresh_hours,
+    selection=_lists.settings.static_list_selection,
+    minimum_interval_seconds=_lists.settings.list_sensor_interval,
+    refresh_hours=_lists.settings.static_list_refresh_hours,
     recheck_hours=_settings.filter_recheck_hours,
+    off_reason=_lists.sensor_problem("static"),
 )
 smart_list_sensor = build_list_sensor(
     "smart",
-    selection=_settings.smart_list_selection,
-    minimum_interval_seconds=_settings.list_sensor_interval,
-    refresh_hours=_settings.smart_list_refresh_hours,
+    selection=_lists.settings.smart_list_selection,
+    minimum_interval_seconds=_lists.settings.list_sensor_interval,
+    refresh_hours=_lists.settings.smart_list_refresh_hours,
     recheck_hours=_settings.filter_recheck_hours,
+    off_reason=_lists.sensor_problem("smart"),
 )

@@ -14,6 +14,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from marketo_assets.marketo import ExportFilter, ExportRequest, MarketoClient, errors
+from marketo_assets.settings import load_list_settings
 
 from .cycle import (
     CHECK_ROWS,
@@ -45,6 +46,8 @@ SMART_LIST_1035_HINT = (
     "(MARKETO_STATIC_LISTS). The static-list sensor keeps working; the smart-list sensor stops "
     "requesting runs until the filter is enabled."
 )
+# A bad MARKETO_LIST_FIELDS: list exports fail at once saying so (and the sensors are off).
+_FIELDS_PROBLEM = load_list_settings().problem("MARKETO_LIST_FIELDS")
 _FILTERS = {"static": ExportFilter.static_list_id, "smart": ExportFilter.smart_list_id}
 _EXPORT_RETRY = dg.RetryPolicy(
     max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
@@ -70,6 +73,7 @@ def _build_list_assets(kind: str) -> tuple[dg.AssetsDefinition, dg.AssetsDefinit
             "the load step. Membership is taken when Marketo starts processing the job "
             "(`exported_at` in the metadata). Runs in the `marketo_bulk_export` pool; "
             "terminating the run cancels the Marketo job."
+            + (f" OFF: {_FIELDS_PROBLEM}" if _FIELDS_PROBLEM else "")
             + (
                 " Needs the smart-list filter: without it Marketo answers 1035 and the run "
                 "fails without retries, saying so."
@@ -82,6 +86,8 @@ def _build_list_assets(kind: str) -> tuple[dg.AssetsDefinition, dg.AssetsDefinit
         context: dg.AssetExecutionContext, marketo: MarketoResource, export_options: ExportOptions
     ) -> dg.MaterializeResult:
         list_id = list_id_from_key(kind, context.partition_key)
+        if _FIELDS_PROBLEM:
+            raise dg.Failure(f"List exports are off: {_FIELDS_PROBLEM}", allow_retries=False)
 
         def spec(client: MarketoClient) -> ExportSpec:
             field_types = select_fields(

@@ -11,11 +11,13 @@ partition per day of `updatedAt` changes.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import warnings
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from marketo_assets.settings import load_settings
+from marketo_assets.settings import SettingsWarning, load_settings
 
 _settings = load_settings()
 _WINDOWS = {
@@ -56,3 +58,33 @@ def list_id_from_key(kind: str, partition_key: str) -> int:
     if not partition_key.startswith(prefix) or not partition_key[len(prefix) :].isdigit():
         raise ValueError(f"not a {kind} list partition key: {partition_key!r}")
     return int(partition_key[len(prefix) :])
+
+
+def future_start(current_time: datetime | None = None) -> str | None:
+    """Why no lead partition can run yet (MARKETO_PARTITION_START after today), or None."""
+    return _future("MARKETO_PARTITION_START", _settings.partition_start, current_time)
+
+
+def lead_changes_future_start(current_time: datetime | None = None) -> str | None:
+    """The same for the lead-change days (MARKETO_LEAD_CHANGES_START, default the above)."""
+    own = _settings.lead_changes_start is not None
+    variable = "MARKETO_LEAD_CHANGES_START" if own else "MARKETO_PARTITION_START"
+    return _future(variable, _settings.lead_changes_first_day, current_time)
+
+
+def _future(variable: str, start: date, current_time: datetime | None) -> str | None:
+    zone = ZoneInfo(_settings.partition_timezone)
+    today = (current_time or datetime.now(zone)).astimezone(zone).date()
+    if start <= today:
+        return None
+    return (
+        f"{variable} is {start.isoformat()}, in the future (today is {today.isoformat()} in "
+        f'{zone.key}): there is no partition yet to export, hence "Could not find a partition '
+        f'with key". Set {variable} to a past date (YYYY-MM-DD), e.g. the first day of the '
+        "month your Marketo data starts."
+    )
+
+
+for _reason in dict.fromkeys([future_start(), lead_changes_future_start()]):
+    if _reason:
+        warnings.warn(_reason, SettingsWarning, stacklevel=1)

@@ -23,7 +23,7 @@ from marketo_assets.marketo.ledger import ExportLedger
 from marketo_assets.marketo.settings import is_loopback_host
 from marketo_assets.marketo.staging import private_dir
 from marketo_assets.marketo.throttle import shared_throttle
-from marketo_assets.settings import load_settings
+from marketo_assets.settings import load_list_settings, load_settings
 from marketo_assets.warehouse import DuckDBSession, WarehouseSession
 from marketo_assets.warehouse.postgres import PostgresWarehouse
 
@@ -349,7 +349,8 @@ def resources() -> dg.Definitions:
                 fields=_env_fields(settings.export_fields),
                 column_header_names=_env_headers(settings.column_header_names),
                 format=settings.export_format,
-                list_fields=_env_fields(settings.list_fields) or list(DEFAULT_LIST_FIELDS),
+                list_fields=_env_fields(load_list_settings().settings.list_fields)
+                or list(DEFAULT_LIST_FIELDS),
             ),
             "duckdb": WarehouseResource(
                 database=str(settings.duckdb_path), warehouse=settings.warehouse

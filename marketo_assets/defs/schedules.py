@@ -2,8 +2,10 @@
 
 import dagster as dg
 
+from marketo_assets.settings import SettingsError
+
 from .leads import LEAD_EXPORTS, LEADS
-from .partitions import lead_windows
+from .partitions import future_start, lead_windows
 
 refresh_open_window_job = dg.define_asset_job(
     "refresh_open_lead_window",
@@ -20,6 +22,9 @@ refresh_open_window_job = dg.define_asset_job(
 )
 def daily_open_window_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Every day at 06:00 UTC, refresh the partition whose window contains today."""
+    reason = future_start(context.scheduled_execution_time)
+    if reason:
+        raise SettingsError(reason)
     key = lead_windows.get_last_partition_key(current_time=context.scheduled_execution_time)
     return dg.RunRequest(
         run_key=f"{key}@{context.scheduled_execution_time:%Y-%m-%d}", partition_key=key

@@ -14,11 +14,12 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import dagster as dg
 
-from marketo_assets.settings import PROJECT_ROOT, load_settings
+from marketo_assets.settings import PROJECT_ROOT, SettingsError, SettingsWarning, load_settings
 
 from .environment import marketo_target
 from .instance import ensure_pools, launch_backfill, running_daemon, wait_for_backfill
@@ -33,8 +34,10 @@ def _say(text: str) -> None:
 
 
 def demo_partitions(defs: dg.Definitions, simulated: bool) -> list[str]:
-    from marketo_assets.defs.partitions import lead_windows
+    from marketo_assets.defs.partitions import future_start, lead_windows
 
+    if reason := future_start():
+        raise SettingsError(reason)
     keys = lead_windows.get_partition_keys()
     if simulated:
         return [k for k in keys if "2025-01-01" <= k < "2025-07-01"]
@@ -46,6 +49,13 @@ def main() -> int:
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "dagster_home"))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     settings = load_settings()
+    with warnings.catch_warnings():  # said once, below
+        warnings.simplefilter("ignore", SettingsWarning)
+        from marketo_assets.defs.partitions import future_start
+
+    if reason := future_start():  # before starting anything
+        _say(reason)
+        return 2
     log_dir = PROJECT_ROOT / "data" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
 

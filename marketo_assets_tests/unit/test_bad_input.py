@@ -22,7 +22,13 @@ from marketo_assets.defs.resources import ExportOptions, MarketoResource, Secret
 from marketo_assets.marketo import ExportFilter, ExportJob, ExportRequest, errors
 from marketo_assets.marketo.ledger import ExportLedger
 from marketo_assets.marketo.staging import clean_staging, private_dir
-from marketo_assets.settings import ProjectSettings, SettingsError, load_settings
+from marketo_assets.settings import (
+    ListSettings,
+    ProjectSettings,
+    SettingsError,
+    load_list_settings,
+    load_settings,
+)
 
 from .client_fakes import EXPORT_ID, SECRET, FakeMarketo, job, make_client, ok
 
@@ -42,7 +48,6 @@ JAN = datetime(2025, 1, 1, tzinfo=UTC)
         ("MARKETO_PARTITION_TIMEZONE", "Mars/Olympus_Mons", "IANA timezone"),
         ("MARKETO_PARTITION_WINDOW", "yearly", "'monthly', 'weekly' or 'daily'"),
         ("MARKETO_FIELDS", " , ,", "names no field"),
-        ("MARKETO_LIST_FIELDS", ",", "names no field"),
         ("MARKETO_FORMAT", "XLSX", "'CSV', 'TSV' or 'SSV'"),
         ("MARKETO_MAX_CALLS_PER_20S", "500", "100"),
         ("MARKETO_STAGING_MAX_AGE_HOURS", "0", "greater than 0"),
@@ -56,6 +61,46 @@ def test_bad_settings_name_the_variable_and_the_fix(monkeypatch, variable, value
     assert variable in message
     assert expected in message
     assert "Fix" in message or "use" in message or "write" in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "off", "expected"),
+    [
+        ("MARKETO_STATIC_LISTS", "id:abc", {"static"}, "not a positive list id"),
+        ("MARKETO_SMART_LISTS", "[1, 2", {"smart"}, "not a JSON array"),
+        ("MARKETO_LIST_FIELDS", ",", {"static", "smart"}, "names no field"),
+        ("MARKETO_LIST_SENSOR_INTERVAL", "10", {"static", "smart"}, "greater than or equal"),
+        ("MARKETO_STATIC_LIST_REFRESH_HOURS", "-1", {"static"}, "greater than or equal"),
+        ("MARKETO_SMART_LIST_REFRESH_HOURS", "1d", {"smart"}, "valid number"),
+    ],
+)
+def test_bad_list_settings_are_reported_not_raised(monkeypatch, variable, value, off, expected):
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setenv(
+        "MARKETO_STATIC_LISTS" if "SMART" in variable else "MARKETO_SMART_LISTS", "7"
+    )
+    load_settings()  # the project settings do not hold list settings
+    config = load_list_settings()
+    assert list(config.problems) == [variable]
+    problem = config.problems[variable]
+    assert f"{variable} is {value!r}" in problem and expected in problem and "Fix" in problem
+    for kind in ("static", "smart"):
+        assert (config.sensor_problem(kind) == problem) == (kind in off)
+    default = ListSettings.model_fields[_field(variable)].default
+    assert getattr(config.settings, _field(variable)) == default  # the bad value is not used
+    other = "smart" if "STATIC" in variable else "static"
+    if other not in off:
+        assert getattr(config.settings, f"{other}_list_selection").ids == {7}  # others kept
+
+
+def _field(variable: str) -> str:
+    return next(n for n, f in ListSettings.model_fields.items() if f.validation_alias == variable)
+
+
+@pytest.mark.parametrize("value", ["csv", "Tsv", " ssv "])
+def test_format_setting_is_case_insensitive(monkeypatch, value):
+    monkeypatch.setenv("MARKETO_FORMAT", value)
+    assert load_settings().export_format == value.strip().upper()
 
 
 def test_good_settings_still_load(monkeypatch):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from marketo_assets.defs.list_sensors import DiscoveredList, load_cursor, plan_tick
-from marketo_assets.settings import ListSelection, ProjectSettings
+from marketo_assets.settings import ListSelection, ListSettings
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
@@ -47,12 +47,12 @@ def test_settings_read_selection_and_interval_from_env(monkeypatch):
     monkeypatch.setenv("MARKETO_STATIC_LISTS", "1001")
     monkeypatch.setenv("MARKETO_SMART_LISTS", "High*")
     monkeypatch.setenv("MARKETO_LIST_SENSOR_INTERVAL", "600")
-    settings = ProjectSettings()
+    settings = ListSettings()
     assert settings.static_list_selection.ids == {1001}
     assert settings.smart_list_selection.patterns == ("High*",)
     assert settings.list_sensor_interval == 600
     monkeypatch.delenv("MARKETO_LIST_SENSOR_INTERVAL")
-    assert ProjectSettings().list_sensor_interval == 300
+    assert ListSettings().list_sensor_interval == 300
 
 
 def lst(list_id: int, name: str, hours: int = 0) -> DiscoveredList:
