@@ -633,8 +633,8 @@ def _load(
     record = entry.request
     headers = record["payload"].get("columnHeaderNames") or {}
     columns = columns_for([tuple(ft) for ft in record["field_types"]], headers)
-    id_col = headers.get("id", "id")
-    ts_col = headers.get(timestamp_field, timestamp_field) if timestamp_field else None
+    # Table columns are the REST field names, whatever the file's headers (Column).
+    id_col, ts_col = "id", timestamp_field
 
     with warehouse_session(duckdb) as wh:
         try:

@@ -101,8 +101,9 @@ def leads(
         stats, created_col = loaded.stats, loaded.timestamp_column
         table_duplicates = wh.duplicate_ids(LEADS_TABLE, id_column=loaded.id_column)
         lo, hi = stats[f"min_{created_col}"], stats[f"max_{created_col}"]
-        inside = stats["rows"] == 0 or (
-            lo is not None and lo >= start and hi is not None and hi <= end
+        nulls = stats[f"null_{created_col}"]  # a lead without createdAt is in no window
+        inside = nulls == 0 and (
+            stats["rows"] == 0 or (lo is not None and lo >= start and hi is not None and hi <= end)
         )
         checks = [
             dg.AssetCheckResult(
@@ -113,6 +114,7 @@ def leads(
                     "window_end": end.isoformat(),
                     "min_created_at": str(lo),
                     "max_created_at": str(hi),
+                    "null_created_at": nulls,
                 },
             ),
             dg.AssetCheckResult(

@@ -17,6 +17,9 @@ CR / LF inside quoted values are kept as they are (RFC-4180 quoting; DuckDB hand
 CRLF and LF line ends both work). A bare CR in an *unquoted* value is not RFC-4180 (Marketo and
 the simulator quote such values): DuckDB rejects the row, so the load fails (LoadError) rather
 than splitting the row. Values are never silently changed except for the NUL removal.
+Columns: each table column is named after its Marketo REST field (`Column.field`), whatever
+header the file gives it (`Column.name`, checked against the header row): one column per
+field, so another `columnHeaderNames` never adds columns or splits the table.
 """
 
 from __future__ import annotations
@@ -138,7 +141,7 @@ def check_header(header: list[str] | None, columns: list[Column], path: Path) ->
 
 def check_names(columns: list[Column], lineage_cols: list[str]) -> None:
     seen: dict[str, str] = {}
-    for name in [c.name for c in columns] + lineage_cols:
+    for name in [c.field for c in columns] + lineage_cols:
         if not name:
             raise ValueError("empty column name")
         key = name.lower()  # DuckDB identifiers are case-insensitive, even quoted
@@ -174,12 +177,12 @@ def cast_expr(source: str, type_canon: str, type_sql: str, message: str, params:
 def find_bad_value(conn, read_sql: str, params: list, columns, types) -> tuple[str, str] | None:
     """(column, example value) of the first typed column holding a value that does not
     convert; only run after a failed load (a second pass over the file)."""
-    typed = [c for c in columns if types[c.name] != "VARCHAR"]
+    typed = [c for c in columns if types[c.field] != "VARCHAR"]
     if not typed:
         return None
     picks = []
     for c in typed:
-        src = quote_ident(c.name)
+        src = quote_ident(c.field)
         picks.append(
             f"left(first({src}) FILTER (WHERE {src} IS NOT NULL "
             f"AND TRY_CAST({src} AS {c.type}) IS NULL), {EXAMPLE_CHARS})"
@@ -187,7 +190,7 @@ def find_bad_value(conn, read_sql: str, params: list, columns, types) -> tuple[s
     row = conn.execute(f"SELECT {', '.join(picks)} FROM {read_sql}", params).fetchone()
     for c, value in zip(typed, row, strict=True):
         if value is not None:
-            return c.name, value
+            return c.field, value
     return None
 
 
@@ -226,7 +229,7 @@ def load_partition(
     lineage_values = lineage_columns(partition_key, lineage)
     check_names(columns, [n for n, _, _ in lineage_values])
 
-    types = {c.name: canonical_type(conn, c.type) for c in columns}
+    types = {c.field: canonical_type(conn, c.type) for c in columns}
     try:
         header = read_header(path, delim)
     except ValueError as exc:
@@ -293,14 +296,14 @@ def bounded_memory(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 def _load(conn, schema, name, target, path, source, delim, columns, types, lineage_values) -> int:
     """The transaction. `path` is the file DuckDB reads, `source` the export file's name."""
-    wanted = [(c.name, c.type, types[c.name]) for c in columns] + [
+    wanted = [(c.field, c.type, types[c.field]) for c in columns] + [
         (n, t, canonical_type(conn, t)) for n, t, _ in lineage_values
     ]
     conn.execute("BEGIN TRANSACTION")
     rolled_back = False
     try:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified_schema(schema, conn)}")
-        defs = [f"{quote_ident(c.name)} {c.type}" for c in columns]
+        defs = [f"{quote_ident(c.field)} {c.type}" for c in columns]
         defs += [f"{quote_ident(n)} {t}" for n, t in BASE_LINEAGE]
         defs += [f"{quote_ident(LOADED_AT)} TIMESTAMPTZ"]
         conn.execute(f"CREATE TABLE IF NOT EXISTS {target} ({', '.join(defs)})")
@@ -315,8 +318,7 @@ def _load(conn, schema, name, target, path, source, delim, columns, types, linea
                     f"column {col!r} of {schema}.{name} is {found[1]} in the table but this "
                     f"load makes it {canon}. Fix: convert or drop the table column "
                     f"(ALTER TABLE {target} ALTER {quote_ident(found[0])} TYPE {canon}, or "
-                    f"drop the table and reload every partition), or give the field the "
-                    f"old type / another header name in this export."
+                    f"drop the table and reload every partition)."
                 )
 
         conn.execute(
@@ -325,14 +327,14 @@ def _load(conn, schema, name, target, path, source, delim, columns, types, linea
         )
 
         # $1 = file, $2 = column names (exactly the header) all read as VARCHAR.
-        params: list = [str(path), {c.name: "VARCHAR" for c in columns}]
+        params: list = [str(path), {c.field: "VARCHAR" for c in columns}]
         exprs = []
         for c in columns:
             message = (
-                f"{CAST_MARK} {source}: column {c.name!r} ({types[c.name]}) "
+                f"{CAST_MARK} {source}: column {c.field!r} ({types[c.field]}) "
                 "has a value that does not convert: "
             )
-            exprs.append(cast_expr(quote_ident(c.name), types[c.name], c.type, message, params))
+            exprs.append(cast_expr(quote_ident(c.field), types[c.field], c.type, message, params))
         for _name, t, v in lineage_values:
             params.append(v)
             exprs.append(f"CAST(${len(params)} AS {t})")

@@ -7,6 +7,7 @@ simulator are in `dagster/test_bad_input_runs.py`.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
@@ -164,6 +165,19 @@ def test_loopback_http_is_accepted_for_the_simulator():
 def test_export_options_config_errors(config, expected):
     with pytest.raises(pydantic.ValidationError, match=expected):
         ExportOptions(**config)
+
+
+@pytest.mark.parametrize("raw", ['{"email": null}', '{"id": "Lead ID", "email": 5}'])
+def test_header_names_that_are_not_strings_are_refused(monkeypatch, raw):
+    """`{"email": null}` once gave a column named "None"; the Launchpad refuses it too."""
+    monkeypatch.setenv("MARKETO_COLUMN_HEADER_NAMES", raw)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "MARKETO_COLUMN_HEADER_NAMES" in message
+    assert "the header of email is not a string" in message and "JSON string" in message
+    with pytest.raises(pydantic.ValidationError, match="valid string"):
+        ExportOptions(column_header_names=json.loads(raw))
 
 
 def test_export_options_accept_odd_but_valid_headers_and_lowercase_format():
