@@ -7,6 +7,7 @@ from marketo_assets.marketo import ExportFilter, ExportRequest, MarketoClient
 from marketo_assets.warehouse import WarehouseSession
 
 from .cycle import (
+    CHECK_PARTITIONS,
     CHECK_ROWS,
     ExportSpec,
     LoadedPartition,
@@ -81,6 +82,11 @@ def lead_export_files(
         dg.AssetCheckSpec(
             CHECK_TABLE_UNIQUE, asset=LEADS, description="No lead id twice in the whole table"
         ),
+        dg.AssetCheckSpec(
+            CHECK_PARTITIONS,
+            asset=LEADS,
+            description="Every partition materialized with rows still has its rows in the table",
+        ),
     ],
     retry_policy=dg.RetryPolicy(max_retries=2, delay=10),
 )
@@ -134,4 +140,5 @@ def leads(
         unique_check=CHECK_UNIQUE,
         timestamp_field="createdAt",
         extra=lead_checks,
+        check_partitions=True,
     )

@@ -7,8 +7,8 @@ checks need, each with the same semantics on every backend:
   describe, in one transaction (a failed load leaves the previous rows untouched);
 - `replace_list_catalog`: replace the list catalog and prune members of deleted lists, in one
   transaction;
-- `partition_stats`, `duplicate_ids`, `rows_outside_window`, `table_schema`: the reads behind
-  the asset checks and metadata.
+- `partition_stats`, `duplicate_ids`, `rows_outside_window`, `table_schema`,
+  `partition_keys`: the reads behind the asset checks and metadata.
 
 `DuckDBWarehouse` (the default: one file, one writing process at a time) and
 `PostgresWarehouse` (`postgres.py`: many concurrent writers, for deployments that outgrow one
@@ -79,6 +79,8 @@ class WarehouseSession(Protocol):
 
     def table_schema(self, table: str) -> list[tuple[str, str]]: ...
 
+    def partition_keys(self, table: str) -> set[str]: ...
+
 
 class Warehouse(Protocol):
     kind: str
@@ -113,6 +115,9 @@ class DuckDBSession:
 
     def table_schema(self, table) -> list[tuple[str, str]]:
         return _queries.table_schema(self.conn, table)
+
+    def partition_keys(self, table) -> set[str]:
+        return _queries.partition_keys(self.conn, table)
 
 
 class DuckDBWarehouse:

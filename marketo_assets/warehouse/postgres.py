@@ -359,6 +359,17 @@ class PostgresSession:
         self.conn.rollback()
         return out
 
+    def partition_keys(self, table: str) -> set[str]:
+        schema, name, target = self._target(table)
+        with self.conn.cursor() as cur:
+            if not self._columns(cur, schema, name):
+                keys: set[str] = set()
+            else:
+                cur.execute(f"SELECT DISTINCT {quote_ident('_partition_key')} FROM {target}")
+                keys = {row[0] for row in cur.fetchall()}
+        self.conn.rollback()
+        return keys
+
     def duplicate_ids(self, table: str, id_column: str = "id", group_by: str | None = None) -> int:
         _, _, target = self._target(table)
         keys = quote_ident(id_column)

@@ -79,6 +79,14 @@ def stats_from_row(row, timestamp_column: str | None) -> dict:
     return stats
 
 
+def partition_keys(conn: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """The distinct `_partition_key` values of `table` (empty if the table does not exist)."""
+    if not table_schema(conn, table):
+        return set()
+    sql = f"SELECT DISTINCT {quote_ident('_partition_key')} FROM {qualified(table, conn)}"
+    return {row[0] for row in conn.execute(sql).fetchall()}
+
+
 def rows_outside_window(
     conn: duckdb.DuckDBPyConnection,
     table: str,
