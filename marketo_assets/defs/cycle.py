@@ -644,6 +644,9 @@ def _load(
 
     with warehouse_session(duckdb) as wh:
         try:
+            renamed = wh.rename_columns(table, header_columns(ledger, ledger_asset))
+            for old, new in renamed:
+                context.log.warning(f"Renamed column {old!r} of {table} to {new!r} (its field)")
             result = wh.load_partition(
                 table=table,
                 file_path=entry.staged_file,
@@ -704,6 +707,20 @@ def _load(
         },
         check_results=checks,
     )
+
+
+def header_columns(ledger: ExportLedger, asset: str) -> dict[str, str]:
+    """{header: field} of every header the asset's exports gave a field: loads before header
+    names stopped naming columns made such columns, renamed back to the field's name. A header
+    that is also some field's name is left out (that column may be the field's own)."""
+    out: dict[str, str] = {}
+    fields: set[str] = set()
+    for entry in ledger.entries(asset):
+        payload = entry.request.get("payload", {})
+        fields.update(name.casefold() for name in payload.get("fields", []))
+        headers = payload.get("columnHeaderNames") or {}
+        out.update({header: field for field, header in headers.items() if header != field})
+    return {header: field for header, field in out.items() if header.casefold() not in fields}
 
 
 def partitions_check(

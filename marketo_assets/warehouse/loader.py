@@ -250,6 +250,47 @@ def load_partition(
     return LoadResult(rows, table, schema_now, time.perf_counter() - started)
 
 
+def rename_columns(conn: duckdb.DuckDBPyConnection, table: str, renames: dict[str, str]) -> list:
+    """Rename columns {old name: field} of `table` in one transaction (all rows keep their
+    values): tables loaded while headers still named columns get their fields' names back.
+    Refuses (SchemaConflictError, nothing renamed) when both names exist. Returns the pairs
+    renamed."""
+    schema, name = split_table(table)
+    have = existing_columns(conn, schema, name)
+    todo = []
+    for old, field_name in renames.items():
+        found = have.get(old.lower())
+        if found is None or old.lower() == field_name.lower():
+            continue
+        if field_name.lower() in have:
+            raise SchemaConflictError(split_message(qualified(table, conn), found[0], field_name))
+        todo.append((found[0], field_name))
+    if todo:
+        target = qualified(table, conn)
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            for old, new in todo:
+                conn.execute(
+                    f"ALTER TABLE {target} RENAME {quote_ident(old)} TO {quote_ident(new)}"
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return todo
+
+
+def split_message(table: str, old: str, field_name: str) -> str:
+    return (
+        f"{table} has both a column {old!r} (field {field_name!r}, named after its header by "
+        f"loads before header names stopped naming columns) and a column {field_name!r}: the "
+        f"field is split over two columns. Fix: merge them into {field_name!r} (UPDATE {table} "
+        f"SET {quote_ident(field_name)} = coalesce({quote_ident(field_name)}, {quote_ident(old)}); "
+        f"ALTER TABLE {table} DROP COLUMN {quote_ident(old)}), or drop the table and reload "
+        "every partition (a backfill)."
+    )
+
+
 def _bytes(text: str) -> int | None:
     """DuckDB's spelling of a size ('18.7 GiB', '150.0 MiB', '512 bytes') in bytes."""
     m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", text or "")

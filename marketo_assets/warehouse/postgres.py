@@ -41,6 +41,7 @@ from .loader import (
     check_header,
     check_names,
     lineage_columns,
+    split_message,
 )
 from .queries import partition_stats_sql, stats_from_row
 from .sql import quote_ident, split_table
@@ -305,6 +306,31 @@ class PostgresSession:
                     f"that does not convert: {_pg_message(col_exc)}"
                 )
         return CastError(f"{CAST_MARK} {source}: {_pg_message(exc)}")
+
+    def rename_columns(self, table: str, renames: dict[str, str]) -> list[tuple[str, str]]:
+        """Same as warehouse.loader.rename_columns, on PostgreSQL."""
+        schema, name, target = self._target(table)
+        conn, todo = self.conn, []
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("ddl", schema, name),))
+                have = self._columns(cur, schema, name)
+                for old, field_name in renames.items():
+                    found = have.get(old.lower())
+                    if found is None or old.lower() == field_name.lower():
+                        continue
+                    if field_name.lower() in have:
+                        raise SchemaConflictError(split_message(target, found[0], field_name))
+                    todo.append((found[0], field_name))
+                for old, new in todo:
+                    cur.execute(
+                        f"ALTER TABLE {target} RENAME {quote_ident(old)} TO {quote_ident(new)}"
+                    )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return todo
 
     # ------------------------------------------------------------------------- catalog
     def replace_list_catalog(

@@ -5,6 +5,8 @@ Real Dagster runs against the simulator over loopback HTTP, real DuckDB files.""
 
 from __future__ import annotations
 
+import gc
+
 import dagster as dg
 import duckdb
 import pytest
@@ -22,6 +24,7 @@ from marketo_assets.marketo.ledger import ExportLedger
 from marketo_assets.simulator.process import run_simulator
 
 from .conftest import SIM_ARGS, resources_for
+from .test_bad_input_runs import failure_text
 from .test_lead_partitions import _window
 
 A, B, C = "2025-01-01", "2025-02-01", "2025-03-01"
@@ -168,3 +171,32 @@ def test_partitions_lost_from_the_table_fail_a_check(sim, tmp_path):
             assert _run(sim, tmp_path, key, instance=instance).success
         rerun = _run(sim, tmp_path, C, instance=instance)
         assert _checks(rerun)[CHECK_PARTITIONS].passed
+
+
+def test_columns_named_after_headers_by_earlier_loads_get_their_field_names_back(sim, tmp_path):
+    """Before, a header named the column: a table loaded so has `E-mail` where the field is
+    `email`. The next load renames it (all partitions keep their values) instead of adding an
+    `email` column beside it; a field already split over both columns fails, naming them."""
+    assert _run(sim, tmp_path, A, ExportOptions(column_header_names={"email": "E-mail"})).success
+    db = str(tmp_path / "marketo.duckdb")
+    with duckdb.connect(db) as conn:  # the layout the earlier version made
+        conn.execute('ALTER TABLE marketo.marketo.leads RENAME email TO "E-mail"')
+    assert _run(sim, tmp_path, B).success
+    columns = _columns(tmp_path)
+    assert "email" in columns and "E-mail" not in columns
+    lead_id = _ids(tmp_path, A)[0]
+    with duckdb.connect(db) as conn:
+        email = conn.execute(
+            "SELECT email FROM marketo.marketo.leads WHERE id = ?", [lead_id]
+        ).fetchone()[0]
+        conn.execute('ALTER TABLE marketo.marketo.leads ADD COLUMN "E-mail" VARCHAR')  # split
+    assert email == sim.lead(lead_id)["email"]
+
+    failed = _run(sim, tmp_path, C)
+    assert not failed.success
+    text = failure_text(failed)
+    assert "'E-mail'" in text and "'email'" in text and "merge them" in text, text
+    gc.collect()  # DuckDBResource leaves a failed step's connection to the garbage collector
+    with duckdb.connect(db, read_only=True) as conn:
+        keys = conn.execute("SELECT DISTINCT _partition_key FROM marketo.marketo.leads").fetchall()
+    assert sorted(keys) == [(A,), (B,)]  # C not loaded

@@ -294,3 +294,18 @@ def test_header_names_never_change_the_table_columns(tmp_path, warehouse):
         assert s.partition_keys("marketo.nothing_here") == set()
         with pytest.raises(HeaderMismatchError, match="Lead ID"):  # headers still checked
             load(s, write(tmp_path, "c.csv", "id,email\n3,c@x\n"), renamed[:2], "c")
+
+
+def test_rename_columns_gives_fields_their_names_back_or_refuses_a_split(tmp_path, warehouse):
+    header_named = [Column("id", "id", "BIGINT"), Column("E-mail", "E-mail", "VARCHAR")]
+    with warehouse.session() as s:
+        load(s, write(tmp_path, "a.csv", "id,E-mail\n1,a@x\n"), header_named, "a")
+        assert s.rename_columns(TABLE, {"E-mail": "email", "Gone": "company"}) == [
+            ("E-mail", "email")
+        ]
+        assert select(s, "SELECT id, email FROM marketo.leads") == [(1, "a@x")]
+        assert s.rename_columns(TABLE, {"E-mail": "email"}) == []  # nothing left to rename
+        load(s, write(tmp_path, "b.csv", "id,E-mail\n2,b@x\n"), header_named, "b")  # split
+        with pytest.raises(SchemaConflictError, match=r"'E-mail'.*'email'.*merge them"):
+            s.rename_columns(TABLE, {"E-mail": "email"})
+        assert s.rename_columns("marketo.nothing_here", {"E-mail": "email"}) == []
