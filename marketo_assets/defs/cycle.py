@@ -110,8 +110,21 @@ def select_fields(described: list, wanted: list[str], required: list[str]) -> li
 
 
 def check_columns(request: ExportRequest) -> None:
-    """The file's headers become DuckDB column names, which ignore case, next to the lineage
-    columns: a clash would fail the load after the export spent quota, so fail now."""
+    """Table columns are the REST field names (DuckDB names ignore case) next to the lineage
+    columns; a clash would fail the load after the export spent quota, so fail now. Headers
+    only label the file's columns, but are held to the same rule so the file is unambiguous."""
+    fields: dict[str, str] = {name: name for name in RESERVED_COLUMNS}
+    for field_name in request.fields:
+        if field_name.casefold() in fields:
+            raise dg.Failure(
+                description=(
+                    f"The export's fields {fields[field_name.casefold()]!r} and {field_name!r} "
+                    "would be one table column (DuckDB column names ignore case). Export only "
+                    "one of them (fields, MARKETO_FIELDS)."
+                ),
+                allow_retries=False,
+            )
+        fields[field_name.casefold()] = field_name
     seen: dict[str, str] = {name: name for name in RESERVED_COLUMNS}
     for field_name, header in zip(request.fields, request.headers(), strict=True):
         folded = header.casefold()

@@ -180,6 +180,19 @@ def test_header_names_that_are_not_strings_are_refused(monkeypatch, raw):
         ExportOptions(column_header_names=json.loads(raw))
 
 
+def test_fields_that_would_be_one_column_are_refused_before_the_export():
+    """Table columns are the REST names: two that differ only in case would be one column."""
+    import dagster as dg
+
+    from marketo_assets.defs.cycle import check_columns
+
+    window = ExportFilter.created_at(JAN, JAN + timedelta(days=1))
+    check_columns(ExportRequest(fields=["id", "email"], filter=window,
+                                column_header_names={"id": "Lead ID"}))  # fmt: skip
+    with pytest.raises(dg.Failure, match="'email' and 'Email' would be one table column"):
+        check_columns(ExportRequest(fields=["id", "email", "Email"], filter=window))
+
+
 def test_export_options_accept_odd_but_valid_headers_and_lowercase_format():
     headers = {"email": 'E-mail "x"; DROP TABLE t; --', "company": "Société 名前 🚀"}
     options = ExportOptions(column_header_names=headers, format="tsv")
