@@ -743,12 +743,13 @@ def partitions_check(
     whose rows `table` does not have, e.g. after the DuckDB file was deleted or replaced."""
     missing = lost_partitions(context, in_table)
     names = ", ".join(missing)
-    assets = " and ".join(k.to_user_string() for k in (*context.assets_def.dependency_keys,))
+    assets = [k.to_user_string() for k in sorted(context.assets_def.dependency_keys)]
+    assets.append(context.asset_key.to_user_string())
     fix = (
         f"Partitions {names} are materialized in Dagster but have no rows in {table} (was the "
-        f"database file deleted or replaced?). Restore them with a backfill of those partitions "
-        f"of {assets or 'the export'} and {context.asset_key.to_user_string()} (Materialize, "
-        "select the partitions; this exports them again)."
+        "database file deleted or replaced?). Restore them with a backfill of those partitions "
+        f"of {' and '.join(assets)} (Materialize, select the partitions; this exports them "
+        "again)."
     )
     return dg.AssetCheckResult(
         check_name=CHECK_PARTITIONS,
