@@ -23,6 +23,30 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = PROJECT_ROOT / "data"
 
 
+def parse_header_names(raw: str) -> dict[str, str]:
+    """MARKETO_COLUMN_HEADER_NAMES: a JSON object mapping REST field names to header strings
+    (`{"email": null}` would otherwise become a header named "None")."""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(
+            f"not valid JSON ({exc}): write a JSON object {{restName: header}}, e.g. "
+            '{"email": "Email Address"}'
+        ) from None
+    if not isinstance(value, dict):
+        raise ValueError('must be a JSON object {restName: header}, e.g. {"email": "Email"}')
+    bad = [key for key, header in value.items() if not isinstance(header, str)]
+    if bad:
+        raise ValueError(
+            f"the header of {', '.join(bad)} is not a string "
+            f"({', '.join(json.dumps(value[k]) for k in bad)}): write each header as a JSON "
+            'string, e.g. {"email": "Email Address"}, or leave the field out to keep its name'
+        )
+    return value
+
+
 class ProjectSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
@@ -94,6 +118,12 @@ class ProjectSettings(BaseSettings):
                 "America/Chicago"
             ) from None
         return name
+
+    @field_validator("column_header_names")
+    @classmethod
+    def _header_names(cls, value: str) -> str:
+        parse_header_names(value)
+        return value
 
     @field_validator("export_fields")
     @classmethod

@@ -1,8 +1,8 @@
 {#-
   Marketo lead fields -> staging columns: (REST name, snake_case column, type). Columns are
   the REST names in snake_case, without the custom-field suffix `__c`; `id` becomes `lead_id`.
-  REST names are the raw column names (the loaders keep them unless the user sets
-  columnHeaderNames; then put the header names in the first position here). Standard fields
+  REST names are the raw column names (always: columnHeaderNames only renames the export
+  file's headers, never the loaded columns). Standard fields
   first, then the subscription's custom fields (`__c`). A field missing from an export
   becomes a NULL column; a field exported but not listed here is not modelled: add a line.
 -#}

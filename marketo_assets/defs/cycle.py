@@ -110,8 +110,21 @@ def select_fields(described: list, wanted: list[str], required: list[str]) -> li
 
 
 def check_columns(request: ExportRequest) -> None:
-    """The file's headers become DuckDB column names, which ignore case, next to the lineage
-    columns: a clash would fail the load after the export spent quota, so fail now."""
+    """Table columns are the REST field names (DuckDB names ignore case) next to the lineage
+    columns; a clash would fail the load after the export spent quota, so fail now. Headers
+    only label the file's columns, but are held to the same rule so the file is unambiguous."""
+    fields: dict[str, str] = {name: name for name in RESERVED_COLUMNS}
+    for field_name in request.fields:
+        if field_name.casefold() in fields:
+            raise dg.Failure(
+                description=(
+                    f"The export's fields {fields[field_name.casefold()]!r} and {field_name!r} "
+                    "would be one table column (DuckDB column names ignore case). Export only "
+                    "one of them (fields, MARKETO_FIELDS)."
+                ),
+                allow_retries=False,
+            )
+        fields[field_name.casefold()] = field_name
     seen: dict[str, str] = {name: name for name in RESERVED_COLUMNS}
     for field_name, header in zip(request.fields, request.headers(), strict=True):
         folded = header.casefold()
@@ -561,6 +574,7 @@ def window_bounds(context: dg.AssetExecutionContext) -> tuple[datetime, datetime
 
 # ---------------------------------------------------------------------------------- load step
 CHECK_ROWS = "rows_match_marketo"
+CHECK_PARTITIONS = "materialized_partitions_in_table"
 
 
 @dataclass(frozen=True)
@@ -588,11 +602,14 @@ def run_load(
     lineage: dict[str, object] | None = None,
     timestamp_field: str | None = None,
     extra: ExtraChecks | None = None,
+    check_partitions: bool = False,
 ) -> dg.MaterializeResult:
     """Load the staged export of this partition into `table`, replacing the partition's rows in
     one transaction, then evaluate the shared checks (rows = numberOfRecords, no lead twice in
     the partition) and the asset's `extra` checks (given the warehouse session) while the
-    connection is open. The warehouse is the `duckdb` resource's: the DuckDB file, or PostgreSQL
+    connection is open; with `check_partitions`, also CHECK_PARTITIONS (every partition
+    Dagster shows as materialized with rows still has rows in `table`). The warehouse is the
+    `duckdb` resource's: the DuckDB file, or PostgreSQL
     with MARKETO_WAREHOUSE=postgres. The connection is opened only around the SQL; the staged
     file (personal data) is deleted afterwards."""
     ledger = marketo.ledger()
@@ -611,6 +628,7 @@ def run_load(
                 lineage=lineage,
                 timestamp_field=timestamp_field,
                 extra=extra,
+                check_partitions=check_partitions,
             )
         finally:
             ledger.release(ledger_asset, context.partition_key, context.run.run_id)
@@ -628,16 +646,20 @@ def _load(
     lineage: dict[str, object] | None,
     timestamp_field: str | None,
     extra: ExtraChecks | None,
+    check_partitions: bool = False,
 ) -> dg.MaterializeResult:
     entry = staged_export(ledger, ledger_asset, context.partition_key)
     record = entry.request
     headers = record["payload"].get("columnHeaderNames") or {}
     columns = columns_for([tuple(ft) for ft in record["field_types"]], headers)
-    id_col = headers.get("id", "id")
-    ts_col = headers.get(timestamp_field, timestamp_field) if timestamp_field else None
+    # Table columns are the REST field names, whatever the file's headers (Column).
+    id_col, ts_col = "id", timestamp_field
 
     with warehouse_session(duckdb) as wh:
         try:
+            renamed = wh.rename_columns(table, header_columns(ledger, ledger_asset))
+            for old, new in renamed:
+                context.log.warning(f"Renamed column {old!r} of {table} to {new!r} (its field)")
             result = wh.load_partition(
                 table=table,
                 file_path=entry.staged_file,
@@ -666,6 +688,8 @@ def _load(
         )
         loaded = LoadedPartition(entry, result, stats, id_col, ts_col)
         extra_checks, extra_metadata = extra(wh, loaded) if extra else ([], {})
+        if check_partitions:
+            extra_checks.append(partitions_check(context, table, wh.partition_keys(table)))
 
     ledger.update(entry.export_id, status="loaded", loaded_at=datetime.now(UTC))
     discard_staged(context, entry.staged_file)
@@ -696,6 +720,79 @@ def _load(
         },
         check_results=checks,
     )
+
+
+def header_columns(ledger: ExportLedger, asset: str) -> dict[str, str]:
+    """{header: field} of every header the asset's exports gave a field: loads before header
+    names stopped naming columns made such columns, renamed back to the field's name. A header
+    that is also some field's name is left out (that column may be the field's own)."""
+    out: dict[str, str] = {}
+    fields: set[str] = set()
+    for entry in ledger.entries(asset):
+        payload = entry.request.get("payload", {})
+        fields.update(name.casefold() for name in payload.get("fields", []))
+        headers = payload.get("columnHeaderNames") or {}
+        out.update({header: field for field, header in headers.items() if header != field})
+    return {header: field for header, field in out.items() if header.casefold() not in fields}
+
+
+def partitions_check(
+    context: dg.AssetExecutionContext, table: str, in_table: set[str]
+) -> dg.AssetCheckResult:
+    """CHECK_PARTITIONS: fails naming the partitions Dagster shows as materialized (with rows)
+    whose rows `table` does not have, e.g. after the DuckDB file was deleted or replaced."""
+    missing = lost_partitions(context, in_table)
+    names = ", ".join(missing)
+    assets = [k.to_user_string() for k in sorted(context.assets_def.dependency_keys)]
+    assets.append(context.asset_key.to_user_string())
+    fix = (
+        f"Partitions {names} are materialized in Dagster but have no rows in {table} (was the "
+        "database file deleted or replaced?). Restore them with a backfill of those partitions "
+        f"of {' and '.join(assets)} (Materialize, select the partitions; this exports them "
+        "again)."
+    )
+    return dg.AssetCheckResult(
+        check_name=CHECK_PARTITIONS,
+        passed=not missing,
+        description=fix if missing else None,
+        metadata={
+            "missing_partitions": dg.MetadataValue.json(missing),
+            "partitions_in_table": len(in_table),
+        },
+    )
+
+
+def lost_partitions(context: dg.AssetExecutionContext, in_table: set[str]) -> list[str]:
+    """Partitions of this asset that Dagster shows as materialized, other than the one being
+    loaded, whose rows are not in the table. A window without leads is materialized with 0
+    rows and has none in the table: only partitions whose last materialization had rows count."""
+    instance, key = context.instance, context.asset_key
+    partitions_def = context.assets_def.partitions_def
+    keys = partitions_def.get_partition_keys(dynamic_partitions_store=instance)
+    status = instance.get_status_by_partition(key, keys, partitions_def) or {}
+    candidates = {
+        k
+        for k, state in status.items()
+        if state == dg.AssetPartitionStatus.MATERIALIZED
+        and k not in in_table
+        and k != context.partition_key
+    }
+    rows: dict[str, int | None] = {}
+    cursor = None
+    while len(rows) < len(candidates):  # newest first: the first one seen is the latest
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=sorted(candidates)),
+            limit=1000,
+            cursor=cursor,
+        )
+        for record in page.records:
+            if record.partition_key not in rows and record.asset_materialization:
+                count = record.asset_materialization.metadata.get("dagster/row_count")
+                rows[record.partition_key] = None if count is None else count.value
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return sorted(k for k in candidates if rows.get(k) != 0)
 
 
 def discard_staged(context: dg.AssetExecutionContext, staged_file: str | None) -> None:

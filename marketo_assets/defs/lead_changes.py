@@ -22,6 +22,7 @@ from marketo_assets.settings import SettingsError, load_settings
 from marketo_assets.warehouse import WarehouseSession
 
 from .cycle import (
+    CHECK_PARTITIONS,
     CHECK_ROWS,
     GENERATION_TAG,
     ExportSpec,
@@ -124,6 +125,11 @@ def lead_change_export_files(
         dg.AssetCheckSpec(
             CHECK_UNIQUE, asset=LEAD_CHANGES, description="No lead twice in a partition"
         ),
+        dg.AssetCheckSpec(
+            CHECK_PARTITIONS,
+            asset=LEAD_CHANGES,
+            description="Every partition materialized with rows still has its rows in the table",
+        ),
     ],
     retry_policy=dg.RetryPolicy(max_retries=2, delay=10),
 )
@@ -161,6 +167,7 @@ def lead_changes(
         unique_check=CHECK_UNIQUE,
         timestamp_field="updatedAt",
         extra=outside,
+        check_partitions=True,
     )
 
 

@@ -7,6 +7,7 @@ from marketo_assets.marketo import ExportFilter, ExportRequest, MarketoClient
 from marketo_assets.warehouse import WarehouseSession
 
 from .cycle import (
+    CHECK_PARTITIONS,
     CHECK_ROWS,
     ExportSpec,
     LoadedPartition,
@@ -81,6 +82,11 @@ def lead_export_files(
         dg.AssetCheckSpec(
             CHECK_TABLE_UNIQUE, asset=LEADS, description="No lead id twice in the whole table"
         ),
+        dg.AssetCheckSpec(
+            CHECK_PARTITIONS,
+            asset=LEADS,
+            description="Every partition materialized with rows still has its rows in the table",
+        ),
     ],
     retry_policy=dg.RetryPolicy(max_retries=2, delay=10),
 )
@@ -101,8 +107,9 @@ def leads(
         stats, created_col = loaded.stats, loaded.timestamp_column
         table_duplicates = wh.duplicate_ids(LEADS_TABLE, id_column=loaded.id_column)
         lo, hi = stats[f"min_{created_col}"], stats[f"max_{created_col}"]
-        inside = stats["rows"] == 0 or (
-            lo is not None and lo >= start and hi is not None and hi <= end
+        nulls = stats[f"null_{created_col}"]  # a lead without createdAt is in no window
+        inside = nulls == 0 and (
+            stats["rows"] == 0 or (lo is not None and lo >= start and hi is not None and hi <= end)
         )
         checks = [
             dg.AssetCheckResult(
@@ -113,6 +120,7 @@ def leads(
                     "window_end": end.isoformat(),
                     "min_created_at": str(lo),
                     "max_created_at": str(hi),
+                    "null_created_at": nulls,
                 },
             ),
             dg.AssetCheckResult(
@@ -132,4 +140,5 @@ def leads(
         unique_check=CHECK_UNIQUE,
         timestamp_field="createdAt",
         extra=lead_checks,
+        check_partitions=True,
     )

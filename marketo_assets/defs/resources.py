@@ -6,7 +6,6 @@ same module from the `defs/` loader.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ from marketo_assets.marketo.ledger import ExportLedger
 from marketo_assets.marketo.settings import is_loopback_host
 from marketo_assets.marketo.staging import private_dir
 from marketo_assets.marketo.throttle import shared_throttle
-from marketo_assets.settings import load_list_settings, load_settings
+from marketo_assets.settings import load_list_settings, load_settings, parse_header_names
 from marketo_assets.warehouse import DuckDBSession, WarehouseSession
 from marketo_assets.warehouse.postgres import PostgresWarehouse
 
@@ -313,18 +312,10 @@ def _env_fields(raw: str) -> list[str]:
 
 
 def _env_headers(raw: str) -> dict[str, str]:
-    if not raw.strip():
-        return {}
     try:
-        value = json.loads(raw)
+        return parse_header_names(raw)  # already checked by load_settings
     except ValueError as exc:
-        raise ValueError(
-            f"MARKETO_COLUMN_HEADER_NAMES is not valid JSON ({exc}): write a JSON object "
-            '{"restName": "Header"}, e.g. {"email": "Email Address"}'
-        ) from None
-    if not isinstance(value, dict):
-        raise ValueError("MARKETO_COLUMN_HEADER_NAMES must be a JSON object {restName: header}")
-    return {str(k): str(v) for k, v in value.items()}
+        raise ValueError(f"MARKETO_COLUMN_HEADER_NAMES: {exc}") from None
 
 
 @dg.definitions

@@ -5,10 +5,12 @@ checks need, each with the same semantics on every backend:
 
 - `load_partition`: replace one partition's rows with a Marketo export file, typed from
   describe, in one transaction (a failed load leaves the previous rows untouched);
+- `rename_columns`: give columns named after a file header back their field's name, in one
+  transaction (tables loaded while headers still named columns);
 - `replace_list_catalog`: replace the list catalog and prune members of deleted lists, in one
   transaction;
-- `partition_stats`, `duplicate_ids`, `rows_outside_window`, `table_schema`: the reads behind
-  the asset checks and metadata.
+- `partition_stats`, `duplicate_ids`, `rows_outside_window`, `table_schema`,
+  `partition_keys`: the reads behind the asset checks and metadata.
 
 `DuckDBWarehouse` (the default: one file, one writing process at a time) and
 `PostgresWarehouse` (`postgres.py`: many concurrent writers, for deployments that outgrow one
@@ -79,6 +81,10 @@ class WarehouseSession(Protocol):
 
     def table_schema(self, table: str) -> list[tuple[str, str]]: ...
 
+    def partition_keys(self, table: str) -> set[str]: ...
+
+    def rename_columns(self, table: str, renames: dict[str, str]) -> list[tuple[str, str]]: ...
+
 
 class Warehouse(Protocol):
     kind: str
@@ -113,6 +119,12 @@ class DuckDBSession:
 
     def table_schema(self, table) -> list[tuple[str, str]]:
         return _queries.table_schema(self.conn, table)
+
+    def partition_keys(self, table) -> set[str]:
+        return _queries.partition_keys(self.conn, table)
+
+    def rename_columns(self, table, renames) -> list[tuple[str, str]]:
+        return _loader.rename_columns(self.conn, table, renames)
 
 
 class DuckDBWarehouse:

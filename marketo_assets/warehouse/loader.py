@@ -20,6 +20,9 @@ than splitting the row. Values are never silently changed except for the NUL rem
 `null` / `''` -> NULL): docs/DATA-TYPES.md lists every case.
 Numbers: DECIMAL columns refuse a value they would round (cast_expr). SSV: `;` or a space,
 whichever the header row is written with (checked_header).
+Columns: each table column is named after its Marketo REST field (`Column.field`), whatever
+header the file gives it (`Column.name`, checked against the header row): one column per
+field, so another `columnHeaderNames` never adds columns or splits the table.
 """
 
 from __future__ import annotations
@@ -160,7 +163,7 @@ def checked_header(path: Path, file_format: str, columns: list[Column]) -> str:
 
 def check_names(columns: list[Column], lineage_cols: list[str]) -> None:
     seen: dict[str, str] = {}
-    for name in [c.name for c in columns] + lineage_cols:
+    for name in [c.field for c in columns] + lineage_cols:
         if not name:
             raise ValueError("empty column name")
         key = name.lower()  # DuckDB identifiers are case-insensitive, even quoted
@@ -252,12 +255,12 @@ def decimal_hint(type_canon: str) -> str:
 def find_bad_value(conn, read_sql: str, params: list, columns, types) -> tuple[str, str] | None:
     """(column, example value) of the first typed column holding a value that does not
     convert; only run after a failed load (a second pass over the file)."""
-    typed = [c for c in columns if types[c.name] != "VARCHAR"]
+    typed = [c for c in columns if types[c.field] != "VARCHAR"]
     if not typed:
         return None
     picks = []
     for c in typed:
-        src = quote_ident(c.name)
+        src = quote_ident(c.field)
         picks.append(
             f"left(first({src}) FILTER (WHERE {src} IS NOT NULL "
             f"AND TRY_CAST({src} AS {c.type}) IS NULL), {EXAMPLE_CHARS})"
@@ -265,7 +268,7 @@ def find_bad_value(conn, read_sql: str, params: list, columns, types) -> tuple[s
     row = conn.execute(f"SELECT {', '.join(picks)} FROM {read_sql}", params).fetchone()
     for c, value in zip(typed, row, strict=True):
         if value is not None:
-            return c.name, value
+            return c.field, value
     return None
 
 
@@ -304,7 +307,7 @@ def load_partition(
     lineage_values = lineage_columns(partition_key, lineage)
     check_names(columns, [n for n, _, _ in lineage_values])
 
-    types = {c.name: canonical_type(conn, c.type) for c in columns}
+    types = {c.field: canonical_type(conn, c.type) for c in columns}
     delim = checked_header(path, file_format, columns)
 
     load_path = strip_nul(path) if has_nul(path) else path
@@ -319,6 +322,47 @@ def load_partition(
             load_path.unlink(missing_ok=True)
     schema_now = [(n, t) for n, t in existing_columns(conn, schema, name).values()]
     return LoadResult(rows, table, schema_now, time.perf_counter() - started)
+
+
+def rename_columns(conn: duckdb.DuckDBPyConnection, table: str, renames: dict[str, str]) -> list:
+    """Rename columns {old name: field} of `table` in one transaction (all rows keep their
+    values): tables loaded while headers still named columns get their fields' names back.
+    Refuses (SchemaConflictError, nothing renamed) when both names exist. Returns the pairs
+    renamed."""
+    schema, name = split_table(table)
+    have = existing_columns(conn, schema, name)
+    todo = []
+    for old, field_name in renames.items():
+        found = have.get(old.lower())
+        if found is None or old.lower() == field_name.lower():
+            continue
+        if field_name.lower() in have:
+            raise SchemaConflictError(split_message(qualified(table, conn), found[0], field_name))
+        todo.append((found[0], field_name))
+    if todo:
+        target = qualified(table, conn)
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            for old, new in todo:
+                conn.execute(
+                    f"ALTER TABLE {target} RENAME {quote_ident(old)} TO {quote_ident(new)}"
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return todo
+
+
+def split_message(table: str, old: str, field_name: str) -> str:
+    return (
+        f"{table} has both a column {old!r} (field {field_name!r}, named after its header by "
+        f"loads before header names stopped naming columns) and a column {field_name!r}: the "
+        f"field is split over two columns. Fix: merge them into {field_name!r} (UPDATE {table} "
+        f"SET {quote_ident(field_name)} = coalesce({quote_ident(field_name)}, {quote_ident(old)}); "
+        f"ALTER TABLE {table} DROP COLUMN {quote_ident(old)}), or drop the table and reload "
+        "every partition (a backfill)."
+    )
 
 
 def _bytes(text: str) -> int | None:
@@ -367,14 +411,14 @@ def bounded_memory(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 def _load(conn, schema, name, target, path, source, delim, columns, types, lineage_values) -> int:
     """The transaction. `path` is the file DuckDB reads, `source` the export file's name."""
-    wanted = [(c.name, c.type, types[c.name]) for c in columns] + [
+    wanted = [(c.field, c.type, types[c.field]) for c in columns] + [
         (n, t, canonical_type(conn, t)) for n, t, _ in lineage_values
     ]
     conn.execute("BEGIN TRANSACTION")
     rolled_back = False
     try:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified_schema(schema, conn)}")
-        defs = [f"{quote_ident(c.name)} {c.type}" for c in columns]
+        defs = [f"{quote_ident(c.field)} {c.type}" for c in columns]
         defs += [f"{quote_ident(n)} {t}" for n, t in BASE_LINEAGE]
         defs += [f"{quote_ident(LOADED_AT)} TIMESTAMPTZ"]
         conn.execute(f"CREATE TABLE IF NOT EXISTS {target} ({', '.join(defs)})")
@@ -389,8 +433,7 @@ def _load(conn, schema, name, target, path, source, delim, columns, types, linea
                     f"column {col!r} of {schema}.{name} is {found[1]} in the table but this "
                     f"load makes it {canon}. Fix: convert or drop the table column "
                     f"(ALTER TABLE {target} ALTER {quote_ident(found[0])} TYPE {canon}, or "
-                    f"drop the table and reload every partition), or give the field the "
-                    f"old type / another header name in this export."
+                    f"drop the table and reload every partition)."
                 )
 
         conn.execute(
@@ -399,11 +442,11 @@ def _load(conn, schema, name, target, path, source, delim, columns, types, linea
         )
 
         # $1 = file, $2 = column names (exactly the header) all read as VARCHAR.
-        params: list = [str(path), {c.name: "VARCHAR" for c in columns}]
+        params: list = [str(path), {c.field: "VARCHAR" for c in columns}]
         exprs = []
         for c in columns:
-            message = cast_message(source, c.name, types[c.name])
-            exprs.append(cast_expr(quote_ident(c.name), types[c.name], c.type, message, params))
+            message = cast_message(source, c.field, types[c.field])
+            exprs.append(cast_expr(quote_ident(c.field), types[c.field], c.type, message, params))
         for _name, t, v in lineage_values:
             params.append(v)
             exprs.append(f"CAST(${len(params)} AS {t})")

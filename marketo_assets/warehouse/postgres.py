@@ -41,6 +41,7 @@ from .loader import (
     check_names,
     checked_header,
     lineage_columns,
+    split_message,
 )
 from .queries import partition_stats_sql, stats_from_row
 from .sql import quote_ident, split_table
@@ -174,7 +175,7 @@ class PostgresSession:
 
         lineage_values = [(n, pg_type(t), v) for n, t, v in lineage_columns(partition_key, lineage)]
         check_names(columns, [n for n, _, _ in lineage_values])
-        types = {c.name: pg_type(c.type) for c in columns}
+        types = {c.field: pg_type(c.type) for c in columns}
         delim = checked_header(path, file_format, columns)
 
         load_path = strip_nul(path) if has_nul(path) else path
@@ -211,7 +212,7 @@ class PostgresSession:
             elif found[0] != col:
                 raise SchemaConflictError(
                     f"column {col!r} of {schema}.{name} exists as {found[0]!r} (names differ "
-                    "only in case). Fix: rename the table column or use another header name."
+                    "only in case). Fix: rename the table column to the field's REST name."
                 )
             elif found[1] != type_sql:
                 raise SchemaConflictError(
@@ -219,13 +220,15 @@ class PostgresSession:
                     f"load makes it {type_sql}. Fix: convert or drop the table column "
                     f"(ALTER TABLE {target} ALTER {quote_ident(col)} TYPE {type_sql} USING "
                     f"{quote_ident(col)}::{type_sql}, or drop the table and reload every "
-                    "partition), or give the field the old type / another header name."
+                    "partition)."
                 )
 
     def _load(self, schema, name, target, path, source, delim, columns, types, lineage_values):
         import psycopg2
 
-        wanted = [(c.name, types[c.name]) for c in columns] + [(n, t) for n, t, _ in lineage_values]
+        wanted = [(c.field, types[c.field]) for c in columns] + [
+            (n, t) for n, t, _ in lineage_values
+        ]
         partition_key = lineage_values[0][2]
         conn = self.conn
         try:
@@ -239,9 +242,9 @@ class PostgresSession:
                     f"DELETE FROM {target} WHERE {quote_ident('_partition_key')} = %s",
                     (partition_key,),
                 )
-                stage_cols = ", ".join(f"{quote_ident(c.name)} text" for c in columns)
+                stage_cols = ", ".join(f"{quote_ident(c.field)} text" for c in columns)
                 cur.execute(f"CREATE TEMP TABLE _marketo_stage ({stage_cols}) ON COMMIT DROP")
-                collist = ", ".join(quote_ident(c.name) for c in columns)
+                collist = ", ".join(quote_ident(c.field) for c in columns)
                 delim_sql = "E'\\t'" if delim == "\t" else f"'{delim}'"
                 copy = (
                     f"COPY _marketo_stage ({collist}) FROM STDIN WITH (FORMAT csv, HEADER true, "
@@ -252,7 +255,7 @@ class PostgresSession:
                         cur.copy_expert(copy, fh, size=1024 * 1024)
                 except psycopg2.DataError as exc:
                     raise LoadError(f"cannot read {source}: {_pg_message(exc)}") from None
-                exprs = [_cast_expr(quote_ident(c.name), types[c.name]) for c in columns]
+                exprs = [_cast_expr(quote_ident(c.field), types[c.field]) for c in columns]
                 params: list[object] = []
                 for _n, t, v in lineage_values:
                     params.append(v)
@@ -286,22 +289,47 @@ class PostgresSession:
         import psycopg2
 
         for c in columns:
-            if types[c.name] == "text":
+            if types[c.field] == "text":
                 continue
             cur.execute("SAVEPOINT find_bad")
             try:
                 cur.execute(
-                    f"SELECT count({_cast_expr(quote_ident(c.name), types[c.name])}) "
+                    f"SELECT count({_cast_expr(quote_ident(c.field), types[c.field])}) "
                     "FROM _marketo_stage"
                 )
                 cur.execute("RELEASE SAVEPOINT find_bad")
             except psycopg2.DataError as col_exc:
                 cur.execute("ROLLBACK TO SAVEPOINT find_bad")
                 return CastError(
-                    f"{CAST_MARK} {source}: column {c.name!r} ({types[c.name]}) has a value "
+                    f"{CAST_MARK} {source}: column {c.field!r} ({types[c.field]}) has a value "
                     f"that does not convert: {_pg_message(col_exc)}"
                 )
         return CastError(f"{CAST_MARK} {source}: {_pg_message(exc)}")
+
+    def rename_columns(self, table: str, renames: dict[str, str]) -> list[tuple[str, str]]:
+        """Same as warehouse.loader.rename_columns, on PostgreSQL."""
+        schema, name, target = self._target(table)
+        conn, todo = self.conn, []
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("ddl", schema, name),))
+                have = self._columns(cur, schema, name)
+                for old, field_name in renames.items():
+                    found = have.get(old.lower())
+                    if found is None or old.lower() == field_name.lower():
+                        continue
+                    if field_name.lower() in have:
+                        raise SchemaConflictError(split_message(target, found[0], field_name))
+                    todo.append((found[0], field_name))
+                for old, new in todo:
+                    cur.execute(
+                        f"ALTER TABLE {target} RENAME {quote_ident(old)} TO {quote_ident(new)}"
+                    )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return todo
 
     # ------------------------------------------------------------------------- catalog
     def replace_list_catalog(
@@ -355,6 +383,17 @@ class PostgresSession:
             out = list(self._columns(cur, schema, name).values())
         self.conn.rollback()
         return out
+
+    def partition_keys(self, table: str) -> set[str]:
+        schema, name, target = self._target(table)
+        with self.conn.cursor() as cur:
+            if not self._columns(cur, schema, name):
+                keys: set[str] = set()
+            else:
+                cur.execute(f"SELECT DISTINCT {quote_ident('_partition_key')} FROM {target}")
+                keys = {row[0] for row in cur.fetchall()}
+        self.conn.rollback()
+        return keys
 
     def duplicate_ids(self, table: str, id_column: str = "id", group_by: str | None = None) -> int:
         _, _, target = self._target(table)

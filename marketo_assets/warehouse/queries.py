@@ -46,8 +46,8 @@ def partition_stats(
     id_column: str = "id",
     timestamp_column: str | None = "createdAt",
 ) -> dict:
-    """rows, distinct_ids, duplicate_ids (rows - distinct non-null ids - null ids), and
-    min_<timestamp_column> / max_<timestamp_column> for one partition's rows."""
+    """rows, distinct_ids, duplicate_ids (rows - distinct non-null ids - null ids), null_ids,
+    and min_ / max_ / null_<timestamp_column> for one partition's rows."""
     sql = partition_stats_sql(qualified(table, conn), id_column, timestamp_column, "$1")
     return stats_from_row(conn.execute(sql, [partition_key]).fetchone(), timestamp_column)
 
@@ -61,7 +61,7 @@ def partition_stats_sql(
     cols = ["count(*)", f"count(DISTINCT {ident})", f"count({ident})"]
     if timestamp_column:
         ts = quote_ident(timestamp_column)
-        cols += [f"min({ts})", f"max({ts})"]
+        cols += [f"min({ts})", f"max({ts})", f"count({ts})"]
     return f"SELECT {', '.join(cols)} FROM {target} WHERE {quote_ident('_partition_key')} = {param}"
 
 
@@ -75,7 +75,16 @@ def stats_from_row(row, timestamp_column: str | None) -> dict:
     if timestamp_column:
         stats[f"min_{timestamp_column}"] = row[3]
         stats[f"max_{timestamp_column}"] = row[4]
+        stats[f"null_{timestamp_column}"] = int(row[0] - row[5])
     return stats
+
+
+def partition_keys(conn: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """The distinct `_partition_key` values of `table` (empty if the table does not exist)."""
+    if not table_schema(conn, table):
+        return set()
+    sql = f"SELECT DISTINCT {quote_ident('_partition_key')} FROM {qualified(table, conn)}"
+    return {row[0] for row in conn.execute(sql).fetchall()}
 
 
 def rows_outside_window(

@@ -47,8 +47,9 @@ def decimal_digits(type_sql: str) -> tuple[int, int] | None:
 
 @dataclass(frozen=True)
 class Column:
-    """One exported column: `name` is the header in the file (and the table column name),
-    `field` the Marketo REST field name, `type` the DuckDB type."""
+    """One exported column: `name` is its header in the file, `field` the Marketo REST field
+    name, which is always the table column's name (a header change never changes the table),
+    `type` the DuckDB type."""
 
     name: str
     field: str

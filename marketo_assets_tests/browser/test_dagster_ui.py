@@ -242,6 +242,7 @@ def test_lead_partition_run_shows_export_metadata_and_passed_checks(page: Page, 
         "lead_ids_unique_in_partition",
         "created_at_inside_window",
         "lead_ids_unique_in_table",
+        "materialized_partitions_in_table",
     ]
     for check in checks:
         item = (

@@ -216,6 +216,8 @@ HEADERS = {
 
 @pytest.mark.parametrize("fmt", ["CSV", "SSV"])
 def test_odd_header_names_load_as_quoted_identifiers(sim, tmp_path, fmt):
+    """Odd headers are read from the file; the table's columns stay the REST field names (a
+    header never names a column, so it cannot split the table or break dbt)."""
     options = ExportOptions(
         fields=["id", "email", "firstName", "company", "createdAt"],
         column_header_names=HEADERS,
@@ -229,7 +231,7 @@ def test_odd_header_names_load_as_quoted_identifiers(sim, tmp_path, fmt):
     )
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert all(checks.values()), checks  # incl. createdAt inside the window, via its header
+    assert all(checks.values()), checks  # incl. createdAt inside the window
     expected = sim.truth(_window(BAD_KEY), ids=True)
     with duckdb.connect(str(tmp_path / "marketo.duckdb"), read_only=True) as conn:
         columns = [
@@ -239,21 +241,21 @@ def test_odd_header_names_load_as_quoted_identifiers(sim, tmp_path, fmt):
                 "ORDER BY column_index"
             ).fetchall()
         ]
-        ids = [r[0] for r in conn.execute('SELECT "Lead ID" FROM marketo.marketo.leads').fetchall()]
+        ids = [r[0] for r in conn.execute("SELECT id FROM marketo.marketo.leads").fetchall()]
         emails = conn.execute(
-            'SELECT count(*) FILTER (WHERE "E-mail ""primary""" LIKE \'%@%\'), '
-            'min("x""; DROP TABLE marketo.marketo.leads; --") FROM marketo.marketo.leads'
+            "SELECT count(*) FILTER (WHERE email LIKE '%@%'), min(createdAt) "
+            "FROM marketo.marketo.leads"
         ).fetchone()
-    assert columns[:5] == list(HEADERS.values())
+    assert columns[:5] == list(HEADERS)
     assert sorted(ids) == sorted(expected["ids"])
     assert emails[0] > 0
-    assert str(emails[1]).startswith("2025-02-01")  # typed TIMESTAMPTZ under its odd name
+    assert str(emails[1]).startswith("2025-02-01")  # typed TIMESTAMPTZ, read via its odd header
     lead = sim.lead(min(ids))
     with duckdb.connect(str(tmp_path / "marketo.duckdb"), read_only=True) as conn:
         company = conn.execute(
-            'SELECT "Société 名前 🚀" FROM marketo.marketo.leads WHERE "Lead ID" = ?', [min(ids)]
+            "SELECT company FROM marketo.marketo.leads WHERE id = ?", [min(ids)]
         ).fetchone()[0]
-    assert company == lead["company"]  # values intact under a unicode/emoji column name
+    assert company == lead["company"]  # values intact under a unicode/emoji header
 
 
 def test_a_list_name_that_does_not_exist_is_reported_by_the_sensor(sim, tmp_path):

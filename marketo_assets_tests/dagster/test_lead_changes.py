@@ -73,7 +73,11 @@ def test_updated_lead_lands_in_its_day_and_reruns_replace(simulator_factory, tmp
         assert 7 in expected and len(expected) > 1  # ordinary updates of that day too
         assert dict((r[0], r[1]) for r in loaded)[7] == "changed-7@example.com"
         checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-        assert checks == {"rows_match_marketo": True, "lead_ids_unique_in_partition": True}
+        assert checks == {
+            "rows_match_marketo": True,
+            "lead_ids_unique_in_partition": True,
+            "materialized_partitions_in_table": True,
+        }
         load_md = next(
             e.materialization.metadata
             for e in result.get_asset_materialization_events()

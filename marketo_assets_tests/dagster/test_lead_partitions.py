@@ -93,6 +93,7 @@ def test_partition_loads_exactly_the_simulators_leads(lead_sim, tmp_path):
         "lead_ids_unique_in_partition": True,
         "created_at_inside_window": True,
         "lead_ids_unique_in_table": True,
+        "materialized_partitions_in_table": True,
     }
     # The staged export (personal data) is gone once loaded.
     assert not list((tmp_path / "exports").rglob("*.csv"))
@@ -169,4 +170,5 @@ def test_definitions_load_with_pools_and_checks():
         "lead_ids_unique_in_partition",
         "created_at_inside_window",
         "lead_ids_unique_in_table",
+        "materialized_partitions_in_table",
     }

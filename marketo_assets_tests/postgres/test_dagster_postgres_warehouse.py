@@ -47,7 +47,7 @@ def test_assets_load_into_postgres_and_dbt_builds_there(
             )  # fmt: skip
             assert done.success
             checks = done.get_asset_check_evaluations()
-            assert len(checks) == 4 and all(c.passed for c in checks)
+            assert len(checks) == 5 and all(c.passed for c in checks)
         instance.add_dynamic_partitions(static_lists.name, [f"static-{STATIC_LIST}"])
         done = dg.materialize(
             [static_list_export_files, static_list_members],

@@ -270,3 +270,42 @@ def test_postgres_connection_errors_name_the_fix_without_the_password(pg_server)
 def test_unknown_warehouse_kind_is_refused():
     with pytest.raises(WarehouseConfigError, match=r"MARKETO_WAREHOUSE.*duckdb.*postgres"):
         warehouse_from_config("snowflake")
+
+
+def test_header_names_never_change_the_table_columns(tmp_path, warehouse):
+    """One column per Marketo field: a partition exported with other headers lands in the same
+    columns (REST names); a field exported later is NULL in the older partitions."""
+    plain = columns_for([("id", "integer"), ("email", "email")], {})
+    renamed = columns_for(
+        [("id", "integer"), ("email", "email"), ("company", "string")],
+        {"id": "Lead ID", "email": "E-mail", "company": "Firm"},
+    )
+    with warehouse.session() as s:
+        load(s, write(tmp_path, "a.csv", "id,email\n1,a@x\n"), plain, "a")
+        load(s, write(tmp_path, "b.csv", "Lead ID,E-mail,Firm\n2,b@x,Acme\n"), renamed, "b")
+        assert [n for n, _ in s.table_schema(TABLE) if not n.startswith("_")] == [
+            "id",
+            "email",
+            "company",
+        ]
+        rows = select(s, "SELECT _partition_key, id, email, company FROM marketo.leads ORDER BY 1")
+        assert rows == [("a", 1, "a@x", None), ("b", 2, "b@x", "Acme")]
+        assert s.partition_keys(TABLE) == {"a", "b"}
+        assert s.partition_keys("marketo.nothing_here") == set()
+        with pytest.raises(HeaderMismatchError, match="Lead ID"):  # headers still checked
+            load(s, write(tmp_path, "c.csv", "id,email\n3,c@x\n"), renamed[:2], "c")
+
+
+def test_rename_columns_gives_fields_their_names_back_or_refuses_a_split(tmp_path, warehouse):
+    header_named = [Column("id", "id", "BIGINT"), Column("E-mail", "E-mail", "VARCHAR")]
+    with warehouse.session() as s:
+        load(s, write(tmp_path, "a.csv", "id,E-mail\n1,a@x\n"), header_named, "a")
+        assert s.rename_columns(TABLE, {"E-mail": "email", "Gone": "company"}) == [
+            ("E-mail", "email")
+        ]
+        assert select(s, "SELECT id, email FROM marketo.leads") == [(1, "a@x")]
+        assert s.rename_columns(TABLE, {"E-mail": "email"}) == []  # nothing left to rename
+        load(s, write(tmp_path, "b.csv", "id,E-mail\n2,b@x\n"), header_named, "b")  # split
+        with pytest.raises(SchemaConflictError, match=r"'E-mail'.*'email'.*merge them"):
+            s.rename_columns(TABLE, {"E-mail": "email"})
+        assert s.rename_columns("marketo.nothing_here", {"E-mail": "email"}) == []
