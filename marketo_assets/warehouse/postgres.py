@@ -37,10 +37,11 @@ from .loader import (
     HeaderMismatchError,
     LoadError,
     LoadResult,
+    PartFiles,
     SchemaConflictError,
     check_header,
     check_names,
-    lineage_columns,
+    file_parts,
 )
 from .queries import partition_stats_sql, stats_from_row
 from .sql import quote_ident, split_table
@@ -151,16 +152,17 @@ class PostgresSession:
         self,
         *,
         table: str,
-        file_path: str | Path,
+        file_path: str | Path | None = None,
         file_format: str,
         columns: list[Column],
         partition_key: str,
         lineage: dict[str, object] | None = None,
+        files: PartFiles | None = None,
     ) -> LoadResult:
-        """Replace the rows of `partition_key` in `table` with the export file's rows, in one
-        transaction (see the module docstring)."""
+        """Replace the rows of `partition_key` in `table` with the export file's rows (or those
+        of several `files`, each with its own lineage), in one transaction (see the module
+        docstring)."""
         started = time.perf_counter()
-        path = Path(file_path)
         delim = delimiter_for(file_format)
         if not columns:
             raise ValueError("no columns given")
@@ -168,24 +170,29 @@ class PostgresSession:
             raise ValueError("partition_key must be a non-empty string")
         schema, name, target = self._target(table)
 
-        lineage_values = [(n, pg_type(t), v) for n, t, v in lineage_columns(partition_key, lineage)]
-        check_names(columns, [n for n, _, _ in lineage_values])
+        parts = [
+            (path, [(n, pg_type(t), v) for n, t, v in values])
+            for path, values in file_parts(file_path, files, partition_key, lineage)
+        ]
+        check_names(columns, [n for n, _, _ in parts[0][1]])
         types = {c.name: pg_type(c.type) for c in columns}
 
-        try:
-            header = read_header(path, delim)
-        except ValueError as exc:
-            raise HeaderMismatchError(str(exc)) from exc
-        check_header(header, columns, path)
+        for path, _ in parts:
+            try:
+                header = read_header(path, delim)
+            except ValueError as exc:
+                raise HeaderMismatchError(str(exc)) from exc
+            check_header(header, columns, path)
 
-        load_path = strip_nul(path) if has_nul(path) else path
+        loads: list[tuple[Path, str, list]] = []
         try:
-            rows = self._load(
-                schema, name, target, load_path, path.name, delim, columns, types, lineage_values
-            )
+            for path, values in parts:
+                loads.append((strip_nul(path) if has_nul(path) else path, path.name, values))
+            rows = self._load(schema, name, target, loads, delim, columns, types)
         finally:
-            if load_path != path:
-                load_path.unlink(missing_ok=True)
+            for (path, _), (load_path, _, _) in zip(parts, loads, strict=False):
+                if load_path != path:
+                    load_path.unlink(missing_ok=True)
         with self.conn.cursor() as cur:
             schema_now = [(n, t) for n, t in self._columns(cur, schema, name).values()]
         self.conn.rollback()
@@ -223,9 +230,12 @@ class PostgresSession:
                     "partition), or give the field the old type / another header name."
                 )
 
-    def _load(self, schema, name, target, path, source, delim, columns, types, lineage_values):
+    def _load(self, schema, name, target, loads, delim, columns, types):
+        """The transaction. `loads`: (file to read, the export file's name, lineage values)."""
         import psycopg2
 
+        lineage_values = loads[0][2]
+        source = loads[0][1]
         wanted = [(c.name, types[c.name]) for c in columns] + [(n, t) for n, t, _ in lineage_values]
         partition_key = lineage_values[0][2]
         conn = self.conn
@@ -248,28 +258,32 @@ class PostgresSession:
                     f"COPY _marketo_stage ({collist}) FROM STDIN WITH (FORMAT csv, HEADER true, "
                     f"DELIMITER {delim_sql}, QUOTE '\"', ESCAPE '\"', ENCODING 'UTF8')"
                 )
-                try:
-                    with open(path, "rb") as fh:
-                        cur.copy_expert(copy, fh, size=1024 * 1024)
-                except psycopg2.DataError as exc:
-                    raise LoadError(f"cannot read {source}: {_pg_message(exc)}") from None
-                exprs = [_cast_expr(quote_ident(c.name), types[c.name]) for c in columns]
-                params: list[object] = []
-                for _n, t, v in lineage_values:
-                    params.append(v)
-                    exprs.append(f"CAST(%s AS {t})")
-                all_cols = ", ".join(quote_ident(c) for c, _ in wanted)
-                cur.execute("SAVEPOINT before_insert")
-                try:
-                    cur.execute(
-                        f"INSERT INTO {target} ({all_cols}) SELECT {', '.join(exprs)} "
-                        "FROM _marketo_stage",
-                        params,
-                    )
-                except psycopg2.DataError as exc:
-                    cur.execute("ROLLBACK TO SAVEPOINT before_insert")
-                    raise self._cast_error(cur, source, columns, types, exc) from None
-                rows = cur.rowcount
+                rows = 0
+                for index, (path, source, lineage_values) in enumerate(loads):
+                    if index:
+                        cur.execute("TRUNCATE _marketo_stage")
+                    try:
+                        with open(path, "rb") as fh:
+                            cur.copy_expert(copy, fh, size=1024 * 1024)
+                    except psycopg2.DataError as exc:
+                        raise LoadError(f"cannot read {source}: {_pg_message(exc)}") from None
+                    exprs = [_cast_expr(quote_ident(c.name), types[c.name]) for c in columns]
+                    params: list[object] = []
+                    for _n, t, v in lineage_values:
+                        params.append(v)
+                        exprs.append(f"CAST(%s AS {t})")
+                    all_cols = ", ".join(quote_ident(c) for c, _ in wanted)
+                    cur.execute("SAVEPOINT before_insert")
+                    try:
+                        cur.execute(
+                            f"INSERT INTO {target} ({all_cols}) SELECT {', '.join(exprs)} "
+                            "FROM _marketo_stage",
+                            params,
+                        )
+                    except psycopg2.DataError as exc:
+                        cur.execute("ROLLBACK TO SAVEPOINT before_insert")
+                        raise self._cast_error(cur, source, columns, types, exc) from None
+                    rows += cur.rowcount
             conn.commit()
             return int(rows)
         except psycopg2.Error as exc:
