@@ -93,10 +93,6 @@ class ExportSpec:
         parts = (first, *rest) if rest else ()
         return cls(asset, partition_key, first, field_types, parts=parts, **options)
 
-    @property
-    def requests(self) -> tuple[ExportRequest, ...]:
-        return self.parts or (self.request,)
-
     def _hash(self, request: ExportRequest) -> str:
         payload: object = request.payload()
         if self.generation:
@@ -122,8 +118,12 @@ class ExportSpec:
                 i,
                 request,
                 hashes[i],
-                {"payload": request.payload(), "field_types": self.field_types, "part": i}
-                | {"parts": hashes},
+                {
+                    "payload": request.payload(),
+                    "field_types": self.field_types,
+                    "part": i,
+                    "parts": hashes,
+                },
             )
             for i, request in enumerate(self.parts)
         ]
@@ -428,9 +428,8 @@ def _export(
     ledger: ExportLedger,
     staging: Path,
     spec: ExportSpec,
-    part: ExportPart | None = None,
+    part: ExportPart,
 ) -> ExportOutcome:
-    part = part or spec.plan()[0]
     entry = ledger.active(spec.asset, spec.partition_key, part.request_hash)
     if entry and entry.status == "downloaded" and _staged_ok(entry):
         context.log.info(f"Export {entry.export_id} already downloaded; reusing the staged file")
