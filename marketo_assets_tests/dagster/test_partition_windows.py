@@ -163,6 +163,13 @@ def test_berlin_october_is_two_jobs_loaded_as_one_partition(simulator_factory, t
     before = _table(tmp_path, "SELECT id, _export_id FROM marketo.marketo.leads ORDER BY id")
     again = _worker(sim, tmp_path, BERLIN, "--only", "export", OCTOBER)
     assert again["runs"][OCTOBER]["success"], again["runs"][OCTOBER]["error"]
+    # Each part is its own ledger entry: a re-run of the export step reuses both staged files.
+    jobs_before = len(sim.state()["jobs"])
+    reused = _worker(sim, tmp_path, BERLIN, "--only", "export", OCTOBER)["runs"][OCTOBER]
+    assert reused["success"], reused["error"]
+    assert len(sim.state()["jobs"]) == jobs_before
+    parts = reused["metadata"]["marketo__lead_export_files"]["parts"]
+    assert [p["reused_staged_file"] for p in parts] == [True, True]
     ledger = ExportLedger(tmp_path / "ledger.sqlite")
     staged = [e for e in ledger.entries("marketo/leads", OCTOBER) if e.status == "downloaded"]
     assert sorted(e.request["part"] for e in staged) == [0, 1]
