@@ -3,7 +3,9 @@
 `run_export` creates or reattaches to a Marketo job, waits, downloads and verifies the file, and
 records every step in the export ledger. `run_load` loads the newest downloaded file of a
 partition into DuckDB in one transaction and evaluates the checks every raw table shares (rows =
-`numberOfRecords`, no lead twice in the partition). The two steps meet only through the ledger,
+`numberOfRecords`, no lead twice in the partition). A partition whose window is longer than
+Marketo's 31 days is exported as several jobs (`ExportSpec.of`), one ledger entry each, and
+loaded from all their files in one transaction. The two steps meet only through the ledger,
 so a failed load is retried without spending export quota again. Leads, lead changes and list
 memberships all go through these two functions.
 """
@@ -14,7 +16,7 @@ import glob
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,8 +49,23 @@ _EXTENSIONS = {"CSV": "csv", "TSV": "tsv", "SSV": "ssv"}
 
 
 @dataclass(frozen=True)
+class ExportPart:
+    """One Marketo job of a partition's export: its request, ledger hash and ledger record."""
+
+    index: int
+    request: ExportRequest
+    request_hash: str
+    record: dict
+
+
+@dataclass(frozen=True)
 class ExportSpec:
-    """One partition's export: which ledger slot it fills and what Marketo is asked for."""
+    """One partition's export: which ledger slot it fills and what Marketo is asked for.
+
+    Usually one Marketo job (`request`). A window longer than Marketo's 31 days is sent as
+    several jobs (`parts`, all of them in window order; build it with `ExportSpec.of`): each
+    is created, reattached and recorded in the ledger on its own, and the load step loads all
+    their files in one transaction as the one partition."""
 
     asset: str
     partition_key: str
@@ -59,17 +76,57 @@ class ExportSpec:
     # Which state of the source this export is for (e.g. the list's updatedAt, the schedule
     # tick): an export staged for another generation is never reused. Empty = any.
     generation: str = ""
+    # Every job of a partition exported as several (`request` is the first); empty for one.
+    parts: tuple[ExportRequest, ...] = ()
 
-    @property
-    def request_hash(self) -> str:
-        payload: object = self.request.payload()
+    @classmethod
+    def of(
+        cls,
+        asset: str,
+        partition_key: str,
+        requests: Sequence[ExportRequest],
+        field_types: list[tuple[str, str]],
+        **options,
+    ) -> ExportSpec:
+        """A spec for one or several jobs (e.g. the windows of `split_window`)."""
+        first, *rest = requests
+        parts = (first, *rest) if rest else ()
+        return cls(asset, partition_key, first, field_types, parts=parts, **options)
+
+    def _hash(self, request: ExportRequest) -> str:
+        payload: object = request.payload()
         if self.generation:
             payload = {"payload": payload, "generation": self.generation}
         text = json.dumps(payload, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
+    @property
+    def request_hash(self) -> str:
+        return self._hash(self.request)
+
     def ledger_record(self) -> dict:
         return {"payload": self.request.payload(), "field_types": self.field_types}
+
+    def plan(self) -> list[ExportPart]:
+        """The jobs to run. A part's ledger record lists the hashes of all parts, so the load
+        step finds the whole set."""
+        if not self.parts:
+            return [ExportPart(0, self.request, self.request_hash, self.ledger_record())]
+        hashes = [self._hash(r) for r in self.parts]
+        return [
+            ExportPart(
+                i,
+                request,
+                hashes[i],
+                {
+                    "payload": request.payload(),
+                    "field_types": self.field_types,
+                    "part": i,
+                    "parts": hashes,
+                },
+            )
+            for i, request in enumerate(self.parts)
+        ]
 
 
 @dataclass
@@ -299,7 +356,16 @@ def _run_export(
             staging = marketo.staging_path(safe_name(spec.asset), safe_name(spec.partition_key))
             claim_partition(context, marketo, ledger, spec.asset, spec.partition_key)
             try:
-                outcome = _export(context, marketo, client, ledger, staging, spec)
+                plan = spec.plan()
+                outcomes = []
+                for part in plan:
+                    if len(plan) > 1:
+                        context.log.info(
+                            f"Export part {part.index + 1} of {len(plan)}: "
+                            f"{part.request.filter.describe()}"
+                        )
+                    outcomes.append(_export(context, marketo, client, ledger, staging, spec, part))
+                outcome = outcomes[0] if len(plan) == 1 else _combined(plan, outcomes)
             except BaseException:
                 ledger.release(spec.asset, spec.partition_key, context.run.run_id)
                 raise
@@ -375,8 +441,9 @@ def _export(
     ledger: ExportLedger,
     staging: Path,
     spec: ExportSpec,
+    part: ExportPart,
 ) -> ExportOutcome:
-    entry = ledger.active(spec.asset, spec.partition_key, spec.request_hash)
+    entry = ledger.active(spec.asset, spec.partition_key, part.request_hash)
     if entry and entry.status == "downloaded" and _staged_ok(entry):
         context.log.info(f"Export {entry.export_id} already downloaded; reusing the staged file")
         return _outcome_from_ledger(entry, reused=True)
@@ -396,18 +463,21 @@ def _export(
     while True:
         if job is None:
             quota_used_before = _check_quota(client, marketo)
-            job = client.create_export(spec.request)
+            job = client.create_export(part.request)
             _remember_supported(marketo, spec)
             attempts += 1
             ledger.record_created(
                 export_id=job.export_id,
                 asset=spec.asset,
                 partition_key=spec.partition_key,
-                request_hash=spec.request_hash,
-                request=spec.ledger_record(),
+                request_hash=part.request_hash,
+                request=part.record,
                 run_id=context.run.run_id,
             )
-            ledger.supersede_others(spec.asset, spec.partition_key, keep=job.export_id)
+            siblings = [h for h in part.record.get("parts", ()) if h != part.request_hash]
+            ledger.supersede_others(
+                spec.asset, spec.partition_key, keep=job.export_id, siblings=siblings
+            )
             context.log.info(f"Created export {job.export_id} (attempt {attempts})")
         try:
             job = _wait(context, client, ledger, job)
@@ -428,7 +498,7 @@ def _export(
             ledger.update(job.export_id, status="cancelled", error=str(exc))
             raise dg.Failure(description=str(exc)) from exc
 
-        dest = staging / f"{job.export_id}.{_EXTENSIONS[spec.request.format]}"
+        dest = staging / f"{job.export_id}.{_EXTENSIONS[part.request.format]}"
         try:
             download = client.download_export(job, dest)
         except errors.ExportFileExpiredError as exc:
@@ -468,7 +538,7 @@ def _export(
         "download_resumes": download.resumes,
         "job_attempts": attempts,
         "reattached": dg.MetadataValue.bool(reattached and attempts == 1),
-        "filter": dg.MetadataValue.json(spec.request.payload()["filter"]),
+        "filter": dg.MetadataValue.json(part.request.payload()["filter"]),
     }
     if queue_wait is not None:
         metadata["queue_wait_seconds"] = dg.MetadataValue.float(queue_wait)
@@ -481,6 +551,45 @@ def _export(
         bytes=download.bytes,
         metadata=metadata,
         quota_used_before=quota_used_before,
+    )
+
+
+def _combined(plan: list[ExportPart], outcomes: list[ExportOutcome]) -> ExportOutcome:
+    """The outcome of a partition exported as several jobs: totals, and each job's export id,
+    filter and size."""
+    befores = [o.quota_used_before for o in outcomes]
+    seconds = [o.metadata.get("download_seconds") for o in outcomes]
+    metadata: dict[str, object] = {
+        "export_ids": dg.MetadataValue.json([o.export_id for o in outcomes]),
+        "export_parts": len(outcomes),
+        "records": sum(o.records for o in outcomes),
+        "file_size_bytes": sum(o.bytes for o in outcomes),
+        "checksum_verified": dg.MetadataValue.bool(True),
+        "job_attempts": sum(int(o.metadata.get("job_attempts", 0)) for o in outcomes),
+        "parts": dg.MetadataValue.json(
+            [
+                {
+                    "export_id": o.export_id,
+                    "filter": p.request.payload()["filter"],
+                    "records": o.records,
+                    "file_size_bytes": o.bytes,
+                    "reused_staged_file": "reused_staged_file" in o.metadata,
+                }
+                for p, o in zip(plan, outcomes, strict=True)
+            ]
+        ),
+    }
+    if all(isinstance(s, dg.FloatMetadataValue) for s in seconds):
+        total = sum(s.value or 0.0 for s in seconds)  # type: ignore[union-attr]
+        metadata["download_seconds"] = dg.MetadataValue.float(round(total, 3))
+    return ExportOutcome(
+        export_id=",".join(o.export_id for o in outcomes),
+        path=outcomes[0].path,
+        records=sum(o.records for o in outcomes),
+        bytes=sum(o.bytes for o in outcomes),
+        metadata=metadata,
+        # The first job's pre-create figure plus all files; unknown if a job was reused.
+        quota_used_before=None if None in befores else befores[0],
     )
 
 
@@ -563,6 +672,28 @@ def staged_export(ledger: ExportLedger, asset: str, partition_key: str) -> Ledge
     return entry
 
 
+def staged_exports(ledger: ExportLedger, asset: str, partition_key: str) -> list[LedgerEntry]:
+    """The staged files of the partition's newest export: one, or every part of an export
+    sent as several jobs (each part's ledger record lists the request hashes of all parts)."""
+    entry = staged_export(ledger, asset, partition_key)
+    hashes = entry.request.get("parts")
+    if not hashes:
+        return [entry]
+    entries = [ledger.latest_downloaded(asset, partition_key, request_hash=h) for h in hashes]
+    missing = [str(i + 1) for i, e in enumerate(entries) if e is None or not _staged_ok(e)]
+    if missing:
+        raise dg.Failure(
+            description=(
+                f"{asset} partition {partition_key} is exported as {len(hashes)} Marketo jobs "
+                f"(its window is longer than Marketo's 31 days) and part(s) "
+                f"{', '.join(missing)} are not downloaded. Materialize the export step of this "
+                "partition first (it reuses the parts already staged); nothing was loaded."
+            ),
+            allow_retries=False,
+        )
+    return [e for e in entries if e is not None]
+
+
 def run_generation(context: dg.AssetExecutionContext) -> str:
     return context.run.tags.get(GENERATION_TAG, "")
 
@@ -586,6 +717,8 @@ class LoadedPartition:
     stats: dict
     id_column: str
     timestamp_column: str | None
+    # Every export loaded (several when the window was exported as several jobs).
+    entries: tuple[LedgerEntry, ...] = ()
 
 
 ExtraChecks = Callable[[WarehouseSession, LoadedPartition], tuple[list[dg.AssetCheckResult], dict]]
@@ -648,7 +781,10 @@ def _load(
     extra: ExtraChecks | None,
     check_partitions: bool = False,
 ) -> dg.MaterializeResult:
-    entry = staged_export(ledger, ledger_asset, context.partition_key)
+    entries = staged_exports(ledger, ledger_asset, context.partition_key)
+    entry = entries[0]
+    export_ids = ", ".join(e.export_id for e in entries)
+    records = sum(e.records or 0 for e in entries)
     record = entry.request
     headers = record["payload"].get("columnHeaderNames") or {}
     columns = columns_for([tuple(ft) for ft in record["field_types"]], headers)
@@ -662,22 +798,18 @@ def _load(
                 context.log.warning(f"Renamed column {old!r} of {table} to {new!r} (its field)")
             result = wh.load_partition(
                 table=table,
-                file_path=entry.staged_file,
+                files=[(e.staged_file, {"_export_id": e.export_id}) for e in entries],
                 file_format=record["payload"].get("format", "CSV"),
                 columns=columns,
                 partition_key=context.partition_key,
-                lineage={
-                    "_export_id": entry.export_id,
-                    "_loaded_at": datetime.now(UTC),
-                    **(lineage or {}),
-                },
+                lineage={"_loaded_at": datetime.now(UTC), **(lineage or {})},
             )
         except (SchemaConflictError, HeaderMismatchError, CastError) as exc:
             # The same file fails the same way: retrying would only wait. The table is
             # unchanged and the staged file is kept for the load once the cause is fixed.
             raise dg.Failure(
                 description=(
-                    f"{exc} The table is unchanged. The staged export {entry.export_id} is "
+                    f"{exc} The table is unchanged. The staged export {export_ids} is "
                     "kept: once this is fixed, re-run the load step of this partition (no new "
                     "export is needed)."
                 ),
@@ -686,18 +818,19 @@ def _load(
         stats = wh.partition_stats(
             table, context.partition_key, id_column=id_col, timestamp_column=ts_col
         )
-        loaded = LoadedPartition(entry, result, stats, id_col, ts_col)
+        loaded = LoadedPartition(entry, result, stats, id_col, ts_col, tuple(entries))
         extra_checks, extra_metadata = extra(wh, loaded) if extra else ([], {})
         if check_partitions:
             extra_checks.append(partitions_check(context, table, wh.partition_keys(table)))
 
-    ledger.update(entry.export_id, status="loaded", loaded_at=datetime.now(UTC))
-    discard_staged(context, entry.staged_file)
+    for loaded_entry in entries:
+        ledger.update(loaded_entry.export_id, status="loaded", loaded_at=datetime.now(UTC))
+        discard_staged(context, loaded_entry.staged_file)
     checks = [
         dg.AssetCheckResult(
             check_name=CHECK_ROWS,
-            passed=result.rows == (entry.records or 0),
-            metadata={"loaded_rows": result.rows, "marketo_records": entry.records or 0},
+            passed=result.rows == records,
+            metadata={"loaded_rows": result.rows, "marketo_records": records},
         ),
         dg.AssetCheckResult(
             check_name=unique_check,
@@ -713,8 +846,12 @@ def _load(
             "dagster/column_schema": dg.TableSchema(
                 columns=[dg.TableColumn(name, type_) for name, type_ in result.columns]
             ),
-            "export_id": entry.export_id,
-            "marketo_records": entry.records or 0,
+            **(
+                {"export_id": entry.export_id}
+                if len(entries) == 1
+                else {"export_ids": dg.MetadataValue.json([e.export_id for e in entries])}
+            ),
+            "marketo_records": records,
             "load_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
             **extra_metadata,
         },

@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from marketo_assets.marketo import ExportFilter, ExportRequest, MarketoClient
+from marketo_assets.marketo.exports import split_window
 from marketo_assets.warehouse import WarehouseSession
 
 from .cycle import (
@@ -16,7 +17,7 @@ from .cycle import (
     select_fields,
     window_bounds,
 )
-from .partitions import lead_windows
+from .partitions import lead_window, lead_windows
 from .resources import ExportOptions, MarketoResource
 
 LEAD_EXPORTS = dg.AssetKey(["marketo", "lead_export_files"])
@@ -46,23 +47,28 @@ def lead_export_files(
 
     Creates (or reattaches to) a Marketo export job with the `createdAt` filter
     `[window start, window end - 1 s]`, waits for it, downloads the file with Range resume and
-    checks its SHA-256, and stages it privately for the load step. Runs in the
-    `marketo_bulk_export` pool (Marketo processes two jobs at a time per subscription).
-    Terminating the run cancels the Marketo job.
+    checks its SHA-256, and stages it privately for the load step. A window longer than
+    Marketo's 31 days (a month with a DST change in some timezones) is exported as several
+    contiguous jobs, loaded together as the one partition. Runs in the `marketo_bulk_export`
+    pool (Marketo processes two jobs at a time per subscription). Terminating the run cancels
+    the Marketo job.
     """
-    start, end = window_bounds(context)
+    start, end = lead_window(*window_bounds(context))
 
     def spec(client: MarketoClient) -> ExportSpec:
         field_types = select_fields(
             client.describe_fields(), export_options.fields, required=["id", "createdAt"]
         )
-        request = ExportRequest(
-            fields=[name for name, _ in field_types],
-            filter=ExportFilter.created_at(start, end),
-            format=export_options.format,
-            column_header_names=export_options.column_header_names,
-        )
-        return ExportSpec(LEDGER_ASSET, context.partition_key, request, field_types)
+        requests = [
+            ExportRequest(
+                fields=[name for name, _ in field_types],
+                filter=ExportFilter.created_at(lo, hi),
+                format=export_options.format,
+                column_header_names=export_options.column_header_names,
+            )
+            for lo, hi in split_window(start, end)
+        ]
+        return ExportSpec.of(LEDGER_ASSET, context.partition_key, requests, field_types)
 
     outcome = run_export(context, marketo, spec)
     return dg.MaterializeResult(metadata=outcome.metadata)
@@ -99,7 +105,7 @@ def leads(
     rows, so re-runs and backfills never duplicate or lose a row. Lineage columns:
     `_partition_key`, `_export_id`, `_loaded_at`. Runs in the `duckdb` pool (one writer).
     """
-    start, end = window_bounds(context)
+    start, end = lead_window(*window_bounds(context))
 
     def lead_checks(
         wh: WarehouseSession, loaded: LoadedPartition

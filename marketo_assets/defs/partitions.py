@@ -4,6 +4,13 @@ The last partition is the current, still-open window (`end_offset=1`) so the dai
 refresh it. Marketo windows are inclusive at both ends and have no milliseconds, so a partition
 [start, end) is sent as `startAt = start`, `endAt = end - 1 s`.
 
+The first partition is the window that contains MARKETO_PARTITION_START (weeks start on Sunday,
+months on the 1st): Dagster starts a partitions definition at the first window boundary on or
+after its start date, so the definition starts at the boundary on or before it. That first
+partition exports from MARKETO_PARTITION_START (midnight in MARKETO_PARTITION_TIMEZONE), not
+from its window start (`lead_window`): every lead created at or after the start date is in
+exactly one partition, and none created before it.
+
 Lists: one dynamic partition per selected list, keyed by its stable id (`static-1021`,
 `smart-5001`; never by name), added and removed by the list sensors. Lead changes: one daily
 partition per day of `updatedAt` changes.
@@ -12,7 +19,7 @@ partition per day of `updatedAt` changes.
 from __future__ import annotations
 
 import warnings
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -26,11 +33,31 @@ _WINDOWS = {
     "daily": dg.DailyPartitionsDefinition,
 }
 
+
+def window_start(day: date, window: str) -> date:
+    """The first day of the daily, weekly (Sunday, Dagster's default) or monthly window that
+    contains `day`."""
+    if window == "weekly":
+        return day - timedelta(days=(day.weekday() + 1) % 7)
+    if window == "monthly":
+        return day.replace(day=1)
+    return day
+
+
 lead_windows = _WINDOWS[_settings.partition_window](
-    start_date=_settings.partition_start.isoformat(),
+    start_date=window_start(_settings.partition_start, _settings.partition_window).isoformat(),
     timezone=_settings.partition_timezone,
     end_offset=1,
 )
+# Leads created before this are in no partition (MARKETO_PARTITION_START, local midnight).
+LEADS_START = datetime.combine(
+    _settings.partition_start, time(), ZoneInfo(_settings.partition_timezone)
+)
+
+
+def lead_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """A lead partition's window [start, end] with the first one cut at LEADS_START."""
+    return max(start, LEADS_START), end
 
 
 def marketo_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:

@@ -19,6 +19,7 @@ __all__ = [
     "ExportRequest",
     "format_marketo_datetime",
     "parse_marketo_datetime",
+    "split_window",
 ]
 
 MAX_WINDOW = timedelta(days=31)
@@ -65,6 +66,33 @@ def parse_marketo_datetime(value: Any) -> datetime | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt
+
+
+def span(start: datetime, end: datetime) -> timedelta:
+    """The absolute time from `start` to `end` (in UTC, whatever their timezones)."""
+    return end.astimezone(UTC) - start.astimezone(UTC)
+
+
+def split_window(
+    start: datetime, end: datetime, max_window: timedelta = MAX_WINDOW
+) -> list[tuple[datetime, datetime]]:
+    """The inclusive window [start, end] as the fewest contiguous inclusive windows of at most
+    `max_window` each (absolute time), of about equal length, in UTC: each starts one second
+    after the previous one ends, so no second is in two windows or in none. Whole seconds.
+    A window that fits is returned as it is (same datetimes)."""
+    if span(start, end) <= max_window:
+        return [(start, end)]
+    first = start.astimezone(UTC)
+    seconds = int(span(start, end).total_seconds()) + 1  # distinct seconds in [start, end]
+    per_part = int(max_window.total_seconds()) + 1
+    parts = -(-seconds // per_part)
+    size, extra = divmod(seconds, parts)
+    windows = []
+    for i in range(parts):
+        length = size + (1 if i < extra else 0)
+        windows.append((first, first + timedelta(seconds=length - 1)))
+        first += timedelta(seconds=length)
+    return windows
 
 
 class _Validated(BaseModel):
@@ -136,10 +164,12 @@ class ExportFilter(_Validated):
                     raise ValueError(f"{label} must not have a sub-second part (Marketo: no ms)")
             if self.start > self.end:
                 raise ValueError("start must be <= end")
-            if self.end - self.start > MAX_WINDOW:
+            # Absolute time: Python subtracts two datetimes of the same tzinfo on the wall
+            # clock, which hides the extra hour of a DST change (Europe/Berlin's October).
+            if span(self.start, self.end) > MAX_WINDOW:
                 raise ValueError(
                     f"window {self.start.isoformat()} .. {self.end.isoformat()} is longer than "
-                    "31 days (Marketo's maximum); split it into smaller windows"
+                    "31 days (Marketo's maximum); split it into smaller windows (split_window)"
                 )
         elif self.kind in ("staticListId", "smartListId"):
             if has_dates or self.list_name is not None:

@@ -14,7 +14,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -271,13 +271,20 @@ class ExportLedger:
             ).fetchone()
         return LedgerEntry(**dict(row)) if row else None
 
-    def latest_downloaded(self, asset: str, partition_key: str) -> LedgerEntry | None:
+    def latest_downloaded(
+        self, asset: str, partition_key: str, request_hash: str | None = None
+    ) -> LedgerEntry | None:
+        """The newest downloaded export of the partition (of this request, if given: one part
+        of a partition exported as several jobs)."""
+        sql = "SELECT * FROM exports WHERE asset = ? AND partition_key = ?"
+        sql += " AND status = 'downloaded'"
+        params: list[str] = [asset, partition_key]
+        if request_hash is not None:
+            sql += " AND request_hash = ?"
+            params.append(request_hash)
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT * FROM exports WHERE asset = ? AND partition_key = ?"
-                " AND status = 'downloaded'"
-                " ORDER BY downloaded_at DESC, rowid DESC LIMIT 1",
-                (asset, partition_key),
+                sql + " ORDER BY downloaded_at DESC, rowid DESC LIMIT 1", params
             ).fetchone()
         return LedgerEntry(**dict(row)) if row else None
 
@@ -358,12 +365,18 @@ class ExportLedger:
             ).fetchone()
         return Claim(**dict(row)) if row else None
 
-    def supersede_others(self, asset: str, partition_key: str, keep: str) -> None:
-        """Older still-active jobs of a partition will never be used again."""
+    def supersede_others(
+        self, asset: str, partition_key: str, keep: str, siblings: Sequence[str] = ()
+    ) -> None:
+        """Older still-active jobs of a partition will never be used again. `siblings`: the
+        request hashes of the other parts of a partition exported as several jobs, whose
+        active jobs are kept."""
         placeholders = ",".join("?" * len(ACTIVE))
+        kept = ",".join("?" * len(siblings))
+        spare = f" AND request_hash NOT IN ({kept})" if siblings else ""
         with self._write() as conn:
             conn.execute(
                 f"UPDATE exports SET status = 'superseded', updated_at = ? WHERE asset = ?"
-                f" AND partition_key = ? AND export_id != ? AND status IN ({placeholders})",
-                (_now(), asset, partition_key, keep, *ACTIVE),
+                f" AND partition_key = ? AND export_id != ? AND status IN ({placeholders})" + spare,
+                (_now(), asset, partition_key, keep, *ACTIVE, *siblings),
             )

@@ -3,8 +3,9 @@
 A `Warehouse` opens `WarehouseSession`s; a session does what the Dagster load steps and their
 checks need, each with the same semantics on every backend:
 
-- `load_partition`: replace one partition's rows with a Marketo export file, typed from
-  describe, in one transaction (a failed load leaves the previous rows untouched);
+- `load_partition`: replace one partition's rows with a Marketo export file (or several:
+  `files`, a window exported as several jobs), typed from describe, in one transaction (a
+  failed load leaves the previous rows untouched);
 - `rename_columns`: give columns named after a file header back their field's name, in one
   transaction (tables loaded while headers still named columns);
 - `replace_list_catalog`: replace the list catalog and prune members of deleted lists, in one
@@ -31,7 +32,7 @@ from . import catalog as _catalog
 from . import loader as _loader
 from . import queries as _queries
 from .catalog import CatalogResult
-from .loader import LoadResult
+from .loader import LoadResult, PartFiles
 from .types import Column
 
 WAREHOUSE_KINDS = ("duckdb", "postgres")
@@ -47,11 +48,12 @@ class WarehouseSession(Protocol):
         self,
         *,
         table: str,
-        file_path: str | Path,
+        file_path: str | Path | None = None,
         file_format: str,
         columns: list[Column],
         partition_key: str,
         lineage: dict[str, object] | None = None,
+        files: PartFiles | None = None,
     ) -> LoadResult: ...
 
     def replace_list_catalog(

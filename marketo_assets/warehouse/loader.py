@@ -31,7 +31,7 @@ import datetime as dt
 import functools
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -282,20 +282,48 @@ def existing_columns(conn, schema: str, name: str) -> dict[str, tuple[str, str]]
     return {n.lower(): (n, t) for n, t in rows}
 
 
+PartFiles = Sequence[tuple[str | Path, Mapping[str, object]]]
+
+
+def file_parts(
+    file_path: str | Path | None,
+    files: PartFiles | None,
+    partition_key: str,
+    lineage: dict[str, object] | None,
+) -> list[tuple[Path, list[tuple[str, str, object]]]]:
+    """(path, lineage values) of each file a partition is loaded from: `file_path` alone, or
+    `files`, each with its own lineage (e.g. `_export_id`) over the shared `lineage`."""
+    if (file_path is None) == (files is None):
+        raise ValueError("give file_path or files (one of them)")
+    pairs = [(file_path, {})] if file_path is not None else list(files or [])
+    if not pairs:
+        raise ValueError("no files given")
+    out = [
+        (Path(path), lineage_columns(partition_key, {**(lineage or {}), **own}))
+        for path, own in pairs
+    ]
+    names = [[(n, t) for n, t, _ in values] for _, values in out]
+    if any(n != names[0] for n in names):
+        raise ValueError("the files of one partition must have the same lineage columns")
+    return out
+
+
 def load_partition(
     conn: duckdb.DuckDBPyConnection,
     *,
     table: str,
-    file_path: str | Path,
+    file_path: str | Path | None = None,
     file_format: str,
     columns: list[Column],
     partition_key: str,
     lineage: dict[str, object] | None = None,
+    files: PartFiles | None = None,
 ) -> LoadResult:
     """Replace the rows of `partition_key` in `table` ("schema.table") with the rows of the
-    export file, in one transaction: on any error the table keeps its previous rows."""
+    export file, in one transaction: on any error the table keeps its previous rows.
+    `files` instead of `file_path`: several export files (a window exported as several jobs),
+    each as (path, its own lineage values), loaded in that one transaction."""
     started = time.perf_counter()
-    path = Path(file_path)
     delimiter_for(file_format)  # a known format
     if not columns:
         raise ValueError("no columns given")
@@ -304,22 +332,25 @@ def load_partition(
     schema, name = split_table(table)
     target = qualified(table, conn)
 
-    lineage_values = lineage_columns(partition_key, lineage)
+    parts = file_parts(file_path, files, partition_key, lineage)
+    lineage_values = parts[0][1]
     check_names(columns, [n for n, _, _ in lineage_values])
 
     types = {c.field: canonical_type(conn, c.type) for c in columns}
-    delim = checked_header(path, file_format, columns)
+    # Every header is checked before anything is written; SSV: each file's own separator.
+    delims = [checked_header(path, file_format, columns) for path, _ in parts]
 
-    load_path = strip_nul(path) if has_nul(path) else path
+    loads: list[tuple[Path, str, list, str]] = []
     try:
+        for (path, values), delim in zip(parts, delims, strict=True):
+            load_path = strip_nul(path) if has_nul(path) else path
+            loads.append((load_path, path.name, values, delim))
         with bounded_memory(conn):
-            rows = _load(
-                conn, schema, name, target, load_path, path.name, delim, columns, types,
-                lineage_values,
-            )  # fmt: skip
+            rows = _load(conn, schema, name, target, loads, columns, types)
     finally:
-        if load_path != path:
-            load_path.unlink(missing_ok=True)
+        for (path, _), (load_path, _, _, _) in zip(parts, loads, strict=False):
+            if load_path != path:
+                load_path.unlink(missing_ok=True)
     schema_now = [(n, t) for n, t in existing_columns(conn, schema, name).values()]
     return LoadResult(rows, table, schema_now, time.perf_counter() - started)
 
@@ -409,8 +440,10 @@ def bounded_memory(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
             conn.execute(f"SET preserve_insertion_order = {old_order}")
 
 
-def _load(conn, schema, name, target, path, source, delim, columns, types, lineage_values) -> int:
-    """The transaction. `path` is the file DuckDB reads, `source` the export file's name."""
+def _load(conn, schema, name, target, loads, columns, types) -> int:
+    """The transaction. `loads`: (file DuckDB reads, the export file's name, lineage values,
+    delimiter) for each export file of the partition."""
+    lineage_values = loads[0][2]
     wanted = [(c.field, c.type, types[c.field]) for c in columns] + [
         (n, t, canonical_type(conn, t)) for n, t, _ in lineage_values
     ]
@@ -440,45 +473,47 @@ def _load(conn, schema, name, target, path, source, delim, columns, types, linea
             f"DELETE FROM {target} WHERE {quote_ident('_partition_key')} = $1",
             [lineage_values[0][2]],
         )
-
-        # $1 = file, $2 = column names (exactly the header) all read as VARCHAR.
-        params: list = [str(path), {c.field: "VARCHAR" for c in columns}]
-        exprs = []
-        for c in columns:
-            message = cast_message(source, c.field, types[c.field])
-            exprs.append(cast_expr(quote_ident(c.field), types[c.field], c.type, message, params))
-        for _name, t, v in lineage_values:
-            params.append(v)
-            exprs.append(f"CAST(${len(params)} AS {t})")
-        read = (
-            f"read_csv($1, header = true, auto_detect = false, strict_mode = true, "
-            f"delim = '{delim}', quote = '\"', escape = '\"', nullstr = ['null', ''], "
-            f"allow_quoted_nulls = true, "
-            f"encoding = 'utf-8', parallel = true, columns = $2)"
-        )
-        collist = ", ".join(quote_ident(c) for c, _, _ in wanted)
-        try:
-            rows = conn.execute(
-                f"INSERT INTO {target} ({collist}) SELECT {', '.join(exprs)} FROM {read}", params
-            ).fetchone()[0]
-        except duckdb.ConversionException as exc:
-            conn.execute("ROLLBACK")
-            rolled_back = True
-            bad = find_bad_value(conn, read, params[:2], columns, types)
-            if bad is None:
+        rows = 0
+        for path, source, lineage_values, delim in loads:
+            # $1 = file, $2 = column names (exactly the header) all read as VARCHAR.
+            params: list = [str(path), {c.field: "VARCHAR" for c in columns}]
+            exprs = []
+            for c in columns:
+                message = cast_message(source, c.field, types[c.field])
+                exprs.append(
+                    cast_expr(quote_ident(c.field), types[c.field], c.type, message, params)
+                )
+            for _name, t, v in lineage_values:
+                params.append(v)
+                exprs.append(f"CAST(${len(params)} AS {t})")
+            read = (
+                f"read_csv($1, header = true, auto_detect = false, strict_mode = true, "
+                f"delim = '{delim}', quote = '\"', escape = '\"', nullstr = ['null', ''], "
+                f"allow_quoted_nulls = true, "
+                f"encoding = 'utf-8', parallel = true, columns = $2)"
+            )
+            collist = ", ".join(quote_ident(c) for c, _, _ in wanted)
+            try:
+                insert = f"INSERT INTO {target} ({collist}) SELECT {', '.join(exprs)} FROM {read}"
+                rows += int(conn.execute(insert, params).fetchone()[0])
+            except duckdb.ConversionException as exc:
+                conn.execute("ROLLBACK")
+                rolled_back = True
+                bad = find_bad_value(conn, read, params[:2], columns, types)
+                if bad is None:
+                    raise LoadError(f"cannot load {source} into {schema}.{name}: {exc}") from exc
+                col, value = bad
+                raise CastError(
+                    f"{CAST_MARK} {source}: column {col!r} ({types[col]}) has a value that "
+                    f"does not convert: {value!r}{decimal_hint(types[col])}"
+                ) from None
+            except duckdb.InvalidInputException as exc:
+                msg = str(exc)
+                if CAST_MARK in msg:
+                    raise CastError(msg[msg.index(CAST_MARK) :]) from None
+                raise LoadError(f"cannot read {source}: {msg}") from exc
+            except duckdb.Error as exc:
                 raise LoadError(f"cannot load {source} into {schema}.{name}: {exc}") from exc
-            col, value = bad
-            raise CastError(
-                f"{CAST_MARK} {source}: column {col!r} ({types[col]}) has a value that "
-                f"does not convert: {value!r}{decimal_hint(types[col])}"
-            ) from None
-        except duckdb.InvalidInputException as exc:
-            msg = str(exc)
-            if CAST_MARK in msg:
-                raise CastError(msg[msg.index(CAST_MARK) :]) from None
-            raise LoadError(f"cannot read {source}: {msg}") from exc
-        except duckdb.Error as exc:
-            raise LoadError(f"cannot load {source} into {schema}.{name}: {exc}") from exc
         conn.execute("COMMIT")
         return int(rows)
     except BaseException:

@@ -37,10 +37,11 @@ from .loader import (
     CastError,
     LoadError,
     LoadResult,
+    PartFiles,
     SchemaConflictError,
     check_names,
     checked_header,
-    lineage_columns,
+    file_parts,
     split_message,
 )
 from .queries import partition_stats_sql, stats_from_row
@@ -156,16 +157,17 @@ class PostgresSession:
         self,
         *,
         table: str,
-        file_path: str | Path,
+        file_path: str | Path | None = None,
         file_format: str,
         columns: list[Column],
         partition_key: str,
         lineage: dict[str, object] | None = None,
+        files: PartFiles | None = None,
     ) -> LoadResult:
-        """Replace the rows of `partition_key` in `table` with the export file's rows, in one
-        transaction (see the module docstring)."""
+        """Replace the rows of `partition_key` in `table` with the export file's rows (or those
+        of several `files`, each with its own lineage), in one transaction (see the module
+        docstring)."""
         started = time.perf_counter()
-        path = Path(file_path)
         delimiter_for(file_format)  # a known format
         if not columns:
             raise ValueError("no columns given")
@@ -173,19 +175,25 @@ class PostgresSession:
             raise ValueError("partition_key must be a non-empty string")
         schema, name, target = self._target(table)
 
-        lineage_values = [(n, pg_type(t), v) for n, t, v in lineage_columns(partition_key, lineage)]
-        check_names(columns, [n for n, _, _ in lineage_values])
+        parts = [
+            (path, [(n, pg_type(t), v) for n, t, v in values])
+            for path, values in file_parts(file_path, files, partition_key, lineage)
+        ]
+        check_names(columns, [n for n, _, _ in parts[0][1]])
         types = {c.field: pg_type(c.type) for c in columns}
-        delim = checked_header(path, file_format, columns)
+        # Every header is checked before anything is written; SSV: each file's own separator.
+        delims = [checked_header(path, file_format, columns) for path, _ in parts]
 
-        load_path = strip_nul(path) if has_nul(path) else path
+        loads: list[tuple[Path, str, list, str]] = []
         try:
-            rows = self._load(
-                schema, name, target, load_path, path.name, delim, columns, types, lineage_values
-            )
+            for (path, values), delim in zip(parts, delims, strict=True):
+                load_path = strip_nul(path) if has_nul(path) else path
+                loads.append((load_path, path.name, values, delim))
+            rows = self._load(schema, name, target, loads, columns, types)
         finally:
-            if load_path != path:
-                load_path.unlink(missing_ok=True)
+            for (path, _), (load_path, _, _, _) in zip(parts, loads, strict=False):
+                if load_path != path:
+                    load_path.unlink(missing_ok=True)
         with self.conn.cursor() as cur:
             schema_now = [(n, t) for n, t in self._columns(cur, schema, name).values()]
         self.conn.rollback()
@@ -223,9 +231,13 @@ class PostgresSession:
                     "partition)."
                 )
 
-    def _load(self, schema, name, target, path, source, delim, columns, types, lineage_values):
+    def _load(self, schema, name, target, loads, columns, types):
+        """The transaction. `loads`: (file to read, the export file's name, lineage values,
+        delimiter) for each export file of the partition."""
         import psycopg2
 
+        lineage_values = loads[0][2]
+        source = loads[0][1]
         wanted = [(c.field, types[c.field]) for c in columns] + [
             (n, t) for n, t, _ in lineage_values
         ]
@@ -245,33 +257,38 @@ class PostgresSession:
                 stage_cols = ", ".join(f"{quote_ident(c.field)} text" for c in columns)
                 cur.execute(f"CREATE TEMP TABLE _marketo_stage ({stage_cols}) ON COMMIT DROP")
                 collist = ", ".join(quote_ident(c.field) for c in columns)
-                delim_sql = "E'\\t'" if delim == "\t" else f"'{delim}'"
-                copy = (
-                    f"COPY _marketo_stage ({collist}) FROM STDIN WITH (FORMAT csv, HEADER true, "
-                    f"DELIMITER {delim_sql}, QUOTE '\"', ESCAPE '\"', ENCODING 'UTF8')"
-                )
-                try:
-                    with open(path, "rb") as fh:
-                        cur.copy_expert(copy, fh, size=1024 * 1024)
-                except psycopg2.DataError as exc:
-                    raise LoadError(f"cannot read {source}: {_pg_message(exc)}") from None
-                exprs = [_cast_expr(quote_ident(c.field), types[c.field]) for c in columns]
-                params: list[object] = []
-                for _n, t, v in lineage_values:
-                    params.append(v)
-                    exprs.append(f"CAST(%s AS {t})")
-                all_cols = ", ".join(quote_ident(c) for c, _ in wanted)
-                cur.execute("SAVEPOINT before_insert")
-                try:
-                    cur.execute(
-                        f"INSERT INTO {target} ({all_cols}) SELECT {', '.join(exprs)} "
-                        "FROM _marketo_stage",
-                        params,
+                rows = 0
+                for index, (path, source, lineage_values, delim) in enumerate(loads):
+                    if index:
+                        cur.execute("TRUNCATE _marketo_stage")
+                    delim_sql = "E'\\t'" if delim == "\t" else f"'{delim}'"
+                    copy = (
+                        f"COPY _marketo_stage ({collist}) FROM STDIN WITH (FORMAT csv, "
+                        f"HEADER true, DELIMITER {delim_sql}, QUOTE '\"', ESCAPE '\"', "
+                        "ENCODING 'UTF8')"
                     )
-                except psycopg2.DataError as exc:
-                    cur.execute("ROLLBACK TO SAVEPOINT before_insert")
-                    raise self._cast_error(cur, source, columns, types, exc) from None
-                rows = cur.rowcount
+                    try:
+                        with open(path, "rb") as fh:
+                            cur.copy_expert(copy, fh, size=1024 * 1024)
+                    except psycopg2.DataError as exc:
+                        raise LoadError(f"cannot read {source}: {_pg_message(exc)}") from None
+                    exprs = [_cast_expr(quote_ident(c.field), types[c.field]) for c in columns]
+                    params: list[object] = []
+                    for _n, t, v in lineage_values:
+                        params.append(v)
+                        exprs.append(f"CAST(%s AS {t})")
+                    all_cols = ", ".join(quote_ident(c) for c, _ in wanted)
+                    cur.execute("SAVEPOINT before_insert")
+                    try:
+                        cur.execute(
+                            f"INSERT INTO {target} ({all_cols}) SELECT {', '.join(exprs)} "
+                            "FROM _marketo_stage",
+                            params,
+                        )
+                    except psycopg2.DataError as exc:
+                        cur.execute("ROLLBACK TO SAVEPOINT before_insert")
+                        raise self._cast_error(cur, source, columns, types, exc) from None
+                    rows += cur.rowcount
             conn.commit()
             return int(rows)
         except psycopg2.Error as exc:

@@ -250,6 +250,14 @@ def _w(start: str, end: str, key: str = "createdAt") -> dict:
             "1003",
             "31 days",
         ),
+        (  # Europe/Berlin's October: 31 days on the wall clock, 31 d 0 h 59 min 59 s in fact
+            {
+                "fields": ["id"],
+                "filter": _w("2025-10-01T00:00:00+02:00", "2025-10-31T23:59:59+01:00"),
+            },
+            "1003",
+            "31 days",
+        ),
         (
             {"fields": ["id"], "filter": _w("2025-01-01T00:00:00.000Z", "2025-01-02T00:00:00Z")},
             "1003",

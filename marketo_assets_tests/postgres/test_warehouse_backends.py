@@ -146,6 +146,42 @@ def test_reloading_a_partition_replaces_only_its_rows(tmp_path, warehouse):
         assert s.duplicate_ids(TABLE) == 0
 
 
+def test_several_files_load_as_one_partition_in_one_transaction(tmp_path, warehouse):
+    """A window exported as several Marketo jobs: all files replace the partition together,
+    each row with its own export id; a bad second file leaves the previous rows untouched."""
+    cols = simple(["id", "email"])
+    first = write(tmp_path, "p0.csv", "id,email\n1,a\n2,b\n")
+    second = write(tmp_path, "p1.csv", "id,email\n3,c\n")
+
+    def load_parts(session, *paths):
+        return session.load_partition(
+            table=TABLE,
+            files=[(p, {"_export_id": f"exp-{i}"}) for i, p in enumerate(paths)],
+            file_format="CSV",
+            columns=cols,
+            partition_key="2025-10-01",
+        )
+
+    with warehouse.session() as s:
+        load(s, write(tmp_path, "other.csv", "id,email\n9,z\n"), cols, "2025-11-01")
+        assert load_parts(s, first, second).rows == 3
+        both = "SELECT _partition_key, id, _export_id FROM marketo.leads ORDER BY 1, 2"
+        before = select(s, both)
+        assert before == [
+            ("2025-10-01", 1, "exp-0"),
+            ("2025-10-01", 2, "exp-0"),
+            ("2025-10-01", 3, "exp-1"),
+            ("2025-11-01", 9, "exp-1"),
+        ]
+        bad = write(tmp_path, "p1-bad.csv", "id,email\n4,d\nfive,e\n")
+        with pytest.raises(CastError, match=r"p1-bad\.csv.*'id'.*five"):
+            load_parts(s, write(tmp_path, "p0-new.csv", "id,email\n5,n\n"), bad)
+        assert select(s, both) == before
+        with pytest.raises(HeaderMismatchError):
+            load_parts(s, first, write(tmp_path, "p1-hdr.csv", "id,mail\n4,d\n"))
+        assert select(s, both) == before
+
+
 def test_failed_load_names_column_and_value_and_keeps_previous_rows(tmp_path, warehouse):
     cols = simple(["id", "email"])
     with warehouse.session() as s:
