@@ -238,6 +238,7 @@ class ChecksumMismatchError(MarketoError):
         expected_sha256: str | None,
         actual_sha256: str,
         attempts: int,
+        too_long: bool = False,
     ):
         self.export_id = export_id
         self.expected_size = expected_size
@@ -245,6 +246,21 @@ class ChecksumMismatchError(MarketoError):
         self.expected_sha256 = expected_sha256
         self.actual_sha256 = actual_sha256
         self.attempts = attempts
+        self.too_long = too_long
+        if too_long:
+            sent = (
+                f"a body of {actual_size} bytes"
+                if expected_size is not None and actual_size > expected_size
+                else "more"
+            )
+            super().__init__(
+                f"The file of export job {export_id} is corrupt after {attempts} download(s): "
+                f"Marketo announced {expected_size} bytes (fileSize) but the server sent {sent}; "
+                "nothing past the announced size was read. The partial file was deleted; "
+                "re-create the export job (re-run the partition), and report it to Marketo "
+                "Support if it happens again"
+            )
+            return
         super().__init__(
             f"The file of export job {export_id} is corrupt after {attempts} download(s): "
             f"got {actual_size} bytes sha256:{actual_sha256}, Marketo announced "
