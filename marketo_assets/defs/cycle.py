@@ -301,6 +301,7 @@ def _run_export(
             errors.InvalidRequestError,
             errors.AuthenticationError,
             errors.DailyCallLimitError,
+            errors.HostNotFoundError,
         ) as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         # Quota used today: the pre-create check's figure plus this export (saves a listing

@@ -20,6 +20,7 @@ __all__ = [
     "ExportJobCancelledError",
     "ExportJobFailedError",
     "ExportTimeoutError",
+    "HostNotFoundError",
     "InvalidExportIdError",
     "InvalidFieldsError",
     "InvalidRequestError",
@@ -47,6 +48,20 @@ class MarketoError(Exception):
 
 class AuthenticationError(MarketoError):
     """The identity endpoint refused the credentials, or a fresh token was refused too."""
+
+
+class HostNotFoundError(MarketoError):
+    """The base URL's host name does not exist in DNS. Not retried: a retry cannot fix it."""
+
+    def __init__(self, host: str):
+        self.host = host
+        super().__init__(
+            f"The Marketo host {host!r} does not resolve (DNS: no such host); nothing was sent. "
+            "Check MARKETO_BASE_URL (base_url): it must be your instance's REST host, e.g. "
+            "https://123-ABC-456.mktorest.com (Marketo Admin > Integration > Web Services). "
+            f"If it is right, check this machine's DNS and network (e.g. `nslookup {host}`; "
+            "a VPN or proxy may be needed)"
+        )
 
 
 class InvalidRequestError(MarketoError, ValueError):
