@@ -69,7 +69,7 @@ def not_marketo(body: bytes, content_type: str) -> Iterator[tuple[str, list[str]
     seen: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             seen.append(self.path)
             self.rfile.read(int(self.headers.get("content-length") or 0))
             self.send_response(200)
@@ -78,7 +78,7 @@ def not_marketo(body: bytes, content_type: str) -> Iterator[tuple[str, list[str]
             self.end_headers()
             self.wfile.write(body)
 
-        do_GET = do_POST  # noqa: N815
+        do_GET = do_POST
 
         def log_message(self, *args: Any) -> None:
             pass

@@ -25,7 +25,10 @@ def test_the_endpoint_and_identity_as_marketo_shows_them_work(sim, shown):
 
 
 LOGIN_PAGE = b"<!DOCTYPE html><html><title>Sign in</title><p>client_secret=%s</p></html>"
-ENVELOPE = b'{"requestId":"e1#1","success":false,"errors":[{"code":"601","message":"Access token invalid"}]}'
+ENVELOPE = (
+    b'{"requestId":"e1#1","success":false,'
+    b'"errors":[{"code":"601","message":"Access token invalid"}]}'
+)
 
 
 @pytest.mark.parametrize(
@@ -48,9 +51,11 @@ def test_http_200_without_access_token_fails_at_once(sim, body, content_type, ph
     secret = sim.client_secret
     with not_marketo(body.replace(b"%s", secret.encode()), content_type) as (url, seen):
         started = time.monotonic()
-        with make_client(sim, events, base_url=url) as client:
-            with pytest.raises(errors.AuthenticationError) as info:
-                client.describe_fields()
+        with (
+            make_client(sim, events, base_url=url) as client,
+            pytest.raises(errors.AuthenticationError) as info,
+        ):
+            client.describe_fields()
         elapsed = time.monotonic() - started
     message = str(info.value)
     assert f"POST {url}/identity/oauth/token answered HTTP 200" in message
@@ -68,9 +73,11 @@ def test_an_unresolvable_host_fails_at_once_naming_it(sim):
     started = time.monotonic()
     # The default retry budget (8 attempts, up to 15 minutes) applies to transient errors.
     budget = {"max_retry_seconds": 900, "retry_initial_wait": 1.0, "retry_max_wait": 60}
-    with make_client(sim, events, base_url="https://nonexistent.invalid", **budget) as client:
-        with pytest.raises(errors.HostNotFoundError) as info:
-            client.describe_fields()
+    with (
+        make_client(sim, events, base_url="https://nonexistent.invalid", **budget) as client,
+        pytest.raises(errors.HostNotFoundError) as info,
+    ):
+        client.describe_fields()
     elapsed = time.monotonic() - started
     message = str(info.value)
     assert "'nonexistent.invalid' does not resolve" in message
@@ -84,8 +91,10 @@ def test_a_refused_connection_keeps_its_bounded_retries(sim):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     events: list[Event] = []
-    with make_client(sim, events, base_url=f"http://127.0.0.1:{port}", max_attempts=3) as client:
-        with pytest.raises(errors.TransientError) as info:
-            list(client.iter_static_lists())
+    with (
+        make_client(sim, events, base_url=f"http://127.0.0.1:{port}", max_attempts=3) as client,
+        pytest.raises(errors.TransientError) as info,
+    ):
+        list(client.iter_static_lists())
     assert "ConnectError" in str(info.value)
     assert len([e for e in events if e.kind == "retry"]) == 2
