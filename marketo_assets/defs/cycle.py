@@ -380,6 +380,7 @@ def _run_export(
             errors.InvalidRequestError,
             errors.AuthenticationError,
             errors.DailyCallLimitError,
+            errors.HostNotFoundError,
         ) as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         # Quota used today: the pre-create check's figure plus this export (saves a listing
@@ -512,6 +513,11 @@ def _export(
             recreated_for_missing_file = True
             job = None
             continue
+        except errors.ChecksumMismatchError as exc:
+            # Already downloaded checksum_retries + 1 times: a step retry would only fetch the
+            # same bad file again. The next run of the partition creates a new job.
+            ledger.update(job.export_id, status="failed", error=str(exc))
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
         break
 
     now = datetime.now(UTC)

@@ -19,7 +19,7 @@ from pydantic import ConfigDict, Field, field_validator
 from marketo_assets.marketo import ClientSettings, Event, MarketoClient
 from marketo_assets.marketo.capabilities import FilterCapabilities
 from marketo_assets.marketo.ledger import ExportLedger
-from marketo_assets.marketo.settings import is_loopback_host
+from marketo_assets.marketo.settings import instance_root, is_loopback_host
 from marketo_assets.marketo.staging import private_dir
 from marketo_assets.marketo.throttle import shared_throttle
 from marketo_assets.settings import load_list_settings, load_settings, parse_header_names
@@ -44,7 +44,12 @@ class MarketoResource(dg.ConfigurableResource):
 
     model_config = ConfigDict(hide_input_in_errors=True)
 
-    base_url: str = Field(description="REST base URL, e.g. https://123-ABC-456.mktorest.com")
+    base_url: str = Field(
+        description=(
+            "Instance root, e.g. https://123-ABC-456.mktorest.com (the REST Endpoint .../rest "
+            "or Identity .../identity shown in Admin > Web Services work too)"
+        )
+    )
     client_id: str = Field(description="LaunchPoint client id")
     client_secret: str = Field(description="LaunchPoint client secret (set through an env var)")
     poll_interval: float = Field(60.0, description="Seconds between job status polls (>= 60 real)")
@@ -111,7 +116,10 @@ class MarketoResource(dg.ConfigurableResource):
             raise ValueError(
                 "MARKETO_BASE_URL (base_url) must not contain a query string or fragment"
             )
-        return text
+        try:
+            return instance_root(url)
+        except ValueError as exc:
+            raise ValueError(f"MARKETO_BASE_URL (base_url) {exc}") from None
 
     @field_validator("client_id", mode="before")
     @classmethod

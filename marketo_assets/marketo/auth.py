@@ -13,6 +13,7 @@ import httpx
 
 from .errors import AuthenticationError, TransientError
 from .settings import ClientSettings
+from .transport import transport_failure
 
 __all__ = ["IDENTITY_PATH", "RedactingFilter", "TokenManager", "install_log_redaction"]
 
@@ -47,6 +48,26 @@ def install_log_redaction() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(RedactingFilter())
+
+
+def _describe(resp: httpx.Response, body: Any, secret: str) -> str:
+    """What came back, short and without secrets: the JSON keys (and a Marketo error), or
+    the start of the text."""
+    if isinstance(body, dict):
+        text = f"a JSON object with keys {sorted(map(str, body))[:12]}"
+        errs = body.get("errors")
+        if isinstance(errs, list) and errs and isinstance(errs[0], dict):
+            text += f", error {errs[0].get('code')}: {str(errs[0].get('message'))[:80]}"
+        return redact(text).replace(secret, "***")
+    if body is not None:
+        return f"JSON {type(body).__name__}"
+    location = resp.headers.get("location")
+    if location:
+        return redact(f"a redirect to {location[:120]}").replace(secret, "***")
+    excerpt = " ".join(resp.text[:120].split())
+    if not excerpt:
+        return "an empty body"
+    return redact(f"a body starting {excerpt!r}").replace(secret, "***")
 
 
 class TokenManager:
@@ -124,9 +145,10 @@ class TokenManager:
         try:
             resp = self._post_identity(form)
         except httpx.TransportError as exc:
-            raise TransientError(
-                f"Could not reach the Marketo identity endpoint ({type(exc).__name__}); "
-                "check the network and base_url"
+            raise transport_failure(
+                exc,
+                self._http.base_url.host,
+                "Could not reach the Marketo identity endpoint (check the network and base_url)",
             ) from None
         if resp.status_code >= 500 or resp.status_code == 429:
             raise TransientError(
@@ -151,10 +173,14 @@ class TokenManager:
                 "its API-only user is active"
             )
         if not isinstance(body, dict) or not body.get("access_token"):
-            raise TransientError(
-                f"Marketo identity endpoint answered HTTP {resp.status_code} without an "
-                "access_token; will retry",
-                http_status=resp.status_code,
+            # Not an identity endpoint (a wrong base URL, a proxy or login page): no retry.
+            raise AuthenticationError(
+                f"POST {s.base_url}{IDENTITY_PATH} answered HTTP {resp.status_code} "
+                f"({resp.headers.get('content-type') or 'no content type'}) without an "
+                f"access_token: {_describe(resp, body, form['client_secret'])}. This is not "
+                "Marketo's identity endpoint: set MARKETO_BASE_URL (base_url) to the instance "
+                "root, e.g. https://123-ABC-456.mktorest.com (Marketo Admin > Integration > "
+                "Web Services)"
             )
         token = str(body["access_token"])
         try:

@@ -38,7 +38,7 @@ from .exports import ExportFilter, ExportJob, ExportRequest
 from .models import DownloadResult, Event, LeadField, SmartList, StaticList
 from .settings import ClientSettings
 from .throttle import Throttle
-from .transport import default_transport
+from .transport import default_transport, transport_failure
 
 __all__ = ["MarketoClient"]
 
@@ -182,8 +182,8 @@ class MarketoClient:
                     headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
                 )
             except httpx.TransportError as exc:
-                raise TransientError(
-                    f"{method} {path} failed: {type(exc).__name__} (connection problem)"
+                raise transport_failure(
+                    exc, self._http.base_url.host, f"{method} {path} failed"
                 ) from None
         log.debug("marketo: %s %s -> HTTP %s", method, path, resp.status_code)
         self._note_server_time(resp.headers.get("date"))
@@ -632,8 +632,8 @@ class MarketoClient:
                         yield resp
                         return
                 except httpx.TransportError as exc:
-                    raise TransientError(
-                        f"GET {path} failed: {type(exc).__name__} (connection problem)"
+                    raise transport_failure(
+                        exc, self._http.base_url.host, f"GET {path} failed"
                     ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 

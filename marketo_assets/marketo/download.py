@@ -41,6 +41,15 @@ class _Restart(Exception):
     """The server ignored our Range request: start over from byte 0."""
 
 
+class _TooLong(Exception):
+    """The response holds more than the job's fileSize: corrupt; nothing past it is read.
+    `sending`: the size the response announced (Content-Length / Content-Range), if it did."""
+
+    def __init__(self, sending: int | None):
+        super().__init__(sending)
+        self.sending = sending
+
+
 class _Attempt:
     """One full pass (with resumes) writing `part`; the hash is built while writing."""
 
@@ -52,6 +61,7 @@ class _Attempt:
         self.have = 0
         self.resumes = 0
         self.hasher = hashlib.sha256()
+        self.too_long: _TooLong | None = None  # set when the server sent more than fileSize
 
     def run(self) -> None:
         client, s = self.client, self.client.settings
@@ -66,6 +76,9 @@ class _Attempt:
                 before = self.have
                 try:
                     self._transfer(fd)
+                    return
+                except _TooLong as exc:
+                    self.too_long = exc
                     return
                 except _Restart:
                     os.lseek(fd, 0, os.SEEK_SET)
@@ -158,10 +171,15 @@ class _Attempt:
                 m = _CONTENT_RANGE.match(resp.headers.get("content-range", ""))
                 if not m or int(m.group(1)) != 0:
                     raise _Restart()
-            self._copy(resp, fd)
+            if total is not None:
+                sending = _announced_end(resp, self.have)
+                if sending is not None and sending > total:
+                    raise _TooLong(sending)  # not a byte of the body is read
+            self._copy(resp, fd, None if total is None else total - self.have)
 
-    def _copy(self, resp: httpx.Response, fd: int) -> None:
-        """Stream the body into `fd`, hashing it on the way.
+    def _copy(self, resp: httpx.Response, fd: int, limit: int | None) -> None:
+        """Stream the body into `fd`, hashing it on the way; at most `limit` bytes (what is
+        left of fileSize): a body going past it raises _TooLong, without reading further.
 
         This thread reads the network and hashes each piece as soon as it arrives (still in the
         CPU cache; hashlib releases the GIL); one writer thread writes it (os.writev releases the
@@ -180,7 +198,7 @@ class _Attempt:
         writer = _Writer(fd, self.job.export_id)
         try:
             if sock is None:
-                self._copy_httpx(resp, writer)
+                self._copy_httpx(resp, writer, limit)
             else:
                 self._copy_socket(resp, sock, writer)
         finally:
@@ -203,7 +221,7 @@ class _Attempt:
                 },
             )
 
-    def _copy_httpx(self, resp: httpx.Response, writer: _Writer) -> None:
+    def _copy_httpx(self, resp: httpx.Response, writer: _Writer, limit: int | None) -> None:
         batch_size = self.client.settings.download_chunk_size
         hasher = self.hasher
         batch: list[bytes] = []
@@ -211,8 +229,15 @@ class _Attempt:
         started = time.monotonic()
         encoded = resp.headers.get("content-encoding", "identity").lower() != "identity"
         chunks = resp.iter_bytes() if resp.is_stream_consumed or encoded else resp.iter_raw()
+        room = limit
         try:
             for chunk in chunks:
+                if room is not None:
+                    if len(chunk) > room:
+                        chunk = chunk[:room]  # the part of fileSize still missing, no more
+                        room = -1
+                    else:
+                        room -= len(chunk)
                 hasher.update(chunk)
                 batch.append(chunk)
                 pending += len(chunk)
@@ -222,10 +247,14 @@ class _Attempt:
                     batch, pending = [], 0
                     if writer.failure:
                         return
+                if room is not None and room < 0:
+                    break
         finally:
             if batch and not writer.failure:
                 writer.put(batch)
                 self._handed(pending, started)
+        if room is not None and room < 0:
+            raise _TooLong(None)
 
     def _copy_socket(self, resp: httpx.Response, sock: socket.socket, writer: _Writer) -> None:
         hasher = self.hasher
@@ -269,6 +298,17 @@ class _Attempt:
                     raise error
         finally:
             chunks.close()  # h11 sees an unfinished body: httpcore closes the connection
+
+
+def _announced_end(resp: httpx.Response, offset: int) -> int | None:
+    """The file size a response starting at `offset` announces: offset + Content-Length, or
+    the total of its Content-Range if larger; None if it announces neither."""
+    length = resp.headers.get("content-length", "")
+    end = offset + int(length) if length.isdigit() else None
+    m = _CONTENT_RANGE.match(resp.headers.get("content-range", ""))
+    if m and m.group(3).isdigit():
+        end = max(end or 0, int(m.group(3)))
+    return end
 
 
 def _direct_socket(resp: httpx.Response) -> socket.socket | None:
@@ -352,7 +392,8 @@ def download_export(client: MarketoClient, job: ExportJob, dest: Path) -> Downlo
     Writes `<dest>.part`, resumes a broken transfer with `Range: bytes=<have>-` (restarts from
     0 if the server answers 200), and continues a `.part` a killed process left behind; verifies
     the size against fileSize and SHA-256 against fileChecksum, re-downloads on mismatch up to
-    checksum_retries times, then renames atomically.
+    checksum_retries times, then renames atomically. Never reads past fileSize: a response
+    announcing or sending more is a corrupt download (ChecksumMismatchError, too_long).
     404 -> ExportFileExpiredError.
     """
     from .client import checked_export_id
@@ -382,7 +423,11 @@ def download_export(client: MarketoClient, job: ExportJob, dest: Path) -> Downlo
             raise
         resumes += attempt.resumes
         digest = attempt.hasher.hexdigest()
-        size_ok = job.file_size is None or attempt.have == job.file_size
+        too_long = attempt.too_long
+        actual_size = attempt.have
+        if too_long is not None and too_long.sending is not None:
+            actual_size = too_long.sending
+        size_ok = too_long is None and (job.file_size is None or attempt.have == job.file_size)
         sha_ok = expected_sha is None or digest == expected_sha
         if size_ok and sha_ok:
             os.replace(part, dest)
@@ -413,7 +458,8 @@ def download_export(client: MarketoClient, job: ExportJob, dest: Path) -> Downlo
             {
                 "attempt": attempts,
                 "expected_size": job.file_size,
-                "actual_size": attempt.have,
+                "actual_size": actual_size,
+                "too_long": too_long is not None,
                 "expected_sha256": expected_sha,
                 "actual_sha256": digest,
             },
@@ -422,8 +468,9 @@ def download_export(client: MarketoClient, job: ExportJob, dest: Path) -> Downlo
             raise ChecksumMismatchError(
                 job.export_id,
                 expected_size=job.file_size,
-                actual_size=attempt.have,
+                actual_size=actual_size,
                 expected_sha256=expected_sha,
                 actual_sha256=digest,
                 attempts=attempts,
+                too_long=too_long is not None,
             )

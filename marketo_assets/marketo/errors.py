@@ -20,6 +20,7 @@ __all__ = [
     "ExportJobCancelledError",
     "ExportJobFailedError",
     "ExportTimeoutError",
+    "HostNotFoundError",
     "InvalidExportIdError",
     "InvalidFieldsError",
     "InvalidRequestError",
@@ -47,6 +48,20 @@ class MarketoError(Exception):
 
 class AuthenticationError(MarketoError):
     """The identity endpoint refused the credentials, or a fresh token was refused too."""
+
+
+class HostNotFoundError(MarketoError):
+    """The base URL's host name does not exist in DNS. Not retried: a retry cannot fix it."""
+
+    def __init__(self, host: str):
+        self.host = host
+        super().__init__(
+            f"The Marketo host {host!r} does not resolve (DNS: no such host); nothing was sent. "
+            "Check MARKETO_BASE_URL (base_url): it must be your instance's REST host, e.g. "
+            "https://123-ABC-456.mktorest.com (Marketo Admin > Integration > Web Services). "
+            f"If it is right, check this machine's DNS and network (e.g. `nslookup {host}`; "
+            "a VPN or proxy may be needed)"
+        )
 
 
 class InvalidRequestError(MarketoError, ValueError):
@@ -238,6 +253,7 @@ class ChecksumMismatchError(MarketoError):
         expected_sha256: str | None,
         actual_sha256: str,
         attempts: int,
+        too_long: bool = False,
     ):
         self.export_id = export_id
         self.expected_size = expected_size
@@ -245,6 +261,21 @@ class ChecksumMismatchError(MarketoError):
         self.expected_sha256 = expected_sha256
         self.actual_sha256 = actual_sha256
         self.attempts = attempts
+        self.too_long = too_long
+        if too_long:
+            sent = (
+                f"a body of {actual_size} bytes"
+                if expected_size is not None and actual_size > expected_size
+                else "more"
+            )
+            super().__init__(
+                f"The file of export job {export_id} is corrupt after {attempts} download(s): "
+                f"Marketo announced {expected_size} bytes (fileSize) but the server sent {sent}; "
+                "nothing past the announced size was read. The partial file was deleted; "
+                "re-create the export job (re-run the partition), and report it to Marketo "
+                "Support if it happens again"
+            )
+            return
         super().__init__(
             f"The file of export job {export_id} is corrupt after {attempts} download(s): "
             f"got {actual_size} bytes sha256:{actual_sha256}, Marketo announced "

@@ -7,7 +7,10 @@ import ipaddress
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-__all__ = ["ClientSettings", "is_loopback_host"]
+__all__ = ["ClientSettings", "instance_root", "is_loopback_host"]
+
+# What Admin > Integration > Web Services shows after the instance root (REST Endpoint, Identity).
+SHOWN_PATHS = ("", "/rest", "/identity")
 
 
 def is_loopback_host(host: str) -> bool:
@@ -20,10 +23,28 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def instance_root(url: httpx.URL) -> str:
+    """The instance root of a base URL given as Marketo shows it: without the `/rest` (REST
+    Endpoint) or `/identity` (Identity) and without a trailing slash. ValueError (the text
+    follows the setting's name) for any other path or for a user name/password in the URL."""
+    root = f"{url.scheme}://{url.netloc.decode('ascii')}"
+    if url.userinfo:
+        raise ValueError(f"must not contain a user name or password: use {root}")
+    path = url.path.rstrip("/")
+    if path.lower() not in SHOWN_PATHS:
+        raise ValueError(
+            f"has the path {path!r}: use the instance root {root} (the REST Endpoint "
+            f"{root}/rest or the Identity {root}/identity, as shown in Marketo Admin > "
+            "Integration > Web Services, work too)"
+        )
+    return root
+
+
 class ClientSettings(BaseModel):
     """Connection and behaviour settings of a MarketoClient (immutable).
 
-    `base_url` is the REST endpoint, e.g. `https://123-ABC-456.mktorest.com`; the identity
+    `base_url` is the instance root, e.g. `https://123-ABC-456.mktorest.com` (the REST Endpoint
+    `.../rest` or the Identity `.../identity` that Marketo shows are reduced to it); the identity
     endpoint is `<base_url>/identity/oauth/token`. Plain http is allowed for loopback only.
     """
 
@@ -68,7 +89,10 @@ class ClientSettings(BaseModel):
             )
         if url.query or url.fragment:
             raise ValueError("base_url must not contain a query string or fragment")
-        return value.rstrip("/")
+        try:
+            return instance_root(url)
+        except ValueError as exc:
+            raise ValueError(f"base_url {exc}") from None
 
     @field_validator("client_secret")
     @classmethod

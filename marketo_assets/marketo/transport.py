@@ -8,12 +8,15 @@ overhead without changing anything else (TLS streams still return one record per
 from __future__ import annotations
 
 import logging
+import socket
 import typing
 
 import httpcore
 import httpx
 
-__all__ = ["READ_SIZE", "default_transport"]
+from .errors import HostNotFoundError, MarketoError, TransientError
+
+__all__ = ["READ_SIZE", "default_transport", "transport_failure"]
 
 log = logging.getLogger("marketo_assets.marketo")
 READ_SIZE = 1 << 20
@@ -53,6 +56,29 @@ class _LargeReadBackend(httpcore.NetworkBackend):
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
+
+
+def _dns_error(exc: BaseException) -> socket.gaierror | None:
+    """The socket.gaierror behind an httpx error (httpx.ConnectError <- httpcore.ConnectError
+    <- gaierror), if a DNS lookup is what failed."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None or isinstance(seen, socket.gaierror):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def transport_failure(exc: httpx.TransportError, host: str, what: str) -> MarketoError:
+    """The error to raise for a request to `host` that failed below HTTP: HostNotFoundError
+    (not retried) when the name does not resolve, else a TransientError (retried within the
+    budget): refused connections, resets, timeouts and temporary DNS failures (EAI_AGAIN)."""
+    dns = _dns_error(exc)
+    if dns is not None and dns.errno != socket.EAI_AGAIN:
+        return HostNotFoundError(host)
+    if dns is not None:
+        return TransientError(f"{what}: DNS lookup of {host!r} failed for now (will retry)")
+    return TransientError(f"{what}: {type(exc).__name__} (connection problem)")
 
 
 def default_transport() -> httpx.HTTPTransport:

@@ -16,6 +16,7 @@ PROFILES = (
     "busy-queue",  # foreign jobs fill the queue (2 processing + 8 queued) for `busy_seconds`
     "stuck-queue",  # jobs stay Queued until the clock moved `stuck_seconds` past queuedAt
     "corrupt",  # the first download of each file has flipped bytes; later ones are correct
+    "oversize",  # every file response streams `oversize_bytes` more than the job's fileSize
 )
 
 DEFAULTS = {
@@ -28,6 +29,7 @@ DEFAULTS = {
     "busy_seconds": 300.0,
     "stuck_seconds": 600.0,
     "error_msg": "Export failed: internal error while generating the file",
+    "oversize_bytes": 50 << 20,
 }
 
 
@@ -149,6 +151,13 @@ class Faults:
                 corrupt = True
                 self.count("corrupt_download")
         return cut, corrupt
+
+    def extra_bytes(self, length: int) -> int:
+        """Filler bytes sent after a file response of `length` bytes (`oversize`)."""
+        if length < 2 or not self.on("oversize"):
+            return 0
+        self.count("oversize_download")
+        return int(self.options["oversize_bytes"])
 
 
 def parse_spec(spec) -> tuple[list[str], dict]:

@@ -679,9 +679,10 @@ class Simulator:
                 start, end = parsed
                 status = 206
         length = end - start + 1
-        cut, corrupt = None, False
+        cut, corrupt, extra = None, False, 0
         if request.method != "HEAD":
             cut, corrupt = self.faults.download_plan(job.export_id, length)
+            extra = self.faults.extra_bytes(length)
         record = {
             "range": rng,
             "status": status,
@@ -692,7 +693,7 @@ class Simulator:
             "corrupt": corrupt,
         }
         self.file_requests.setdefault(job.export_id, []).append(record)
-        headers = {"Accept-Ranges": "bytes", "Content-Length": str(length)}
+        headers = {"Accept-Ranges": "bytes", "Content-Length": str(length + extra)}
         if status == 206:
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         media = {"CSV": "text/csv", "TSV": "text/tab-separated-values"}.get(
@@ -702,6 +703,7 @@ class Simulator:
             job.file.path, start, length, status, headers, media, cut, corrupt, record
         )
         stream.rate = self.cfg.download_bytes_per_second
+        stream.extra_bytes = extra
         return stream
 
     # ---- scheduler ---------------------------------------------------------------------------
@@ -1069,6 +1071,7 @@ class _FileStream(Response):
     """Stream [start, start+length) of a file in large chunks; optionally cut or corrupt it."""
 
     rate = 0.0  # bytes per second; 0 = unthrottled
+    extra_bytes = 0  # filler sent after the file's bytes (fault `oversize`)
 
     def __init__(
         self, path, start, length, status, headers, media, cut, corrupt, record=None
@@ -1103,6 +1106,12 @@ class _FileStream(Response):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 sent += len(chunk)
                 self.record["sent"] = sent
+        filler = b"x" * min(CHUNK, self.extra_bytes)
+        while self.cut is None and sent < self.length + self.extra_bytes:
+            piece = filler[: self.length + self.extra_bytes - sent]
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+            sent += len(piece)
+            self.record["sent"] = sent
         if self.cut is not None:
             raise Drop("deliberate reset in the middle of a download")
         await send({"type": "http.response.body", "body": b"", "more_body": False})

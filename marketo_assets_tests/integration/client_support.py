@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +59,36 @@ def control(sim: Any, method: str, path: str, **kwargs: Any) -> Any:
     resp = httpx.request(method, sim.base_url + path, timeout=10, **kwargs)
     resp.raise_for_status()
     return resp.json()
+
+
+@contextmanager
+def not_marketo(body: bytes, content_type: str) -> Iterator[tuple[str, list[str]]]:
+    """A loopback HTTP server that answers every request HTTP 200 with `body` (a login page, a
+    proxy, a REST path where the identity endpoint should be). Yields its base URL and the
+    paths it was asked for."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(self.path)
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -177,6 +177,15 @@ def _marketo(**overrides) -> MarketoResource:
         ({"base_url": "http://123-ABC-456.mktorest.com"}, "plain http for host"),
         ({"base_url": "http://10.1.2.3:8080"}, "Use https://"),
         ({"base_url": "123-ABC-456.mktorest.com"}, "not an absolute http(s) URL"),
+        (
+            {"base_url": "https://123-ABC-456.mktorest.com/rest/v1"},
+            "has the path '/rest/v1': use the instance root https://123-abc-456.mktorest.com",
+        ),
+        (
+            {"base_url": "https://123-ABC-456.mktorest.com/identity/oauth/token"},
+            "(the REST Endpoint https://123-abc-456.mktorest.com/rest or the Identity",
+        ),
+        ({"base_url": "https://123-ABC-456.mktorest.com/soap"}, "MARKETO_BASE_URL (base_url)"),
         ({"client_id": ""}, "MARKETO_CLIENT_ID"),
         ({"client_secret": ""}, "MARKETO_CLIENT_SECRET (client_secret) is empty"),
         ({"client_secret": SECRET + "\n"}, "trailing whitespace"),
@@ -194,6 +203,23 @@ def test_marketo_resource_config_errors_never_echo_the_secret(overrides, expecte
 
 def test_loopback_http_is_accepted_for_the_simulator():
     assert _marketo(base_url="http://127.0.0.1:8765").base_url == "http://127.0.0.1:8765"
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        "https://123-ABC-456.mktorest.com",
+        "https://123-ABC-456.mktorest.com/",
+        "https://123-ABC-456.mktorest.com/rest",  # Admin > Web Services: REST Endpoint
+        "https://123-ABC-456.mktorest.com/rest/",
+        "https://123-ABC-456.mktorest.com/identity",  # Admin > Web Services: Identity
+        " https://123-ABC-456.mktorest.com/identity/ ",
+    ],
+)
+def test_base_url_as_marketo_shows_it_is_the_instance_root(shown):
+    resource = _marketo(base_url=shown)
+    assert resource.base_url == "https://123-abc-456.mktorest.com"
+    assert resource.client_settings().base_url == "https://123-abc-456.mktorest.com"
 
 
 @pytest.mark.parametrize(

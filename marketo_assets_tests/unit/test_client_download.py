@@ -202,3 +202,37 @@ def test_download_500_is_resumed(tmp_path):
     with make_client(fake) as client:
         res = client.download_export(completed(), tmp_path / "f.csv")
     assert res.resumes == 1
+
+
+class Endless(httpx.SyncByteStream):
+    """A body without Content-Length that never ends (64 KiB pieces); counts what is pulled."""
+
+    def __init__(self) -> None:
+        self.pulled = 0
+
+    def __iter__(self):
+        while True:
+            self.pulled += 64 * 1024
+            yield b"x" * (64 * 1024)
+
+
+def test_a_body_without_length_is_not_read_past_file_size(tmp_path):
+    """The httpx path (chunked, encoded, HTTP/2): reading stops at fileSize."""
+    fake = FakeMarketo()
+    streams: list[Endless] = []
+
+    def endless(request: httpx.Request) -> httpx.Response:
+        streams.append(Endless())
+        return httpx.Response(200, stream=streams[-1])
+
+    fake.script(FILE, endless)
+    small = ExportJob.from_api(job("Completed", fileSize=100, fileChecksum=sha(b"x" * 100)))
+    with (
+        make_client(fake, checksum_retries=1) as client,
+        pytest.raises(errors.ChecksumMismatchError) as info,
+    ):
+        client.download_export(small, tmp_path / "f.csv")
+    assert len(streams) == 2 and all(s.pulled == 64 * 1024 for s in streams)
+    assert info.value.too_long and info.value.attempts == 2
+    assert "announced 100 bytes (fileSize) but the server sent more" in str(info.value)
+    assert not list(tmp_path.iterdir())

@@ -137,6 +137,12 @@ def test_settings_require_https_except_loopback():
             ClientSettings(base_url=url, client_id="a", client_secret="b")
     s = ClientSettings(base_url="https://x.mktorest.com/", client_id="a", client_secret="b")
     assert s.base_url == "https://x.mktorest.com"
+    for shown in ("https://x.mktorest.com/rest", "https://x.mktorest.com/identity/"):
+        same = ClientSettings(base_url=shown, client_id="a", client_secret="b")
+        assert same.base_url == "https://x.mktorest.com"
+    for url in ("https://x.mktorest.com/rest/v1", "https://x.mktorest.com/x", "https://u:p@x.com"):
+        with pytest.raises(ValidationError, match=r"use the instance root|user name"):
+            ClientSettings(base_url=url, client_id="a", client_secret="b")
     with pytest.raises(ValidationError):
         s.model_copy(update={}).__setattr__("poll_interval", 1.0)
 
