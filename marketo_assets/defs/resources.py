@@ -16,18 +16,14 @@ import httpx
 from dagster_duckdb import DuckDBResource
 from pydantic import ConfigDict, Field, field_validator
 
+from marketo_assets.extract import RESERVED_COLUMNS, ExportLedger, FilterCapabilities, private_dir
 from marketo_assets.marketo import ClientSettings, Event, MarketoClient
-from marketo_assets.marketo.capabilities import FilterCapabilities
-from marketo_assets.marketo.ledger import ExportLedger
 from marketo_assets.marketo.settings import instance_root, is_loopback_host
-from marketo_assets.marketo.staging import private_dir
 from marketo_assets.marketo.throttle import shared_throttle
 from marketo_assets.settings import load_list_settings, load_settings, parse_header_names
 from marketo_assets.warehouse import DuckDBSession, WarehouseSession
 from marketo_assets.warehouse.postgres import PostgresWarehouse
 
-# Lineage columns every raw table gets: a header name may not take one of these names.
-RESERVED_COLUMNS = ("_partition_key", "_export_id", "_loaded_at", "_list_id")
 FORMATS = ("CSV", "TSV", "SSV")
 
 

@@ -15,7 +15,7 @@ import dagster as dg
 import duckdb
 
 from marketo_assets.defs.leads import lead_export_files, leads
-from marketo_assets.marketo.ledger import ExportLedger
+from marketo_assets.extract.ledger import ExportLedger
 
 from .conftest import resources_for
 from .test_bad_input_runs import failure_text
