@@ -292,7 +292,12 @@ def test_select_fields_puts_required_fields_first_and_skips_formula_fields():
         LeadField("id", data_type="integer"),
         LeadField("createdAt", data_type="datetime"),
     ]
-    assert select_fields(described, [], required=["id", "createdAt"]) == [
+    assert select_fields(described, [], required=["id"]) == [
+        ("email", "email"),
+        ("id", "integer"),
+        ("createdAt", "datetime"),
+    ]
+    assert select_fields(described, ["email"], required=["id", "createdAt"]) == [
         ("id", "integer"),
         ("createdAt", "datetime"),
         ("email", "email"),
