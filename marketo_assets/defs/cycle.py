@@ -271,7 +271,7 @@ def run_export(
     request (describe, validation), then create or reattach, wait and download.
     Terminating the run cancels the Marketo job and ends the step without a retry."""
     with stop_when_terminated(context):
-        check_warehouse(warehouse, context.log)
+        check_warehouse(warehouse, marketo, context.log)
         return _run_export(context, marketo, make_spec)
 
 

@@ -264,10 +264,11 @@ def _duckdb_session(resource: DuckDBResource) -> Iterator[DuckDBSession]:
         conn.close()
 
 
-def check_warehouse(resource: DuckDBResource, log) -> None:
+def check_warehouse(resource: DuckDBResource, marketo: MarketoResource, log) -> None:
     """The export step's check, before it creates a Marketo job: fail now, without retries,
     if the load could not write its rows (instead of after the export spent quota). A
-    missing folder is created only for the default DUCKDB_PATH (the project's data/)."""
+    missing folder is created only for the default DUCKDB_PATH (the project's data/). A
+    DuckDB file held by a step of another run (its claim in the ledger) is not an error."""
     try:
         if isinstance(resource, WarehouseResource) and resource.warehouse == "postgres":
             PostgresWarehouse().check()
@@ -275,13 +276,18 @@ def check_warehouse(resource: DuckDBResource, log) -> None:
         database = resource.database
         if database == ":memory:" or database.startswith("md:"):
             return
-        default = Path(database).absolute().parent == DATA_DIR
-        holder = check_writable(database, _duckdb_config(resource), create_folder=default)
+        default = Path(database).parent.resolve() == DATA_DIR
+        holder = check_writable(
+            database,
+            _duckdb_config(resource),
+            create_folder=default,
+            is_ours=lambda h: h.pid in marketo.ledger().working_pids(),
+        )
     except WarehouseUnavailableError as exc:
         raise _warehouse_failure(exc, "No Marketo export job was created.") from exc
     if holder is not None:
         log.info(
-            f"The DuckDB file is in use by a Dagster process ({holder.name}, PID "
+            f"The DuckDB file is in use by another run's step ({holder.name}, PID "
             f"{holder.pid}): the load step takes its turn in the `duckdb` pool."
         )
 

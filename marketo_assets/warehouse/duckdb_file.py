@@ -18,6 +18,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,14 +138,19 @@ def unavailable_error(database: str | Path, exc: Exception) -> WarehouseUnavaila
 
 
 def check_writable(
-    database: str | Path, config: dict | None = None, create_folder: bool = False
+    database: str | Path,
+    config: dict | None = None,
+    create_folder: bool = False,
+    is_ours: Callable[[LockHolder], bool] | None = None,
 ) -> LockHolder | None:
     """Raise WarehouseUnavailableError / WarehouseLockedError if a load into `database` would
     fail: its folder is missing (created instead when `create_folder`, mode 0700), is not a
     folder or does not take a new file; the file exists but does not open for writing.
 
-    A lock held by a Dagster process (another run's load or dbt build: they take turns in the
-    `duckdb` pool) is not an error: that holder is returned, and the load will wait its turn.
+    A lock held by one of our own writers (another run's load or dbt build: they take turns in
+    the `duckdb` pool) is not an error: that holder is returned, and the load waits its turn.
+    Ours: a Dagster process or one it started, or what `is_ours` accepts; also any holder
+    where processes cannot be inspected (the load step still fails fast if it must).
     """
     path = Path(database)
     folder = existing = path.parent
@@ -176,7 +182,8 @@ def check_writable(
     try:
         connect_for_write(path, config, wait=0).close()
     except WarehouseLockedError as exc:
-        if exc.holder.in_dagster() is not False:
-            return exc.holder
+        holder = exc.holder
+        if holder.in_dagster() is not False or (is_ours is not None and is_ours(holder)):
+            return holder
         connect_for_write(path, config).close()  # a brief reader may let go; else raises
     return None
