@@ -13,7 +13,6 @@ exists and takes a new file, and the file (if any) opens for writing.
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import tempfile
@@ -46,29 +45,33 @@ class LockHolder:
     def name(self) -> str:
         """A short, readable name: the program, and the script or module it runs (from
         /proc/<pid>/cmdline where there is one); never the other arguments."""
-        argv = _argv(self.pid) or [self.program]
-        parts = [os.path.basename(argv[0])]
-        if parts[0].startswith(_INTERPRETERS) and len(argv) > 1:
-            if argv[1] == "-m" and len(argv) > 2:
-                parts += ["-m", argv[2]]
-            elif argv[1] == "-c":
-                parts.append("-c …")
-            elif not argv[1].startswith("-"):
-                parts.append(os.path.basename(argv[1]))
-        return " ".join(parts)
+        return " ".join(_program(_argv(self.pid) or [self.program]))
 
     def in_dagster(self) -> bool | None:
         """Is the holder a Dagster process or started by one (a run worker loading, a dbt
         build)? None where processes cannot be inspected (no /proc)."""
         pid, seen = self.pid, 0
-        while pid > 1 and seen < 20:
+        while pid > 0 and seen < 20:
             argv = _argv(pid)
             if argv is None:
                 return None if seen == 0 else False
-            if _is_dagster(argv):
+            if any(p.startswith("dagster") or p == "dg" for p in _program(argv) if p != "-m"):
                 return True
             pid, seen = _parent(pid), seen + 1
         return False
+
+
+def _program(argv: list[str]) -> list[str]:
+    """["duckdb"], ["python3", "-m", "dagster"], ["python3", "script.py"], ["python3", "-c …"]."""
+    parts = [os.path.basename(argv[0])]
+    if parts[0].startswith(_INTERPRETERS) and len(argv) > 1:
+        if argv[1] == "-m" and len(argv) > 2:
+            parts += ["-m", argv[2]]
+        elif argv[1] == "-c":
+            parts.append("-c …")
+        elif not argv[1].startswith("-"):
+            parts.append(os.path.basename(argv[1]))
+    return parts
 
 
 def _argv(pid: int) -> list[str] | None:
@@ -85,13 +88,6 @@ def _parent(pid: int) -> int:
         return int(stat.rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return 0
-
-
-def _is_dagster(argv: list[str]) -> bool:
-    names = [os.path.basename(a) for a in argv[:2]]
-    if any(n.startswith("dagster") or n == "dg" for n in names):
-        return True
-    return any(a == "-m" and b.startswith("dagster") for a, b in itertools.pairwise(argv))
 
 
 def lock_holder(error: Exception) -> LockHolder | None:
