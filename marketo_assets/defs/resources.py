@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import dagster as dg
+import duckdb
 import httpx
 from dagster_duckdb import DuckDBResource
 from pydantic import ConfigDict, Field, field_validator
@@ -226,8 +227,26 @@ class WarehouseResource(DuckDBResource):
             with PostgresWarehouse().session() as session:
                 yield session
         else:
-            with _duckdb_session(self) as session:
-                yield session
+            with self.get_connection() as conn:
+                yield DuckDBSession(conn)
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The DuckDB file opened for writing within seconds, or a Failure without retries
+        naming the cause (DuckDBResource's own retries a held lock for ~100 s, and the step's
+        retries would only wait again for a program the user left open)."""
+        try:
+            conn = connect_for_write(self.database, _duckdb_config(self))
+        except WarehouseUnavailableError as exc:
+            raise _warehouse_failure(
+                exc,
+                "Nothing was loaded; the staged export is kept: once fixed, re-run the load "
+                "step of this partition (no new export is needed).",
+            ) from exc
+        try:
+            yield conn
+        finally:
+            conn.close()
 
 
 @contextmanager
@@ -237,31 +256,12 @@ def warehouse_session(resource: DuckDBResource) -> Iterator[WarehouseSession]:
         with resource.session() as session:
             yield session
     else:
-        with _duckdb_session(resource) as session:
-            yield session
+        with resource.get_connection() as conn:
+            yield DuckDBSession(conn)
 
 
 def _duckdb_config(resource: DuckDBResource) -> dict:
     return {"custom_user_agent": "dagster", **resource.connection_config}  # as get_connection
-
-
-@contextmanager
-def _duckdb_session(resource: DuckDBResource) -> Iterator[DuckDBSession]:
-    """The DuckDB file opened for writing within seconds, or a Failure without retries naming
-    the cause (DuckDBResource.get_connection retries a held lock for ~100 s, and the step's
-    retries would only wait again for a program the user left open)."""
-    try:
-        conn = connect_for_write(resource.database, _duckdb_config(resource))
-    except WarehouseUnavailableError as exc:
-        raise _warehouse_failure(
-            exc,
-            "Nothing was loaded; the staged export is kept: once fixed, re-run the load step "
-            "of this partition (no new export is needed).",
-        ) from exc
-    try:
-        yield DuckDBSession(conn)
-    finally:
-        conn.close()
 
 
 def check_warehouse(resource: DuckDBResource, marketo: MarketoResource, log) -> None:

@@ -1,6 +1,7 @@
 """The warehouse is checked before Marketo spends quota, and a held DuckDB file fails fast.
 
-Real Dagster runs against the simulator and a real DuckDB file. Each bad warehouse (the file
+Real Dagster runs against the simulator and a real DuckDB file, through the project's own
+`WarehouseResource`. Each bad warehouse (the file
 held by another process, DUCKDB_PATH in a missing folder or under a file, a folder that takes
 no new file) fails the export step within seconds, without retries, naming the cause and the
 fix, before any export job is created; the rows already loaded are unchanged. A lock taken
@@ -20,10 +21,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from marketo_assets.defs.leads import lead_export_files, leads
-from marketo_assets.defs.resources import ExportOptions
+from marketo_assets.defs.resources import ExportOptions, WarehouseResource
 from marketo_assets.simulator.process import run_simulator
 
 from .conftest import SIM_ARGS, marketo_resource
@@ -64,7 +64,7 @@ def materialize(sim, root: Path, assets, database: Path | None = None):
         resources={
             "marketo": marketo_resource(sim, root),
             "export_options": ExportOptions(),
-            "duckdb": DuckDBResource(database=str(database)),
+            "duckdb": WarehouseResource(database=str(database)),  # as in definitions.py
         },
         instance=instance,
         raise_on_error=False,
