@@ -129,8 +129,9 @@ def check_columns(request: ExportRequest) -> None:
 
 
 def clean_staged_files(context: dg.AssetExecutionContext, marketo: MarketoResource) -> None:
-    """Delete staged files older than `staging_max_age_hours` whose export is finished."""
-    root = Path(marketo.staging_dir)
+    """Delete staged files older than `staging_max_age_hours` whose export is finished (only
+    the project's own, see marketo.staging); fails at once if the staging folder cannot work."""
+    root = marketo.staging_root()
     result = clean_staging(root, marketo.ledger(), marketo.staging_max_age_hours * 3600)
     if result.deleted:
         context.log.info(
