@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from marketo_assets.marketo.local_paths import private_dirs
 from marketo_assets.settings import PROJECT_ROOT, load_settings
 
 from .environment import marketo_target
@@ -47,7 +48,7 @@ def main() -> int:
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     settings = load_settings()
     log_dir = PROJECT_ROOT / "data" / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    private_dirs(log_dir)  # data/ also holds lead data: 0700 when the demo creates it
 
     with marketo_target() as target:
         os.environ.update(target.env)

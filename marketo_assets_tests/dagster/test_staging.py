@@ -23,7 +23,7 @@ from dagster_duckdb import DuckDBResource
 from marketo_assets.defs.leads import lead_export_files, leads
 from marketo_assets.defs.resources import ExportOptions
 from marketo_assets.marketo.ledger import ExportLedger
-from marketo_assets.marketo.staging import MARKER, OWNED
+from marketo_assets.marketo.staging import MARKER, OWNED, staging_root
 
 from .conftest import marketo_resource, resources_for
 from .test_bad_input_runs import failure_text
@@ -46,7 +46,7 @@ def _old_file(path: Path, hours: float) -> Path:
 
 def test_staged_files_private_kept_until_loaded_and_cleaned_by_age(lead_sim, tmp_path):
     resources = resources_for(lead_sim, tmp_path, staging_max_age_hours=24)
-    root = tmp_path / "exports" / OWNED  # the project's own folder in MARKETO_STAGING_DIR
+    root = staging_root(tmp_path / "exports")  # the project's own folder in MARKETO_STAGING_DIR
     ledger = ExportLedger(tmp_path / "ledger.sqlite")
     finished, pending, killed = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     old_exports = [
@@ -137,7 +137,7 @@ def _tree(root: Path) -> dict[str, tuple]:
 def _conflicting_table(resources: dict) -> None:
     """A table whose `id` is text: the next lead load fails (and keeps its staged file)."""
     with resources["duckdb"].get_connection() as conn:
-        conn.execute("CREATE SCHEMA IF NOT EXISTS marketo")
+        conn.execute("CREATE SCHEMA IF NOT EXISTS marketo.marketo")
         conn.execute("CREATE TABLE marketo.marketo.leads (id VARCHAR, note VARCHAR)")
 
 
@@ -172,11 +172,12 @@ def test_staging_in_a_shared_folder_touches_only_its_own_files(lead_sim, tmp_pat
     resources = resources_for(lead_sim, tmp_path, staging_dir=str(shared), staging_max_age_hours=1)
     instance = dg.DagsterInstance.ephemeral()
     # Our own old file inside the project's folder is cleaned: the clean-up does run.
-    ours = _old_file(shared / OWNED / "marketo_leads" / "2025-01-01" / f"{finished}.csv", 48)
+    ours = _old_file(staging_root(shared) / "marketo_leads" / "2025-01-01" / f"{finished}.csv", 48)
     # Export and load one partition.
     assert dg.materialize(
         [lead_export_files, leads], partition_key=KEY, resources=resources, instance=instance
     ).success
+    assert _tree(shared) == before
     assert not ours.exists()
     # Export another, fail its load (the table has `id` as text), then load it once fixed.
     other = "2025-04-01"
