@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -29,7 +28,7 @@ from marketo_assets.extract import (
 from marketo_assets.marketo import Event, ExportRequest, LeadField, MarketoClient
 from marketo_assets.warehouse import WarehouseSession
 
-from .resources import MarketoResource, warehouse_session
+from .resources import MarketoResource, check_warehouse, warehouse_session
 
 __all__ = [
     "CHECK_PARTITIONS",
@@ -165,15 +164,19 @@ def _run_status(context: dg.AssetExecutionContext) -> extract.RunStatus:
 
 
 def _staging(marketo: MarketoResource) -> extract.Staging:
-    return extract.Staging(Path(marketo.staging_dir), marketo.staging_max_age_hours)
+    """The project's own staging folder; one that cannot work fails the step at once."""
+    return extract.Staging(marketo.staging_root(), marketo.staging_max_age_hours)
 
 
 def run_export(
     context: dg.AssetExecutionContext,
     marketo: MarketoResource,
     make_spec: Callable[[MarketoClient], ExportSpec],
+    *,
+    warehouse: DuckDBResource,
 ) -> ExportOutcome:
-    """Build the request (describe, validation), then create or reattach, wait and download.
+    """Check that the load can write to `warehouse` (before any Marketo call), build the
+    request (describe, validation), then create or reattach, wait and download.
     Terminating the run cancels the Marketo job and ends the step without a retry."""
     on_event = log_events(context)
     limits = extract.ExportLimits(
@@ -181,23 +184,23 @@ def run_export(
         max_job_attempts=marketo.max_job_attempts,
         claim_lease_seconds=marketo.claim_lease_seconds,
     )
-    with (
-        stop_when_terminated(context),
-        as_failure(),
-        marketo.client(on_event=on_event) as client,
-    ):
-        outcome = extract.export(
-            make_spec,
-            client,
-            marketo.ledger(),
-            _staging(marketo),
-            marketo.capabilities(),
-            run_id=context.run.run_id,
-            run_status=_run_status(context),
-            limits=limits,
-            on_event=on_event,
-        )
-    return outcome
+    with stop_when_terminated(context), as_failure():
+        # Local state first (ledger, staging folder: created if missing), then the warehouse
+        # (the engine's preflight); all before any Marketo call.
+        ledger, staging = marketo.ledger(), _staging(marketo)
+        with marketo.client(on_event=on_event) as client:
+            return extract.export(
+                make_spec,
+                client,
+                ledger,
+                staging,
+                marketo.capabilities(),
+                run_id=context.run.run_id,
+                run_status=_run_status(context),
+                limits=limits,
+                on_event=on_event,
+                preflight=lambda: check_warehouse(warehouse, marketo, context.log),
+            )
 
 
 def run_generation(context: dg.AssetExecutionContext) -> str:

@@ -121,11 +121,15 @@ def export(
     limits: ExportLimits = ExportLimits(),
     on_event: OnEvent = ignore,
     now: Callable[[], datetime] = _utc_now,
+    preflight: Callable[[], None] | None = None,
 ) -> ExportOutcome:
     """Export one partition to verified staged file(s). `spec` may be a function of the client
     (describe, validation) called first. The partition is claimed for `run_id` and handed over
-    to the same run's load step on success, released on failure."""
+    to the same run's load step on success, released on failure. `preflight` runs after the
+    local state is checked and before any Marketo call (e.g. can the load write its rows)."""
     clean_staging_area(staging, ledger, on_event)
+    if preflight is not None:
+        preflight()
     calls_before = client.calls_made
     built: ExportSpec | None = None
     try:

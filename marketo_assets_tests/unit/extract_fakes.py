@@ -24,6 +24,7 @@ from marketo_assets.extract import (
     Notice,
     Staging,
 )
+from marketo_assets.extract.staging import staging_root
 from marketo_assets.marketo import DownloadResult, Event, ExportFilter, ExportJob, ExportRequest
 from marketo_assets.marketo import errors as marketo_errors
 from marketo_assets.marketo.exports import split_window
@@ -258,7 +259,7 @@ class Engine:
     def __post_init__(self) -> None:
         self.marketo = FakeMarketo(self.clock)
         self.ledger = ExportLedger(self.root / "ledger.sqlite")
-        self.staging = Staging(self.root / "staging", max_age_hours=168)
+        self.staging = Staging(staging_root(self.root / "staging"), max_age_hours=168)
         self.capabilities = FilterCapabilities(self.root / "capabilities.json")
 
     def export(

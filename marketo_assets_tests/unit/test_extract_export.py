@@ -42,6 +42,7 @@ def test_staged_file_is_named_by_export_id_and_format_in_a_private_folder(engine
     outcome = engine.export(ExportSpec(LEADS, "2026-02-01", lead_request(format="TSV"), []))
     assert outcome.path.name == f"{outcome.export_id}.tsv"
     assert outcome.path.parent == engine.staging.root / "marketo_leads" / "2026-02-01"
+    assert engine.staging.root.name == "marketo_assets"  # the project's own folder
     assert outcome.path.parent.stat().st_mode & 0o777 == 0o700
 
 
@@ -310,10 +311,13 @@ def test_select_fields_puts_required_fields_first_and_skips_formula_fields():
 def test_old_staged_files_of_finished_exports_are_cleaned_at_the_start(engine: Engine):
     import os
 
-    folder = engine.staging.folder("marketo_leads", "old")
-    stale = folder / "leftover.csv.part"
-    stale.write_bytes(b"x" * 10)
-    os.utime(stale, (0, 0))
-    engine.export()
-    assert not stale.exists()
+    old = engine.export(run_id="run-0")
+    engine.ledger.update(old.export_id, status="loaded")
+    os.utime(old.path, (0, 0))
+    mine = engine.staging.root / "notes.txt"  # not an export file: never touched
+    mine.write_text("x")
+    os.utime(mine, (0, 0))
+    engine.export(lead_spec(generation="next"))
+    assert not old.path.exists()
+    assert mine.exists()
     assert "staging_cleaned" in engine.notices()
