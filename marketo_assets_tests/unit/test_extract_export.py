@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from marketo_assets import extract
 from marketo_assets.extract import ExportFailed, ExportLimits, ExportSpec
 from marketo_assets.marketo import ExportFilter, ExportRequest
 from marketo_assets.marketo import errors as marketo_errors
@@ -321,3 +322,21 @@ def test_old_staged_files_of_finished_exports_are_cleaned_at_the_start(engine: E
     assert not old.path.exists()
     assert mine.exists()
     assert "staging_cleaned" in engine.notices()
+
+
+def test_a_failing_preflight_stops_the_export_before_any_marketo_call(engine: Engine):
+    def warehouse_not_writable() -> None:
+        raise ExportFailed("The DuckDB file is held by another program.", retryable=False)
+
+    with pytest.raises(ExportFailed, match="held by another program"):
+        extract.export(
+            lead_spec(),
+            engine.marketo,
+            engine.ledger,
+            engine.staging,
+            engine.capabilities,
+            run_id="run-1",
+            preflight=warehouse_not_writable,
+        )
+    assert engine.marketo.calls == []
+    assert engine.ledger.current_claim(LEADS, "2026-02-01") is None
