@@ -67,7 +67,7 @@ def _run() -> int:
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "dagster_home"))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     settings = load_settings()
-    log_dir = PROJECT_ROOT / "data" / "logs"
+    log_dir = Path(os.environ["DAGSTER_HOME"]) / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     simulator_args = {}
     if os.environ.get("MARKETO_DEMO_LEADS"):
