@@ -101,10 +101,10 @@ def _run() -> int:
                     )
                     lists = wait_for_list_sensors(instance, sensors_since, say=_say)
                     models = build_models(instance, defs, sensors_since, say=_say)  # dbt
-            except BaseException:
-                # The daemon and its runs are stopped: leave nothing for a later daemon to run.
+            finally:
+                # The daemon and its runs are stopped (also a run a sensor started at the end):
+                # leave nothing unfinished for a later daemon to pick up.
                 abandon_runs(instance, sensors_since)
-                raise
         _say(f"Backfill finished: {status.value}")
         quota = target.simulator.state()["quota_used_bytes"] if target.is_simulator else None
 
