@@ -125,9 +125,10 @@ def stop_on_signals() -> Iterator[None]:
 
 
 def abandon_runs(instance: dg.DagsterInstance, since: float) -> list[str]:
-    """After the daemon was stopped mid-way: cancel the backfills submitted since `since` and
-    mark their unfinished runs (and any other run created since then) canceled, so a later
-    daemon (`make dev`, the next `make demo`) does not pick them up. Returns the run ids."""
+    """Once the daemon and its process group are gone: cancel the backfills submitted since
+    `since` that are not done, and mark every run created since then that did not finish
+    canceled (its process is gone), so a later daemon (`make dev`, the next `make demo`) does
+    not pick them up and their pool slots are free. Returns the run ids."""
     after = datetime.fromtimestamp(since, UTC)
     for backfill in instance.get_backfills(filters=BulkActionsFilter(created_after=after)):
         if backfill.status not in BACKFILL_DONE:
@@ -136,7 +137,7 @@ def abandon_runs(instance: dg.DagsterInstance, since: float) -> list[str]:
     for record in instance.get_run_records(filters=RunsFilter(created_after=after)):
         run = record.dagster_run
         if not run.is_finished:
-            instance.report_run_canceled(run, message="make demo was stopped")
+            instance.report_run_canceled(run, message="the daemon that ran it was stopped")
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
             stopped.append(run.run_id)
     return stopped
