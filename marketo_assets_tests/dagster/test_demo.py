@@ -94,6 +94,17 @@ def processes_of(home: str, known: set[int]) -> list[psutil.Process]:
     return found
 
 
+def _wait_gone(home: str, known: set[int]) -> list[psutil.Process]:
+    """What is left a few seconds after the demo ended (helpers of the demo process itself,
+    like multiprocessing's resource tracker, end with it, not before)."""
+    deadline = time.monotonic() + 5
+    left = processes_of(home, known)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = processes_of(home, known)
+    return left
+
+
 def _describe(procs: list[psutil.Process]) -> str:
     out = []
     for p in procs:
@@ -142,11 +153,7 @@ def test_stopped_mid_backfill_leaves_no_process(tmp_path, case):
         stopped_at = time.monotonic()
         demo.proc.send_signal(sig)
         code = demo.wait(90)
-        left = processes_of(home, tree)
-        deadline = time.monotonic() + 5  # helpers of the demo itself (multiprocessing's
-        while left and time.monotonic() < deadline:  # resource tracker) exit with it
-            time.sleep(0.2)
-            left = processes_of(home, tree)
+        left = _wait_gone(home, tree)
         assert not left, f"left running after {case}:\n{_describe(left)}\n{demo.output()}"
         expected = {128 + sig} if not through_make else {2, 128 + sig, -sig}  # make: 2 or killed
         assert code in expected, (code, demo.output())
@@ -170,7 +177,7 @@ def test_stopped_mid_backfill_leaves_no_process(tmp_path, case):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 def test_a_rerun_takes_as_long_as_the_first(tmp_path):
     """The list sensors' minimum interval (300 s by default) counted from the previous run's
     tick made a re-run within five minutes wait for it (195 s instead of 95 s)."""
@@ -181,12 +188,15 @@ def test_a_rerun_takes_as_long_as_the_first(tmp_path):
     for _ in range(2):
         demo = Demo([sys.executable, "-m", "marketo_assets.local.demo"], env)
         try:
-            code = demo.wait(400)
+            code = demo.wait(800)  # ~95 s idle; a machine shared by many tests is slower
         finally:
             if demo.proc.poll() is None:
                 demo.proc.kill()
         took.append(time.monotonic() - demo.started)
         assert code == 0, demo.output()
+        left = _wait_gone(env["DAGSTER_HOME"], set())
+        assert not left, f"left running after a normal exit:\n{_describe(left)}"
         assert any(line.startswith("Sensor static_list_sensor: ") for line in demo.lines)
     first, second = took
-    assert second < first + 45, f"first run {first:.0f} s, re-run {second:.0f} s"
+    # Before: the re-run waited for the interval (here 3600 s) and failed after 240 s.
+    assert second < max(first * 1.5, first + 60), f"first run {first:.0f} s, re-run {second:.0f} s"
