@@ -81,7 +81,11 @@ def wait_for_list_sensors(
             continue
         status = tick.status.value
         if tick.status == TickStatus.FAILURE and tick.error:
-            outcome.errors.append(f"{name}: tick failed: {tick.error.message.strip()}")
+            # The innermost cause is the sensor's own message (e.g. which setting is bad).
+            error = tick.error
+            while error.cause is not None:
+                error = error.cause
+            outcome.errors.append(f"{name}: tick failed: {error.message.strip()}")
         detail = f"{len(tick.run_ids)} run(s)" if tick.run_ids else (tick.skip_reason or "")
         outcome.ticks[name] = f"{status.lower()}: {detail}"
         say(f"Sensor {name}: {status.lower()}, {detail}")
