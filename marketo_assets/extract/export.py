@@ -20,7 +20,7 @@ from .capabilities import FilterCapabilities, capability_for
 from .claims import RunStatus, claim_partition
 from .errors import ExportFailed
 from .events import Notice, OnEvent, ignore
-from .ledger import ExportLedger, LedgerEntry
+from .ledger import ExportIdConflictError, ExportLedger, LedgerEntry
 from .spec import ExportPart, ExportSpec, check_columns, safe_name
 from .staging import Staging, staged_ok
 
@@ -28,13 +28,14 @@ __all__ = ["ExportClient", "ExportLimits", "ExportOutcome", "clean_staging_area"
 
 MB = 1024 * 1024
 EXTENSIONS = {"CSV": "csv", "TSV": "tsv", "SSV": "ssv"}
-# Marketo errors that fail the same way on a retry: the step fails at once, saying why.
+# Errors that fail the same way on a retry: the step fails at once, saying why.
 NOT_RETRYABLE = (
     errors.InvalidFieldsError,
     errors.InvalidRequestError,
     errors.AuthenticationError,
     errors.DailyCallLimitError,
     errors.HostNotFoundError,
+    ExportIdConflictError,  # the ledger belongs to another Marketo instance
 )
 
 

@@ -340,3 +340,19 @@ def test_a_failing_preflight_stops_the_export_before_any_marketo_call(engine: En
         )
     assert engine.marketo.calls == []
     assert engine.ledger.current_claim(LEADS, "2026-02-01") is None
+
+
+def test_an_export_id_the_ledger_already_holds_fails_without_retry_or_wait(engine: Engine):
+    """A ledger of another Marketo instance: the new job's id is already recorded."""
+    engine.ledger.record_created(
+        export_id="00000000-0000-4000-8000-000000000001",
+        asset="marketo/lead_changes",
+        partition_key="2026-01-01",
+        request_hash="x",
+        request={},
+    )
+    with pytest.raises(ExportFailed, match="already holds") as info:
+        engine.export()
+    assert info.value.retryable is False
+    assert "wait" not in engine.marketo.methods()
+    assert engine.ledger.current_claim(LEADS, "2026-02-01") is None
