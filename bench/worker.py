@@ -101,7 +101,7 @@ def _resources(cfg: dict[str, Any]) -> dict[str, Any]:
     return {
         "marketo": marketo,
         "export_options": ExportOptions(fields=cfg.get("fields") or []),
-        "duckdb": DuckDBResource(database=str(work / "marketo.duckdb")),
+        "warehouse": DuckDBResource(database=str(work / "marketo.duckdb")),
     }
 
 
@@ -138,8 +138,10 @@ def materialize(cfg: dict[str, Any]) -> dict[str, Any]:
     on the persistent instance of DAGSTER_HOME."""
     import dagster as dg
 
-    from marketo_assets.defs.leads import lead_export_files, leads
+    from marketo_assets.defs.leads import lead_assets
+    from marketo_assets.settings import load_settings
 
+    lead_export_files, leads = lead_assets(load_settings())
     assets = [lead_export_files] if cfg.get("export_only") else [lead_export_files, leads]
     resources = _resources(cfg)
     with dg.DagsterInstance.get() as instance:

@@ -1,5 +1,4 @@
-"""The dbt CLI resource. Alone in its module: a `@dg.definitions` hides the module's other
-definitions from the `defs/` loader."""
+"""The dbt CLI resource (`dbt`)."""
 
 import sys
 from collections.abc import Sequence
@@ -7,11 +6,10 @@ from functools import cached_property
 from importlib.metadata import version as installed_version
 from pathlib import Path
 
-import dagster as dg
 from dagster_dbt import DbtCliResource
 from packaging import version
 
-from marketo_assets.settings import load_settings
+from marketo_assets.settings import ProjectSettings, load_settings
 
 from .dbt_manifest import dbt_executable, dbt_project
 
@@ -41,16 +39,12 @@ class DuckDBDbtCliResource(DbtCliResource):
         return None
 
 
-def dbt_resource() -> DuckDBDbtCliResource:
+def dbt_resource(settings: ProjectSettings | None = None) -> DuckDBDbtCliResource:
     # The virtualenv's own `dbt`, so runs work even when .venv/bin is not on PATH.
     # MARKETO_WAREHOUSE=postgres: the profile's `postgres` target (PG* variables), where the
     # loaders wrote the raw tables; otherwise the project's DuckDB target.
-    target = "postgres" if load_settings().warehouse == "postgres" else None
+    settings = settings or load_settings()
+    target = "postgres" if settings.warehouse == "postgres" else None
     return DuckDBDbtCliResource(
         project_dir=dbt_project(), dbt_executable=dbt_executable(), target=target
     )
-
-
-@dg.definitions
-def dbt_resources() -> dg.Definitions:
-    return dg.Definitions(resources={"dbt": dbt_resource()})

@@ -18,7 +18,6 @@ off the sensors it concerns (their ticks fail saying why), not the code location
 import fnmatch
 import hashlib
 import json
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,21 +25,12 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from marketo_assets.marketo import ExportFilter, errors
-from marketo_assets.settings import (
-    ListSelection,
-    SettingsError,
-    SettingsWarning,
-    load_list_settings,
-    load_settings,
-)
+from marketo_assets.settings import ListConfig, ListSelection, ProjectSettings, SettingsError
 
 from .cycle import GENERATION_TAG
 from .lists import EXPORT_KEYS, LISTS, MEMBER_KEYS
 from .partitions import LIST_PARTITIONS, list_partition_key
 from .resources import MarketoResource
-
-_settings = load_settings()
-_lists = load_list_settings()
 
 list_catalog_job = dg.define_asset_job(
     "refresh_list_catalog",
@@ -353,26 +343,17 @@ def build_list_sensor(
     return list_sensor
 
 
-for _kind in ("static", "smart"):
-    if _lists.sensor_problem(_kind):
-        warnings.warn(
-            f"The {_kind}-list sensor is off: {_lists.sensor_problem(_kind)}",
-            SettingsWarning,
-            stacklevel=1,
+def list_sensors(settings: ProjectSettings, lists: ListConfig) -> list[dg.SensorDefinition]:
+    """`static_list_sensor` and `smart_list_sensor` for these settings (a bad list setting
+    switches off the sensor it concerns)."""
+    return [
+        build_list_sensor(
+            kind,
+            selection=getattr(lists.settings, f"{kind}_list_selection"),
+            minimum_interval_seconds=lists.settings.list_sensor_interval,
+            refresh_hours=getattr(lists.settings, f"{kind}_list_refresh_hours"),
+            recheck_hours=settings.filter_recheck_hours,
+            off_reason=lists.sensor_problem(kind),
         )
-static_list_sensor = build_list_sensor(
-    "static",
-    selection=_lists.settings.static_list_selection,
-    minimum_interval_seconds=_lists.settings.list_sensor_interval,
-    refresh_hours=_lists.settings.static_list_refresh_hours,
-    recheck_hours=_settings.filter_recheck_hours,
-    off_reason=_lists.sensor_problem("static"),
-)
-smart_list_sensor = build_list_sensor(
-    "smart",
-    selection=_lists.settings.smart_list_selection,
-    minimum_interval_seconds=_lists.settings.list_sensor_interval,
-    refresh_hours=_lists.settings.smart_list_refresh_hours,
-    recheck_hours=_settings.filter_recheck_hours,
-    off_reason=_lists.sensor_problem("smart"),
-)
+        for kind in ("static", "smart")
+    ]

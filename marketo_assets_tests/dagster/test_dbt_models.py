@@ -18,11 +18,18 @@ import duckdb
 import pytest
 from dagster._core.execution.backfill import BulkActionStatus
 
-from marketo_assets.defs.lead_changes import lead_change_export_files, lead_changes
-from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS, lead_export_files, leads
-from marketo_assets.defs.lists import lists, static_list_export_files, static_list_members
+from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS
+from marketo_assets.defs.lists import lists
 from marketo_assets.defs.partitions import static_lists
 from marketo_assets.local.instance import launch_backfill
+from marketo_assets_tests.assets import (
+    lead_change_export_files,
+    lead_changes,
+    lead_export_files,
+    leads,
+    static_list_export_files,
+    static_list_members,
+)
 
 from .conftest import SIM_ARGS, resources_for
 

@@ -16,14 +16,14 @@ from dagster._core.definitions.dynamic_partitions_request import (
 )
 
 from marketo_assets.defs.list_sensors import build_list_sensor
-from marketo_assets.defs.lists import (
-    lists,
+from marketo_assets.defs.lists import lists
+from marketo_assets.settings import ListSelection
+from marketo_assets_tests.assets import (
     smart_list_export_files,
     smart_list_members,
     static_list_export_files,
     static_list_members,
 )
-from marketo_assets.settings import ListSelection
 
 from .conftest import SIM_ARGS, marketo_resource, resources_for
 

@@ -13,10 +13,10 @@ import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from marketo_assets.defs.leads import lead_export_files, leads
 from marketo_assets.defs.resources import ExportOptions
 from marketo_assets.simulator.data import FIELDS
 from marketo_assets.simulator.process import run_simulator
+from marketo_assets_tests.assets import lead_export_files, leads
 
 from .conftest import SIM_ARGS, marketo_resource
 
@@ -103,7 +103,7 @@ def test_every_value_loads_as_the_simulator_holds_it(nasty_sim, tmp_path, fmt, s
         resources={
             "marketo": marketo_resource(sim, tmp_path),
             "export_options": ExportOptions(format=fmt),
-            "duckdb": DuckDBResource(database=str(db)),
+            "warehouse": DuckDBResource(database=str(db)),
         },
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
@@ -150,7 +150,7 @@ def test_dbt_staging_keeps_every_digit(tmp_path, monkeypatch, dbt_manifest):
         resources = {
             "marketo": marketo_resource(sim, tmp_path),
             "export_options": ExportOptions(),
-            "duckdb": DuckDBResource(database=str(db)),
+            "warehouse": DuckDBResource(database=str(db)),
         }
         instance = dg.DagsterInstance.ephemeral()
         raw = dg.materialize(

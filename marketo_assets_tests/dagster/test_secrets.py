@@ -22,8 +22,12 @@ import duckdb
 import pytest
 from dagster._serdes import serialize_value
 
-from marketo_assets.defs.leads import lead_export_files, leads
-from marketo_assets.defs.lists import static_list_export_files, static_list_members
+from marketo_assets_tests.assets import (
+    lead_export_files,
+    leads,
+    static_list_export_files,
+    static_list_members,
+)
 
 from .conftest import SIM_ARGS, run_env
 from .test_bad_input_runs import failure_text

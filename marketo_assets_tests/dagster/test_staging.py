@@ -14,8 +14,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from marketo_assets.defs.leads import lead_export_files, leads
 from marketo_assets.marketo.ledger import ExportLedger
+from marketo_assets_tests.assets import lead_export_files, leads
 
 from .conftest import resources_for
 from .test_bad_input_runs import failure_text
@@ -86,18 +86,18 @@ def test_staged_files_private_kept_until_loaded_and_cleaned_by_age(lead_sim, tmp
     assert staged.exists() and _mode(staged) == 0o600
     assert ledger.get(entry.export_id).status == "downloaded"
     # (through the resource: the same DuckDB settings as the run's connection in this process)
-    with resources["duckdb"].get_connection() as conn:
+    with resources["warehouse"].get_connection() as conn:
         assert conn.execute("SELECT * FROM marketo.marketo.leads").fetchall() == [("x", "kept")]
 
     # Fixed: the load step alone loads the kept file; no second export job; file deleted.
-    with resources["duckdb"].get_connection() as conn:
+    with resources["warehouse"].get_connection() as conn:
         conn.execute("DROP TABLE marketo.marketo.leads")
     loaded = dg.materialize([leads], partition_key=KEY, resources=resources, instance=instance)
     assert loaded.success
     assert not staged.exists()
     assert ledger.get(entry.export_id).status == "loaded"
     assert [j["exportId"] for j in lead_sim.state()["jobs"]] == [entry.export_id]
-    with resources["duckdb"].get_connection() as conn:
+    with resources["warehouse"].get_connection() as conn:
         (rows,) = conn.execute("SELECT count(*) FROM marketo.marketo.leads").fetchone()
     assert rows == lead_sim.truth(_window(KEY))["count"]
     assert old_pending.exists()  # still not final: still kept
