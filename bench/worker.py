@@ -294,10 +294,12 @@ def slots(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _phase_result(instance, name: str, backfill_id: str, submitted: float, status: str) -> dict:
-    from dagster._core.storage.dagster_run import RunsFilter
+    import dagster as dg
 
     now = time.time()
-    records = instance.get_run_records(filters=RunsFilter(tags={"dagster/backfill": backfill_id}))
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id})
+    )
     runs = [
         {
             "partition": r.dagster_run.tags.get("dagster/partition"),

@@ -25,8 +25,8 @@ class DuckDBDbtCliResource(DbtCliResource):
       `fetch_row_counts()` / `fetch_column_metadata()` use: this project counts rows itself once
       dbt has exited (see `dbt.py`), so none is built.
 
-    Both are private hooks of dagster-dbt; the dbt end-to-end test fails if a release changes
-    them.
+    Both are private hooks of dagster-dbt: `unit/test_private_hooks.py` fails if a release
+    renames them or stops calling them.
     """
 
     @cached_property

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import dagster as dg
 from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
-from dagster._core.storage.dagster_run import RunsFilter
 
 from marketo_assets.settings import PROJECT_ROOT
 
@@ -99,7 +98,7 @@ def launch_backfill(
 
 
 def backfill_runs(instance: dg.DagsterInstance, backfill_id: str) -> list[dg.DagsterRun]:
-    return list(instance.get_runs(filters=RunsFilter(tags={"dagster/backfill": backfill_id})))
+    return list(instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id})))
 
 
 def wait_for_backfill(

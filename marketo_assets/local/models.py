@@ -19,7 +19,6 @@ from pathlib import Path
 
 import dagster as dg
 from dagster._core.execution.backfill import PartitionBackfill
-from dagster._core.storage.dagster_run import RunsFilter
 
 from .instance import BACKFILL_DONE, backfill_runs
 
@@ -121,7 +120,7 @@ def _fresh(instance: dg.DagsterInstance, key: dg.AssetKey, raw_of: dict, cutoff:
 def _dbt_runs(instance: dg.DagsterInstance, keys: list[dg.AssetKey], since: float) -> list:
     wanted = set(keys)
     after = datetime.fromtimestamp(since, UTC)
-    records = instance.get_run_records(filters=RunsFilter(created_after=after))
+    records = instance.get_run_records(filters=dg.RunsFilter(created_after=after))
     runs = [r.dagster_run for r in records if wanted & set(r.dagster_run.asset_selection or ())]
     return runs[::-1]  # oldest first
 
