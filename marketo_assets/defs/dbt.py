@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from marketo_assets.settings import load_settings
-from marketo_assets.warehouse import LoadError
+from marketo_assets.warehouse.counts import CountError, count_rows
 
 from .dbt_manifest import dbt_project, ensure_manifest
 
@@ -42,7 +41,7 @@ def _raw_upstream_in_progress(levels: int) -> dg.AutomationCondition:
     raw_dep_loading = dg.AutomationCondition.any_deps_match(
         dg.AutomationCondition.in_progress()
     ).allow(_RAW)
-    busy = raw_dep_loading
+    busy: dg.AutomationCondition = raw_dep_loading
     for _ in range(levels - 1):
         busy = raw_dep_loading | dg.AutomationCondition.any_deps_match(busy).allow(_MODELS)
     return busy
@@ -144,7 +143,8 @@ def _with_row_counts(
         error = exc
     counts = _count_rows(context, database, [_table_of(context, e) for e in held])
     for event in held:
-        count = counts.get(_table_of(context, event))
+        table = _table_of(context, event)
+        count = counts.get(table) if table else None
         if count is not None:
             event = event.with_metadata({**event.metadata, "dagster/row_count": count})
         yield event
@@ -169,33 +169,8 @@ def _table_of(context: dg.AssetExecutionContext, event: Any) -> str | None:
 def _count_rows(
     context: dg.AssetExecutionContext, database: Path | None, tables: list[str | None]
 ) -> dict[str, int]:
-    """Rows of each built table: in the DuckDB file `database`, or (None) in the PostgreSQL
-    warehouse (PG* variables)."""
-    wanted = sorted({t for t in tables if t})
-    if not wanted:
-        return {}
-    if database is None:
-        return _count_rows_postgres(context, wanted)
     try:
-        with duckdb.connect(str(database), read_only=True) as conn:
-            return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in wanted}
-    except duckdb.Error as exc:  # e.g. someone holds the file open for writing
-        context.log.warning(f"Row counts skipped: {exc}")
-        return {}
-
-
-def _count_rows_postgres(context: dg.AssetExecutionContext, tables: list[str]) -> dict[str, int]:
-    import psycopg2
-
-    from marketo_assets.warehouse.postgres import PostgresWarehouse
-
-    try:
-        with PostgresWarehouse().session() as session, session.conn.cursor() as cur:
-            counts = {}
-            for table in tables:
-                cur.execute(f"SELECT count(*) FROM {table}")
-                counts[table] = cur.fetchone()[0]
-            return counts
-    except (psycopg2.Error, LoadError) as exc:
+        return count_rows(database, [t for t in tables if t])
+    except CountError as exc:
         context.log.warning(f"Row counts skipped: {exc}")
         return {}

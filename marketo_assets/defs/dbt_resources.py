@@ -33,7 +33,7 @@ class DuckDBDbtCliResource(DbtCliResource):
     def _cli_version(self) -> version.Version:
         if Path(self.dbt_executable).parent == Path(sys.executable).parent:
             return version.parse(installed_version("dbt-core"))
-        return DbtCliResource._cli_version.func(self)
+        return DbtCliResource._cli_version.func(self)  # type: ignore[attr-defined]
 
     def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:  # type: ignore[override]
         return None
@@ -46,5 +46,7 @@ def dbt_resource(settings: ProjectSettings | None = None) -> DuckDBDbtCliResourc
     settings = settings or load_settings()
     target = "postgres" if settings.warehouse == "postgres" else None
     return DuckDBDbtCliResource(
-        project_dir=dbt_project(), dbt_executable=dbt_executable(), target=target
+        project_dir=dbt_project(),  # type: ignore[arg-type]  # a DbtProject is accepted
+        dbt_executable=dbt_executable(),
+        target=target,
     )

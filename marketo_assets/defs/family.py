@@ -10,6 +10,7 @@ what to say when Marketo answers 1035, and the UI text.
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -66,7 +67,7 @@ class ExportFamily:
     # Runs tagged with an export generation (sensor/schedule ticks) never reuse another's file.
     generation: bool = True
     unsupported_hint: str | None = None  # what to do when Marketo answers 1035
-    export_metadata: Callable[[Context], dict[str, object]] | None = None
+    export_metadata: Callable[[Context], dict[str, Any]] | None = None
     lineage: Callable[[Context], dict[str, object]] | None = None  # extra lineage columns
     stamp_exported_at: bool = True  # `exported_at` in the export's metadata
     off_reason: str | None = None  # a bad setting: every export fails at once with this
@@ -124,7 +125,7 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
                 generation=run_generation(context) if family.generation else "",
             )
 
-        metadata = run_export(context, marketo, spec).metadata
+        metadata: dict[str, Any] = dict(run_export(context, marketo, spec).metadata)
         if family.export_metadata:
             metadata.update(family.export_metadata(context))
         if family.stamp_exported_at:

@@ -12,6 +12,7 @@ the filter is not enabled; a run started by hand fails with the same explanation
 """
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 
@@ -35,7 +36,11 @@ UPDATED_AT_1035_HINT = (
     "updatedAt filter for this subscription; the lead partitions (createdAt filter) keep "
     "working and a re-export of the open window picks up changes meanwhile."
 )
-SENSOR_CLIENT = {"max_attempts": 3, "max_retry_seconds": 20.0, "request_timeout": 20.0}
+SENSOR_CLIENT: dict[str, Any] = {
+    "max_attempts": 3,
+    "max_retry_seconds": 20.0,
+    "request_timeout": 20.0,
+}
 
 LOAD_DESCRIPTION = (
     "Table `marketo.lead_changes`: the leads changed on each day (key `_partition_key`, `id`),\n"

@@ -128,7 +128,7 @@ def open_window_schedule(settings: ProjectSettings) -> dg.ScheduleDefinition:
         reason = future_start(settings, context.scheduled_execution_time)
         if reason:
             raise SettingsError(reason)
-        key = windows.get_last_partition_key(current_time=context.scheduled_execution_time)
+        key = windows.get_partition_keys(current_time=context.scheduled_execution_time)[-1]
         return dg.RunRequest(
             run_key=f"{key}@{context.scheduled_execution_time:%Y-%m-%d}", partition_key=key
         )

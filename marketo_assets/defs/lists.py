@@ -9,6 +9,7 @@ dbt can join memberships to names.
 """
 
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -50,7 +51,7 @@ def list_family(kind: str, lists: ListConfig) -> ExportFamily:
     def list_id(context: Context) -> int:
         return list_id_from_key(kind, context.partition_key)
 
-    def list_metadata(context: Context) -> dict[str, object]:
+    def list_metadata(context: Context) -> dict[str, Any]:
         return {"list_id": list_id(context), "list_type": kind}
 
     def load_checks(context: Context):
@@ -174,7 +175,7 @@ def lists(
         )
     keys = [(r["list_type"], r["list_id"]) for r in rows]
     duplicates = len(keys) - len(set(keys))
-    metadata: dict[str, object] = {
+    metadata: dict[str, Any] = {
         "dagster/row_count": result.rows,
         "dagster/table_name": LISTS_TABLE,
         "dagster/column_schema": dg.TableSchema(

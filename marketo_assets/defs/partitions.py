@@ -25,7 +25,10 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from marketo_assets.extract.list_plan import list_id_from_key, list_partition_key
 from marketo_assets.settings import ProjectSettings
+
+__all__ = ["list_id_from_key", "list_partition_key"]  # with the partitions they key
 
 _WINDOWS = {
     "monthly": dg.MonthlyPartitionsDefinition,
@@ -74,17 +77,6 @@ def lead_change_days(settings: ProjectSettings) -> dg.DailyPartitionsDefinition:
 static_lists = dg.DynamicPartitionsDefinition(name="static_lists")
 smart_lists = dg.DynamicPartitionsDefinition(name="smart_lists")
 LIST_PARTITIONS = {"static": static_lists, "smart": smart_lists}
-
-
-def list_partition_key(kind: str, list_id: int) -> str:
-    return f"{kind}-{int(list_id)}"
-
-
-def list_id_from_key(kind: str, partition_key: str) -> int:
-    prefix = f"{kind}-"
-    if not partition_key.startswith(prefix) or not partition_key[len(prefix) :].isdigit():
-        raise ValueError(f"not a {kind} list partition key: {partition_key!r}")
-    return int(partition_key[len(prefix) :])
 
 
 def future_start(settings: ProjectSettings, current_time: datetime | None = None) -> str | None:
