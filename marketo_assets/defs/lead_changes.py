@@ -12,7 +12,6 @@ the filter is not enabled; a run started by hand fails with the same explanation
 """
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import dagster as dg
 
@@ -23,6 +22,7 @@ from marketo_assets.settings import ProjectSettings, SettingsError
 from .cycle import GENERATION_TAG, window_bounds
 from .family import Context, ExportFamily, build_family
 from .partitions import lead_change_days, lead_changes_future_start
+from .probes import filter_status
 from .resources import MarketoResource
 
 LEAD_CHANGE_EXPORTS = dg.AssetKey(["marketo", "lead_change_export_files"])
@@ -36,11 +36,6 @@ UPDATED_AT_1035_HINT = (
     "updatedAt filter for this subscription; the lead partitions (createdAt filter) keep "
     "working and a re-export of the open window picks up changes meanwhile."
 )
-SENSOR_CLIENT: dict[str, Any] = {
-    "max_attempts": 3,
-    "max_retry_seconds": 20.0,
-    "request_timeout": 20.0,
-}
 
 LOAD_DESCRIPTION = (
     "Table `marketo.lead_changes`: the leads changed on each day (key `_partition_key`, `id`),\n"
@@ -134,18 +129,9 @@ def updated_at_filter_status(
     marketo: MarketoResource, now: datetime, recheck: timedelta | None, log=None
 ) -> tuple[bool, str]:
     """(enabled, explanation). Probes Marketo only when the answer is unknown or stale."""
-    store = marketo.capabilities()
-    if store.needs_check("updatedAt", recheck, now=datetime.now(UTC)):
-        probe_start = now.astimezone(UTC).replace(microsecond=0) - timedelta(days=1)
-        with marketo.client(**SENSOR_CLIENT) as client:
-            supported = client.supports_filter(
-                ExportFilter.updated_at(probe_start, probe_start + timedelta(seconds=1))
-            )
-        message = None if supported else "Marketo answered 1035 to a 1-second updatedAt probe job"
-        store.record("updatedAt", supported, source="probe", message=message)
-        if log:
-            log.info(f"updatedAt filter enabled for this subscription: {supported}")
-    status = store.get("updatedAt")
+    probe_start = now.astimezone(UTC).replace(microsecond=0) - timedelta(days=1)
+    probe = ExportFilter.updated_at(probe_start, probe_start + timedelta(seconds=1))
+    status = filter_status(marketo, "updatedAt", probe, recheck, log)
     assert status is not None
     when = status.checked_at.isoformat(timespec="seconds")
     if status.supported:
@@ -153,8 +139,9 @@ def updated_at_filter_status(
     return False, (
         "Incremental updates are off: Marketo's updatedAt filter is not enabled for this "
         f"subscription (1035, {status.source} at {when}). Ask Marketo Support to enable it. "
-        f"Checked again after MARKETO_FILTER_RECHECK_HOURS, or delete {store.path} to check on "
-        "the next tick. Lead partitions (createdAt) are not affected."
+        f"Checked again after MARKETO_FILTER_RECHECK_HOURS, or delete "
+        f"{marketo.capabilities().path} to check on the next tick. Lead partitions (createdAt) "
+        "are not affected."
     )
 
 

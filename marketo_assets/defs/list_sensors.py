@@ -14,7 +14,6 @@ off the sensors it concerns (their ticks fail saying why), not the code location
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import dagster as dg
 
@@ -24,12 +23,13 @@ from marketo_assets.extract.list_plan import (
     plan_tick,
     unmatched_message,
 )
-from marketo_assets.marketo import ExportFilter, errors
+from marketo_assets.marketo import ExportFilter
 from marketo_assets.settings import ListConfig, ListSelection, ProjectSettings, SettingsError
 
 from .cycle import GENERATION_TAG
 from .lists import EXPORT_KEYS, LISTS, MEMBER_KEYS
 from .partitions import LIST_PARTITIONS
+from .probes import TICK_CLIENT, filter_status
 from .resources import MarketoResource
 
 list_catalog_job = dg.define_asset_job(
@@ -50,18 +50,12 @@ list_member_jobs = {
 export_static_lists_job = list_member_jobs["static"]
 export_smart_lists_job = list_member_jobs["smart"]
 
-# A sensor tick must end within a minute: small retry budget for its few listing calls.
-SENSOR_CLIENT: dict[str, Any] = {
-    "max_attempts": 3,
-    "max_retry_seconds": 20.0,
-    "request_timeout": 20.0,
-}
 LIST_ID_TAG = "marketo/list_id"
 REASON_TAG = "marketo/list_change"
 
 
 def _discover(kind: str, marketo: MarketoResource) -> list[DiscoveredList]:
-    with marketo.client(**SENSOR_CLIENT) as client:
+    with marketo.client(**TICK_CLIENT) as client:
         found = client.iter_static_lists() if kind == "static" else client.iter_smart_lists()
         return [DiscoveredList(lst.id, lst.name, lst.updated_at) for lst in found]
 
@@ -72,21 +66,9 @@ def smart_filter_enabled(
     probe_list_id: int,
     recheck: timedelta | None,
 ) -> tuple[bool, str | None]:
-    """Is the smart-list filter enabled? Remembered in the capability file; probed (a job
-    created and cancelled, no quota used) when unknown or when the recheck period passed."""
-    store = marketo.capabilities()
-    if store.needs_check("smartList", recheck):
-        try:
-            with marketo.client(**SENSOR_CLIENT) as client:
-                supported = client.supports_filter(ExportFilter.smart_list_id(probe_list_id))
-        except errors.MarketoAPIError as exc:
-            # Not a 1035: the probe says nothing about the filter; let the export decide.
-            context.log.warning(f"Smart-list filter probe inconclusive: {exc}")
-            return True, None
-        message = None if supported else "Marketo answered 1035 to a smartListId probe job"
-        store.record("smartList", supported, source="probe", message=message)
-        context.log.info(f"Smart-list filter enabled for this subscription: {supported}")
-    status = store.get("smartList")
+    """Is the smart-list filter enabled? (see `probes.filter_status`)"""
+    probe = ExportFilter.smart_list_id(probe_list_id)
+    status = filter_status(marketo, "smartList", probe, recheck, context.log, inconclusive_ok=True)
     if status is None or status.supported:
         return True, None
     when = status.checked_at.isoformat(timespec="seconds")
@@ -94,7 +76,8 @@ def smart_filter_enabled(
         f"The smart-list filter is not enabled for this Marketo subscription (1035, "
         f"{status.source} at {when}); smart-list export runs are not requested. Ask Marketo "
         "Support to enable it, or export these audiences as static lists. It is checked again "
-        f"after MARKETO_FILTER_RECHECK_HOURS, or delete {store.path} to check on the next tick."
+        "after MARKETO_FILTER_RECHECK_HOURS, or delete "
+        f"{marketo.capabilities().path} to check on the next tick."
     )
 
 
