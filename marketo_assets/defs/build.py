@@ -18,7 +18,7 @@ import dagster as dg
 
 from marketo_assets.settings import ListConfig, ProjectSettings, SettingsWarning
 
-from .dbt import dbt_models_after_raw_loads, marketo_dbt_models
+from .dbt import dbt_models, dbt_models_after_raw_loads
 from .dbt_resources import dbt_resource
 from .lead_changes import build_lead_changes_schedule, lead_change_assets
 from .leads import lead_assets, open_window_schedule
@@ -44,7 +44,7 @@ def build_definitions(settings: ProjectSettings, list_settings: ListConfig) -> d
             *lead_change_assets(settings),
             *(asset for kind in LIST_KINDS for asset in list_assets(kind, list_settings)),
             lists,
-            marketo_dbt_models,
+            dbt_models(settings),
         ],
         jobs=[list_catalog_job, *list_member_jobs.values()],
         schedules=[open_window_schedule(settings), build_lead_changes_schedule(settings)],

@@ -21,7 +21,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from marketo_assets.settings import load_settings
+from marketo_assets.settings import ProjectSettings, load_settings
 from marketo_assets.warehouse.counts import CountError, count_rows
 
 from .dbt_manifest import dbt_project, ensure_manifest
@@ -74,32 +74,38 @@ class MarketoDbtTranslator(DagsterDbtTranslator):
         )
 
 
-@dbt_assets(
-    manifest=ensure_manifest(),
-    project=dbt_project(),
-    name="marketo_dbt_models",
-    dagster_dbt_translator=MarketoDbtTranslator(),
-    pool="duckdb",
-)
-def marketo_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """`dbt build` of the selected models and their tests on the loaders' DuckDB file (or, when
-    the dbt resource's target is `postgres`, as with MARKETO_WAREHOUSE=postgres, on the
-    PostgreSQL warehouse).
+def dbt_models(settings: ProjectSettings) -> dg.AssetsDefinition:
+    """The dbt models as assets, from the manifest parsed for the settings' DuckDB file."""
 
-    Every model is a table; each materialization carries its row count (`dagster/row_count`).
-    """
-    if dbt.target == "postgres":
-        invocation = dbt.cli(["build"], context=context)
-        yield from _with_row_counts(context, invocation.stream(), None)
-        return
-    with _absolute_duckdb_path() as database:
-        invocation = dbt.cli(["build"], context=context)
-        yield from _with_row_counts(context, invocation.stream(), database)
+    @dbt_assets(
+        manifest=ensure_manifest(database=settings.duckdb_path),
+        project=dbt_project(),
+        name="marketo_dbt_models",
+        dagster_dbt_translator=MarketoDbtTranslator(),
+        pool="duckdb",
+    )
+    def marketo_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        """`dbt build` of the selected models and their tests on the loaders' DuckDB file (or,
+        when the dbt resource's target is `postgres`, as with MARKETO_WAREHOUSE=postgres, on
+        the PostgreSQL warehouse).
+
+        Every model is a table; each materialization carries its row count
+        (`dagster/row_count`).
+        """
+        if dbt.target == "postgres":
+            invocation = dbt.cli(["build"], context=context)
+            yield from _with_row_counts(context, invocation.stream(), None)
+            return
+        with _absolute_duckdb_path() as database:
+            invocation = dbt.cli(["build"], context=context)
+            yield from _with_row_counts(context, invocation.stream(), database)
+
+    return marketo_dbt_models
 
 
 dbt_models_after_raw_loads = dg.AutomationConditionSensorDefinition(
     "dbt_models_after_raw_loads",
-    target=dg.AssetSelection.assets(marketo_dbt_models),
+    target=_MODELS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Builds the dbt models after their raw Marketo tables are loaded.",

@@ -35,10 +35,11 @@ class ModelsOutcome:
     backfill: str | None = None  # the demo's own build, if some model was stale
 
 
-def dbt_asset_keys() -> list[dg.AssetKey]:
-    from marketo_assets.defs.dbt import marketo_dbt_models
+def dbt_asset_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
+    from marketo_assets.defs.dbt import MODELS_GROUP
 
-    return sorted(marketo_dbt_models.keys, key=lambda k: k.to_user_string())
+    keys = dg.AssetSelection.groups(MODELS_GROUP).resolve(defs.resolve_asset_graph())
+    return sorted(keys, key=lambda k: k.to_user_string())
 
 
 def build_models(
@@ -50,7 +51,7 @@ def build_models(
 ) -> ModelsOutcome:
     """Build the dbt models older than their raw tables, then wait until none is and no dbt
     run is active. `since`: when the daemon started (earlier dbt runs are not reported)."""
-    keys = dbt_asset_keys()
+    keys = dbt_asset_keys(defs)
     graph = defs.resolve_asset_graph()
     raw_of = {key: _raw_upstream(graph, key, set(keys)) for key in keys}
     cutoff = time.time()  # raw loads after this (a later sensor tick) are the sensor's business

@@ -74,7 +74,9 @@ class Automation:
         self.instance, self.defs, self.cursor = instance, defs, None
 
     def tick(self) -> set[dg.AssetKey]:
-        from marketo_assets.defs.dbt import marketo_dbt_models
+        from marketo_assets_tests.assets import dbt_models
+
+        marketo_dbt_models = dbt_models()
 
         result = dg.evaluate_automation_conditions(
             defs=self.defs,
@@ -92,7 +94,9 @@ def _row_count(event) -> int | None:
 
 
 def test_raw_partitions_then_dbt_models(simulator_factory, tmp_path, monkeypatch, dbt):
-    from marketo_assets.defs.dbt import marketo_dbt_models
+    from marketo_assets_tests.assets import dbt_models
+
+    marketo_dbt_models = dbt_models()
 
     sim = simulator_factory(**SIM, extra_args=["--now", NOW])
     db = tmp_path / "marketo.duckdb"

@@ -30,8 +30,10 @@ STATIC_LIST = 1001
 def test_assets_load_into_postgres_and_dbt_builds_there(
     simulator_factory, pg_server, pg_database, tmp_path, monkeypatch, dbt_manifest
 ):
-    from marketo_assets.defs.dbt import marketo_dbt_models
     from marketo_assets.defs.dbt_resources import dbt_resource
+    from marketo_assets_tests.assets import dbt_models
+
+    marketo_dbt_models = dbt_models()
 
     sim = simulator_factory(**SIM)
     for name, value in pg_server.libpq_env(pg_database).items():
