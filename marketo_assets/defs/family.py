@@ -64,6 +64,8 @@ class ExportFamily:
     check_partitions: bool = False  # add CHECK_PARTITIONS (every partition still in the table)
     timestamp_field: str | None = None  # the window's field: its min/max/nulls are in the stats
     list_fields: bool = False  # export ExportOptions.list_fields (and only their headers)
+    # The exportable fields Marketo describes for this family (default: the lead fields).
+    describe: Callable[[MarketoClient], list[Any]] = MarketoClient.describe_fields
     # Runs tagged with an export generation (sensor/schedule ticks) never reuse another's file.
     generation: bool = True
     unsupported_hint: str | None = None  # what to do when Marketo answers 1035
@@ -101,7 +103,7 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
         def spec(client: MarketoClient) -> ExportSpec:
             wanted = export_options.list_fields if family.list_fields else export_options.fields
             field_types = select_fields(
-                client.describe_fields(), wanted, required=list(family.required_fields)
+                family.describe(client), wanted, required=list(family.required_fields)
             )
             names = [name for name, _ in field_types]
             headers = export_options.column_header_names

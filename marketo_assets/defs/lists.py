@@ -142,29 +142,17 @@ def lists(
     rows = [
         {
             "list_id": lst.id,
-            "list_type": "static",
-            "partition_key": list_partition_key("static", lst.id),
+            "list_type": kind,
+            "partition_key": list_partition_key(kind, lst.id),
             "name": lst.name,
             "description": lst.description,
-            "program_name": lst.program_name,
+            "program_name": getattr(lst, "program_name", None),  # smart lists have none
             "workspace_name": lst.workspace_name,
             "created_at": lst.created_at,
             "updated_at": lst.updated_at,
         }
-        for lst in statics
-    ] + [
-        {
-            "list_id": lst.id,
-            "list_type": "smart",
-            "partition_key": list_partition_key("smart", lst.id),
-            "name": lst.name,
-            "description": lst.description,
-            "program_name": None,
-            "workspace_name": lst.workspace_name,
-            "created_at": lst.created_at,
-            "updated_at": lst.updated_at,
-        }
-        for lst in smarts
+        for kind, found in (("static", statics), ("smart", smarts))
+        for lst in found
     ]
     prune = {MEMBER_TABLES["static"]: ("static", [lst.id for lst in statics])}
     if smart_error is None:
