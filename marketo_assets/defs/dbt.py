@@ -21,6 +21,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from marketo_assets.marketo.local_paths import private_umask
 from marketo_assets.settings import ProjectSettings, load_settings
 from marketo_assets.warehouse.counts import CountError, count_rows
 
@@ -97,7 +98,8 @@ def dbt_models(settings: ProjectSettings) -> dg.AssetsDefinition:
             yield from _with_row_counts(context, invocation.stream(), None)
             return
         with _absolute_duckdb_path() as database:
-            invocation = dbt.cli(["build"], context=context)
+            with private_umask():  # dbt's process writes lead data: its DuckDB files are private
+                invocation = dbt.cli(["build"], context=context)
             yield from _with_row_counts(context, invocation.stream(), database)
 
     return marketo_dbt_models

@@ -95,6 +95,7 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
         context: dg.AssetExecutionContext,
         marketo: MarketoResource,
         export_options: ExportOptions,
+        warehouse: DuckDBResource,
     ) -> dg.MaterializeResult:
         if family.off_reason:
             raise dg.Failure(family.off_reason, allow_retries=False)
@@ -127,7 +128,9 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
                 generation=run_generation(context) if family.generation else "",
             )
 
-        metadata: dict[str, Any] = dict(run_export(context, marketo, spec).metadata)
+        metadata: dict[str, Any] = dict(
+            run_export(context, marketo, spec, warehouse=warehouse).metadata
+        )
         if family.export_metadata:
             metadata.update(family.export_metadata(context))
         if family.stamp_exported_at:

@@ -20,6 +20,7 @@ import dagster as dg
 
 from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS
 from marketo_assets.defs.partitions import future_start
+from marketo_assets.marketo.local_paths import private_dirs
 from marketo_assets.settings import PROJECT_ROOT, SettingsError, load_settings
 
 from .environment import marketo_target
@@ -54,7 +55,7 @@ def main() -> int:
         _say(reason)
         return 2
     log_dir = PROJECT_ROOT / "data" / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    private_dirs(log_dir)  # data/ also holds lead data: 0700 when the demo creates it
 
     with marketo_target() as target:
         os.environ.update(target.env)

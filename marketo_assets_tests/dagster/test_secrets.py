@@ -21,6 +21,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from marketo_assets.marketo.staging import MARKER
 from marketo_assets_tests.assets import (
     lead_export_files,
     leads,
@@ -159,4 +160,5 @@ def test_secret_and_tokens_never_reach_logs_metadata_config_errors_or_files(
                 leaks.append((str(path.relative_to(tmp_path)), needle[:12]))
     assert leaks == []
     assert _strings_in_duckdb(tmp_path / "marketo.duckdb", needles) == []
-    assert [p for p in _files(tmp_path / "exports") if p.stat().st_size] == []  # all loaded
+    staged = [p for p in _files(tmp_path / "exports") if p.name != MARKER]
+    assert [p for p in staged if p.stat().st_size] == []  # all loaded
