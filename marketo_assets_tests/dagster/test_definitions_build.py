@@ -48,3 +48,26 @@ def test_future_start_and_bad_list_setting_warn_when_the_definitions_load():
     )
     assert defs.resolve_sensor_def("static_list_sensor").description.startswith("OFF: ")
     assert set(defs.resources) == {"marketo", "export_options", "warehouse", "dbt"}
+
+
+EXPORTS = ["lead_export_files", "lead_change_export_files"] + [
+    f"{kind}_list_export_files" for kind in ("static", "smart")
+]
+LOADS = ["leads", "lead_changes", "static_list_members", "smart_list_members"]
+
+
+def test_every_export_family_has_its_pools_retries_and_row_check():
+    """Exports wait for a `marketo_bulk_export` slot (Marketo runs two jobs at a time), loads
+    for the one `duckdb` writer; both retry; every load checks rows = numberOfRecords."""
+    defs = build_definitions(ProjectSettings(), LISTS)
+    for export, load in zip(EXPORTS, LOADS, strict=True):
+        export_def = defs.get_assets_def(dg.AssetKey(["marketo", export]))
+        load_def = defs.get_assets_def(dg.AssetKey(["marketo", load]))
+        assert export_def.op.pool == "marketo_bulk_export"
+        assert load_def.op.pool == "duckdb"
+        assert export_def.op.retry_policy.max_retries == 2
+        assert load_def.op.retry_policy.max_retries == 2
+        assert {"marketo", "warehouse"} <= load_def.required_resource_keys
+        assert "rows_match_marketo" in {spec.name for spec in load_def.check_specs}
+        spec = load_def.specs_by_key[dg.AssetKey(["marketo", load])]
+        assert [dep.asset_key for dep in spec.deps] == [dg.AssetKey(["marketo", export])]
