@@ -63,8 +63,12 @@ def test_dbt_cli_uses_both_overrides(monkeypatch):
 def test_private_dagster_api_used_by_local_still_has_this_shape():
     """`make demo` / `make dev` (local/) submit backfills and read sensor ticks with these:
     Dagster has no public equivalent."""
-    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
-    from dagster._core.scheduler.instigation import InstigatorType, TickStatus
+    from dagster._core.execution.backfill import (
+        BulkActionsFilter,
+        BulkActionStatus,
+        PartitionBackfill,
+    )
+    from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType, TickStatus
 
     params = inspect.signature(PartitionBackfill.from_asset_partitions).parameters
     used = {
@@ -83,6 +87,8 @@ def test_private_dagster_api_used_by_local_still_has_this_shape():
     assert used <= set(params), sorted(used - set(params))
     for status in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"):
         assert hasattr(BulkActionStatus, status)
+    assert "created_after" in inspect.signature(BulkActionsFilter).parameters
     assert hasattr(InstigatorType, "SENSOR")
+    assert hasattr(InstigatorStatus, "RUNNING")
     for status in ("SUCCESS", "SKIPPED", "FAILURE"):
         assert hasattr(TickStatus, status)
