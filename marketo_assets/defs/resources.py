@@ -14,8 +14,14 @@ from typing import Literal
 import dagster as dg
 import httpx
 from dagster_duckdb import DuckDBResource
-from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
-from pydantic_core.core_schema import ValidatorFunctionWrapHandler
+from pydantic import (
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
 from marketo_assets.marketo import ClientSettings, Event, MarketoClient
 from marketo_assets.marketo.capabilities import FilterCapabilities
