@@ -124,22 +124,26 @@ def test_the_limits_themselves_are_accepted(monkeypatch):
 
 
 # ------------------------------------------------------------------ the docs' tables
+README = PROJECT_ROOT / "README.md"
+
+
 def _configuration_doc() -> Path:
     """The full tables move to docs/CONFIGURATION.md; until then they are in the README."""
     moved = PROJECT_ROOT / "docs" / "CONFIGURATION.md"
-    return moved if moved.exists() else PROJECT_ROOT / "README.md"
+    return moved if moved.exists() else README
 
 
 def _cells(line: str) -> list[str]:
     return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
 
-def _documented() -> dict[str, str]:
-    """Variable -> default cell, from every `| Variable | Default | Meaning |` table; a row may
-    name several variables (`A` / `B`) with one default each or one for all."""
+def _documented(doc: Path | None = None) -> dict[str, str]:
+    """Variable -> default cell, from every `| Variable | Default | Meaning |` table of `doc`
+    (default: the configuration doc); a row may name several variables (`A` / `B`) with one
+    default each or one for all."""
     found: dict[str, str] = {}
     in_table = False
-    for line in _configuration_doc().read_text().splitlines():
+    for line in (doc or _configuration_doc()).read_text().splitlines():
         if not line.startswith("|"):
             in_table = False
             continue
@@ -184,17 +188,21 @@ def test_the_configuration_tables_show_every_setting_with_its_default():
     documented = _documented()
     missing = sorted(set(declared()) - set(documented))
     assert not missing, f"declared but not in {_configuration_doc().name}: {missing}"
-    for variable, info in declared().items():
-        cell, shown = documented[variable], _shown(info.default)
-        if shown is None:
-            assert _documents_nothing(cell), f"{variable}: {cell} (declared: empty)"
-        else:
-            assert cell == f"`{shown}`", f"{variable}: the docs say {cell}, declared `{shown}`"
+    for doc in {_configuration_doc(), README}:  # the README's essential settings too
+        for variable, cell in _documented(doc).items():
+            if variable not in declared():
+                continue  # see the next test
+            shown = _shown(declared()[variable].default)
+            if shown is None:
+                assert _documents_nothing(cell), f"{doc.name}: {variable}: {cell}, declared empty"
+            else:
+                assert cell == f"`{shown}`", f"{doc.name}: {variable} is {cell}, declared `{shown}`"
 
 
 def test_every_variable_in_the_configuration_tables_is_declared():
-    unknown = sorted(set(_documented()) - set(declared()) - set(CREDENTIALS))
-    assert not unknown, f"documented but not declared (settings.py): {unknown}"
+    for doc in {_configuration_doc(), README}:
+        unknown = sorted(set(_documented(doc)) - set(declared()) - set(CREDENTIALS))
+        assert not unknown, f"in {doc.name} but not declared (settings.py): {unknown}"
 
 
 def test_the_table_parser_reads_the_tables():
