@@ -118,7 +118,8 @@ class ProjectSettings(BaseSettings):
     staging_dir: Path = Field(
         DATA_DIR / "exports",
         validation_alias="MARKETO_STAGING_DIR",
-        description="Private (0700) folder for downloaded export files",
+        description="Folder for downloaded export files: they go into its sub-folder "
+        "marketo_assets/ (0700, the only place the project writes or deletes)",
     )
     ledger_path: Path = Field(
         DATA_DIR / "export_ledger.sqlite",
