@@ -72,7 +72,6 @@ from marketo_assets.settings import (
 )
 from marketo_assets.warehouse import (
     DuckDBSession,
-    LockHolder,
     WarehouseLockedError,
     WarehouseSession,
     WarehouseUnavailableError,
@@ -415,7 +414,7 @@ def check_warehouse(resource: DuckDBResource, marketo: MarketoResource, log) -> 
 
 def _warehouse_failure(exc: WarehouseUnavailableError, outcome: str) -> dg.Failure:
     metadata: dict[str, int | str] = {}
-    if isinstance(exc, WarehouseLockedError) and isinstance(exc.holder, LockHolder):
+    if isinstance(exc, WarehouseLockedError):
         metadata = {"lock_holder_pid": exc.holder.pid, "lock_holder": exc.holder.name}
     return dg.Failure(description=f"{exc} {outcome}", metadata=metadata, allow_retries=False)
 
