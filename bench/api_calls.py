@@ -34,7 +34,8 @@ def _run_config(name: str, poll: float, minutes: float, limits: int) -> dict:
     return {
         "name": name,
         "sim_config": sim_config,
-        "config": {"poll_interval": poll, "max_calls_per_window": limits},
+        # The client paces at most Marketo's 100 calls / 20 s (MARKETO_MAX_CALLS_PER_20S).
+        "config": {"poll_interval": poll, "max_calls_per_window": min(limits, 100)},
     }
 
 

@@ -1,8 +1,13 @@
 """Project settings read from the environment (pydantic-settings).
 
 Everything a user may want to change without touching code: where the DuckDB file lives, how
-partitions map to Marketo windows, and the client's pacing. Marketo credentials are *not* here:
-Dagster reads them at run time through `EnvVar` so the UI never shows their values.
+partitions map to Marketo windows, and the client's pacing. Each setting is declared once, here
+or (the client's knobs) in `marketo.settings`: environment variable, default, bounds and help
+(`description`). The Dagster resources take their defaults and bounds from these declarations,
+and a unit test checks the configuration tables of the docs against them.
+
+Marketo credentials are *not* read here: Dagster reads them at run time through `EnvVar` so the
+UI never shows their values (`CREDENTIALS` only names the variables).
 """
 
 from __future__ import annotations
@@ -13,14 +18,63 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from marketo_assets.marketo.settings import (
+    JOB_TIMEOUT,
+    MAX_CALLS_PER_WINDOW,
+    MAX_CONCURRENT,
+    POLL_INTERVAL,
+    CallsPerWindow,
+    JobTimeout,
+    MaxConcurrent,
+    PollInterval,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = PROJECT_ROOT / "data"
+
+# Read by Dagster at run time (`dg.EnvVar`), never by this module: name -> help.
+CREDENTIALS = {
+    "MARKETO_BASE_URL": "Instance root, e.g. https://123-ABC-456.mktorest.com (the REST "
+    "Endpoint .../rest or Identity .../identity shown in Admin > Web Services work too)",
+    "MARKETO_CLIENT_ID": "Client Id of the LaunchPoint custom service",
+    "MARKETO_CLIENT_SECRET": "Client Secret of the LaunchPoint custom service",
+}
+
+# Settings shared with the Dagster resources (defs/resources.py): default and bounds/choices.
+STAGING_MAX_AGE_HOURS = 7 * 24.0  # Marketo keeps export files for 7 days
+StagingMaxAgeHours = Annotated[
+    float,
+    Field(
+        gt=0,
+        description="Staged files older than this (hours) are deleted at the start of each "
+        "export and load step, unless their export is not loaded yet",
+    ),
+]
+DAILY_QUOTA_MB = 500
+DailyQuotaMb = Annotated[
+    int, Field(ge=1, description="The subscription's daily bulk export quota (MB)")
+]
+ExportFormat = Literal["CSV", "TSV", "SSV"]
+FORMATS: tuple[str, ...] = get_args(ExportFormat)
+EXPORT_FORMAT: ExportFormat = "CSV"
+LIST_FIELDS = ("id", "email", "firstName", "lastName", "company", "createdAt", "updatedAt")
+
+
+def format_name(value: Any) -> Any:
+    """An export format in any case ("csv", " Tsv") as Marketo's name for it (checked apart)."""
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def field_list(raw: str) -> list[str]:
+    """MARKETO_FIELDS / MARKETO_LIST_FIELDS as a list of names."""
+    return [name.strip() for name in raw.split(",") if name.strip()]
 
 
 def parse_header_names(raw: str) -> dict[str, str]:
@@ -50,41 +104,82 @@ def parse_header_names(raw: str) -> dict[str, str]:
 class ProjectSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
-    duckdb_path: Path = Field(DATA_DIR / "marketo.duckdb", validation_alias="DUCKDB_PATH")
-    # Where the raw tables are loaded: "duckdb" (DUCKDB_PATH) or "postgres" (the standard libpq
-    # variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, read by each run process).
-    warehouse: Literal["duckdb", "postgres"] = Field("duckdb", validation_alias="MARKETO_WAREHOUSE")
-    staging_dir: Path = Field(DATA_DIR / "exports", validation_alias="MARKETO_STAGING_DIR")
+    duckdb_path: Path = Field(
+        DATA_DIR / "marketo.duckdb",
+        validation_alias="DUCKDB_PATH",
+        description="DuckDB file of the raw tables and the dbt models",
+    )
+    warehouse: Literal["duckdb", "postgres"] = Field(
+        "duckdb",
+        validation_alias="MARKETO_WAREHOUSE",
+        description="Where the raw tables are loaded: duckdb (DUCKDB_PATH) or postgres (the "
+        "libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE of each run process)",
+    )
+    staging_dir: Path = Field(
+        DATA_DIR / "exports",
+        validation_alias="MARKETO_STAGING_DIR",
+        description="Folder for downloaded export files: they go into its sub-folder "
+        "marketo_assets/ (0700, the only place the project writes or deletes)",
+    )
     ledger_path: Path = Field(
-        DATA_DIR / "export_ledger.sqlite", validation_alias="MARKETO_LEDGER_PATH"
+        DATA_DIR / "export_ledger.sqlite",
+        validation_alias="MARKETO_LEDGER_PATH",
+        description="SQLite file recording every export job created",
     )
-    # Staged files older than this whose export is finished (or unknown) are deleted at the
-    # start of every export and load step. Default: Marketo keeps export files for 7 days.
-    staging_max_age_hours: float = Field(
-        7 * 24.0, gt=0, validation_alias="MARKETO_STAGING_MAX_AGE_HOURS"
+    staging_max_age_hours: StagingMaxAgeHours = Field(
+        STAGING_MAX_AGE_HOURS, validation_alias="MARKETO_STAGING_MAX_AGE_HOURS"
     )
 
-    partition_start: date = Field(date(2025, 1, 1), validation_alias="MARKETO_PARTITION_START")
+    partition_start: date = Field(
+        date(2025, 1, 1),
+        validation_alias="MARKETO_PARTITION_START",
+        description="First day exported (YYYY-MM-DD, midnight in MARKETO_PARTITION_TIMEZONE)",
+    )
     partition_window: Literal["monthly", "weekly", "daily"] = Field(
-        "monthly", validation_alias="MARKETO_PARTITION_WINDOW"
+        "monthly", validation_alias="MARKETO_PARTITION_WINDOW", description="Partition length"
     )
-    partition_timezone: str = Field("UTC", validation_alias="MARKETO_PARTITION_TIMEZONE")
-
-    poll_interval: float = Field(60.0, gt=0, validation_alias="MARKETO_POLL_INTERVAL")
-    job_timeout: float = Field(3 * 3600.0, gt=0, validation_alias="MARKETO_JOB_TIMEOUT")
-    max_calls_per_window: int = Field(
-        80, ge=1, le=100, validation_alias="MARKETO_MAX_CALLS_PER_20S"
+    partition_timezone: str = Field(
+        "UTC",
+        validation_alias="MARKETO_PARTITION_TIMEZONE",
+        description="IANA timezone of the partition boundaries",
     )
-    max_concurrent: int = Field(5, ge=1, le=10, validation_alias="MARKETO_MAX_CONCURRENT")
-    daily_quota_mb: int = Field(500, ge=1, validation_alias="MARKETO_DAILY_QUOTA_MB")
 
-    export_format: Literal["CSV", "TSV", "SSV"] = Field("CSV", validation_alias="MARKETO_FORMAT")
-    export_fields: str = Field("", validation_alias="MARKETO_FIELDS")
-    column_header_names: str = Field("", validation_alias="MARKETO_COLUMN_HEADER_NAMES")
+    poll_interval: PollInterval = Field(POLL_INTERVAL, validation_alias="MARKETO_POLL_INTERVAL")
+    job_timeout: JobTimeout = Field(JOB_TIMEOUT, validation_alias="MARKETO_JOB_TIMEOUT")
+    max_calls_per_window: CallsPerWindow = Field(
+        MAX_CALLS_PER_WINDOW, validation_alias="MARKETO_MAX_CALLS_PER_20S"
+    )
+    max_concurrent: MaxConcurrent = Field(MAX_CONCURRENT, validation_alias="MARKETO_MAX_CONCURRENT")
+    daily_quota_mb: DailyQuotaMb = Field(DAILY_QUOTA_MB, validation_alias="MARKETO_DAILY_QUOTA_MB")
+
+    export_format: ExportFormat = Field(
+        EXPORT_FORMAT,
+        validation_alias="MARKETO_FORMAT",
+        description="Export file format: CSV, TSV or SSV (any case)",
+    )
+    export_fields: str = Field(
+        "",
+        validation_alias="MARKETO_FIELDS",
+        description="Lead REST field names, comma-separated; empty = every exportable field",
+    )
+    column_header_names: str = Field(
+        "",
+        validation_alias="MARKETO_COLUMN_HEADER_NAMES",
+        description='Rename file headers: a JSON object {"restName": "Header"}',
+    )
 
     # Incremental updates. (List settings are read apart: ListSettings.)
-    lead_changes_start: date | None = Field(None, validation_alias="MARKETO_LEAD_CHANGES_START")
-    filter_recheck_hours: float = Field(24, ge=0, validation_alias="MARKETO_FILTER_RECHECK_HOURS")
+    lead_changes_start: date | None = Field(
+        None,
+        validation_alias="MARKETO_LEAD_CHANGES_START",
+        description="First day of marketo/lead_changes; empty = MARKETO_PARTITION_START",
+    )
+    filter_recheck_hours: float = Field(
+        24,
+        ge=0,
+        validation_alias="MARKETO_FILTER_RECHECK_HOURS",
+        description="Re-check a filter Marketo refused (1035) after this many hours (0 = never)",
+    )
 
     @field_validator("partition_start", "lead_changes_start", mode="before")
     @classmethod
@@ -134,15 +229,7 @@ class ProjectSettings(BaseSettings):
     @classmethod
     def _format(cls, value: Any) -> Any:
         """CSV, TSV or SSV in any case ("csv", "Tsv"), as in the export_options config."""
-        if not isinstance(value, str):
-            return value
-        upper = value.strip().upper()
-        if upper not in ("CSV", "TSV", "SSV"):
-            raise ValueError(
-                f"{value!r} is not an export format Marketo supports: use 'CSV', 'TSV' or "
-                "'SSV' (any case)"
-            )
-        return upper
+        return format_name(value)
 
     @property
     def lead_changes_first_day(self) -> date:
@@ -166,24 +253,44 @@ class ListSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     # Selection syntax: see ListSelection.
-    static_lists: str = Field("", validation_alias="MARKETO_STATIC_LISTS")
-    smart_lists: str = Field("", validation_alias="MARKETO_SMART_LISTS")
-    list_fields: str = Field(
-        "id,email,firstName,lastName,company,createdAt,updatedAt",
-        validation_alias="MARKETO_LIST_FIELDS",
+    static_lists: str = Field(
+        "",
+        validation_alias="MARKETO_STATIC_LISTS",
+        description="Static lists to export: ids, names or patterns; empty = no list",
     )
-    list_sensor_interval: int = Field(300, ge=30, validation_alias="MARKETO_LIST_SENSOR_INTERVAL")
+    smart_lists: str = Field(
+        "",
+        validation_alias="MARKETO_SMART_LISTS",
+        description="Smart lists to export: ids, names or patterns; empty = no list",
+    )
+    list_fields: str = Field(
+        ",".join(LIST_FIELDS),
+        validation_alias="MARKETO_LIST_FIELDS",
+        description="Lead REST field names exported per list member, comma-separated",
+    )
+    list_sensor_interval: int = Field(
+        300,
+        ge=30,
+        validation_alias="MARKETO_LIST_SENSOR_INTERVAL",
+        description="Seconds between two ticks of each list sensor",
+    )
     static_list_refresh_hours: float = Field(
-        0, ge=0, validation_alias="MARKETO_STATIC_LIST_REFRESH_HOURS"
+        0,
+        ge=0,
+        validation_alias="MARKETO_STATIC_LIST_REFRESH_HOURS",
+        description="Also re-export a static list this long after its last run (0 = on change)",
     )
     smart_list_refresh_hours: float = Field(
-        24, ge=0, validation_alias="MARKETO_SMART_LIST_REFRESH_HOURS"
+        24,
+        ge=0,
+        validation_alias="MARKETO_SMART_LIST_REFRESH_HOURS",
+        description="Also re-export a smart list this long after its last run (0 = on change)",
     )
 
     @field_validator("static_lists", "smart_lists")
     @classmethod
     def _selection(cls, value: str, info: ValidationInfo) -> str:
-        setting = str(cls.model_fields[info.field_name].validation_alias)
+        setting = str(cls.model_fields[str(info.field_name)].validation_alias)
         try:
             ListSelection.parse(value, setting)
         except ValueError as exc:
@@ -352,6 +459,37 @@ def _settings_message(exc: ValidationError) -> str:
         shown = f" (got {given!r})" if isinstance(given, str) and name not in msg else ""
         lines.append(f"{name}: {msg}{shown}")
     return "Invalid configuration: " + "; ".join(lines) + ". Fix the environment variable(s)."
+
+
+def declared() -> dict[str, FieldInfo]:
+    """Every setting read from the environment, by variable: its declaration (default, bounds
+    in `metadata`, help in `description`)."""
+    return {
+        str(info.validation_alias): info
+        for model in (ProjectSettings, ListSettings)
+        for info in model.model_fields.values()
+    }
+
+
+def variable_of(name: str) -> str | None:
+    """The environment variable of the project setting called `name`, if there is one."""
+    info = ProjectSettings.model_fields.get(name) or ListSettings.model_fields.get(name)
+    return str(info.validation_alias) if info is not None else None
+
+
+def bounds_text(info: FieldInfo) -> str:
+    """The bounds of a declared number, as a user reads them: "> 0", "between 1 and 100"."""
+    low = high = ""
+    for item in info.metadata:  # annotated_types' Gt, Ge, Lt, Le
+        for key, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            bound = getattr(item, key, None)
+            if bound is not None and key[0] == "g":
+                low = f"{sign} {bound}"
+            elif bound is not None:
+                high = f"{sign} {bound}"
+    if low.startswith(">=") and high.startswith("<="):
+        return f"between {low[3:]} and {high[3:]}"
+    return " and ".join(part for part in (low, high) if part) or "valid"
 
 
 def load_settings() -> ProjectSettings:

@@ -12,15 +12,59 @@ import dagster as dg
 import duckdb
 import httpx
 from dagster_duckdb import DuckDBResource
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
 from marketo_assets.extract import RESERVED_COLUMNS, ExportLedger, FilterCapabilities, private_dir
 from marketo_assets.extract.local_paths import LocalPathError, private_umask
 from marketo_assets.extract.staging import staging_root
 from marketo_assets.marketo import ClientSettings, Event, MarketoClient
-from marketo_assets.marketo.settings import instance_root, is_loopback_host
+from marketo_assets.marketo.settings import (
+    JOB_TIMEOUT,
+    MAX_CALLS_PER_WINDOW,
+    MAX_CONCURRENT,
+    POLL_INTERVAL,
+    QUEUE_FULL_BACKOFF,
+    RETRY_INITIAL_WAIT,
+    RETRY_MAX_WAIT,
+    WINDOW_SECONDS,
+    CallsPerWindow,
+    JobTimeout,
+    MaxConcurrent,
+    PollInterval,
+    RetryInitialWait,
+    RetryMaxWait,
+    WindowSeconds,
+    check_backoff,
+    instance_root,
+    is_loopback_host,
+)
 from marketo_assets.marketo.throttle import shared_throttle
-from marketo_assets.settings import DATA_DIR, ListConfig, ProjectSettings, parse_header_names
+from marketo_assets.settings import (
+    CREDENTIALS,
+    DAILY_QUOTA_MB,
+    DATA_DIR,
+    EXPORT_FORMAT,
+    FORMATS,
+    LIST_FIELDS,
+    STAGING_MAX_AGE_HOURS,
+    DailyQuotaMb,
+    ListConfig,
+    ListSettings,
+    ProjectSettings,
+    StagingMaxAgeHours,
+    bounds_text,
+    field_list,
+    format_name,
+    parse_header_names,
+    variable_of,
+)
 from marketo_assets.warehouse import (
     DuckDBSession,
     WarehouseLockedError,
@@ -31,7 +75,10 @@ from marketo_assets.warehouse import (
 )
 from marketo_assets.warehouse.postgres import PostgresWarehouse
 
-FORMATS = ("CSV", "TSV", "SSV")
+
+def _help(name: str) -> str:
+    """The help text of the project setting `name`."""
+    return str(ProjectSettings.model_fields[name].description)
 
 
 class SecretConfigError(Exception):
@@ -47,57 +94,100 @@ class MarketoResource(dg.ConfigurableResource):
 
     model_config = ConfigDict(hide_input_in_errors=True)
 
-    base_url: str = Field(
-        description=(
-            "Instance root, e.g. https://123-ABC-456.mktorest.com (the REST Endpoint .../rest "
-            "or Identity .../identity shown in Admin > Web Services work too)"
-        )
+    # Defaults, bounds and help come from the settings' declarations (settings.py and
+    # marketo/settings.py); `from_settings` fills them from the environment at load.
+    base_url: str = Field(description=CREDENTIALS["MARKETO_BASE_URL"])
+    client_id: str = Field(description=CREDENTIALS["MARKETO_CLIENT_ID"])
+    client_secret: str = Field(description=CREDENTIALS["MARKETO_CLIENT_SECRET"])
+    poll_interval: PollInterval = POLL_INTERVAL
+    job_timeout: JobTimeout = JOB_TIMEOUT
+    max_calls_per_window: CallsPerWindow = MAX_CALLS_PER_WINDOW
+    window_seconds: WindowSeconds = WINDOW_SECONDS
+    max_concurrent: MaxConcurrent = MAX_CONCURRENT
+    daily_quota_mb: DailyQuotaMb = DAILY_QUOTA_MB
+    max_job_attempts: int = Field(
+        default=3, ge=1, description="Re-create a job Marketo marks Failed this often"
     )
-    client_id: str = Field(description="LaunchPoint client id")
-    client_secret: str = Field(description="LaunchPoint client secret (set through an env var)")
-    poll_interval: float = Field(60.0, description="Seconds between job status polls (>= 60 real)")
-    job_timeout: float = Field(10800.0, description="Cancel a Marketo job after this many seconds")
-    max_calls_per_window: int = Field(80, description="Client-side cap per 20 s (Marketo: 100)")
-    window_seconds: float = Field(20.0, description="Length of Marketo's rate-limit window (s)")
-    max_concurrent: int = Field(5, description="Client-side cap on calls in flight (Marketo: 10)")
-    daily_quota_mb: int = Field(500, description="Subscription's daily bulk export quota in MB")
-    max_job_attempts: int = Field(3, description="Re-create a job Marketo marks Failed this often")
-    retry_initial_wait: float = Field(
-        1.0, description="First wait (s) before retrying a transient Marketo error; doubles"
-    )
-    retry_max_wait: float = Field(60.0, description="Longest wait (s) between two retries")
+    retry_initial_wait: RetryInitialWait = RETRY_INITIAL_WAIT
+    retry_max_wait: RetryMaxWait = RETRY_MAX_WAIT
     queue_full_backoff: list[float] = Field(
-        default_factory=lambda: [60.0, 120.0, 240.0],
+        default_factory=lambda: list(QUEUE_FULL_BACKOFF),
         description="Waits (s) when Marketo's export queue is full (1029), then the step fails",
     )
     claim_lease_seconds: float = Field(
-        3600.0,
+        default=3600.0,
+        gt=0,
         description=(
             "A partition claimed by a run between its export and load steps (or by a process "
             "on another host) is taken over by another run after this many seconds"
         ),
     )
-    staging_dir: str = Field(
-        description=(
-            "Folder for downloaded export files: they go into its sub-folder marketo_assets/ "
-            "(0700, the only place the project writes or deletes)"
-        )
-    )
-    ledger_path: str = Field(description="SQLite file recording every export job created")
+    staging_dir: str = Field(description=_help("staging_dir"))
+    ledger_path: str = Field(description=_help("ledger_path"))
     capabilities_path: str = Field(
-        "",
+        default="",
         description=(
             "JSON file remembering whether the updatedAt / smart-list filters are enabled "
             "(1035); empty = filter_capabilities.json next to the ledger"
         ),
     )
-    staging_max_age_hours: float = Field(
-        168.0,
-        description=(
-            "Staged files older than this are deleted at the start of each export and load "
-            "step, unless their export is still active (default 7 days, Marketo's retention)"
-        ),
+    staging_max_age_hours: StagingMaxAgeHours = STAGING_MAX_AGE_HOURS
+
+    @classmethod
+    def from_settings(cls, settings: ProjectSettings) -> MarketoResource:
+        """The resource of the code location: credentials read by Dagster at run time
+        (`EnvVar`, so the UI shows their names only), the rest from the settings."""
+        return cls(
+            base_url=dg.EnvVar("MARKETO_BASE_URL"),
+            client_id=dg.EnvVar("MARKETO_CLIENT_ID"),
+            client_secret=dg.EnvVar("MARKETO_CLIENT_SECRET"),
+            poll_interval=settings.poll_interval,
+            job_timeout=settings.job_timeout,
+            max_calls_per_window=settings.max_calls_per_window,
+            max_concurrent=settings.max_concurrent,
+            daily_quota_mb=settings.daily_quota_mb,
+            staging_dir=str(settings.staging_dir),
+            ledger_path=str(settings.ledger_path),
+            staging_max_age_hours=settings.staging_max_age_hours,
+        )
+
+    @field_validator(
+        "poll_interval",
+        "job_timeout",
+        "max_calls_per_window",
+        "window_seconds",
+        "max_concurrent",
+        "daily_quota_mb",
+        "max_job_attempts",
+        "retry_initial_wait",
+        "retry_max_wait",
+        "claim_lease_seconds",
+        "staging_max_age_hours",
+        mode="wrap",
     )
+    @classmethod
+    def _check_bounds(
+        cls, value: object, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> object:
+        """Out of bounds: say the bounds, and the variable that sets the default."""
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            name = str(info.field_name)
+            kinds = {err["type"] for err in exc.errors()}
+            if not kinds <= {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
+                raise
+            variable = variable_of(name)
+            where = f" ({variable})" if variable else ""
+            raise ValueError(
+                f"{name} must be {bounds_text(cls.model_fields[name])}{where}: fix the "
+                f"resource's {name} config" + (f" or {variable}" if variable else "")
+            ) from None
+
+    @field_validator("queue_full_backoff")
+    @classmethod
+    def _check_backoff(cls, value: list[float]) -> list[float]:
+        return list(check_backoff(tuple(value)))
 
     @field_validator("base_url", mode="before")
     @classmethod
@@ -156,13 +246,6 @@ class MarketoResource(dg.ConfigurableResource):
                 "MARKETO_CLIENT_SECRET (client_secret) has leading or trailing whitespace "
                 "(a copy-paste error?): remove it"
             )
-        return value
-
-    @field_validator("staging_max_age_hours")
-    @classmethod
-    def _check_max_age(cls, value: float) -> float:
-        if not value > 0:
-            raise ValueError("staging_max_age_hours must be > 0 (MARKETO_STAGING_MAX_AGE_HOURS)")
         return value
 
     @contextmanager
@@ -322,13 +405,13 @@ def check_warehouse(resource: DuckDBResource, marketo: MarketoResource, log) -> 
 
 
 def _warehouse_failure(exc: WarehouseUnavailableError, outcome: str) -> dg.Failure:
-    metadata = {}
+    metadata: dict[str, int | str] = {}
     if isinstance(exc, WarehouseLockedError):
         metadata = {"lock_holder_pid": exc.holder.pid, "lock_holder": exc.holder.name}
     return dg.Failure(description=f"{exc} {outcome}", metadata=metadata, allow_retries=False)
 
 
-DEFAULT_LIST_FIELDS = ("id", "email", "firstName", "lastName", "company", "createdAt", "updatedAt")
+DEFAULT_LIST_FIELDS = LIST_FIELDS  # the name this module exported before
 
 
 class ExportOptions(dg.ConfigurableResource):
@@ -339,18 +422,25 @@ class ExportOptions(dg.ConfigurableResource):
     and unknown formats. Field names themselves are checked against describe before any
     export job is created."""
 
-    fields: list[str] = Field(
-        default_factory=list,
-        description="Lead REST field names; empty = every exportable field from describe",
-    )
+    fields: list[str] = Field(default_factory=list, description=_help("export_fields"))
     column_header_names: dict[str, str] = Field(
-        default_factory=dict, description="Rename file headers: {restName: header}"
+        default_factory=dict, description=_help("column_header_names")
     )
-    format: str = Field("CSV", description="CSV, TSV or SSV")
+    format: str = Field(default=EXPORT_FORMAT, description=_help("export_format"))
     list_fields: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_LIST_FIELDS),
-        description="Lead REST field names exported for list members (static and smart lists)",
+        default_factory=lambda: list(LIST_FIELDS),
+        description=str(ListSettings.model_fields["list_fields"].description),
     )
+
+    @classmethod
+    def from_settings(cls, settings: ProjectSettings, lists: ListSettings) -> ExportOptions:
+        """The export options of the code location, from the settings."""
+        return cls(
+            fields=field_list(settings.export_fields),
+            column_header_names=_env_headers(settings.column_header_names),
+            format=settings.export_format,
+            list_fields=field_list(lists.list_fields) or list(LIST_FIELDS),
+        )
 
     @field_validator("fields", "list_fields")
     @classmethod
@@ -394,16 +484,12 @@ class ExportOptions(dg.ConfigurableResource):
     @field_validator("format")
     @classmethod
     def _check_format(cls, value: str) -> str:
-        upper = value.strip().upper()
+        upper = format_name(value)
         if upper not in FORMATS:
             raise ValueError(
                 f"format {value!r} is not an export format Marketo supports: use CSV, TSV or SSV"
             )
         return upper
-
-
-def _env_fields(raw: str) -> list[str]:
-    return [name.strip() for name in raw.split(",") if name.strip()]
 
 
 def _env_headers(raw: str) -> dict[str, str]:
@@ -416,25 +502,8 @@ def _env_headers(raw: str) -> dict[str, str]:
 def build_resources(settings: ProjectSettings, lists: ListConfig) -> dict[str, object]:
     """The resources of the definitions, from the settings; credentials stay `EnvVar`s."""
     return {
-        "marketo": MarketoResource(
-            base_url=dg.EnvVar("MARKETO_BASE_URL"),
-            client_id=dg.EnvVar("MARKETO_CLIENT_ID"),
-            client_secret=dg.EnvVar("MARKETO_CLIENT_SECRET"),
-            poll_interval=settings.poll_interval,
-            job_timeout=settings.job_timeout,
-            max_calls_per_window=settings.max_calls_per_window,
-            max_concurrent=settings.max_concurrent,
-            daily_quota_mb=settings.daily_quota_mb,
-            staging_dir=str(settings.staging_dir),
-            ledger_path=str(settings.ledger_path),
-            staging_max_age_hours=settings.staging_max_age_hours,
-        ),
-        "export_options": ExportOptions(
-            fields=_env_fields(settings.export_fields),
-            column_header_names=_env_headers(settings.column_header_names),
-            format=settings.export_format,
-            list_fields=_env_fields(lists.settings.list_fields) or list(DEFAULT_LIST_FIELDS),
-        ),
+        "marketo": MarketoResource.from_settings(settings),
+        "export_options": ExportOptions.from_settings(settings, lists.settings),
         "warehouse": WarehouseResource(
             database=str(settings.duckdb_path), warehouse=settings.warehouse
         ),

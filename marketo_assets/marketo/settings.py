@@ -3,11 +3,74 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Annotated
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-__all__ = ["ClientSettings", "instance_root", "is_loopback_host"]
+__all__ = [
+    "JOB_TIMEOUT",
+    "MAX_CALLS_PER_WINDOW",
+    "MAX_CONCURRENT",
+    "POLL_INTERVAL",
+    "QUEUE_FULL_BACKOFF",
+    "RETRY_INITIAL_WAIT",
+    "RETRY_MAX_WAIT",
+    "WINDOW_SECONDS",
+    "CallsPerWindow",
+    "ClientSettings",
+    "JobTimeout",
+    "MaxConcurrent",
+    "PollInterval",
+    "RetryInitialWait",
+    "RetryMaxWait",
+    "WindowSeconds",
+    "check_backoff",
+    "instance_root",
+    "is_loopback_host",
+]
+
+# The client's knobs that a project may set, each declared once here: default, bounds and help.
+# ClientSettings, the project settings (marketo_assets.settings, environment variables) and the
+# Dagster resource (defs/resources.py, run config) all use these types and defaults.
+MAX_CALLS_PER_WINDOW = 80
+CallsPerWindow = Annotated[
+    int,
+    Field(ge=1, le=100, description="Calls started per rate-limit window (Marketo: 100 / 20 s)"),
+]
+WINDOW_SECONDS = 20.0
+WindowSeconds = Annotated[
+    float, Field(gt=0, description="Length of Marketo's rate-limit window (s)")
+]
+MAX_CONCURRENT = 5
+MaxConcurrent = Annotated[
+    int, Field(ge=1, le=10, description="Calls in flight at once, at most (Marketo: 10)")
+]
+POLL_INTERVAL = 60.0
+PollInterval = Annotated[
+    float,
+    Field(gt=0, description="Seconds between two status polls of an export job (Marketo: 60)"),
+]
+JOB_TIMEOUT = 3 * 3600.0
+JobTimeout = Annotated[
+    float, Field(gt=0, description="Cancel an export job still unfinished after this many s")
+]
+RETRY_INITIAL_WAIT = 1.0
+RetryInitialWait = Annotated[
+    float,
+    Field(ge=0, description="First wait (s) before retrying a transient Marketo error; doubles"),
+]
+RETRY_MAX_WAIT = 60.0
+RetryMaxWait = Annotated[float, Field(ge=0, description="Longest wait (s) between two retries")]
+# Waits (s) when Marketo's export queue is full (1029), then the export fails.
+QUEUE_FULL_BACKOFF = (60.0, 120.0, 240.0)
+
+
+def check_backoff(value: tuple[float, ...]) -> tuple[float, ...]:
+    if any(v < 0 for v in value):
+        raise ValueError("queue_full_backoff delays must be >= 0")
+    return value
+
 
 # What Admin > Integration > Web Services shows after the instance root (REST Endpoint, Identity).
 SHOWN_PATHS = ("", "/rest", "/identity")
@@ -53,21 +116,21 @@ class ClientSettings(BaseModel):
     base_url: str
     client_id: str = Field(min_length=1)
     client_secret: SecretStr
-    max_calls_per_window: int = Field(default=80, ge=1)
-    window_seconds: float = Field(default=20.0, gt=0)
-    max_concurrent: int = Field(default=5, ge=1, le=10)
-    poll_interval: float = Field(default=60.0, ge=0)
-    job_timeout: float = Field(default=3 * 3600.0, gt=0)
+    max_calls_per_window: CallsPerWindow = MAX_CALLS_PER_WINDOW
+    window_seconds: WindowSeconds = WINDOW_SECONDS
+    max_concurrent: MaxConcurrent = MAX_CONCURRENT
+    poll_interval: PollInterval = POLL_INTERVAL
+    job_timeout: JobTimeout = JOB_TIMEOUT
     request_timeout: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=8, ge=1)
     max_retry_seconds: float = Field(default=900.0, ge=0)
-    queue_full_backoff: tuple[float, ...] = (60, 120, 240)
+    queue_full_backoff: tuple[float, ...] = QUEUE_FULL_BACKOFF
     download_max_resumes: int = Field(default=10, ge=0)
     checksum_retries: int = Field(default=2, ge=0)
     token_refresh_margin: float = Field(default=60.0, ge=0)
     # Extra knobs (not in the original contract; defaults keep the contract's behaviour).
-    retry_initial_wait: float = Field(default=1.0, ge=0)
-    retry_max_wait: float = Field(default=60.0, ge=0)
+    retry_initial_wait: RetryInitialWait = RETRY_INITIAL_WAIT
+    retry_max_wait: RetryMaxWait = RETRY_MAX_WAIT
     download_chunk_size: int = Field(default=1 << 20, ge=1 << 16)
 
     @field_validator("base_url")
@@ -119,6 +182,4 @@ class ClientSettings(BaseModel):
     @field_validator("queue_full_backoff")
     @classmethod
     def _check_backoff(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if any(v < 0 for v in value):
-            raise ValueError("queue_full_backoff delays must be >= 0")
-        return value
+        return check_backoff(value)

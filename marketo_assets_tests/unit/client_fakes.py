@@ -128,7 +128,7 @@ def settings(**overrides: Any) -> ClientSettings:
         "base_url": "https://mkto.example.com",
         "client_id": "client-id-1",
         "client_secret": SECRET,
-        "poll_interval": 0.0,
+        "poll_interval": 1.0,  # the fake clock makes waits instant
         "retry_initial_wait": 0.01,
         "retry_max_wait": 0.05,
         "queue_full_backoff": (1.0, 2.0, 4.0),
