@@ -60,11 +60,6 @@ def lead_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     return max(start, LEADS_START), end
 
 
-def marketo_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    """The inclusive [startAt, endAt] Marketo window for the partition window [start, end)."""
-    return start, end - timedelta(seconds=1)
-
-
 static_lists = dg.DynamicPartitionsDefinition(name="static_lists")
 smart_lists = dg.DynamicPartitionsDefinition(name="smart_lists")
 LIST_PARTITIONS = {"static": static_lists, "smart": smart_lists}
