@@ -52,7 +52,7 @@ class _TooLong(Exception):
         self.sending = sending
 
 
-class _Attempt:
+class _Pass:
     """One full pass (with resumes, retry policy DOWNLOAD_RESUME) writing `part`; the hash is
     built while writing."""
 
@@ -425,21 +425,21 @@ def download_export(core: RequestCore, job: ExportJob, dest: Path) -> DownloadRe
     while True:
         attempts += 1
         # First pass: continue a `.part` a killed run left behind (same export, same file).
-        attempt = _Attempt(core, job, part, adopt=attempts == 1 and part.exists())
+        one_pass = _Pass(core, job, part, adopt=attempts == 1 and part.exists())
         try:
-            attempt.run()
+            one_pass.run()
         except BaseException:
             with contextlib.suppress(OSError):
                 part.unlink()
             raise
-        resumes += attempt.resumes
-        paths |= attempt.paths
-        digest = attempt.hasher.hexdigest()
-        too_long = attempt.too_long
-        actual_size = attempt.have
+        resumes += one_pass.resumes
+        paths |= one_pass.paths
+        digest = one_pass.hasher.hexdigest()
+        too_long = one_pass.too_long
+        actual_size = one_pass.have
         if too_long is not None and too_long.sending is not None:
             actual_size = too_long.sending
-        size_ok = too_long is None and (job.file_size is None or attempt.have == job.file_size)
+        size_ok = too_long is None and (job.file_size is None or one_pass.have == job.file_size)
         sha_ok = expected_sha is None or digest == expected_sha
         if size_ok and sha_ok:
             os.replace(part, dest)
@@ -448,7 +448,7 @@ def download_export(core: RequestCore, job: ExportJob, dest: Path) -> DownloadRe
                 "download_progress",
                 job.export_id,
                 {
-                    "bytes": attempt.have,
+                    "bytes": one_pass.have,
                     "total": job.file_size,
                     "seconds": round(seconds, 3),
                     "done": True,
@@ -456,7 +456,7 @@ def download_export(core: RequestCore, job: ExportJob, dest: Path) -> DownloadRe
             )
             return DownloadResult(
                 path=dest,
-                bytes=attempt.have,
+                bytes=one_pass.have,
                 sha256=digest,
                 resumes=resumes,
                 attempts=attempts,
