@@ -124,7 +124,9 @@ class RequestCore:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _failure(self, env: dict[str, Any], method: str, path: str, context: dict[str, Any]):
+    def _failure(
+        self, env: dict[str, Any], method: str, path: str, context: dict[str, Any]
+    ) -> Failure:
         code, message = first_error(env)
         return Failure(
             code=code,
@@ -178,13 +180,10 @@ class RequestCore:
             resp = self._send(request)
         env = check_envelope(resp, method, path)
         if env.get("success") is False:
-            failure = self._failure(env, method, path, context)
-            error = error_for(failure)
+            error = error_for(self._failure(env, method, path, context))
             if error is not None:
                 raise error
-            env.setdefault("_benign_code", failure.code)
-            env.setdefault("_benign_message", failure.message)
-            return env
+            return env  # a success told as an error (1029 "Job already queued")
         if expect_result and "result" not in env:
             raise TransientError(
                 f"{method} {path}: Marketo answered without a `result` (will retry)"
