@@ -6,10 +6,8 @@ import contextlib
 import hashlib
 import logging
 import os
-import queue
 import re
 import socket
-import threading
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -30,12 +28,12 @@ from .errors import (
 from .exports import ExportJob, checked_export_id
 from .models import DownloadResult
 from .retry import DOWNLOAD_RESUME
+from .writer import Writer
 
 __all__ = ["PROGRESS_EVERY", "download_export"]
 
 log = logging.getLogger("marketo_assets.marketo")
 PROGRESS_EVERY = 8 << 20  # emit download_progress at most every 8 MiB
-READ_BUFFER = 1 << 20  # socket reads go into reused buffers of this size
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
@@ -204,7 +202,7 @@ class _Pass:
         the bodies is reported as DownloadResult.direct.
         """
         sock = _direct_socket(resp)
-        writer = _Writer(fd, self.job.export_id)
+        writer = Writer(fd, self.job.export_id)
         try:
             if sock is None:
                 self.paths.add("httpx")
@@ -232,7 +230,7 @@ class _Pass:
                 },
             )
 
-    def _copy_httpx(self, resp: httpx.Response, writer: _Writer, limit: int | None) -> None:
+    def _copy_httpx(self, resp: httpx.Response, writer: Writer, limit: int | None) -> None:
         batch_size = self.core.settings.download_chunk_size
         hasher = self.hasher
         batch: list[bytes] = []
@@ -267,7 +265,7 @@ class _Pass:
         if room is not None and room < 0:
             raise _TooLong(None)
 
-    def _copy_socket(self, resp: httpx.Response, sock: socket.socket, writer: _Writer) -> None:
+    def _copy_socket(self, resp: httpx.Response, sock: socket.socket, writer: Writer) -> None:
         hasher = self.hasher
         started = time.monotonic()
         remaining = int(resp.headers["content-length"])
@@ -339,63 +337,6 @@ def _direct_socket(resp: httpx.Response) -> socket.socket | None:
     except Exception:  # any stream without that info
         return None
     return sock if isinstance(sock, socket.socket) else None
-
-
-class _Writer:
-    """A thread writing queued pieces to `fd`; errors land in `failure`. Buffers given back
-    with a piece return to a small pool once written (constant memory, no fresh pages)."""
-
-    POOL = 6
-
-    def __init__(self, fd: int, name: str):
-        self.fd = fd
-        self.failure: list[BaseException] = []
-        self.queue: queue.Queue[tuple[list, bytearray | None] | None] = queue.Queue(maxsize=4)
-        self.pool: queue.Queue[bytearray] = queue.Queue()
-        self.made = 0
-        self.thread = threading.Thread(target=self._run, name=f"marketo-download-{name}")
-        self.thread.daemon = True
-        self.thread.start()
-
-    def _run(self) -> None:
-        while (item := self.queue.get()) is not None:
-            pieces, buf = item
-            if not self.failure:
-                try:
-                    _write_all(self.fd, pieces)
-                except BaseException as exc:  # reported to the reading thread
-                    self.failure.append(exc)
-            if buf is not None:
-                self.pool.put(buf)
-
-    def buffer(self) -> bytearray:
-        if self.made < self.POOL and self.pool.empty():
-            self.made += 1
-            return bytearray(READ_BUFFER)
-        return self.pool.get()
-
-    def recycle(self, buf: bytearray) -> None:
-        self.pool.put(buf)
-
-    def put(self, pieces: list, buf: bytearray | None = None) -> None:
-        self.queue.put((pieces, buf))
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
-
-
-def _write_all(fd: int, pieces: list) -> None:
-    views = [memoryview(p) for p in pieces if p]
-    while views:
-        n = os.writev(fd, views[:1024])
-        while n and views:
-            if n >= len(views[0]):
-                n -= len(views[0])
-                views.pop(0)
-            else:
-                views[0] = views[0][n:]
-                n = 0
 
 
 def download_export(core: RequestCore, job: ExportJob, dest: Path) -> DownloadResult:

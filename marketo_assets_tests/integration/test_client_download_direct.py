@@ -7,7 +7,7 @@ import hashlib
 import time
 
 from marketo_assets.marketo import ClientSettings, Event, MarketoClient
-from marketo_assets.marketo import download as download_module
+from marketo_assets.marketo import writer as writer_module
 
 from .client_support import client_settings
 from .test_client_faults import finished_job, request
@@ -30,7 +30,7 @@ def test_body_is_read_from_the_socket_and_verified(sim, tmp_path, monkeypatch):
     with _client(sim, sleeps) as client:
         done = finished_job(client)
         # tiny chunks: the body arrives in many socket reads, across buffer boundaries
-        monkeypatch.setattr(download_module, "READ_BUFFER", 4096)
+        monkeypatch.setattr(writer_module, "READ_BUFFER", 4096)
         result = client.download_export(done, tmp_path / "d.csv")
     data = (tmp_path / "d.csv").read_bytes()
     assert result.direct  # the default client read the body through the fast path
