@@ -6,7 +6,16 @@ import hashlib
 import os
 from collections.abc import Iterable
 
-from .data import EDGE_PERSONAS, FIELDS, PERSONA_BITS, PERSONAS, UPDATE_SPAN, DataSet, mix64
+from .data import (
+    EDGE_PERSONAS,
+    FIELDS,
+    PERSONA_BITS,
+    PERSONAS,
+    UPDATE_SPAN,
+    DataSet,
+    mix64,
+    updated_at,
+)
 
 DELIMITERS = {"CSV": ",", "TSV": "\t", "SSV": ";"}
 # Marketo's pages disagree on SSV's separator (semicolon or space): the simulator writes either.
@@ -123,6 +132,7 @@ def write_export(
     shift = 32 - PERSONA_BITS
     edge = EDGE_PERSONAS
     upd_salt = ds._salt
+    as_of = ds.as_of
 
     h = hashlib.sha256()
     rows = size = 0
@@ -157,7 +167,11 @@ def write_export(
                     if need_c:
                         parts[c_slot] = days[c // 86400 - day0] + tod[c % 86400]
                     if need_u:
-                        u = c + (mix64(i ^ upd_salt) >> 20) % UPDATE_SPAN
+                        room = as_of - c  # inline data.updated_at (hot loop)
+                        if room >= UPDATE_SPAN:
+                            u = c + (mix64(i ^ upd_salt) >> 20) % UPDATE_SPAN
+                        else:
+                            u = updated_at(c, mix64(i ^ upd_salt), as_of)
                         parts[u_slot] = days[u // 86400 - day0] + tod[u % 86400]
                 buf.append(b"".join(parts))
             rows += 1

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from .activities import activity_types
 from .data import FIELDS, DataSet, ListDef, iso
 from .faults import Drop, Faults, flip
 from .files import SSV_SEPARATORS
@@ -131,6 +132,7 @@ class Simulator:
         self.max_processing_seen = 0
         self.max_queue_seen = 0  # most jobs Queued or Processing at once (all clients)
         self.daily_calls: dict[str, int] = {}
+        self.daily_calls_by_user: dict[str, dict[str, int]] = {}  # day -> client id -> calls
         self.requests = {
             "total": 0,
             "marketo": 0,
@@ -199,6 +201,8 @@ class Simulator:
             r("/rest/v1/leads/describe.json", self.describe, methods=["GET"]),
             r("/rest/v1/lists.json", self.lists, methods=["GET"]),
             r("/rest/asset/v1/smartLists.json", self.smart_lists, methods=["GET"]),
+            r("/rest/v1/stats/usage.json", self.usage, methods=["GET"]),
+            r("/rest/v1/activities/types.json", self.activity_types, methods=["GET"]),
             r("/bulk/v1/leads/export/create.json", self.create, methods=["POST"]),
             r("/bulk/v1/leads/export.json", self.list_jobs, methods=["GET"]),
             r("/bulk/v1/leads/export/{eid}/enqueue.json", self.enqueue, methods=["POST"]),
@@ -364,6 +368,8 @@ class Simulator:
         win.append(now)
         self.max_window_calls_seen = max(self.max_window_calls_seen, len(win))
         self.daily_calls[day] = self.daily_calls.get(day, 0) + 1
+        users = self.daily_calls_by_user.setdefault(day, {})
+        users[owner] = users.get(owner, 0) + 1
         scope.setdefault("state", {})["owner"] = owner
         return None
 
@@ -419,7 +425,7 @@ class Simulator:
         tok = self.current.get(cid)
         t = self.tokens.get(tok) if tok else None
         if t is None or t.revoked or now >= t.expires:
-            tok = f"{uuid.UUID(int=self.rng.getrandbits(128), version=4)}:sim"
+            tok = f"{uuid.uuid4()}:sim"  # random per start, like Marketo
             t = Token(cid, now + self.cfg.token_ttl)
             self.tokens[tok] = t
             self.current[cid] = tok
@@ -553,6 +559,27 @@ class Simulator:
             return JSONResponse(base | {"warnings": [NO_ASSETS]})
         return JSONResponse(base | {"warnings": [], "result": page})
 
+    # ---- usage / activity types ---------------------------------------------------------------
+    async def usage(self, request: Request) -> Response:
+        """Calls used today (Marketo's day: America/Chicago), per API user; this call counts."""
+        day = datetime.fromtimestamp(self.now(), CHICAGO).date().isoformat()
+        users = self.daily_calls_by_user.get(day, {})
+        return self.ok(
+            [
+                {
+                    "date": f"{day}T00:00:00Z",
+                    "total": self.daily_calls.get(day, 0),
+                    "users": [
+                        {"userId": f"{cid}@api.sim.example", "count": n}
+                        for cid, n in sorted(users.items())
+                    ],
+                }
+            ]
+        )
+
+    async def activity_types(self, request: Request) -> Response:
+        return self.ok(activity_types())
+
     # ---- bulk export -------------------------------------------------------------------------
     def _owner(self, request: Request) -> str:
         return request.scope["state"]["owner"]
@@ -574,7 +601,18 @@ class Simulator:
             return ApiError("1029", f"Export daily quota {q:g}MB exceeded.")
         return None
 
+    def _content_type_error(self, request: Request, takes_body: bool) -> Response | None:
+        """612 like Marketo: a POST body must come as application/json (a POST without a body,
+        enqueue or cancel, may leave the header out)."""
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "application/json" or (not ctype and not takes_body):
+            return None
+        return self.fail("612", "Invalid Content Type")
+
     async def create(self, request: Request) -> Response:
+        bad = self._content_type_error(request, takes_body=True)
+        if bad is not None:
+            return bad
         try:
             body = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError):
@@ -588,12 +626,15 @@ class Simulator:
             return self.fail(e.code, e.message)
         sig = signature(req)
         self.creates[sig] = self.creates.get(sig, 0) + 1
-        eid = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        eid = str(uuid.uuid4())  # random per start, like Marketo (the data stays seeded)
         job = Job(eid, self._owner(request), req, sel, self.now(), create_count=self.creates[sig])
         self.jobs[eid] = job
         return self.ok([job.public()])
 
     async def enqueue(self, request: Request) -> Response:
+        bad = self._content_type_error(request, takes_body=False)
+        if bad is not None:
+            return bad
         try:
             job = self._find(request)
             if job.status in ("Queued", "Processing"):
@@ -621,6 +662,9 @@ class Simulator:
         return self.ok([job.public()])
 
     async def cancel(self, request: Request) -> Response:
+        bad = self._content_type_error(request, takes_body=False)
+        if bad is not None:
+            return bad
         try:
             job = self._find(request)
         except ApiError as e:
@@ -796,7 +840,7 @@ class Simulator:
         now = self.now()
         out = []
         for _ in range(count):
-            eid = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+            eid = str(uuid.uuid4())
             j = Job(
                 eid,
                 "other-client",
