@@ -51,7 +51,7 @@ class _Templates:
 
     def __init__(self, ds: DataSet, fields: list[str], delim: str) -> None:
         self.ds, self.fields, self.delim = ds, fields, delim
-        self.cache: list[tuple[list[str], tuple[int, ...]] | None] = [None] * PERSONAS
+        self.cache: list[tuple[list[bytes], tuple[int, ...]] | None] = [None] * PERSONAS
         # slot positions are the same for every persona
         _, _, c, u = self._layout(EDGE_PERSONAS)
         self.c_slot, self.u_slot = c, u
@@ -91,7 +91,7 @@ class _Templates:
         parts[-1] += "\n"
         return parts, tuple(ids), c_slot, u_slot
 
-    def build(self, p: int) -> tuple[list[str], tuple[int, ...]]:
+    def build(self, p: int) -> tuple[list[bytes], tuple[int, ...]]:
         """Template for persona p: from the data set's shared cache (templates do not depend on
         control-API changes) or built now; each job works on its own copy of the list."""
         key = (tuple(self.fields), self.delim)

@@ -15,10 +15,11 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
+from typing import Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
@@ -86,7 +87,7 @@ class Token:
 
 
 def _is_loopback(host: str | None) -> bool:
-    return bool(host) and (host.startswith("127.") or host in ("::1", "localhost"))
+    return host is not None and (host.startswith("127.") or host in ("::1", "localhost"))
 
 
 def _drop_filter(record: logging.LogRecord) -> bool:
@@ -133,7 +134,7 @@ class Simulator:
         self.max_queue_seen = 0  # most jobs Queued or Processing at once (all clients)
         self.daily_calls: dict[str, int] = {}
         self.daily_calls_by_user: dict[str, dict[str, int]] = {}  # day -> client id -> calls
-        self.requests = {
+        self.requests: dict[str, Any] = {
             "total": 0,
             "marketo": 0,
             "identity": 0,
@@ -141,7 +142,7 @@ class Simulator:
             "by_code": {},
             "by_status": {},
         }
-        self.files: dict[str, object] = {}  # cache key -> Future[FileInfo]
+        self.files: dict[str, Future[FileInfo]] = {}  # cache key -> the file being made
         self.tmp = tempfile.mkdtemp(prefix="marketo-sim-")
         os.chmod(self.tmp, 0o700)
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sim-export")
@@ -353,7 +354,7 @@ class Simulator:
             for t in self.tokens.values():
                 t.revoked = t.revoked or revoke
         owner, err = self._authenticate(scope)
-        if err is not None:
+        if err is not None or owner is None:
             return err
         now = self.now()
         win = self.window
@@ -442,7 +443,11 @@ class Simulator:
     async def describe2(self, request: Request) -> Response:
         fields = []
         for f in FIELDS:
-            item = {"name": f.name, "displayName": f.display, "dataType": f.data_type}
+            item: dict[str, Any] = {
+                "name": f.name,
+                "displayName": f.display,
+                "dataType": f.data_type,
+            }
             if f.length:
                 item["length"] = f.length
             item.update(updateable=f.updateable, crmManaged=f.crm)
@@ -791,6 +796,7 @@ class Simulator:
     def _start(self, job: Job, now: float) -> None:
         job.status, job.started = "Processing", now
         sel = job.selection
+        assert sel is not None  # set for every job this server created
         lst = None
         list_version = 0
         if sel.list_key:
@@ -960,7 +966,7 @@ class Simulator:
             return JSONResponse({"error": e.message, "code": e.code}, 400)
         lst = self.ds.lists.get(sel.list_key) if sel.list_key else None
         ids = await asyncio.to_thread(select_ids, self.ds, sel, lst, dict(self.ds.changed))
-        out = {"count": len(ids)}
+        out: dict[str, Any] = {"count": len(ids)}
         if body.get("ids"):
             out["ids"] = list(ids)
         return JSONResponse(out)
