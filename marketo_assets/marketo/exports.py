@@ -328,6 +328,7 @@ class ExportJob:
     file_checksum: str | None = None
     error_msg: str | None = None
 
+    TERMINAL = frozenset({"Completed", "Failed", "Cancelled"})
     ACTIVE = frozenset({"Created", "Queued", "Processing"})
 
     @classmethod
