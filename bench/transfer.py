@@ -118,8 +118,10 @@ def measure(profile, work: Path, wanted: set[str]) -> tuple[list[Row], Transfer]
                             raise RuntimeError("curl downloaded a file of the wrong size")
                     else:
                         t0 = time.perf_counter()
-                        client.download_export(job, ours_file)
+                        got = client.download_export(job, ours_file)
                         t.ours.append(time.perf_counter() - t0)
+                        if not got.direct:
+                            raise RuntimeError("the download did not take the direct socket path")
             say(f"  download: curl {_s(t.curl)}; ours {_s(t.ours)}")
             if "download" in wanted:
                 for _ in range(profile.reset_repeats):

@@ -1,4 +1,12 @@
-"""Marketo bulk lead export client (httpx; no dagster import)."""
+"""Marketo bulk lead export client (httpx; no dagster import).
+
+client.py    MarketoClient: the calls (export jobs, field catalog, lists)
+core.py      RequestCore: every call's throttle, token, retries, error mapping, call count
+retry.py     the retry policies (TRANSIENT, TOKEN_EXPIRED, QUEUE_FULL, DOWNLOAD_RESUME)
+error_map.py Marketo error codes and HTTP statuses -> error classes (errors.py)
+download.py  the streaming, resumable, verified download (writer.py: its writer thread)
+auth.py, throttle.py, clock.py, transport.py: token, call limits, Marketo's clock, DNS/TCP errors
+"""
 
 from . import errors
 from .client import MarketoClient

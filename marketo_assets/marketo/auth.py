@@ -94,6 +94,7 @@ class TokenManager:
         self._token: str | None = None
         self._refresh_at = 0.0
         self._expires_at = 0.0
+        self._refused_reason: str | None = None  # the code that made us drop the last token
         self._style = "form"  # "form" (POST body) or "query" (fallback, see _post_identity)
         self.auth_calls = 0
         install_log_redaction()
@@ -107,16 +108,18 @@ class TokenManager:
             now = self._clock()
             if self._token is not None and now < self._refresh_at:
                 return self._token
-            reason = "initial" if self._token is None else "refresh"
-            return self._fetch(reason)
+            reason = self._refused_reason or ("initial" if self._token is None else "refresh")
+            token = self._fetch(reason)
+            self._refused_reason = None
+            return token
 
-    def invalidate(self, token: str, reason: str) -> str:
-        """Drop `token` (refused by Marketo with 601/602) and return a fresh one."""
+    def refused(self, token: str, reason: str) -> None:
+        """Marketo refused `token` (601/602): drop it, so that the next token() fetches a new
+        one (unless another thread has already replaced it)."""
         with self._lock:
-            if self._token is not None and self._token != token:
-                return self._token  # another thread already re-authenticated
-            self._token = None
-            return self._fetch(reason)
+            if self._token == token:
+                self._token = None
+                self._refused_reason = reason
 
     def _post_identity(self, form: dict[str, str]) -> httpx.Response:
         """POST the credentials as a form body. Servers that read only the query string (the

@@ -28,6 +28,7 @@ __all__ = [
     "MarketoError",
     "QueueFullError",
     "QuotaExceededError",
+    "TokenRefusedError",
     "TransientError",
     "UnsupportedFilterError",
 ]
@@ -48,6 +49,19 @@ class MarketoError(Exception):
 
 class AuthenticationError(MarketoError):
     """The identity endpoint refused the credentials, or a fresh token was refused too."""
+
+
+class TokenRefusedError(AuthenticationError):
+    """Marketo refused an access token (601 invalid, 602 expired). The client fetches a new
+    token and repeats the call (retry policy TOKEN_EXPIRED); this error reaches the caller only
+    when `tries` fresh tokens in a row were refused."""
+
+    def __init__(self, code: str, message: str, call: str, tries: int = 3):
+        self.code = code
+        super().__init__(
+            f"Marketo refused {tries} freshly issued access tokens in a row ({code}: {message}) "
+            f"on {call}. Check that the LaunchPoint service and its API-only user are active"
+        )
 
 
 class HostNotFoundError(MarketoError):

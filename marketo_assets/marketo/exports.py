@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -9,14 +10,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from .errors import InvalidRequestError
+from .errors import InvalidExportIdError, InvalidRequestError
 
 __all__ = [
     "DELIMITERS",
+    "EXPORT_BASE",
     "MAX_WINDOW",
     "ExportFilter",
     "ExportJob",
     "ExportRequest",
+    "checked_export_id",
+    "export_path",
     "format_marketo_datetime",
     "parse_marketo_datetime",
     "split_window",
@@ -28,6 +32,19 @@ FilterKind = Literal[
     "createdAt", "updatedAt", "staticListId", "staticListName", "smartListId", "smartListName"
 ]
 ExportFormat = Literal["CSV", "TSV", "SSV"]
+EXPORT_BASE = "/bulk/v1/leads/export"
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def checked_export_id(export_id: object, source: str = "the caller") -> str:
+    """`export_id` if it is a UUID (the only form that goes into a URL path or file name)."""
+    if not isinstance(export_id, str) or not _UUID.fullmatch(export_id):
+        raise InvalidExportIdError(export_id, source)
+    return export_id
+
+
+def export_path(export_id: str, action: str) -> str:
+    return f"{EXPORT_BASE}/{checked_export_id(export_id)}/{action}.json"
 
 
 def _pydantic_message(exc: ValidationError) -> str:
@@ -344,7 +361,3 @@ class ExportJob:
         if value.lower().startswith("sha256:"):
             value = value[len("sha256:") :]
         return value.lower()
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in self.TERMINAL

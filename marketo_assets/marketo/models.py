@@ -89,3 +89,6 @@ class DownloadResult:
     resumes: int
     attempts: int
     seconds: float
+    # Every body was read straight from the connection's socket (the fast path; False through
+    # test transports, HTTP/2, chunked or encoded bodies).
+    direct: bool = False

@@ -42,31 +42,22 @@ class Throttle:
         self._key = uuid.uuid4().hex
         self._semaphore = threading.BoundedSemaphore(max_concurrent)
         self._lock = threading.Lock()
-        self.waited_seconds = 0.0  # total time spent blocked on the window limit
 
-    def _acquire_window_slot(self) -> float:
-        waited = 0.0
+    def _acquire_window_slot(self) -> None:
         while True:
             with self._lock:
                 if self._limiter.hit(self._item, self._key):
-                    return waited
+                    return
                 stats = self._limiter.get_window_stats(self._item, self._key)
-            delay = min(max(stats.reset_time - time.time(), 0.005), self._item.get_expiry())
-            time.sleep(delay)
-            waited += delay
+            time.sleep(min(max(stats.reset_time - time.time(), 0.005), self._item.get_expiry()))
 
     @contextmanager
-    def slot(self) -> Iterator[float]:
-        """Hold one in-flight slot for the duration of the block; yields seconds waited."""
-        start = time.monotonic()
+    def slot(self) -> Iterator[None]:
+        """Hold one in-flight slot for the duration of the block."""
         self._semaphore.acquire()
         try:
             self._acquire_window_slot()
-            waited = time.monotonic() - start
-            if waited > 0.001:
-                with self._lock:
-                    self.waited_seconds += waited
-            yield waited
+            yield
         finally:
             self._semaphore.release()
 

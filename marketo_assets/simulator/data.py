@@ -418,9 +418,6 @@ class ListDef:
     removed: set[int] = field(default_factory=set)
     version: int = 0
 
-    def base_member(self, lead_id: int) -> bool:
-        return self.density > 0 and mix64(lead_id ^ self.salt) % self.density == 0
-
 
 class DataSet:
     """All leads and lists. Mutable only through the control API (overrides, memberships)."""
