@@ -48,6 +48,13 @@ def _without_code_blocks(text: str) -> str:
     return re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
 
 
+def _anchors(doc: Path) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings: `## Tables and schema changes` ->
+    `tables-and-schema-changes`."""
+    headings = re.findall(r"^#+\s+(.+?)\s*$", _without_code_blocks(_text(doc)), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
 def _module_file(dotted: list[str]) -> Path | None:
     base = ROOT.joinpath(*dotted)
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
@@ -93,11 +100,14 @@ def test_relative_links_point_at_existing_files(doc: Path):
     broken = []
     for match in LINK.finditer(_without_code_blocks(_text(doc))):
         target = match.group(1)
-        if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
-            continue  # https:, mailto:, an anchor in the same page
-        path = target.split("#")[0]
-        if not (doc.parent / path).exists():
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):
+            continue  # https:, mailto:
+        path, _, anchor = target.partition("#")
+        file = (doc.parent / path) if path else doc
+        if not file.exists():
             broken.append(target)
+        elif anchor and file.suffix == ".md" and anchor not in _anchors(file):
+            broken.append(target)  # a heading that was renamed or removed
     assert not broken, f"{doc.relative_to(ROOT)} links to files that do not exist: {broken}"
 
 
@@ -150,6 +160,7 @@ def test_the_checks_catch_what_they_look_for():
     assert _dotted_exists("marketo_assets.local.instance.ensure_pools")
     assert not _dotted_exists("marketo_assets.instance")
     assert not _dotted_exists("marketo_assets.local.instance.no_such_function")
+    assert "tables-and-schema-changes" in _anchors(ROOT / "docs" / "ARCHITECTURE.md")
     assert [m.group(1) for m in LINK.finditer("[a](docs/X.md) [b](https://x.y)")] == [
         "docs/X.md",
         "https://x.y",
