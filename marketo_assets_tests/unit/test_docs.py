@@ -18,6 +18,7 @@ DOCS = sorted(
         README,
         ROOT / "deploy" / "README.md",
         ROOT / "marketo_assets" / "simulator" / "README.md",
+        ROOT / "marketo_assets_tests" / "spec" / "README.md",
         *(ROOT / "docs").glob("*.md"),
     ]
 )
