@@ -81,6 +81,7 @@ def _resources(cfg: dict[str, Any]) -> dict[str, Any]:
     from marketo_assets.defs.resources import ExportOptions, MarketoResource
 
     work = Path(cfg["dir"])
+    work.mkdir(parents=True, exist_ok=True)  # the warehouse check refuses a missing folder
     marketo_cls = MarketoResource
     extra: dict[str, Any] = {}
     if cfg.get("advance_clock"):

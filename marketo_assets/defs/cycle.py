@@ -38,7 +38,7 @@ from marketo_assets.warehouse import (
     columns_for,
 )
 
-from .resources import RESERVED_COLUMNS, MarketoResource, warehouse_session
+from .resources import RESERVED_COLUMNS, MarketoResource, check_warehouse, warehouse_session
 
 MB = 1024 * 1024
 # Run tag set by sensors and schedules: the source state a run exports (see ExportSpec).
@@ -334,10 +334,14 @@ def run_export(
     context: dg.AssetExecutionContext,
     marketo: MarketoResource,
     make_spec: Callable[[MarketoClient], ExportSpec],
+    *,
+    warehouse: DuckDBResource,
 ) -> ExportOutcome:
-    """Build the request (describe, validation), then create or reattach, wait and download.
+    """Check that the load can write to `warehouse` (before any Marketo call), build the
+    request (describe, validation), then create or reattach, wait and download.
     Terminating the run cancels the Marketo job and ends the step without a retry."""
     with stop_when_terminated(context):
+        check_warehouse(warehouse, marketo, context.log)
         return _run_export(context, marketo, make_spec)
 
 

@@ -83,7 +83,10 @@ def _capability_note() -> str:
     ),
 )
 def lead_change_export_files(
-    context: dg.AssetExecutionContext, marketo: MarketoResource, export_options: ExportOptions
+    context: dg.AssetExecutionContext,
+    marketo: MarketoResource,
+    export_options: ExportOptions,
+    duckdb: DuckDBResource,
 ) -> dg.MaterializeResult:
     start, end = window_bounds(context)
 
@@ -106,7 +109,7 @@ def lead_change_export_files(
             generation=run_generation(context),
         )
 
-    outcome = run_export(context, marketo, spec)
+    outcome = run_export(context, marketo, spec, warehouse=duckdb)
     outcome.metadata["exported_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return dg.MaterializeResult(metadata=outcome.metadata)
 

@@ -41,7 +41,10 @@ CHECK_TABLE_UNIQUE = "lead_ids_unique_in_table"
     ),
 )
 def lead_export_files(
-    context: dg.AssetExecutionContext, marketo: MarketoResource, export_options: ExportOptions
+    context: dg.AssetExecutionContext,
+    marketo: MarketoResource,
+    export_options: ExportOptions,
+    duckdb: DuckDBResource,
 ) -> dg.MaterializeResult:
     """Marketo bulk lead export of the leads *created* in this partition's window.
 
@@ -70,7 +73,7 @@ def lead_export_files(
         ]
         return ExportSpec.of(LEDGER_ASSET, context.partition_key, requests, field_types)
 
-    outcome = run_export(context, marketo, spec)
+    outcome = run_export(context, marketo, spec, warehouse=duckdb)
     return dg.MaterializeResult(metadata=outcome.metadata)
 
 

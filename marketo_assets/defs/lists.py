@@ -83,7 +83,10 @@ def _build_list_assets(kind: str) -> tuple[dg.AssetsDefinition, dg.AssetsDefinit
         ),
     )
     def export_files(
-        context: dg.AssetExecutionContext, marketo: MarketoResource, export_options: ExportOptions
+        context: dg.AssetExecutionContext,
+        marketo: MarketoResource,
+        export_options: ExportOptions,
+        duckdb: DuckDBResource,
     ) -> dg.MaterializeResult:
         list_id = list_id_from_key(kind, context.partition_key)
         if _FIELDS_PROBLEM:
@@ -110,7 +113,7 @@ def _build_list_assets(kind: str) -> tuple[dg.AssetsDefinition, dg.AssetsDefinit
                 generation=run_generation(context),
             )
 
-        outcome = run_export(context, marketo, spec)
+        outcome = run_export(context, marketo, spec, warehouse=duckdb)
         outcome.metadata.update(
             {
                 "list_id": list_id,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import dagster as dg
+import duckdb
 import httpx
 from dagster_duckdb import DuckDBResource
 from pydantic import ConfigDict, Field, field_validator
@@ -22,8 +23,20 @@ from marketo_assets.marketo.ledger import ExportLedger
 from marketo_assets.marketo.settings import instance_root, is_loopback_host
 from marketo_assets.marketo.staging import private_dir
 from marketo_assets.marketo.throttle import shared_throttle
-from marketo_assets.settings import load_list_settings, load_settings, parse_header_names
-from marketo_assets.warehouse import DuckDBSession, WarehouseSession
+from marketo_assets.settings import (
+    DATA_DIR,
+    load_list_settings,
+    load_settings,
+    parse_header_names,
+)
+from marketo_assets.warehouse import (
+    DuckDBSession,
+    WarehouseLockedError,
+    WarehouseSession,
+    WarehouseUnavailableError,
+    check_writable,
+    connect_for_write,
+)
 from marketo_assets.warehouse.postgres import PostgresWarehouse
 
 # Lineage columns every raw table gets: a header name may not take one of these names.
@@ -229,6 +242,24 @@ class WarehouseResource(DuckDBResource):
             with self.get_connection() as conn:
                 yield DuckDBSession(conn)
 
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The DuckDB file opened for writing within seconds, or a Failure without retries
+        naming the cause (DuckDBResource's own retries a held lock for ~100 s, and the step's
+        retries would only wait again for a program the user left open)."""
+        try:
+            conn = connect_for_write(self.database, _duckdb_config(self))
+        except WarehouseUnavailableError as exc:
+            raise _warehouse_failure(
+                exc,
+                "Nothing was loaded; the staged export is kept: once fixed, re-run the load "
+                "step of this partition (no new export is needed).",
+            ) from exc
+        try:
+            yield conn
+        finally:
+            conn.close()
+
 
 @contextmanager
 def warehouse_session(resource: DuckDBResource) -> Iterator[WarehouseSession]:
@@ -239,6 +270,45 @@ def warehouse_session(resource: DuckDBResource) -> Iterator[WarehouseSession]:
     else:
         with resource.get_connection() as conn:
             yield DuckDBSession(conn)
+
+
+def _duckdb_config(resource: DuckDBResource) -> dict:
+    return {"custom_user_agent": "dagster", **resource.connection_config}  # as get_connection
+
+
+def check_warehouse(resource: DuckDBResource, marketo: MarketoResource, log) -> None:
+    """The export step's check, before it creates a Marketo job: fail now, without retries,
+    if the load could not write its rows (instead of after the export spent quota). A
+    missing folder is created only for the default DUCKDB_PATH (the project's data/). A
+    DuckDB file held by a step of another run (its claim in the ledger) is not an error."""
+    try:
+        if isinstance(resource, WarehouseResource) and resource.warehouse == "postgres":
+            PostgresWarehouse().check()
+            return
+        database = resource.database
+        if database == ":memory:" or database.startswith("md:"):
+            return
+        default = Path(database).parent.resolve() == DATA_DIR
+        holder = check_writable(
+            database,
+            _duckdb_config(resource),
+            create_folder=default,
+            is_ours=lambda h: h.pid in marketo.ledger().working_pids(),
+        )
+    except WarehouseUnavailableError as exc:
+        raise _warehouse_failure(exc, "No Marketo export job was created.") from exc
+    if holder is not None:
+        log.info(
+            f"The DuckDB file is in use by another run's step ({holder.name}, PID "
+            f"{holder.pid}): the load step takes its turn in the `duckdb` pool."
+        )
+
+
+def _warehouse_failure(exc: WarehouseUnavailableError, outcome: str) -> dg.Failure:
+    metadata = {}
+    if isinstance(exc, WarehouseLockedError):
+        metadata = {"lock_holder_pid": exc.holder.pid, "lock_holder": exc.holder.name}
+    return dg.Failure(description=f"{exc} {outcome}", metadata=metadata, allow_retries=False)
 
 
 DEFAULT_LIST_FIELDS = ("id", "email", "firstName", "lastName", "company", "createdAt", "updatedAt")

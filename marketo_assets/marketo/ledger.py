@@ -365,6 +365,17 @@ class ExportLedger:
             ).fetchone()
         return Claim(**dict(row)) if row else None
 
+    def working_pids(self) -> set[int]:
+        """The live processes of this host running a step that claimed a partition (an export
+        or a load of some run)."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT pid, pid_start FROM claims WHERE host = ? AND state = 'working'",
+                (socket.gethostname(),),
+            ).fetchall()
+        live = {pid: _process_start(pid) for pid, _ in rows}
+        return {pid for pid, start in rows if live[pid] is not None and live[pid] in ("", start)}
+
     def supersede_others(
         self, asset: str, partition_key: str, keep: str, siblings: Sequence[str] = ()
     ) -> None:

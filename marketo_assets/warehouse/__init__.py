@@ -11,12 +11,15 @@ from .backend import (
     warehouse_from_config,
 )
 from .catalog import LIST_COLUMNS, CatalogResult, replace_list_catalog
+from .duckdb_file import LockHolder, check_writable, connect_for_write
 from .loader import (
     CastError,
     HeaderMismatchError,
     LoadError,
     LoadResult,
     SchemaConflictError,
+    WarehouseLockedError,
+    WarehouseUnavailableError,
     load_partition,
 )
 from .queries import (
@@ -41,11 +44,16 @@ __all__ = [
     "HeaderMismatchError",
     "LoadError",
     "LoadResult",
+    "LockHolder",
     "SchemaConflictError",
     "Warehouse",
     "WarehouseConfigError",
+    "WarehouseLockedError",
     "WarehouseSession",
+    "WarehouseUnavailableError",
+    "check_writable",
     "columns_for",
+    "connect_for_write",
     "duckdb_type",
     "duplicate_ids",
     "list_member_counts",

@@ -32,6 +32,7 @@ from . import catalog as _catalog
 from . import loader as _loader
 from . import queries as _queries
 from .catalog import CatalogResult
+from .duckdb_file import check_writable, connect_for_write
 from .loader import LoadResult, PartFiles
 from .types import Column
 
@@ -93,6 +94,9 @@ class Warehouse(Protocol):
 
     def session(self) -> AbstractContextManager[WarehouseSession]: ...
 
+    def check(self) -> None:
+        """Raise WarehouseUnavailableError if a load could not write (run before exporting)."""
+
 
 class DuckDBSession:
     """The DuckDB implementation over an open connection (the module-level functions)."""
@@ -139,8 +143,12 @@ class DuckDBWarehouse:
 
     @contextmanager
     def session(self) -> Iterator[DuckDBSession]:
-        with duckdb.connect(self.database) as conn:
+        with connect_for_write(self.database) as conn:
             yield DuckDBSession(conn)
+
+    def check(self, create_folder: bool = False) -> None:
+        """Raise WarehouseUnavailableError if a load would fail (see duckdb_file)."""
+        check_writable(self.database, create_folder=create_folder)
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse({self.database!r})"

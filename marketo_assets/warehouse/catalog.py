@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from .loader import existing_columns
+from .loader import existing_columns, rollback
 from .sql import qualified, qualified_schema, quote_ident, split_table
 
 LIST_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -79,7 +79,7 @@ def replace_list_catalog(
             pruned[member_table] = int(count)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        rollback(conn)
         raise
     columns = [(n, t) for n, t in existing_columns(conn, schema, name).values()]
     return CatalogResult(len(values), pruned, columns)

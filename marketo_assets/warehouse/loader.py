@@ -32,7 +32,7 @@ import functools
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -57,6 +57,19 @@ INTEGER_TYPES = {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT
 
 class LoadError(Exception):
     """The file could not be loaded; the table is unchanged."""
+
+
+class WarehouseUnavailableError(LoadError):
+    """The warehouse cannot be written to (a setting, the file's folder, a server); nothing
+    was loaded."""
+
+
+class WarehouseLockedError(WarehouseUnavailableError):
+    """Another process holds the DuckDB file (`holder`: a duckdb_file.LockHolder)."""
+
+    def __init__(self, message: str, holder: object):
+        super().__init__(message)
+        self.holder = holder
 
 
 class HeaderMismatchError(LoadError):
@@ -514,9 +527,23 @@ def _load(conn, schema, name, target, loads, columns, types) -> int:
                 raise LoadError(f"cannot read {source}: {msg}") from exc
             except duckdb.Error as exc:
                 raise LoadError(f"cannot load {source} into {schema}.{name}: {exc}") from exc
-        conn.execute("COMMIT")
+        sources = ", ".join(source for _, source, _, _ in loads)
+        try:
+            conn.execute("COMMIT")
+        except duckdb.Error as exc:  # e.g. the disk is full: DuckDB has rolled back
+            raise LoadError(
+                f"cannot commit the load of {sources} into {schema}.{name} (the table is "
+                f"unchanged): {exc}"
+            ) from exc
         return int(rows)
     except BaseException:
         if not rolled_back:
-            conn.execute("ROLLBACK")
+            rollback(conn)
         raise
+
+
+def rollback(conn: duckdb.DuckDBPyConnection) -> None:
+    """Roll back after an error, if a transaction is still open. A failed COMMIT has already
+    ended it: the ROLLBACK error ("no transaction is active") must not hide the real cause."""
+    with suppress(duckdb.Error):
+        conn.execute("ROLLBACK")

@@ -39,6 +39,7 @@ from .loader import (
     LoadResult,
     PartFiles,
     SchemaConflictError,
+    WarehouseUnavailableError,
     check_names,
     checked_header,
     file_parts,
@@ -65,6 +66,7 @@ PG_TYPES: dict[str, str] = {
     "TEXT": "text",
 }
 INTEGER_PG = {"bigint", "integer", "smallint"}
+CHECK_TIMEOUT = 10
 _SAME = {"character varying": "text"}
 
 
@@ -102,19 +104,26 @@ class PostgresWarehouse:
     def __repr__(self) -> str:  # never shows the connection string (password)
         return "PostgresWarehouse(<dsn hidden>)"
 
-    @contextmanager
-    def session(self) -> Iterator[PostgresSession]:
+    def _connect(self, timeout: int):
         import psycopg2
 
         try:
-            conn = psycopg2.connect(self._dsn, connect_timeout=self.connect_timeout)
+            return psycopg2.connect(self._dsn, connect_timeout=timeout)
         except psycopg2.OperationalError as exc:
             # libpq's message names host and port, never the password.
-            raise LoadError(
+            raise WarehouseUnavailableError(
                 f"cannot connect to the PostgreSQL warehouse: {str(exc).strip()} "
                 "(check MARKETO_POSTGRES_DSN or the PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE "
                 "variables)"
             ) from None
+
+    def check(self) -> None:
+        """Connect once, within 10 s: the export step's check before a Marketo job."""
+        self._connect(min(self.connect_timeout, CHECK_TIMEOUT)).close()
+
+    @contextmanager
+    def session(self) -> Iterator[PostgresSession]:
+        conn = self._connect(self.connect_timeout)
         try:
             # Offsets-less timestamps in a file mean UTC, whatever the server's TimeZone.
             with conn.cursor() as cur:
