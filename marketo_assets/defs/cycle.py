@@ -199,8 +199,9 @@ def check_columns(request: ExportRequest) -> None:
 
 
 def clean_staged_files(context: dg.AssetExecutionContext, marketo: MarketoResource) -> None:
-    """Delete staged files older than `staging_max_age_hours` whose export is finished."""
-    root = Path(marketo.staging_dir)
+    """Delete staged files older than `staging_max_age_hours` whose export is finished (only
+    the project's own, see marketo.staging); fails at once if the staging folder cannot work."""
+    root = marketo.staging_root()
     result = clean_staging(root, marketo.ledger(), marketo.staging_max_age_hours * 3600)
     if result.deleted:
         context.log.info(
@@ -341,17 +342,20 @@ def run_export(
     request (describe, validation), then create or reattach, wait and download.
     Terminating the run cancels the Marketo job and ends the step without a retry."""
     with stop_when_terminated(context):
-        check_warehouse(warehouse, marketo, context.log)
-        return _run_export(context, marketo, make_spec)
+        return _run_export(context, marketo, make_spec, warehouse)
 
 
 def _run_export(
     context: dg.AssetExecutionContext,
     marketo: MarketoResource,
     make_spec: Callable[[MarketoClient], ExportSpec],
+    warehouse: DuckDBResource,
 ) -> ExportOutcome:
+    # Local state first (ledger, staging folder: created if missing), then the warehouse; all
+    # before any Marketo call.
     ledger = marketo.ledger()
     clean_staged_files(context, marketo)
+    check_warehouse(warehouse, marketo, context.log)
     with marketo.client(on_event=_log_event(context)) as client:
         calls_before = client.calls_made
         try:

@@ -22,6 +22,7 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from marketo_assets.marketo.local_paths import private_umask
 from marketo_assets.settings import load_settings
 from marketo_assets.warehouse import LoadError
 
@@ -94,7 +95,8 @@ def marketo_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         yield from _with_row_counts(context, invocation.stream(), None)
         return
     with _absolute_duckdb_path() as database:
-        invocation = dbt.cli(["build"], context=context)
+        with private_umask():  # dbt's process writes lead data: its DuckDB files are private
+            invocation = dbt.cli(["build"], context=context)
         yield from _with_row_counts(context, invocation.stream(), database)
 
 

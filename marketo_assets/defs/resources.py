@@ -20,8 +20,9 @@ from pydantic import ConfigDict, Field, field_validator
 from marketo_assets.marketo import ClientSettings, Event, MarketoClient
 from marketo_assets.marketo.capabilities import FilterCapabilities
 from marketo_assets.marketo.ledger import ExportLedger
+from marketo_assets.marketo.local_paths import LocalPathError, private_umask
 from marketo_assets.marketo.settings import instance_root, is_loopback_host
-from marketo_assets.marketo.staging import private_dir
+from marketo_assets.marketo.staging import private_dir, staging_root
 from marketo_assets.marketo.throttle import shared_throttle
 from marketo_assets.settings import (
     DATA_DIR,
@@ -87,7 +88,12 @@ class MarketoResource(dg.ConfigurableResource):
             "on another host) is taken over by another run after this many seconds"
         ),
     )
-    staging_dir: str = Field(description="Private folder for downloaded export files")
+    staging_dir: str = Field(
+        description=(
+            "Folder for downloaded export files: they go into its sub-folder marketo_assets/ "
+            "(0700, the only place the project writes or deletes)"
+        )
+    )
     ledger_path: str = Field(description="SQLite file recording every export job created")
     capabilities_path: str = Field(
         "",
@@ -210,7 +216,9 @@ class MarketoResource(dg.ConfigurableResource):
         )
 
     def ledger(self) -> ExportLedger:
-        return ExportLedger(self.ledger_path)
+        """The export ledger; a path that cannot work fails the step at once, without retries."""
+        with _local_path_failure():
+            return ExportLedger(self.ledger_path, setting=LEDGER_SETTING)
 
     def capabilities(self) -> FilterCapabilities:
         path = self.capabilities_path or Path(self.ledger_path).with_name(
@@ -218,9 +226,28 @@ class MarketoResource(dg.ConfigurableResource):
         )
         return FilterCapabilities(path)
 
+    def staging_root(self) -> Path:
+        """The project's own folder inside staging_dir (see marketo.staging); a path that
+        cannot work fails the step at once, without retries."""
+        with _local_path_failure():
+            return staging_root(Path(self.staging_dir), STAGING_SETTING)
+
     def staging_path(self, *parts: str) -> Path:
         """A private staging folder (every level 0700): export files hold personal data."""
-        return private_dir(Path(self.staging_dir), *parts)
+        return private_dir(self.staging_root(), *parts)
+
+
+LEDGER_SETTING = "MARKETO_LEDGER_PATH (ledger_path)"
+STAGING_SETTING = "MARKETO_STAGING_DIR (staging_dir)"
+
+
+@contextmanager
+def _local_path_failure() -> Iterator[None]:
+    """A local path that cannot work is not transient: fail at once with its message."""
+    try:
+        yield
+    except LocalPathError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
 class WarehouseResource(DuckDBResource):
@@ -239,7 +266,7 @@ class WarehouseResource(DuckDBResource):
             with PostgresWarehouse().session() as session:
                 yield session
         else:
-            with self.get_connection() as conn:
+            with private_umask(), self.get_connection() as conn:
                 yield DuckDBSession(conn)
 
     @contextmanager
@@ -268,7 +295,8 @@ def warehouse_session(resource: DuckDBResource) -> Iterator[WarehouseSession]:
         with resource.session() as session:
             yield session
     else:
-        with resource.get_connection() as conn:
+        # DuckDB creates the database, its .wal and temp files itself: private (lead data).
+        with private_umask(), resource.get_connection() as conn:
             yield DuckDBSession(conn)
 
 

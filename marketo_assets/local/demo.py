@@ -19,6 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from marketo_assets.marketo.local_paths import private_dirs
 from marketo_assets.settings import PROJECT_ROOT, SettingsError, SettingsWarning, load_settings
 
 from .environment import marketo_target
@@ -57,7 +58,7 @@ def main() -> int:
         _say(reason)
         return 2
     log_dir = PROJECT_ROOT / "data" / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    private_dirs(log_dir)  # data/ also holds lead data: 0700 when the demo creates it
 
     with marketo_target() as target:
         os.environ.update(target.env)

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from .local_paths import private_dirs
+
 __all__ = ["FILTER_CAPABILITY", "FilterCapabilities", "FilterStatus", "capability_for"]
 
 # Filter kind (as in ExportFilter.kind) -> the capability Marketo switches on or off.
@@ -86,7 +88,7 @@ class FilterCapabilities:
         status = FilterStatus(supported, now or datetime.now(UTC), source, message)
         data = self._read()
         data[capability] = status.to_json()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(self.path.parent)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".capabilities-", suffix=".json")
         try:
             with os.fdopen(fd, "w") as f:

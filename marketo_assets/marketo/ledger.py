@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .local_paths import create_private_file, path_error, private_dirs, require_writable
+
 # Ledger states. Marketo's own statuses plus our stages after Completed.
 ACTIVE = ("created", "queued", "processing", "completed", "downloaded")
 TERMINAL = ("loaded", "failed", "cancelled", "expired", "superseded")
@@ -161,14 +163,99 @@ def _iso(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-class ExportLedger:
-    """Records export jobs per (asset, partition) so a re-launched run can reattach."""
+# SQLite errors that say the file or its folder cannot work as a ledger (not transient).
+_DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
+_UNUSABLE = ("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH")
 
-    def __init__(self, path: str | Path):
+
+class ExportLedger:
+    """Records export jobs per (asset, partition) so a re-launched run can reattach.
+
+    Opening it checks the path first: LocalPathError (naming `setting`, the variable that sets
+    the path, and the fix) when it is a folder, lies under a file, is not writable, or is not a
+    ledger. A new ledger file is created 0600 (SQLite gives its -wal/-shm files the same mode);
+    missing folders 0700; an existing file or folder keeps its mode."""
+
+    def __init__(self, path: str | Path, setting: str = "MARKETO_LEDGER_PATH"):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.setting = setting
+        self._check_path()
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
+
+    def _check_path(self) -> None:
+        path, setting = self.path, self.setting
+        if path.is_dir():
+            raise path_error(
+                setting,
+                path,
+                "that is a folder; it must name the ledger's SQLite file",
+                f"Set {setting} to a file path, e.g. {path / 'export_ledger.sqlite'} (the file "
+                "is created if missing).",
+            )
+        private_dirs(path.parent, setting, configured=path)
+        try:
+            created = create_private_file(path)
+        except OSError as exc:
+            raise path_error(
+                setting,
+                path,
+                f"the file cannot be created ({exc.strerror}): {path.parent} is not writable",
+                f"Make {path.parent} writable for the user running Dagster, or set {setting} "
+                "to a file in another folder.",
+            ) from exc
+        # SQLite writes -wal and -shm files next to the ledger: the folder must be writable too.
+        require_writable(path.parent, setting, path)
+        if not created and not os.access(path, os.R_OK | os.W_OK):
+            raise path_error(
+                setting,
+                path,
+                "the file is not readable and writable for this user",
+                f"Give the user running Dagster read and write access to it, or set {setting} "
+                "to another file.",
+            )
+        self._check_contents()
+
+    def _check_contents(self) -> None:
+        """The file is an SQLite database that is a ledger (or empty): never add tables to
+        someone else's database, never work on a damaged one."""
+        try:
+            conn = sqlite3.connect(self.path, timeout=60)
+            try:
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+                check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            name = getattr(exc, "sqlite_errorname", "")
+            if name in _UNUSABLE:
+                raise path_error(
+                    self.setting,
+                    self.path,
+                    f"SQLite cannot open it for writing ({exc})",
+                    "Give the user running Dagster write access to it and its folder, or set "
+                    f"{self.setting} to another file.",
+                ) from exc
+            if name not in _DAMAGED:
+                raise  # e.g. busy: transient
+            tables, check = set(), str(exc)
+        if check != "ok":
+            raise path_error(
+                self.setting,
+                self.path,
+                f"it is not a readable export ledger (SQLite: {check}); it was not changed",
+                f"If {self.setting} names the wrong file, correct it. If the ledger is "
+                f"damaged, move it aside (e.g. `mv {self.path} {self.path}.damaged`): the next "
+                "run starts a new ledger (exports that were in flight are created again).",
+            )
+        if tables and "exports" not in tables:
+            raise path_error(
+                self.setting,
+                self.path,
+                "it is an SQLite database of something else (it has no `exports` table); it "
+                "was not changed",
+                f"Set {self.setting} to the export ledger's file, or to a new file name.",
+            )
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

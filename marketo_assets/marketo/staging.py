@@ -1,10 +1,13 @@
-"""The staging folder of downloaded export files: private to the user, cleaned by age.
+"""The staging folder of downloaded export files: the project's own, private, cleaned by age.
 
-Export files hold personal data. They are written 0600 (download.py) into folders made 0700
-here, deleted by the load step once their load is committed, kept when a load fails (the retry
-loads them without exporting again), and deleted by `clean_staging` once they are older than
-the configured age — but never while their ledger entry is still active (created, queued,
-processing, completed or downloaded): such a file may still be loaded.
+MARKETO_STAGING_DIR may be a folder the user keeps other files in (a shared data/, ~/Downloads).
+The project works only inside one sub-folder of it, `marketo_assets/`, which it creates 0700
+with a marker file (`staging_root`); the folder itself is created if missing, and otherwise
+keeps its mode. Export files hold personal data: they are written 0600 (download.py), deleted
+by the load step once their load is committed, kept when a load fails (the retry loads them
+without exporting again), and deleted by `clean_staging` once they are older than the
+configured age — only files the ledger knows the project made, and never while their export is
+still active (created, queued, processing, completed or downloaded).
 """
 
 from __future__ import annotations
@@ -12,24 +15,88 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .ledger import ACTIVE, ExportLedger
+from .local_paths import LocalPathError, path_error, private_dirs, require_writable
 
-__all__ = ["CleanupResult", "clean_staging", "private_dir"]
+__all__ = ["MARKER", "OWNED", "CleanupResult", "clean_staging", "private_dir", "staging_root"]
 
 log = logging.getLogger("marketo_assets.marketo")
-_EXPORT_ID = re.compile(r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}", re.IGNORECASE)
+OWNED = "marketo_assets"  # the project's folder inside MARKETO_STAGING_DIR
+MARKER = ".marketo_assets-staging"  # in OWNED: the project created it
+_MARKER_TEXT = (
+    "This folder is managed by marketo_assets (MARKETO_STAGING_DIR). It holds Marketo export "
+    "files (personal data), which are deleted automatically. Do not keep your own files here.\n"
+)
+_UUID = r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}"
+# What the project writes: `<export id>.<ext>`, its `.part` while downloading, and the
+# NUL-free copy `.<export id>.<ext>.<random>.nonul` of the loader (warehouse.strip_nul).
+_OUR_FILE = re.compile(
+    rf"(?P<id>{_UUID})\.(?:csv|tsv|ssv)(?:\.part)?|\.(?P<tmp>{_UUID})\.(?:csv|tsv|ssv)\.\w+\.nonul",
+    re.IGNORECASE,
+)
+
+
+def staging_root(staging_dir: Path, setting: str = "MARKETO_STAGING_DIR") -> Path:
+    """The project's own folder `staging_dir/marketo_assets` (0700, with its marker), created
+    when missing. `staging_dir` is created (0700) when missing; an existing one is not changed.
+    LocalPathError when a path cannot work, or when `marketo_assets` exists without the marker
+    (the project did not make it: its content is not touched)."""
+    base = Path(staging_dir)
+    private_dirs(base, setting)
+    owned = base / OWNED
+    try:
+        if not (owned / MARKER).is_file():
+            _create_owned(base, owned, setting)
+        if owned.stat().st_mode & 0o777 != 0o700:
+            owned.chmod(0o700)  # ours (the marker says so)
+    except LocalPathError:
+        raise
+    except OSError as exc:
+        problem = f"{owned} cannot be used ({exc.strerror})"
+        fix = f"Make {base} writable for the user running Dagster, or set {setting} elsewhere."
+        raise path_error(setting, base, problem, fix) from exc
+    require_writable(owned, setting, base)
+    return owned
+
+
+def _create_owned(base: Path, owned: Path, setting: str) -> None:
+    if owned.exists() or owned.is_symlink():
+        raise _not_ours(base, owned, setting)
+    require_writable(base, setting, base)
+    # Made complete under a temporary name, then renamed: no process ever sees it unmarked.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{OWNED}-", dir=base))
+    try:
+        (tmp / MARKER).write_text(_MARKER_TEXT)
+        os.rename(tmp, owned)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (owned / MARKER).is_file():  # else another process created it meanwhile
+            raise
+
+
+def _not_ours(base: Path, owned: Path, setting: str) -> LocalPathError:
+    return path_error(
+        setting,
+        base,
+        f"{owned} exists and was not created by marketo_assets (it has no {MARKER} file); "
+        "nothing in it was changed",
+        f"Move that folder away, or set {setting} to another folder.",
+    )
 
 
 def private_dir(root: Path, *parts: str) -> Path:
-    """`root/parts...`, every level created (or fixed) as 0700, whatever the umask."""
+    """`root/parts...` below the project's own folder `root`, each level created (or fixed)
+    as 0700 whatever the umask."""
     path = Path(root)
-    for part in ("", *parts):
-        path = path / part if part else path
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for part in parts:
+        path = path / part
+        path.mkdir(exist_ok=True, mode=0o700)
         if path.stat().st_mode & 0o777 != 0o700:
             path.chmod(0o700)
     return path
@@ -43,47 +110,54 @@ class CleanupResult:
 
 
 def _export_id_of(path: Path) -> str | None:
-    match = _EXPORT_ID.search(path.name)
-    return match.group(0).lower() if match else None
+    match = _OUR_FILE.fullmatch(path.name)
+    return (match.group("id") or match.group("tmp")).lower() if match else None
 
 
 def clean_staging(
     root: Path, ledger: ExportLedger, max_age_seconds: float, now: float | None = None
 ) -> CleanupResult:
-    """Delete files under `root` last modified more than `max_age_seconds` ago, unless the
-    export they belong to (the export id in the file name) is still active in the ledger.
-    Files of finished exports (loaded, failed, cancelled, expired, superseded) and files no
-    export claims (a `.part` of a killed download, a leftover temp file) are deleted. Folders
-    stay (another step may be about to write into one). Never raises for a file that vanished
-    meanwhile."""
+    """Delete the files the project staged that are older than `max_age_seconds` and whose
+    export is finished (loaded, failed, cancelled, expired, superseded). A file is the
+    project's when it is under its own folder `root` and named after an export of the ledger
+    (the export file, its `.part`, a NUL-free copy), or when it is the staged file a ledger
+    entry records (an earlier version staged outside `root`). Every other file is left alone,
+    as are folders (another step may be about to write into one). Never raises for a file
+    that vanished meanwhile."""
     root = Path(root)
     result = CleanupResult()
-    if not root.is_dir():
-        return result
     now = time.time() if now is None else now
     cutoff = now - max_age_seconds
-    active_ids = {
-        e.export_id.lower() for e in ledger.entries() if e.status in ACTIVE and e.export_id
-    }
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            path = Path(dirpath) / name
-            try:
-                stat = path.lstat()
-            except FileNotFoundError:
-                continue
-            if stat.st_mtime > cutoff:
-                continue
-            export_id = _export_id_of(path)
-            if export_id is not None and export_id in active_ids:
-                result.kept_active.append(path)
-                continue
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                continue
-            result.bytes_freed += stat.st_size
-            result.deleted.append(path)
+    entries = {e.export_id.lower(): e for e in ledger.entries() if e.export_id}
+    candidates: dict[Path, str] = {}
+    if root.is_dir():
+        for dirpath, _dirs, files in os.walk(root):
+            for name in files:
+                path = Path(dirpath) / name
+                export_id = _export_id_of(path)
+                if export_id in entries:
+                    candidates[path] = export_id
+    for export_id, entry in entries.items():
+        if entry.staged_file and entry.status not in ACTIVE:
+            path = Path(entry.staged_file)
+            if _export_id_of(path) == export_id:
+                candidates.setdefault(path, export_id)
+    for path, export_id in candidates.items():
+        try:
+            stat = path.lstat()
+        except OSError:  # vanished meanwhile, or not ours to reach
+            continue
+        if stat.st_mtime > cutoff:
+            continue
+        if entries[export_id].status in ACTIVE:
+            result.kept_active.append(path)
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        result.bytes_freed += stat.st_size
+        result.deleted.append(path)
     if result.deleted:
         log.info("marketo: deleted %d old staged file(s)", len(result.deleted))
     return result

@@ -220,7 +220,11 @@ def test_a_read_only_folder_fails_before_any_job(sim, read_only_folder):
     root = read_only_folder
     before, jobs = rows(root), creates(sim)
 
-    result = materialize(sim, root, [lead_export_files, leads])
+    # The ledger and staging folder elsewhere: a read-only folder of theirs fails first,
+    # naming their own variables (dagster/test_local_state_runs.py).
+    state = root.parent / "state"
+    state.mkdir()
+    result = materialize(sim, state, [lead_export_files, leads], database=root / "marketo.duckdb")
 
     assert not result.success
     assert_failed_fast_once(result, EXPORT_STEP)

@@ -22,7 +22,7 @@ import pytest
 from marketo_assets.defs.resources import ExportOptions, MarketoResource, SecretConfigError
 from marketo_assets.marketo import ExportFilter, ExportJob, ExportRequest, errors
 from marketo_assets.marketo.ledger import ExportLedger
-from marketo_assets.marketo.staging import clean_staging, private_dir
+from marketo_assets.marketo.staging import MARKER, OWNED, clean_staging, private_dir, staging_root
 from marketo_assets.settings import (
     ListSettings,
     ProjectSettings,
@@ -319,14 +319,19 @@ def test_non_uuid_ids_are_refused_before_any_call_or_file(bad_id, tmp_path):
 
 
 # ------------------------------------------------------------------ staging folder
-def test_private_dir_makes_every_level_0700_whatever_the_umask(tmp_path):
-    (tmp_path / "exports" / "marketo_leads").mkdir(parents=True, mode=0o755)
+def test_staging_root_is_private_and_the_users_folder_keeps_its_mode(tmp_path):
+    (tmp_path / "exports").mkdir(mode=0o755)
     old = os.umask(0)
     try:
-        leaf = private_dir(tmp_path / "exports", "marketo_leads", "2025-01-01")
+        root = staging_root(tmp_path / "exports")
+        (root / "marketo_leads").mkdir(mode=0o755)  # e.g. left by a different umask
+        leaf = private_dir(root, "marketo_leads", "2025-01-01")
+        made = staging_root(tmp_path / "new" / "exports")  # missing: created, so private
     finally:
         os.umask(old)
-    for path in (tmp_path / "exports", leaf.parent, leaf):
+    assert root == tmp_path / "exports" / OWNED and (root / MARKER).is_file()
+    assert stat.S_IMODE((tmp_path / "exports").stat().st_mode) == 0o755  # the user's: as it was
+    for path in (root, leaf.parent, leaf, made, made.parent, made.parent.parent):
         assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
 
 
@@ -339,9 +344,9 @@ def _staged(root: Path, name: str, age_hours: float) -> Path:
     return path
 
 
-def test_clean_staging_deletes_old_finished_files_only(tmp_path):
+def test_clean_staging_deletes_old_finished_files_of_ours_only(tmp_path):
     ledger = ExportLedger(tmp_path / "ledger.sqlite")
-    root = tmp_path / "exports"
+    root = tmp_path / "exports" / OWNED
     ids = {status: str(uuid.uuid4()) for status in ("loaded", "downloaded", "failed", "created")}
     for status, export_id in ids.items():
         ledger.record_created(
@@ -353,19 +358,38 @@ def test_clean_staging_deletes_old_finished_files_only(tmp_path):
             status=status,
         )
     loaded_old = _staged(root, f"a/{ids['loaded']}.csv", 200)
-    loaded_new = _staged(root, f"a/{ids['loaded']}.csv.copy", 1)
-    failed_old = _staged(root, f"b/{ids['failed']}.csv", 200)
+    loaded_new = _staged(root, f"a/{ids['loaded']}.tsv.part", 1)
+    failed_old = _staged(root, f"b/{ids['failed']}.csv.part", 200)
+    failed_copy = _staged(root, f"b/.{ids['failed']}.csv.k2j_x9.nonul", 200)  # a killed load's
     downloaded_old = _staged(root, f"c/{ids['downloaded']}.csv", 500)  # not loaded yet
     part_active = _staged(root, f"d/{ids['created']}.csv.part", 500)
-    orphan_part = _staged(root, f"e/{uuid.uuid4()}.csv.part", 200)  # a killed download
-    orphan_tmp = _staged(root, "e/.leftover.nonul", 200)
+    # Not provably ours: another ledger's export, other names, files outside our folder.
+    unknown = _staged(root, f"e/{uuid.uuid4()}.csv.part", 200)
+    other_names = [
+        _staged(root, f"e/{ids['loaded']}.csv.copy", 200),
+        _staged(root, f"e/notes-{ids['failed']}.csv", 200),
+        _staged(root, "e/.leftover.nonul", 200),
+    ]
+    outside = _staged(tmp_path / "exports", f"{ids['loaded']}.csv", 200)
+    # A staged file an earlier version recorded outside our folder is ours: cleaned too.
+    legacy_id = str(uuid.uuid4())
+    legacy = _staged(tmp_path / "exports", f"marketo_leads/p/{legacy_id}.csv", 200)
+    ledger.record_created(
+        export_id=legacy_id,
+        asset="marketo/leads",
+        partition_key="p-legacy",
+        request_hash="h",
+        request={},
+        status="superseded",
+    )
+    ledger.update(legacy_id, staged_file=str(legacy))
 
     result = clean_staging(root, ledger, max_age_seconds=168 * 3600)
 
-    assert sorted(result.deleted) == sorted([loaded_old, failed_old, orphan_part, orphan_tmp])
+    assert sorted(result.deleted) == sorted([loaded_old, failed_old, failed_copy, legacy])
     assert sorted(result.kept_active) == sorted([downloaded_old, part_active])
     assert result.bytes_freed > 0
-    for kept in (loaded_new, downloaded_old, part_active):
+    for kept in (loaded_new, downloaded_old, part_active, unknown, *other_names, outside):
         assert kept.exists()
     assert (root / "a").is_dir()  # folders stay: another step may be writing into one
 
