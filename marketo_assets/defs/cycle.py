@@ -27,7 +27,7 @@ from dagster_duckdb import DuckDBResource
 
 from marketo_assets.marketo import Event, ExportJob, ExportRequest, MarketoClient, errors
 from marketo_assets.marketo.capabilities import capability_for
-from marketo_assets.marketo.ledger import ExportLedger, LedgerEntry
+from marketo_assets.marketo.ledger import ExportIdConflictError, ExportLedger, LedgerEntry
 from marketo_assets.marketo.staging import clean_staging
 from marketo_assets.warehouse import (
     CastError,
@@ -389,6 +389,7 @@ def _run_export(
             errors.AuthenticationError,
             errors.DailyCallLimitError,
             errors.HostNotFoundError,
+            ExportIdConflictError,
         ) as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         # Quota used today: the pre-create check's figure plus this export (saves a listing

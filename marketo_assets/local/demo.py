@@ -7,6 +7,10 @@ Then the dbt models are brought up to date through the same daemon (`models.py`;
 automation sensor ticks there too) and the summary counts `dim_leads` and `fct_list_membership`.
 
 Runs against a real Marketo instead when MARKETO_BASE_URL/CLIENT_ID/CLIENT_SECRET are set.
+
+Stopped with Ctrl-C, SIGTERM or SIGHUP, it stops the daemon with its code server and runs, and
+the simulator, cancels its backfills and unfinished runs, and exits with 128 + the signal.
+MARKETO_DEMO_LEADS sets the simulator's lead count (default 200,000; tests use fewer).
 """
 
 from __future__ import annotations
@@ -19,12 +23,19 @@ from pathlib import Path
 
 import dagster as dg
 
-from marketo_assets.marketo.local_paths import private_dirs
 from marketo_assets.settings import PROJECT_ROOT, SettingsError, SettingsWarning, load_settings
 
 from .environment import marketo_target
-from .instance import ensure_pools, launch_backfill, running_daemon, wait_for_backfill
-from .list_demo import wait_for_list_sensors
+from .instance import (
+    Stopped,
+    abandon_runs,
+    ensure_pools,
+    launch_backfill,
+    running_daemon,
+    stop_on_signals,
+    wait_for_backfill,
+)
+from .list_demo import forget_list_sensor_state, wait_for_list_sensors
 from .models import build_models, model_summary
 
 MB = 1024 * 1024
@@ -46,6 +57,15 @@ def demo_partitions(defs: dg.Definitions, simulated: bool) -> list[str]:
 
 
 def main() -> int:
+    with stop_on_signals():
+        try:
+            return _run()
+        except Stopped as stop:
+            _say(f"Stopped ({stop}): the daemon, its runs and the simulator were stopped.")
+            return 128 + stop.signum
+
+
+def _run() -> int:
     started = time.monotonic()
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "dagster_home"))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
@@ -57,10 +77,13 @@ def main() -> int:
     if reason := future_start():  # before starting anything
         _say(reason)
         return 2
-    log_dir = PROJECT_ROOT / "data" / "logs"
-    private_dirs(log_dir)  # data/ also holds lead data: 0700 when the demo creates it
+    log_dir = Path(os.environ["DAGSTER_HOME"]) / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    simulator_args = {}
+    if os.environ.get("MARKETO_DEMO_LEADS"):
+        simulator_args["leads"] = int(os.environ["MARKETO_DEMO_LEADS"])
 
-    with marketo_target() as target:
+    with marketo_target(**simulator_args) as target:
         os.environ.update(target.env)
         where = "the Marketo simulator" if target.is_simulator else os.environ["MARKETO_BASE_URL"]
         _say(f"Marketo: {where}")
@@ -74,17 +97,24 @@ def main() -> int:
         keys = demo_partitions(defs, target.is_simulator)
         with dg.DagsterInstance.get() as instance:
             ensure_pools(instance)
+            if target.is_simulator:  # a new simulator: the list sensors tick at once
+                forget_list_sensor_state(instance)
             sensors_since = time.time()
-            with running_daemon(log_path=log_dir / "dagster-daemon.log"):
-                backfill_id = launch_backfill(
-                    instance, defs, [LEAD_EXPORTS, LEADS], keys, title="make demo"
-                )
-                _say(f"Backfill {backfill_id}: {len(keys)} partitions {keys[0]} … {keys[-1]}")
-                status = wait_for_backfill(
-                    instance, backfill_id, timeout=900, on_tick=_progress(), partition_keys=keys
-                )
-                lists = wait_for_list_sensors(instance, sensors_since, say=_say)
-                models = build_models(instance, defs, sensors_since, say=_say)  # dbt
+            try:
+                with running_daemon(log_path=log_dir / "dagster-daemon.log"):
+                    backfill_id = launch_backfill(
+                        instance, defs, [LEAD_EXPORTS, LEADS], keys, title="make demo"
+                    )
+                    _say(f"Backfill {backfill_id}: {len(keys)} partitions {keys[0]} … {keys[-1]}")
+                    status = wait_for_backfill(
+                        instance, backfill_id, timeout=900, on_tick=_progress(), partition_keys=keys
+                    )
+                    lists = wait_for_list_sensors(instance, sensors_since, say=_say)
+                    models = build_models(instance, defs, sensors_since, say=_say)  # dbt
+            finally:
+                # The daemon and its runs are stopped (also a run a sensor started at the end):
+                # leave nothing unfinished for a later daemon to pick up.
+                abandon_runs(instance, sensors_since)
         _say(f"Backfill finished: {status.value}")
         quota = target.simulator.state()["quota_used_bytes"] if target.is_simulator else None
 

@@ -12,11 +12,16 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+from dagster._core.execution.backfill import (
+    BulkActionsFilter,
+    BulkActionStatus,
+    PartitionBackfill,
+)
 from dagster._core.storage.dagster_run import RunsFilter
 
 from marketo_assets.settings import PROJECT_ROOT
@@ -60,14 +65,82 @@ def running_daemon(
 
 
 def stop_process_group(proc: subprocess.Popen, timeout: float = 20) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    """SIGTERM the process group of `proc` (started with start_new_session: the daemon, its
+    code server and the run workers it launched), wait until every member is gone, SIGKILL
+    what is left after `timeout`."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _group_alive(proc) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _group_alive(proc):
+        _signal_group(proc.pid, signal.SIGKILL)
         proc.wait()
+        while _group_alive(proc) and time.monotonic() < deadline + 5:
+            time.sleep(0.1)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def _group_alive(proc: subprocess.Popen) -> bool:
+    proc.poll()  # reap our child, else it stays in the group as a zombie
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class Stopped(BaseException):
+    """Raised in the main thread by SIGINT, SIGTERM or SIGHUP (see `stop_on_signals`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT, SIGTERM and SIGHUP into `Stopped`, so `finally` blocks stop the daemon and
+    the simulator (Python's default for SIGTERM ends the process without running them). Once
+    one arrived, later ones are ignored: the clean-up is bounded (see stop_process_group) and a
+    second Ctrl-C must not cut it short."""
+
+    def handler(signum, frame) -> None:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        raise Stopped(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def abandon_runs(instance: dg.DagsterInstance, since: float) -> list[str]:
+    """Once the daemon and its process group are gone: cancel the backfills submitted since
+    `since` that are not done, and mark every run created since then that did not finish
+    canceled (its process is gone), so a later daemon (`make dev`, the next `make demo`) does
+    not pick them up and their pool slots are free. Returns the run ids."""
+    after = datetime.fromtimestamp(since, UTC)
+    for backfill in instance.get_backfills(filters=BulkActionsFilter(created_after=after)):
+        if backfill.status not in BACKFILL_DONE:
+            instance.update_backfill(backfill.with_status(BulkActionStatus.CANCELED))
+    stopped = []
+    for record in instance.get_run_records(filters=RunsFilter(created_after=after)):
+        run = record.dagster_run
+        if not run.is_finished:
+            instance.report_run_canceled(run, message="the daemon that ran it was stopped")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            stopped.append(run.run_id)
+    return stopped
 
 
 def launch_backfill(

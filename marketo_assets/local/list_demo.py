@@ -4,6 +4,13 @@ The sensors are running by default. When the daemon starts they evaluate at once
 partition per selected list (the simulator demo selects static list 1001 and smart list 5001,
 see `environment.py`), requests one export run per new or changed list and a refresh of the list
 catalog. This module waits for those ticks and runs, and prints rows per list afterwards.
+
+"At once" needs a sensor state without a recent tick: the daemon spaces ticks by the sensor's
+minimum interval (MARKETO_LIST_SENSOR_INTERVAL, 300 s) counted from the last tick stored in the
+instance, so a re-run within five minutes waited for it. Against the simulator the demo first
+forgets the list sensors' state (`forget_list_sensor_state`): each demo starts a new simulator,
+a new Marketo as far as the sensors know, so their cursor and last tick are about a Marketo that
+is gone. Against a real Marketo the state is kept and the demo waits for the interval.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.scheduler.instigation import InstigatorType, TickStatus
+from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType, TickStatus
 
 LIST_SENSORS = ("static_list_sensor", "smart_list_sensor")
 _DONE = {TickStatus.SUCCESS, TickStatus.SKIPPED, TickStatus.FAILURE}
@@ -28,6 +35,18 @@ class ListSensorOutcome:
     @property
     def ok(self) -> bool:
         return not self.errors and all(s == "SUCCESS" for s in self.runs.values())
+
+
+def forget_list_sensor_state(instance: dg.DagsterInstance) -> list[str]:
+    """Delete the stored state (cursor, last tick time) of the list sensors: the daemon then
+    treats them as new and evaluates them at once. Tick history and runs are kept."""
+    forgotten = []
+    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+        # A sensor stopped in the UI stays stopped (its state holds that choice).
+        if state.instigator_name in LIST_SENSORS and state.status != InstigatorStatus.STOPPED:
+            instance.delete_instigator_state(state.instigator_origin_id, state.selector_id)
+            forgotten.append(state.instigator_name)
+    return forgotten
 
 
 def _first_ticks(instance: dg.DagsterInstance, since: float) -> dict[str, object]:
@@ -62,7 +81,11 @@ def wait_for_list_sensors(
             continue
         status = tick.status.value
         if tick.status == TickStatus.FAILURE and tick.error:
-            outcome.errors.append(f"{name}: tick failed: {tick.error.message.strip()}")
+            # The innermost cause is the sensor's own message (e.g. which setting is bad).
+            error = tick.error
+            while error.cause is not None:
+                error = error.cause
+            outcome.errors.append(f"{name}: tick failed: {error.message.strip()}")
         detail = f"{len(tick.run_ids)} run(s)" if tick.run_ids else (tick.skip_reason or "")
         outcome.ticks[name] = f"{status.lower()}: {detail}"
         say(f"Sensor {name}: {status.lower()}, {detail}")

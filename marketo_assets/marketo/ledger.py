@@ -87,6 +87,10 @@ _COLUMNS = (
 _UPDATABLE = set(_COLUMNS) - {"export_id", "asset", "partition_key", "request_hash", "created_at"}
 
 
+class ExportIdConflictError(ValueError):
+    """Marketo handed out an export id the ledger already records (another instance's ledger)."""
+
+
 @dataclass(frozen=True)
 class LedgerEntry:
     export_id: str
@@ -299,6 +303,21 @@ class ExportLedger:
     ) -> None:
         now = _now()
         with self._write() as conn:
+            known = conn.execute(
+                "SELECT asset, partition_key, status, created_at FROM exports WHERE export_id = ?",
+                (export_id,),
+            ).fetchone()
+            if known is not None:
+                raise ExportIdConflictError(
+                    f"Marketo answered the new export job for {asset} {partition_key} with "
+                    f"export id {export_id}, which the export ledger {self.path} already holds "
+                    f"for {known['asset']} {known['partition_key']} (status {known['status']}, "
+                    f"created {known['created_at']}). Marketo export ids are unique, so this "
+                    "ledger belongs to another Marketo instance (MARKETO_BASE_URL changed, or a "
+                    "simulator that repeats ids). Nothing was exported; the new job was not "
+                    "enqueued (no quota used). Give each Marketo instance its own ledger: set "
+                    "MARKETO_LEDGER_PATH to a new file."
+                )
             conn.execute(
                 "INSERT INTO exports (export_id, asset, partition_key, request_hash, request_json,"
                 " status, run_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",

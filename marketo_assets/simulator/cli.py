@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import uvicorn
 
-    from .data import DataSet
+    from .data import DataSet, parse_day
     from .files import SSV_SEPARATORS
     from .server import Config, Simulator
 
@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     for item in args.client:
         cid, _, secret = item.partition(":")
         clients[cid] = secret
-    ds = DataSet(args.leads, args.seed, args.created_from, args.created_to)
+    as_of = parse_day(args.now) if args.now else time.time()  # the clock at start
+    ds = DataSet(args.leads, args.seed, args.created_from, args.created_to, as_of=as_of)
     cfg = Config(
         status_interval=args.status_interval,
         rows_per_second=args.rows_per_second,

@@ -8,6 +8,7 @@ fixes the values of all non-id fields, so file rows can be rendered from per-per
 from __future__ import annotations
 
 import random
+import time
 from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ MASK64 = (1 << 64) - 1
 PERSONA_BITS = 12
 PERSONAS = 1 << PERSONA_BITS  # distinct value combinations for non-id fields
 EDGE_PERSONAS = 16  # personas 0..15 carry the nasty values (quotes, NUL, CR/LF, CJK...)
-UPDATE_SPAN = 60 * 86400  # updatedAt = createdAt + up to 60 days
+UPDATE_SPAN = 60 * 86400  # updatedAt = createdAt + up to 60 days, never past the clock
 
 # Fields whose value depends on the lead id itself (rendered as template placeholders).
 DYNAMIC = ("id", "email", "createdAt", "updatedAt")
@@ -34,6 +35,15 @@ def mix64(x: int) -> int:
 def iso(sec: int) -> str:
     """Epoch seconds -> Marketo datetime text (UTC, no milliseconds)."""
     return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def updated_at(created: int, h: int, as_of: int) -> int:
+    """createdAt + a seeded offset (hash `h`) of up to 60 days, but never later than `as_of`
+    (the simulated clock at start); a lead created after `as_of` has updatedAt = createdAt."""
+    room = as_of - created
+    if room >= UPDATE_SPAN:
+        return created + (h >> 20) % UPDATE_SPAN
+    return created + (h >> 20) % (room + 1) if room > 0 else created
 
 
 def parse_day(text: str) -> int:
@@ -415,8 +425,17 @@ class ListDef:
 class DataSet:
     """All leads and lists. Mutable only through the control API (overrides, memberships)."""
 
-    def __init__(self, leads: int, seed: int, created_from: str, created_to: str) -> None:
+    def __init__(
+        self,
+        leads: int,
+        seed: int,
+        created_from: str,
+        created_to: str,
+        as_of: float | None = None,
+    ) -> None:
+        """`as_of`: the simulated clock at start (default: now); no updatedAt is later."""
         self.n = leads
+        self.as_of = int(time.time() if as_of is None else as_of)
         self.seed = seed
         self.start = parse_day(created_from)
         self.end = parse_day(created_to)
@@ -525,7 +544,7 @@ class DataSet:
 
     def updated_base(self, lead_id: int) -> int:
         """updatedAt from the data set alone (ignores control-API changes)."""
-        return self.created[lead_id - 1] + (mix64(lead_id ^ self._salt) >> 20) % UPDATE_SPAN
+        return updated_at(self.created[lead_id - 1], mix64(lead_id ^ self._salt), self.as_of)
 
     def updated_of(self, lead_id: int, changed: dict[int, int] | None = None) -> int:
         changed = self.changed if changed is None else changed
@@ -534,9 +553,9 @@ class DataSet:
     def updated_array(self) -> array:
         """updatedAt (base) for all leads; built once, on first need."""
         if self._updated is None:
-            c, salt, span = self.created, self._salt, UPDATE_SPAN
+            c, salt, as_of = self.created, self._salt, self.as_of
             self._updated = array(
-                "q", (c[i - 1] + (mix64(i ^ salt) >> 20) % span for i in range(1, self.n + 1))
+                "q", (updated_at(c[i - 1], mix64(i ^ salt), as_of) for i in range(1, self.n + 1))
             )
         return self._updated
 
@@ -636,7 +655,7 @@ class DataSet:
                 name,
                 desc,
                 c,
-                c + rng.randint(0, 86400 * 5),
+                self._list_updated(c, rng.randint(0, 86400 * 5)),
                 dens,
                 mix64(self.seed * 1000 + 1001 + i),
                 program=prog,
@@ -656,11 +675,14 @@ class DataSet:
                 name,
                 desc,
                 c,
-                c + rng.randint(0, 86400 * 5),
+                self._list_updated(c, rng.randint(0, 86400 * 5)),
                 dens,
                 mix64(self.seed * 1000 + 5001 + i),
                 folder_id=200 + i,
             )
+
+    def _list_updated(self, created: int, offset: int) -> int:
+        return max(created, min(created + offset, self.as_of))  # not past the clock
 
     def find_list(self, kind: str, *, list_id: int | None = None, name: str | None = None):
         for (k, i), lst in self.lists.items():

@@ -6,7 +6,16 @@ import hashlib
 import os
 from collections.abc import Iterable
 
-from .data import EDGE_PERSONAS, FIELDS, PERSONA_BITS, PERSONAS, UPDATE_SPAN, DataSet, mix64
+from .data import (
+    EDGE_PERSONAS,
+    FIELDS,
+    PERSONA_BITS,
+    PERSONAS,
+    UPDATE_SPAN,
+    DataSet,
+    mix64,
+    updated_at,
+)
 
 DELIMITERS = {"CSV": ",", "TSV": "\t", "SSV": ";"}
 # Marketo's pages disagree on SSV's separator (semicolon or space): the simulator writes either.
@@ -42,7 +51,7 @@ class _Templates:
 
     def __init__(self, ds: DataSet, fields: list[str], delim: str) -> None:
         self.ds, self.fields, self.delim = ds, fields, delim
-        self.cache: list[tuple[list[str], tuple[int, ...]] | None] = [None] * PERSONAS
+        self.cache: list[tuple[list[bytes], tuple[int, ...]] | None] = [None] * PERSONAS
         # slot positions are the same for every persona
         _, _, c, u = self._layout(EDGE_PERSONAS)
         self.c_slot, self.u_slot = c, u
@@ -82,7 +91,7 @@ class _Templates:
         parts[-1] += "\n"
         return parts, tuple(ids), c_slot, u_slot
 
-    def build(self, p: int) -> tuple[list[str], tuple[int, ...]]:
+    def build(self, p: int) -> tuple[list[bytes], tuple[int, ...]]:
         """Template for persona p: from the data set's shared cache (templates do not depend on
         control-API changes) or built now; each job works on its own copy of the list."""
         key = (tuple(self.fields), self.delim)
@@ -123,6 +132,7 @@ def write_export(
     shift = 32 - PERSONA_BITS
     edge = EDGE_PERSONAS
     upd_salt = ds._salt
+    as_of = ds.as_of
 
     h = hashlib.sha256()
     rows = size = 0
@@ -157,7 +167,11 @@ def write_export(
                     if need_c:
                         parts[c_slot] = days[c // 86400 - day0] + tod[c % 86400]
                     if need_u:
-                        u = c + (mix64(i ^ upd_salt) >> 20) % UPDATE_SPAN
+                        room = as_of - c  # inline data.updated_at (hot loop)
+                        if room >= UPDATE_SPAN:
+                            u = c + (mix64(i ^ upd_salt) >> 20) % UPDATE_SPAN
+                        else:
+                            u = updated_at(c, mix64(i ^ upd_salt), as_of)
                         parts[u_slot] = days[u // 86400 - day0] + tod[u % 86400]
                 buf.append(b"".join(parts))
             rows += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -192,7 +193,7 @@ class Job:
     create_count: int = 1
     foreign: bool = False
     hold_until: float = 0.0
-    future: object = None  # concurrent.futures.Future[FileInfo] while processing
+    future: Future[FileInfo] | None = None  # while processing
     cache_key: str = ""
     extra: dict = field(default_factory=dict)
 

@@ -15,10 +15,11 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
+from typing import Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
@@ -27,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from .activities import activity_types
 from .data import FIELDS, DataSet, ListDef, iso
 from .faults import Drop, Faults, flip
 from .files import SSV_SEPARATORS
@@ -85,7 +87,7 @@ class Token:
 
 
 def _is_loopback(host: str | None) -> bool:
-    return bool(host) and (host.startswith("127.") or host in ("::1", "localhost"))
+    return host is not None and (host.startswith("127.") or host in ("::1", "localhost"))
 
 
 def _drop_filter(record: logging.LogRecord) -> bool:
@@ -131,7 +133,8 @@ class Simulator:
         self.max_processing_seen = 0
         self.max_queue_seen = 0  # most jobs Queued or Processing at once (all clients)
         self.daily_calls: dict[str, int] = {}
-        self.requests = {
+        self.daily_calls_by_user: dict[str, dict[str, int]] = {}  # day -> client id -> calls
+        self.requests: dict[str, Any] = {
             "total": 0,
             "marketo": 0,
             "identity": 0,
@@ -139,7 +142,7 @@ class Simulator:
             "by_code": {},
             "by_status": {},
         }
-        self.files: dict[str, object] = {}  # cache key -> Future[FileInfo]
+        self.files: dict[str, Future[FileInfo]] = {}  # cache key -> the file being made
         self.tmp = tempfile.mkdtemp(prefix="marketo-sim-")
         os.chmod(self.tmp, 0o700)
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sim-export")
@@ -199,6 +202,8 @@ class Simulator:
             r("/rest/v1/leads/describe.json", self.describe, methods=["GET"]),
             r("/rest/v1/lists.json", self.lists, methods=["GET"]),
             r("/rest/asset/v1/smartLists.json", self.smart_lists, methods=["GET"]),
+            r("/rest/v1/stats/usage.json", self.usage, methods=["GET"]),
+            r("/rest/v1/activities/types.json", self.activity_types, methods=["GET"]),
             r("/bulk/v1/leads/export/create.json", self.create, methods=["POST"]),
             r("/bulk/v1/leads/export.json", self.list_jobs, methods=["GET"]),
             r("/bulk/v1/leads/export/{eid}/enqueue.json", self.enqueue, methods=["POST"]),
@@ -349,7 +354,7 @@ class Simulator:
             for t in self.tokens.values():
                 t.revoked = t.revoked or revoke
         owner, err = self._authenticate(scope)
-        if err is not None:
+        if err is not None or owner is None:
             return err
         now = self.now()
         win = self.window
@@ -364,6 +369,8 @@ class Simulator:
         win.append(now)
         self.max_window_calls_seen = max(self.max_window_calls_seen, len(win))
         self.daily_calls[day] = self.daily_calls.get(day, 0) + 1
+        users = self.daily_calls_by_user.setdefault(day, {})
+        users[owner] = users.get(owner, 0) + 1
         scope.setdefault("state", {})["owner"] = owner
         return None
 
@@ -419,7 +426,7 @@ class Simulator:
         tok = self.current.get(cid)
         t = self.tokens.get(tok) if tok else None
         if t is None or t.revoked or now >= t.expires:
-            tok = f"{uuid.UUID(int=self.rng.getrandbits(128), version=4)}:sim"
+            tok = f"{uuid.uuid4()}:sim"  # random per start, like Marketo
             t = Token(cid, now + self.cfg.token_ttl)
             self.tokens[tok] = t
             self.current[cid] = tok
@@ -436,7 +443,11 @@ class Simulator:
     async def describe2(self, request: Request) -> Response:
         fields = []
         for f in FIELDS:
-            item = {"name": f.name, "displayName": f.display, "dataType": f.data_type}
+            item: dict[str, Any] = {
+                "name": f.name,
+                "displayName": f.display,
+                "dataType": f.data_type,
+            }
             if f.length:
                 item["length"] = f.length
             item.update(updateable=f.updateable, crmManaged=f.crm)
@@ -553,6 +564,27 @@ class Simulator:
             return JSONResponse(base | {"warnings": [NO_ASSETS]})
         return JSONResponse(base | {"warnings": [], "result": page})
 
+    # ---- usage / activity types ---------------------------------------------------------------
+    async def usage(self, request: Request) -> Response:
+        """Calls used today (Marketo's day: America/Chicago), per API user; this call counts."""
+        day = datetime.fromtimestamp(self.now(), CHICAGO).date().isoformat()
+        users = self.daily_calls_by_user.get(day, {})
+        return self.ok(
+            [
+                {
+                    "date": f"{day}T00:00:00Z",
+                    "total": self.daily_calls.get(day, 0),
+                    "users": [
+                        {"userId": f"{cid}@api.sim.example", "count": n}
+                        for cid, n in sorted(users.items())
+                    ],
+                }
+            ]
+        )
+
+    async def activity_types(self, request: Request) -> Response:
+        return self.ok(activity_types())
+
     # ---- bulk export -------------------------------------------------------------------------
     def _owner(self, request: Request) -> str:
         return request.scope["state"]["owner"]
@@ -574,7 +606,18 @@ class Simulator:
             return ApiError("1029", f"Export daily quota {q:g}MB exceeded.")
         return None
 
+    def _content_type_error(self, request: Request, takes_body: bool) -> Response | None:
+        """612 like Marketo: a POST body must come as application/json (a POST without a body,
+        enqueue or cancel, may leave the header out)."""
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "application/json" or (not ctype and not takes_body):
+            return None
+        return self.fail("612", "Invalid Content Type")
+
     async def create(self, request: Request) -> Response:
+        bad = self._content_type_error(request, takes_body=True)
+        if bad is not None:
+            return bad
         try:
             body = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError):
@@ -588,12 +631,15 @@ class Simulator:
             return self.fail(e.code, e.message)
         sig = signature(req)
         self.creates[sig] = self.creates.get(sig, 0) + 1
-        eid = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        eid = str(uuid.uuid4())  # random per start, like Marketo (the data stays seeded)
         job = Job(eid, self._owner(request), req, sel, self.now(), create_count=self.creates[sig])
         self.jobs[eid] = job
         return self.ok([job.public()])
 
     async def enqueue(self, request: Request) -> Response:
+        bad = self._content_type_error(request, takes_body=False)
+        if bad is not None:
+            return bad
         try:
             job = self._find(request)
             if job.status in ("Queued", "Processing"):
@@ -621,6 +667,9 @@ class Simulator:
         return self.ok([job.public()])
 
     async def cancel(self, request: Request) -> Response:
+        bad = self._content_type_error(request, takes_body=False)
+        if bad is not None:
+            return bad
         try:
             job = self._find(request)
         except ApiError as e:
@@ -747,6 +796,7 @@ class Simulator:
     def _start(self, job: Job, now: float) -> None:
         job.status, job.started = "Processing", now
         sel = job.selection
+        assert sel is not None  # set for every job this server created
         lst = None
         list_version = 0
         if sel.list_key:
@@ -796,7 +846,7 @@ class Simulator:
         now = self.now()
         out = []
         for _ in range(count):
-            eid = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+            eid = str(uuid.uuid4())
             j = Job(
                 eid,
                 "other-client",
@@ -916,7 +966,7 @@ class Simulator:
             return JSONResponse({"error": e.message, "code": e.code}, 400)
         lst = self.ds.lists.get(sel.list_key) if sel.list_key else None
         ids = await asyncio.to_thread(select_ids, self.ds, sel, lst, dict(self.ds.changed))
-        out = {"count": len(ids)}
+        out: dict[str, Any] = {"count": len(ids)}
         if body.get("ids"):
             out["ids"] = list(ids)
         return JSONResponse(out)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import duckdb
 
 from .loader import existing_columns, rollback
-from .sql import qualified, qualified_schema, quote_ident, split_table
+from .sql import qualified, qualified_schema, quote_ident, scalar, split_table
 
 LIST_COLUMNS: tuple[tuple[str, str], ...] = (
     ("list_id", "BIGINT NOT NULL"),
@@ -68,10 +68,12 @@ def replace_list_catalog(
                 continue
             m_target = qualified(member_table, conn)
             keep_ids = sorted({int(i) for i in keep})
-            count = conn.execute(
-                f"SELECT count(*) FROM {m_target} WHERE NOT list_contains($1, _list_id)",
-                [keep_ids],
-            ).fetchone()[0]
+            count = scalar(
+                conn.execute(
+                    f"SELECT count(*) FROM {m_target} WHERE NOT list_contains($1, _list_id)",
+                    [keep_ids],
+                )
+            )
             if count:
                 conn.execute(
                     f"DELETE FROM {m_target} WHERE NOT list_contains($1, _list_id)", [keep_ids]

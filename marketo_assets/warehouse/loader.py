@@ -36,12 +36,16 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from .files import delimiter_for, has_nul, header_and_delimiter, strip_nul
-from .sql import qualified, qualified_schema, quote_ident, split_table
+from .sql import qualified, qualified_schema, quote_ident, scalar, split_table
 from .types import Column, decimal_digits
+
+if TYPE_CHECKING:
+    from .duckdb_file import LockHolder
 
 BASE_LINEAGE = (("_partition_key", "VARCHAR NOT NULL"), ("_export_id", "VARCHAR"))
 LOADED_AT = "_loaded_at"
@@ -67,7 +71,7 @@ class WarehouseUnavailableError(LoadError):
 class WarehouseLockedError(WarehouseUnavailableError):
     """Another process holds the DuckDB file (`holder`: a duckdb_file.LockHolder)."""
 
-    def __init__(self, message: str, holder: object):
+    def __init__(self, message: str, holder: LockHolder):
         super().__init__(message)
         self.holder = holder
 
@@ -134,7 +138,7 @@ def canonical_type(conn: duckdb.DuckDBPyConnection, type_sql: str) -> str:
     if not type_sql or any(ch in type_sql for ch in ";\"'\x00-/"):
         raise ValueError(f"not a column type: {type_sql!r}")
     try:
-        return conn.execute(f"SELECT typeof(CAST(NULL AS {type_sql}))").fetchone()[0]
+        return scalar(conn.execute(f"SELECT typeof(CAST(NULL AS {type_sql}))"))
     except duckdb.Error as exc:
         raise ValueError(f"not a DuckDB type: {type_sql!r}") from exc
 
@@ -420,7 +424,7 @@ def _bytes(text: str) -> int | None:
 @functools.cache
 def _default_memory_limit() -> str:
     with duckdb.connect() as fresh:
-        return fresh.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        return scalar(fresh.execute("SELECT current_setting('memory_limit')"))
 
 
 @contextmanager

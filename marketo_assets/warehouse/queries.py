@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from .sql import qualified, quote_ident, split_table
+from .sql import qualified, quote_ident, scalar, split_table
 
 
 def table_schema(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
@@ -36,7 +36,7 @@ def duplicate_ids(
         f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {qualified(table, conn)} "
         f"WHERE {quote_ident(id_column)} IS NOT NULL GROUP BY {keys} HAVING count(*) > 1)"
     )
-    return int(conn.execute(sql).fetchone()[0])
+    return int(scalar(conn.execute(sql)))
 
 
 def partition_stats(
@@ -99,12 +99,14 @@ def rows_outside_window(
     Marketo's updatedAt filter matches the last change to any field, not the visible value)."""
     col = quote_ident(column)
     return int(
-        conn.execute(
-            f"SELECT count(*) FROM {qualified(table, conn)} "
-            f"WHERE {quote_ident('_partition_key')} = $1 "
-            f"AND ({col} IS NULL OR {col} < $2 OR {col} > $3)",
-            [partition_key, start, end],
-        ).fetchone()[0]
+        scalar(
+            conn.execute(
+                f"SELECT count(*) FROM {qualified(table, conn)} "
+                f"WHERE {quote_ident('_partition_key')} = $1 "
+                f"AND ({col} IS NULL OR {col} < $2 OR {col} > $3)",
+                [partition_key, start, end],
+            )
+        )
     )
 
 

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def scalar(cursor: Any) -> Any:
+    """The first column of the one row a query returns (count(*), a setting, ...)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise ValueError("the query returned no row")
+    return row[0]
+
 
 def quote_ident(name: str) -> str:
     """A DuckDB identifier in double quotes (embedded double quotes doubled)."""

@@ -34,8 +34,8 @@ class Api:
     def get(self, path: str, **kw: Any) -> dict:
         return self.http.get(path, headers=self.headers, **kw).json()
 
-    def post(self, path: str, **kw: Any) -> dict:
-        return self.http.post(path, headers=self.headers, **kw).json()
+    def post(self, path: str, headers: dict[str, str] | None = None, **kw: Any) -> dict:
+        return self.http.post(path, headers={**self.headers, **(headers or {})}, **kw).json()
 
     def create(
         self, filter: dict | None = None, fields: list[str] | None = None, **extra: Any

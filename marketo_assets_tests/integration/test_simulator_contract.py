@@ -91,6 +91,15 @@ def test_describe_and_lists(sim, mapi):
     _check(mapi, "/rest/v1/lists.json", "get", paged)
 
 
+def test_usage_and_activity_types(sim, mapi):
+    """Endpoints other Marketo clients call first (they failed on 610)."""
+    api = Api(sim)
+    for path in ("/rest/v1/stats/usage.json", "/rest/v1/activities/types.json"):
+        body = api.get(path)
+        assert body["success"] and body["result"], body
+        _check(mapi, path, "get", body)
+
+
 def test_smart_lists(sim, asset):
     api = Api(sim)
     body = api.get("/rest/asset/v1/smartLists.json", params={"maxReturn": 2})

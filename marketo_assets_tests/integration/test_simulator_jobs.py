@@ -301,7 +301,12 @@ def test_validation_accepts_boundaries_and_offsets(simulator):
     for flt in ok:
         r = api.create(flt, ["id"], format="TSV", columnHeaderNames={"id": "Lead ID"})
         assert r["success"], (flt, r)
-    assert error(api.post("/bulk/v1/leads/export/create.json", content=b"{nope"))[0] == "609"
+    bad = api.post(
+        "/bulk/v1/leads/export/create.json",
+        content=b"{nope",
+        headers={"Content-Type": "application/json"},
+    )
+    assert error(bad)[0] == "609"
 
 
 def test_disabled_filters_answer_1035(simulator_factory):

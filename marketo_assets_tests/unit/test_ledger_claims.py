@@ -6,7 +6,9 @@ import subprocess
 import sys
 import time
 
-from marketo_assets.marketo.ledger import ExportLedger
+import pytest
+
+from marketo_assets.marketo.ledger import ExportIdConflictError, ExportLedger
 
 A, P = "marketo/leads", "2025-01-01"
 
@@ -75,3 +77,20 @@ def test_release_only_drops_the_own_claim(tmp_path):
     assert ledger.current_claim(A, P).run_id == "run-a"
     ledger.release(A, P, "run-a")
     assert ledger.current_claim(A, P) is None
+
+
+def test_a_known_export_id_for_another_request_is_a_clear_error(tmp_path):
+    """A ledger written against another Marketo (or a simulator that repeated ids) must not
+    fail with a raw sqlite3.IntegrityError inside the export step."""
+    ledger = ExportLedger(tmp_path / "ledger.sqlite")
+    kw = {"request_hash": "h1", "request": {"fields": ["id"]}}
+    ledger.record_created(export_id="e-1", asset=A, partition_key=P, **kw)
+    with pytest.raises(ExportIdConflictError) as info:
+        ledger.record_created(
+            export_id="e-1", asset=A, partition_key="2025-02-01", request_hash="h2", request={}
+        )
+    message = str(info.value)
+    assert "e-1" in message and f"{A} {P}" in message and "MARKETO_LEDGER_PATH" in message
+    assert str(tmp_path / "ledger.sqlite") in message
+    entry = ledger.get("e-1")
+    assert (entry.partition_key, entry.request_hash) == (P, "h1")  # the old row is untouched

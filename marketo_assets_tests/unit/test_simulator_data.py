@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from marketo_assets.simulator.data import EXPORTABLE, FIELDS, DataSet, iso
+from marketo_assets.simulator.data import EXPORTABLE, FIELDS, DataSet, iso, parse_day
 from marketo_assets.simulator.faults import Faults, flip, parse_spec
 from marketo_assets.simulator.files import escape, render_row, write_export
 from marketo_assets.simulator.jobs import ApiError, validate_request
@@ -112,6 +112,30 @@ def test_overrides_and_changes_in_files(tmp_path):
     assert lines[5] == f'5,"Ann ""A"", B",true,{iso(1_800_000_000)}'
     with pytest.raises(ValueError):
         ds.update_lead(5, {"id": 3}, 0)
+
+
+def test_updated_at_never_after_the_clock_at_start(tmp_path):
+    """The clock (as_of) inside the data set: no lead or list is updated in the future; the
+    file writer's fast path and the updatedAt filter agree with lead_values."""
+    as_of = parse_day("2025-06-20T12:00:00Z")
+    ds = DataSet(3000, 7, "2025-01-01", "2025-07-01", as_of=as_of)
+    assert ds.as_of == as_of
+    upd = ds.updated_array()
+    for i in range(1, ds.n + 1):
+        c, u = ds.created[i - 1], ds.updated_of(i)
+        assert u == upd[i - 1] and c <= u
+        assert u <= as_of if c <= as_of else u == c
+    assert sum(as_of - 86400 < u <= as_of for u in upd) > 0  # some updated in the last day
+    assert all(lst.updated <= as_of for lst in ds.lists.values())
+    # far from the clock the seeded values are unchanged
+    far = DataSet(3000, 7, "2025-01-01", "2025-07-01")
+    assert [far.updated_of(i) for i in range(1, 500)] == [ds.updated_of(i) for i in range(1, 500)]
+    path = tmp_path / "f"
+    write_export(ds, range(1, ds.n + 1), ["id", "updatedAt"], "CSV", {}, str(path), {}, {})
+    lines = path.read_text().split("\n")[1:-1]
+    assert lines == [f"{i},{ds.lead_values(i)['updatedAt']}" for i in range(1, ds.n + 1)]
+    day = ds.ids_updated(as_of - 86400, as_of)
+    assert day and all(as_of - 86400 <= ds.updated_of(i) <= as_of for i in day)
 
 
 def test_escape():
