@@ -67,7 +67,7 @@ def _curl(url: str, token: str, dest: Path) -> float:
 
 
 def measure(profile, work: Path, wanted: set[str]) -> tuple[list[Row], Transfer]:
-    from marketo_assets.defs.cycle import select_fields
+    from marketo_assets.extract import select_fields
     from marketo_assets.marketo import ClientSettings, ExportFilter, ExportRequest, MarketoClient
     from marketo_assets.simulator.process import run_simulator
 

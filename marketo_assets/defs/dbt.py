@@ -22,9 +22,10 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from marketo_assets.marketo.local_paths import private_umask
+from marketo_assets.extract.local_paths import private_umask
 from marketo_assets.settings import load_settings
 from marketo_assets.warehouse import LoadError
+from marketo_assets.warehouse.queries import row_counts
 
 from .dbt_manifest import dbt_project, ensure_manifest
 
@@ -180,7 +181,7 @@ def _count_rows(
         return _count_rows_postgres(context, wanted)
     try:
         with duckdb.connect(str(database), read_only=True) as conn:
-            return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in wanted}
+            return row_counts(conn, wanted)
     except duckdb.Error as exc:  # e.g. someone holds the file open for writing
         context.log.warning(f"Row counts skipped: {exc}")
         return {}
@@ -193,11 +194,7 @@ def _count_rows_postgres(context: dg.AssetExecutionContext, tables: list[str]) -
 
     try:
         with PostgresWarehouse().session() as session, session.conn.cursor() as cur:
-            counts = {}
-            for table in tables:
-                cur.execute(f"SELECT count(*) FROM {table}")
-                counts[table] = cur.fetchone()[0]
-            return counts
+            return row_counts(cur, tables)
     except (psycopg2.Error, LoadError) as exc:
         context.log.warning(f"Row counts skipped: {exc}")
         return {}

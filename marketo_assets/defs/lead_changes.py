@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from marketo_assets.extract import FilterCapabilities
 from marketo_assets.marketo import ExportFilter, ExportRequest, MarketoClient
-from marketo_assets.marketo.capabilities import FilterCapabilities
 from marketo_assets.settings import SettingsError, load_settings
 from marketo_assets.warehouse import WarehouseSession
 

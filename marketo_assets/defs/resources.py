@@ -17,12 +17,11 @@ import httpx
 from dagster_duckdb import DuckDBResource
 from pydantic import ConfigDict, Field, field_validator
 
+from marketo_assets.extract import RESERVED_COLUMNS, ExportLedger, FilterCapabilities, private_dir
+from marketo_assets.extract.local_paths import LocalPathError, private_umask
+from marketo_assets.extract.staging import staging_root
 from marketo_assets.marketo import ClientSettings, Event, MarketoClient
-from marketo_assets.marketo.capabilities import FilterCapabilities
-from marketo_assets.marketo.ledger import ExportLedger
-from marketo_assets.marketo.local_paths import LocalPathError, private_umask
 from marketo_assets.marketo.settings import instance_root, is_loopback_host
-from marketo_assets.marketo.staging import private_dir, staging_root
 from marketo_assets.marketo.throttle import shared_throttle
 from marketo_assets.settings import (
     DATA_DIR,
@@ -40,8 +39,6 @@ from marketo_assets.warehouse import (
 )
 from marketo_assets.warehouse.postgres import PostgresWarehouse
 
-# Lineage columns every raw table gets: a header name may not take one of these names.
-RESERVED_COLUMNS = ("_partition_key", "_export_id", "_loaded_at", "_list_id")
 FORMATS = ("CSV", "TSV", "SSV")
 
 
@@ -227,7 +224,7 @@ class MarketoResource(dg.ConfigurableResource):
         return FilterCapabilities(path)
 
     def staging_root(self) -> Path:
-        """The project's own folder inside staging_dir (see marketo.staging); a path that
+        """The project's own folder inside staging_dir (see extract.staging); a path that
         cannot work fails the step at once, without retries."""
         with _local_path_failure():
             return staging_root(Path(self.staging_dir), STAGING_SETTING)

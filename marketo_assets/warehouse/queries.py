@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
 from .sql import qualified, quote_ident, scalar, split_table
@@ -139,3 +141,12 @@ def _marketo_tables(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
         "SELECT table_name, schema_name FROM duckdb_tables() "
         "WHERE database_name = current_database() AND schema_name = 'marketo'"
     ).fetchall()
+
+
+def row_counts(cursor: Any, tables: list[str]) -> dict[str, int]:
+    """Rows of each table, through any DB-API cursor (a DuckDB connection, a psycopg2 cursor)."""
+    counts: dict[str, int] = {}
+    for table in tables:
+        cursor.execute(f"SELECT count(*) FROM {table}")
+        counts[table] = cursor.fetchone()[0]
+    return counts

@@ -17,7 +17,7 @@ from dagster_duckdb import DuckDBResource
 from marketo_assets.defs.leads import lead_export_files, leads
 from marketo_assets.defs.list_sensors import build_list_sensor
 from marketo_assets.defs.resources import ExportOptions
-from marketo_assets.marketo.ledger import ExportLedger
+from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.settings import ListSelection
 from marketo_assets.simulator.process import run_simulator
 

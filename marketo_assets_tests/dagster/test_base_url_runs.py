@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from marketo_assets.defs.leads import lead_export_files, leads
-from marketo_assets.marketo.ledger import ExportLedger
+from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.simulator.process import run_simulator
 from marketo_assets_tests.integration.client_support import not_marketo
 

@@ -20,7 +20,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from marketo_assets.marketo.ledger import ExportLedger
+from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.settings import PROJECT_ROOT
 
 from .conftest import run_env

@@ -14,6 +14,7 @@ import pytest
 from dagster._core.execution.backfill import BulkActionStatus
 
 from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS
+from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.local.instance import (
     backfill_runs,
     ensure_pools,
@@ -21,7 +22,6 @@ from marketo_assets.local.instance import (
     running_daemon,
     wait_for_backfill,
 )
-from marketo_assets.marketo.ledger import ExportLedger
 from marketo_assets.settings import PROJECT_ROOT
 
 from .conftest import run_env, wait_for

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from marketo_assets.marketo.ledger import ExportLedger
+from marketo_assets.extract.ledger import ExportLedger
 
 from .conftest import run_env
 

@@ -20,7 +20,7 @@ from marketo_assets.defs.leads import (
     leads,
 )
 from marketo_assets.defs.resources import ExportOptions
-from marketo_assets.marketo.ledger import ExportLedger
+from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.simulator.process import run_simulator
 
 from .conftest import SIM_ARGS, resources_for

@@ -24,7 +24,7 @@ from dagster._serdes import serialize_value
 
 from marketo_assets.defs.leads import lead_export_files, leads
 from marketo_assets.defs.lists import static_list_export_files, static_list_members
-from marketo_assets.marketo.staging import MARKER
+from marketo_assets.extract.staging import MARKER
 
 from .conftest import SIM_ARGS, run_env
 from .test_bad_input_runs import failure_text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from marketo_assets.defs.leads import lead_export_files, leads
-from marketo_assets.marketo.ledger import ExportLedger
+from marketo_assets.extract.ledger import ExportLedger
 
 from .conftest import SIM_ARGS, resources_for
 

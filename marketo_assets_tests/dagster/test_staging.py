@@ -22,8 +22,8 @@ from dagster_duckdb import DuckDBResource
 
 from marketo_assets.defs.leads import lead_export_files, leads
 from marketo_assets.defs.resources import ExportOptions
-from marketo_assets.marketo.ledger import ExportLedger
-from marketo_assets.marketo.staging import MARKER, OWNED, staging_root
+from marketo_assets.extract.ledger import ExportLedger
+from marketo_assets.extract.staging import MARKER, OWNED, staging_root
 
 from .conftest import marketo_resource, resources_for
 from .test_bad_input_runs import failure_text

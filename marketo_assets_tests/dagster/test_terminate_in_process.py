@@ -15,8 +15,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.local.instance import ensure_pools, running_daemon
-from marketo_assets.marketo.ledger import ExportLedger
 from marketo_assets.settings import PROJECT_ROOT
 
 from .conftest import run_env, wait_for

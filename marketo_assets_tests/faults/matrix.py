@@ -28,8 +28,8 @@ from marketo_assets.defs.lists import (
     static_list_export_files,
     static_list_members,
 )
+from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.marketo import ClientSettings, MarketoClient
-from marketo_assets.marketo.ledger import ExportLedger
 from marketo_assets.warehouse import columns_for, load_partition
 from marketo_assets_tests.dagster.conftest import resources_for
 

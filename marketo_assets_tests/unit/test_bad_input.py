@@ -20,9 +20,9 @@ import pydantic
 import pytest
 
 from marketo_assets.defs.resources import ExportOptions, MarketoResource, SecretConfigError
+from marketo_assets.extract.ledger import ExportLedger
+from marketo_assets.extract.staging import MARKER, OWNED, clean_staging, private_dir, staging_root
 from marketo_assets.marketo import ExportFilter, ExportJob, ExportRequest, errors
-from marketo_assets.marketo.ledger import ExportLedger
-from marketo_assets.marketo.staging import MARKER, OWNED, clean_staging, private_dir, staging_root
 from marketo_assets.settings import (
     ListSettings,
     ProjectSettings,

@@ -8,14 +8,14 @@ import time
 
 import pytest
 
-from marketo_assets.marketo.ledger import ExportIdConflictError, ExportLedger
+from marketo_assets.extract.ledger import ExportIdConflictError, ExportLedger
 
 A, P = "marketo/leads", "2025-01-01"
 
 
 def _claim_in_a_process_that_exits(path, run_id: str) -> int:
     code = (
-        "import os, sys; from marketo_assets.marketo.ledger import ExportLedger; "
+        "import os, sys; from marketo_assets.extract.ledger import ExportLedger; "
         f"ExportLedger(sys.argv[1]).claim({A!r}, {P!r}, {run_id!r}); print(os.getpid())"
     )
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from marketo_assets.marketo.ledger import ExportLedger
+from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.warehouse import (
     WarehouseLockedError,
     WarehouseUnavailableError,

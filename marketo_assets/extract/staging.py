@@ -12,6 +12,7 @@ still active (created, queued, processing, completed or downloaded).
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
@@ -21,12 +22,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .ledger import ACTIVE, ExportLedger
+from .ledger import ACTIVE, ExportLedger, LedgerEntry
 from .local_paths import LocalPathError, path_error, private_dirs, require_writable
 
-__all__ = ["MARKER", "OWNED", "CleanupResult", "clean_staging", "private_dir", "staging_root"]
+__all__ = [
+    "MARKER",
+    "OWNED",
+    "CleanupResult",
+    "Staging",
+    "clean_staging",
+    "discard_staged",
+    "private_dir",
+    "staged_ok",
+    "staging_root",
+]
 
-log = logging.getLogger("marketo_assets.marketo")
+log = logging.getLogger("marketo_assets.extract")
 OWNED = "marketo_assets"  # the project's folder inside MARKETO_STAGING_DIR
 MARKER = ".marketo_assets-staging"  # in OWNED: the project created it
 _MARKER_TEXT = (
@@ -159,5 +170,38 @@ def clean_staging(
         result.bytes_freed += stat.st_size
         result.deleted.append(path)
     if result.deleted:
-        log.info("marketo: deleted %d old staged file(s)", len(result.deleted))
+        log.info("extract: deleted %d old staged file(s)", len(result.deleted))
     return result
+
+
+@dataclass(frozen=True)
+class Staging:
+    """The staging folder and how long its files may stay."""
+
+    root: Path
+    max_age_hours: float = 168.0
+
+    def folder(self, *parts: str) -> Path:
+        """A private folder under the root (every level 0700): export files hold personal data."""
+        return private_dir(self.root, *parts)
+
+    def clean(self, ledger: ExportLedger) -> CleanupResult:
+        return clean_staging(self.root, ledger, self.max_age_hours * 3600)
+
+
+def staged_ok(entry: LedgerEntry) -> bool:
+    """The entry's staged file is there, whole (its recorded size)."""
+    path = Path(entry.staged_file) if entry.staged_file else None
+    return bool(path and path.exists() and path.stat().st_size == (entry.bytes or 0))
+
+
+def discard_staged(staged_file: str | None) -> bool:
+    """Delete a loaded export's staged file (personal data); True when there was one."""
+    if not staged_file:
+        return False
+    path = Path(staged_file)
+    path.unlink(missing_ok=True)
+    # NUL-free copies a killed load left behind (warehouse.strip_nul) hold the same data.
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.nonul"):
+        leftover.unlink(missing_ok=True)
+    return True

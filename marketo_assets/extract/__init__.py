@@ -1,0 +1,59 @@
+"""The export engine (no Dagster): a Marketo export job's life from request to loaded table.
+
+`export` creates or reattaches a job, checks the quota, waits, downloads and verifies the file
+and stages it; `load` loads a partition's staged file(s) into a warehouse session. Both record
+every step in the export ledger (which also holds the partition claims), report progress
+through a plain `on_event` callback and fail with `ExportFailed`.
+"""
+
+from .capabilities import FilterCapabilities, FilterStatus, capability_for
+from .claims import RunStatus, claim_partition
+from .errors import ExportFailed
+from .events import Notice, OnEvent
+from .export import ExportClient, ExportLimits, ExportOutcome, clean_staging_area, export
+from .ledger import Claim, ExportLedger, LedgerEntry
+from .load import LoadedPartition, LoadOutcome, header_columns, load, staged_exports
+from .spec import (
+    NOT_EXPORTABLE,
+    RESERVED_COLUMNS,
+    ExportPart,
+    ExportSpec,
+    check_columns,
+    safe_name,
+    select_fields,
+)
+from .staging import Staging, clean_staging, private_dir
+
+__all__ = [
+    "NOT_EXPORTABLE",
+    "RESERVED_COLUMNS",
+    "Claim",
+    "ExportClient",
+    "ExportFailed",
+    "ExportLedger",
+    "ExportLimits",
+    "ExportOutcome",
+    "ExportPart",
+    "ExportSpec",
+    "FilterCapabilities",
+    "FilterStatus",
+    "LedgerEntry",
+    "LoadOutcome",
+    "LoadedPartition",
+    "Notice",
+    "OnEvent",
+    "RunStatus",
+    "Staging",
+    "capability_for",
+    "check_columns",
+    "claim_partition",
+    "clean_staging",
+    "clean_staging_area",
+    "export",
+    "header_columns",
+    "load",
+    "private_dir",
+    "safe_name",
+    "select_fields",
+    "staged_exports",
+]

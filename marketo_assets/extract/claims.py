@@ -1,0 +1,38 @@
+"""One run at a time exports and loads a partition (the claim lives in the ledger)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .errors import ExportFailed
+from .ledger import ExportLedger
+
+__all__ = ["RunStatus", "claim_partition"]
+
+# What the orchestrator knows of a run: "finished", "active" or None (unknown to it).
+RunStatus = Callable[[str], str | None]
+
+
+def claim_partition(
+    ledger: ExportLedger,
+    asset: str,
+    partition_key: str,
+    run_id: str,
+    *,
+    lease_seconds: float,
+    run_status: RunStatus | None = None,
+) -> None:
+    """Claim the partition for `run_id`, or fail naming the run that holds it. A claim of a run
+    that ended, or of a killed process, is taken over."""
+    other = ledger.claim(
+        asset, partition_key, run_id, lease_seconds=lease_seconds, run_status=run_status
+    )
+    if other is not None:
+        raise ExportFailed(
+            f"Partition {partition_key} of {asset} is already being exported or loaded by "
+            f"{other.describe()}. This run stops so that a partition never has two Marketo "
+            "export jobs or two loads at once; nothing was changed. Let that run finish, "
+            "or re-run this partition after it ends.",
+            retryable=False,
+            metadata={"other_run_id": other.run_id},
+        )

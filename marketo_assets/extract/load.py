@@ -1,0 +1,223 @@
+"""The load step: the staged file(s) of a partition into a warehouse table, in one transaction.
+
+The partition's rows are replaced, the ledger entries marked loaded and the staged files
+(personal data) deleted once the load is committed. A load that fails keeps the files, so it is
+retried without exporting again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from marketo_assets.warehouse import (
+    CastError,
+    HeaderMismatchError,
+    LoadResult,
+    SchemaConflictError,
+    WarehouseSession,
+    columns_for,
+)
+
+from .claims import RunStatus, claim_partition
+from .errors import ExportFailed
+from .events import Notice, OnEvent, ignore
+from .export import clean_staging_area
+from .ledger import ExportLedger, LedgerEntry
+from .staging import Staging, discard_staged, staged_ok
+
+__all__ = ["LoadOutcome", "LoadedPartition", "header_columns", "load", "staged_exports"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LoadedPartition:
+    """What the load hands to the caller's `inspect` (inside the open session)."""
+
+    entry: LedgerEntry
+    result: LoadResult
+    stats: dict
+    id_column: str
+    timestamp_column: str | None
+    # Every export loaded (several when the window was exported as several jobs).
+    entries: tuple[LedgerEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadOutcome(Generic[T]):
+    loaded: LoadedPartition
+    # Rows Marketo said the export(s) hold (numberOfRecords, summed over the parts).
+    records: int
+    # What `inspect` returned (None without one).
+    inspected: T | None = None
+
+    @property
+    def export_ids(self) -> list[str]:
+        return [e.export_id for e in self.loaded.entries]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def staged_export(ledger: ExportLedger, asset: str, partition_key: str) -> LedgerEntry:
+    entry = ledger.latest_downloaded(asset, partition_key)
+    if entry is None or not staged_ok(entry):
+        raise ExportFailed(
+            f"No downloaded export is staged for {asset} partition {partition_key}. "
+            "Materialize the export step of this partition first (it reattaches to its "
+            "Marketo job if one is still usable).",
+            retryable=False,
+        )
+    return entry
+
+
+def staged_exports(ledger: ExportLedger, asset: str, partition_key: str) -> list[LedgerEntry]:
+    """The staged files of the partition's newest export: one, or every part of an export
+    sent as several jobs (each part's ledger record lists the request hashes of all parts)."""
+    entry = staged_export(ledger, asset, partition_key)
+    hashes = entry.request.get("parts")
+    if not hashes:
+        return [entry]
+    entries = [ledger.latest_downloaded(asset, partition_key, request_hash=h) for h in hashes]
+    missing = [str(i + 1) for i, e in enumerate(entries) if e is None or not staged_ok(e)]
+    if missing:
+        raise ExportFailed(
+            f"{asset} partition {partition_key} is exported as {len(hashes)} Marketo jobs "
+            f"(its window is longer than Marketo's 31 days) and part(s) "
+            f"{', '.join(missing)} are not downloaded. Materialize the export step of this "
+            "partition first (it reuses the parts already staged); nothing was loaded.",
+            retryable=False,
+        )
+    return [e for e in entries if e is not None]
+
+
+def header_columns(ledger: ExportLedger, asset: str) -> dict[str, str]:
+    """{header: field} of every header the asset's exports gave a field: loads before header
+    names stopped naming columns made such columns, renamed back to the field's name. A header
+    that is also some field's name is left out (that column may be the field's own)."""
+    out: dict[str, str] = {}
+    fields: set[str] = set()
+    for entry in ledger.entries(asset):
+        payload = entry.request.get("payload", {})
+        fields.update(name.casefold() for name in payload.get("fields", []))
+        headers = payload.get("columnHeaderNames") or {}
+        out.update({header: field for field, header in headers.items() if header != field})
+    return {header: field for header, field in out.items() if header.casefold() not in fields}
+
+
+def load(
+    ledger: ExportLedger,
+    staging: Staging,
+    session: Callable[[], AbstractContextManager[WarehouseSession]],
+    *,
+    asset: str,
+    partition_key: str,
+    table: str,
+    run_id: str,
+    run_status: RunStatus | None = None,
+    lease_seconds: float = 3600.0,
+    lineage: dict[str, object] | None = None,
+    timestamp_field: str | None = None,
+    inspect: Callable[[WarehouseSession, LoadedPartition], T] | None = None,
+    on_event: OnEvent = ignore,
+    now: Callable[[], datetime] = _utc_now,
+) -> LoadOutcome[T]:
+    """Load the staged export of `partition_key` (ledger slot `asset`) into `table`, replacing
+    the partition's rows in one transaction. `session()` opens the warehouse only around the
+    SQL; `inspect(session, loaded)` runs in it after the load (checks that need the table).
+    The partition is claimed for `run_id` and released at the end."""
+    clean_staging_area(staging, ledger, on_event)
+    claim_partition(
+        ledger,
+        asset,
+        partition_key,
+        run_id,
+        lease_seconds=lease_seconds,
+        run_status=run_status,
+    )
+    try:
+        return _load(
+            ledger,
+            session,
+            asset=asset,
+            partition_key=partition_key,
+            table=table,
+            lineage=lineage,
+            timestamp_field=timestamp_field,
+            inspect=inspect,
+            on_event=on_event,
+            now=now,
+        )
+    finally:
+        ledger.release(asset, partition_key, run_id)
+
+
+def _load(
+    ledger: ExportLedger,
+    session: Callable[[], AbstractContextManager[WarehouseSession]],
+    *,
+    asset: str,
+    partition_key: str,
+    table: str,
+    lineage: dict[str, object] | None,
+    timestamp_field: str | None,
+    inspect: Callable[[WarehouseSession, LoadedPartition], T] | None,
+    on_event: OnEvent,
+    now: Callable[[], datetime],
+) -> LoadOutcome[T]:
+    entries = staged_exports(ledger, asset, partition_key)
+    entry = entries[0]
+    record: dict[str, Any] = entry.request
+    headers = record["payload"].get("columnHeaderNames") or {}
+    columns = columns_for([(name, type_) for name, type_ in record["field_types"]], headers)
+    # Table columns are the REST field names, whatever the file's headers (Column).
+    id_col, ts_col = "id", timestamp_field
+
+    with session() as wh:
+        try:
+            for old, new in wh.rename_columns(table, header_columns(ledger, asset)):
+                on_event(
+                    Notice(
+                        "column_renamed",
+                        f"Renamed column {old!r} of {table} to {new!r} (its field)",
+                        "warning",
+                    )
+                )
+            result = wh.load_partition(
+                table=table,
+                files=[(e.staged_file or "", {"_export_id": e.export_id}) for e in entries],
+                file_format=record["payload"].get("format", "CSV"),
+                columns=columns,
+                partition_key=partition_key,
+                lineage={"_loaded_at": now(), **(lineage or {})},
+            )
+        except (SchemaConflictError, HeaderMismatchError, CastError) as exc:
+            # The same file fails the same way: retrying would only wait. The table is
+            # unchanged and the staged file is kept for the load once the cause is fixed.
+            export_ids = ", ".join(e.export_id for e in entries)
+            raise ExportFailed(
+                f"{exc} The table is unchanged. The staged export {export_ids} is "
+                "kept: once this is fixed, re-run the load step of this partition (no new "
+                "export is needed).",
+                retryable=False,
+            ) from exc
+        stats = wh.partition_stats(table, partition_key, id_column=id_col, timestamp_column=ts_col)
+        loaded = LoadedPartition(entry, result, stats, id_col, ts_col, tuple(entries))
+        inspected = inspect(wh, loaded) if inspect else None
+
+    for loaded_entry in entries:
+        ledger.update(loaded_entry.export_id, status="loaded", loaded_at=now())
+        if discard_staged(loaded_entry.staged_file):
+            on_event(
+                Notice(
+                    "staged_deleted",
+                    "Deleted the staged export file after loading",
+                    export_id=loaded_entry.export_id,
+                )
+            )
+    return LoadOutcome(loaded, sum(e.records or 0 for e in entries), inspected)
