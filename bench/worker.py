@@ -102,7 +102,7 @@ def _resources(cfg: dict[str, Any]) -> dict[str, Any]:
     return {
         "marketo": marketo,
         "export_options": ExportOptions(fields=cfg.get("fields") or []),
-        "duckdb": DuckDBResource(database=str(work / "marketo.duckdb")),
+        "warehouse": DuckDBResource(database=str(work / "marketo.duckdb")),
     }
 
 
@@ -139,8 +139,10 @@ def materialize(cfg: dict[str, Any]) -> dict[str, Any]:
     on the persistent instance of DAGSTER_HOME."""
     import dagster as dg
 
-    from marketo_assets.defs.leads import lead_export_files, leads
+    from marketo_assets.defs.leads import lead_assets
+    from marketo_assets.settings import load_settings
 
+    lead_export_files, leads = lead_assets(load_settings())
     assets = [lead_export_files] if cfg.get("export_only") else [lead_export_files, leads]
     resources = _resources(cfg)
     with dg.DagsterInstance.get() as instance:
@@ -293,10 +295,12 @@ def slots(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _phase_result(instance, name: str, backfill_id: str, submitted: float, status: str) -> dict:
-    from dagster._core.storage.dagster_run import RunsFilter
+    import dagster as dg
 
     now = time.time()
-    records = instance.get_run_records(filters=RunsFilter(tags={"dagster/backfill": backfill_id}))
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id})
+    )
     runs = [
         {
             "partition": r.dagster_run.tags.get("dagster/partition"),

@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from marketo_assets.extract.local_paths import private_umask
-from marketo_assets.settings import load_settings
-from marketo_assets.warehouse import LoadError
-from marketo_assets.warehouse.queries import row_counts
+from marketo_assets.settings import ProjectSettings, load_settings
+from marketo_assets.warehouse.counts import CountError, count_rows
 
 from .dbt_manifest import dbt_project, ensure_manifest
 
@@ -44,7 +42,7 @@ def _raw_upstream_in_progress(levels: int) -> dg.AutomationCondition:
     raw_dep_loading = dg.AutomationCondition.any_deps_match(
         dg.AutomationCondition.in_progress()
     ).allow(_RAW)
-    busy = raw_dep_loading
+    busy: dg.AutomationCondition = raw_dep_loading
     for _ in range(levels - 1):
         busy = raw_dep_loading | dg.AutomationCondition.any_deps_match(busy).allow(_MODELS)
     return busy
@@ -77,33 +75,39 @@ class MarketoDbtTranslator(DagsterDbtTranslator):
         )
 
 
-@dbt_assets(
-    manifest=ensure_manifest(),
-    project=dbt_project(),
-    name="marketo_dbt_models",
-    dagster_dbt_translator=MarketoDbtTranslator(),
-    pool="duckdb",
-)
-def marketo_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """`dbt build` of the selected models and their tests on the loaders' DuckDB file (or, when
-    the dbt resource's target is `postgres`, as with MARKETO_WAREHOUSE=postgres, on the
-    PostgreSQL warehouse).
+def dbt_models(settings: ProjectSettings) -> dg.AssetsDefinition:
+    """The dbt models as assets, from the manifest parsed for the settings' DuckDB file."""
 
-    Every model is a table; each materialization carries its row count (`dagster/row_count`).
-    """
-    if dbt.target == "postgres":
-        invocation = dbt.cli(["build"], context=context)
-        yield from _with_row_counts(context, invocation.stream(), None)
-        return
-    with _absolute_duckdb_path() as database:
-        with private_umask():  # dbt's process writes lead data: its DuckDB files are private
+    @dbt_assets(
+        manifest=ensure_manifest(database=settings.duckdb_path),
+        project=dbt_project(),
+        name="marketo_dbt_models",
+        dagster_dbt_translator=MarketoDbtTranslator(),
+        pool="duckdb",
+    )
+    def marketo_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        """`dbt build` of the selected models and their tests on the loaders' DuckDB file (or,
+        when the dbt resource's target is `postgres`, as with MARKETO_WAREHOUSE=postgres, on
+        the PostgreSQL warehouse).
+
+        Every model is a table; each materialization carries its row count
+        (`dagster/row_count`).
+        """
+        if dbt.target == "postgres":
             invocation = dbt.cli(["build"], context=context)
-        yield from _with_row_counts(context, invocation.stream(), database)
+            yield from _with_row_counts(context, invocation.stream(), None)
+            return
+        with _absolute_duckdb_path() as database:
+            with private_umask():  # dbt's process writes lead data: its DuckDB files are private
+                invocation = dbt.cli(["build"], context=context)
+            yield from _with_row_counts(context, invocation.stream(), database)
+
+    return marketo_dbt_models
 
 
 dbt_models_after_raw_loads = dg.AutomationConditionSensorDefinition(
     "dbt_models_after_raw_loads",
-    target=dg.AssetSelection.assets(marketo_dbt_models),
+    target=_MODELS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Builds the dbt models after their raw Marketo tables are loaded.",
@@ -147,7 +151,8 @@ def _with_row_counts(
         error = exc
     counts = _count_rows(context, database, [_table_of(context, e) for e in held])
     for event in held:
-        count = counts.get(_table_of(context, event))
+        table = _table_of(context, event)
+        count = counts.get(table) if table else None
         if count is not None:
             event = event.with_metadata({**event.metadata, "dagster/row_count": count})
         yield event
@@ -172,29 +177,8 @@ def _table_of(context: dg.AssetExecutionContext, event: Any) -> str | None:
 def _count_rows(
     context: dg.AssetExecutionContext, database: Path | None, tables: list[str | None]
 ) -> dict[str, int]:
-    """Rows of each built table: in the DuckDB file `database`, or (None) in the PostgreSQL
-    warehouse (PG* variables)."""
-    wanted = sorted({t for t in tables if t})
-    if not wanted:
-        return {}
-    if database is None:
-        return _count_rows_postgres(context, wanted)
     try:
-        with duckdb.connect(str(database), read_only=True) as conn:
-            return row_counts(conn, wanted)
-    except duckdb.Error as exc:  # e.g. someone holds the file open for writing
-        context.log.warning(f"Row counts skipped: {exc}")
-        return {}
-
-
-def _count_rows_postgres(context: dg.AssetExecutionContext, tables: list[str]) -> dict[str, int]:
-    import psycopg2
-
-    from marketo_assets.warehouse.postgres import PostgresWarehouse
-
-    try:
-        with PostgresWarehouse().session() as session, session.conn.cursor() as cur:
-            return row_counts(cur, tables)
-    except (psycopg2.Error, LoadError) as exc:
+        return count_rows(database, [t for t in tables if t])
+    except CountError as exc:
         context.log.warning(f"Row counts skipped: {exc}")
         return {}

@@ -88,20 +88,24 @@ def stale_reason(project_dir: Path = DBT_PROJECT_DIR, catalog: str | None = None
     return None
 
 
-def ensure_manifest(project_dir: Path = DBT_PROJECT_DIR, log=None) -> Path:
-    """The manifest's path, after parsing the project if the manifest is missing or stale."""
-    if stale_reason(project_dir) is None:  # the common case: no lock, no parse
+def ensure_manifest(
+    project_dir: Path = DBT_PROJECT_DIR, log=None, database: Path | None = None
+) -> Path:
+    """The manifest's path, after parsing the project if the manifest is missing or stale.
+    `database`: the DuckDB file the runs use (default: DUCKDB_PATH)."""
+    database = database or load_settings().duckdb_path
+    if stale_reason(project_dir, database.stem) is None:  # the common case: no lock, no parse
         return manifest_path(project_dir)
     with _exclusive(project_dir / "target" / ".manifest.lock"):
-        reason = stale_reason(project_dir)  # another process may have just parsed it
+        reason = stale_reason(project_dir, database.stem)  # another process may have parsed it
         if reason is not None:
             if log:
                 log(f"Parsing the dbt project ({reason})")
-            parse(project_dir)
+            parse(project_dir, database)
     return manifest_path(project_dir)
 
 
-def parse(project_dir: Path = DBT_PROJECT_DIR) -> Path:
+def parse(project_dir: Path = DBT_PROJECT_DIR, database: Path | None = None) -> Path:
     """`dbt parse` into a private folder, then move the manifest into place atomically.
     Callers hold the lock (`ensure_manifest`)."""
     work = project_dir / "target" / "parse"  # keeps partial_parse.msgpack: re-parses are quick
@@ -110,7 +114,7 @@ def parse(project_dir: Path = DBT_PROJECT_DIR) -> Path:
         **os.environ,
         # The path runs hand dbt (dbt.py): then runs can reuse this parse (partial parsing
         # starts over when the profile differs).
-        "DUCKDB_PATH": str(load_settings().duckdb_path.resolve()),
+        "DUCKDB_PATH": str((database or load_settings().duckdb_path).resolve()),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_LOG_PATH": str(work),
         "DBT_TARGET_PATH": str(work),

@@ -1,5 +1,4 @@
-"""The dbt CLI resource. Alone in its module: a `@dg.definitions` hides the module's other
-definitions from the `defs/` loader."""
+"""The dbt CLI resource (`dbt`)."""
 
 import sys
 from collections.abc import Sequence
@@ -7,11 +6,10 @@ from functools import cached_property
 from importlib.metadata import version as installed_version
 from pathlib import Path
 
-import dagster as dg
 from dagster_dbt import DbtCliResource
 from packaging import version
 
-from marketo_assets.settings import load_settings
+from marketo_assets.settings import ProjectSettings, load_settings
 
 from .dbt_manifest import dbt_executable, dbt_project
 
@@ -27,30 +25,28 @@ class DuckDBDbtCliResource(DbtCliResource):
       `fetch_row_counts()` / `fetch_column_metadata()` use: this project counts rows itself once
       dbt has exited (see `dbt.py`), so none is built.
 
-    Both are private hooks of dagster-dbt; the dbt end-to-end test fails if a release changes
-    them.
+    Both are private hooks of dagster-dbt: `unit/test_private_hooks.py` fails if a release
+    renames them or stops calling them.
     """
 
     @cached_property
     def _cli_version(self) -> version.Version:
         if Path(self.dbt_executable).parent == Path(sys.executable).parent:
             return version.parse(installed_version("dbt-core"))
-        return DbtCliResource._cli_version.func(self)
+        return DbtCliResource._cli_version.func(self)  # type: ignore[attr-defined]
 
     def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:  # type: ignore[override]
         return None
 
 
-def dbt_resource() -> DuckDBDbtCliResource:
+def dbt_resource(settings: ProjectSettings | None = None) -> DuckDBDbtCliResource:
     # The virtualenv's own `dbt`, so runs work even when .venv/bin is not on PATH.
     # MARKETO_WAREHOUSE=postgres: the profile's `postgres` target (PG* variables), where the
     # loaders wrote the raw tables; otherwise the project's DuckDB target.
-    target = "postgres" if load_settings().warehouse == "postgres" else None
+    settings = settings or load_settings()
+    target = "postgres" if settings.warehouse == "postgres" else None
     return DuckDBDbtCliResource(
-        project_dir=dbt_project(), dbt_executable=dbt_executable(), target=target
+        project_dir=dbt_project(),  # type: ignore[arg-type]  # a DbtProject is accepted
+        dbt_executable=dbt_executable(),
+        target=target,
     )
-
-
-@dg.definitions
-def dbt_resources() -> dg.Definitions:
-    return dg.Definitions(resources={"dbt": dbt_resource()})

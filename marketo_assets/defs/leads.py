@@ -1,24 +1,15 @@
 """Lead assets: a Marketo bulk export per date window, loaded into `marketo.leads`."""
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
-from marketo_assets.marketo import ExportFilter, ExportRequest, MarketoClient
+from marketo_assets.marketo import ExportFilter
 from marketo_assets.marketo.exports import split_window
+from marketo_assets.settings import ProjectSettings, SettingsError
 from marketo_assets.warehouse import WarehouseSession
 
-from .cycle import (
-    CHECK_PARTITIONS,
-    CHECK_ROWS,
-    ExportSpec,
-    LoadedPartition,
-    run_export,
-    run_load,
-    select_fields,
-    window_bounds,
-)
-from .partitions import lead_window, lead_windows
-from .resources import ExportOptions, MarketoResource
+from .cycle import LoadedPartition, window_bounds
+from .family import Context, ExportFamily, build_family
+from .partitions import future_start, lead_window, lead_windows
 
 LEAD_EXPORTS = dg.AssetKey(["marketo", "lead_export_files"])
 LEADS = dg.AssetKey(["marketo", "leads"])
@@ -29,125 +20,117 @@ CHECK_UNIQUE = "lead_ids_unique_in_partition"
 CHECK_WINDOW = "created_at_inside_window"
 CHECK_TABLE_UNIQUE = "lead_ids_unique_in_table"
 
+EXPORT_DESCRIPTION = """Marketo bulk lead export of the leads *created* in this partition's window.
 
-@dg.asset(
-    key=LEAD_EXPORTS,
-    partitions_def=lead_windows,
-    pool="marketo_bulk_export",
-    group_name="marketo",
-    kinds={"marketo", "csv"},
-    retry_policy=dg.RetryPolicy(
-        max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-    ),
+Creates (or reattaches to) a Marketo export job with the `createdAt` filter
+`[window start, window end - 1 s]`, waits for it, downloads the file with Range resume and
+checks its SHA-256, and stages it privately for the load step. A window longer than
+Marketo's 31 days (a month with a DST change in some timezones) is exported as several
+contiguous jobs, loaded together as the one partition. Runs in the `marketo_bulk_export`
+pool (Marketo processes two jobs at a time per subscription). Terminating the run cancels
+the Marketo job."""
+
+LOAD_DESCRIPTION = (
+    "Table `marketo.leads`: one row per lead, columns typed from Marketo's describe.\n\n"
+    """Loads the staged export of this partition in one transaction that replaces the partition's
+rows, so re-runs and backfills never duplicate or lose a row. Lineage columns:
+`_partition_key`, `_export_id`, `_loaded_at`. Runs in the `duckdb` pool (one writer)."""
 )
-def lead_export_files(
-    context: dg.AssetExecutionContext,
-    marketo: MarketoResource,
-    export_options: ExportOptions,
-    duckdb: DuckDBResource,
-) -> dg.MaterializeResult:
-    """Marketo bulk lead export of the leads *created* in this partition's window.
 
-    Creates (or reattaches to) a Marketo export job with the `createdAt` filter
-    `[window start, window end - 1 s]`, waits for it, downloads the file with Range resume and
-    checks its SHA-256, and stages it privately for the load step. A window longer than
-    Marketo's 31 days (a month with a DST change in some timezones) is exported as several
-    contiguous jobs, loaded together as the one partition. Runs in the `marketo_bulk_export`
-    pool (Marketo processes two jobs at a time per subscription). Terminating the run cancels
-    the Marketo job.
-    """
-    start, end = lead_window(*window_bounds(context))
 
-    def spec(client: MarketoClient) -> ExportSpec:
-        field_types = select_fields(
-            client.describe_fields(), export_options.fields, required=["id", "createdAt"]
-        )
-        requests = [
-            ExportRequest(
-                fields=[name for name, _ in field_types],
-                filter=ExportFilter.created_at(lo, hi),
-                format=export_options.format,
-                column_header_names=export_options.column_header_names,
+def lead_family(settings: ProjectSettings) -> ExportFamily:
+    def window(context: Context):
+        return lead_window(settings, *window_bounds(context))
+
+    def filters(context: Context) -> list[ExportFilter]:
+        return [ExportFilter.created_at(lo, hi) for lo, hi in split_window(*window(context))]
+
+    def lead_checks(context: Context):
+        start, end = window(context)
+
+        def checks(wh: WarehouseSession, loaded: LoadedPartition):
+            stats, created_col = loaded.stats, loaded.timestamp_column
+            table_duplicates = wh.duplicate_ids(LEADS_TABLE, id_column=loaded.id_column)
+            lo, hi = stats[f"min_{created_col}"], stats[f"max_{created_col}"]
+            nulls = stats[f"null_{created_col}"]  # a lead without createdAt is in no window
+            inside = nulls == 0 and (
+                stats["rows"] == 0
+                or (lo is not None and lo >= start and hi is not None and hi <= end)
             )
-            for lo, hi in split_window(start, end)
-        ]
-        return ExportSpec.of(LEDGER_ASSET, context.partition_key, requests, field_types)
+            results = [
+                dg.AssetCheckResult(
+                    check_name=CHECK_WINDOW,
+                    passed=bool(inside),
+                    metadata={
+                        "window_start": start.isoformat(),
+                        "window_end": end.isoformat(),
+                        "min_created_at": str(lo),
+                        "max_created_at": str(hi),
+                        "null_created_at": nulls,
+                    },
+                ),
+                dg.AssetCheckResult(
+                    check_name=CHECK_TABLE_UNIQUE,
+                    passed=table_duplicates == 0,
+                    metadata={"duplicate_ids": table_duplicates},
+                ),
+            ]
+            return results, {}
 
-    outcome = run_export(context, marketo, spec, warehouse=duckdb)
-    return dg.MaterializeResult(metadata=outcome.metadata)
+        return checks
 
-
-@dg.asset(
-    key=LEADS,
-    deps=[LEAD_EXPORTS],
-    partitions_def=lead_windows,
-    pool="duckdb",
-    group_name="marketo",
-    kinds={"duckdb"},
-    check_specs=[
-        dg.AssetCheckSpec(CHECK_ROWS, asset=LEADS, description="Loaded rows = numberOfRecords"),
-        dg.AssetCheckSpec(CHECK_UNIQUE, asset=LEADS, description="No lead twice in a partition"),
-        dg.AssetCheckSpec(CHECK_WINDOW, asset=LEADS, description="createdAt inside the window"),
-        dg.AssetCheckSpec(
-            CHECK_TABLE_UNIQUE, asset=LEADS, description="No lead id twice in the whole table"
-        ),
-        dg.AssetCheckSpec(
-            CHECK_PARTITIONS,
-            asset=LEADS,
-            description="Every partition materialized with rows still has its rows in the table",
-        ),
-    ],
-    retry_policy=dg.RetryPolicy(max_retries=2, delay=10),
-)
-def leads(
-    context: dg.AssetExecutionContext, marketo: MarketoResource, duckdb: DuckDBResource
-) -> dg.MaterializeResult:
-    """Table `marketo.leads`: one row per lead, columns typed from Marketo's describe.
-
-    Loads the staged export of this partition in one transaction that replaces the partition's
-    rows, so re-runs and backfills never duplicate or lose a row. Lineage columns:
-    `_partition_key`, `_export_id`, `_loaded_at`. Runs in the `duckdb` pool (one writer).
-    """
-    start, end = lead_window(*window_bounds(context))
-
-    def lead_checks(
-        wh: WarehouseSession, loaded: LoadedPartition
-    ) -> tuple[list[dg.AssetCheckResult], dict]:
-        stats, created_col = loaded.stats, loaded.timestamp_column
-        table_duplicates = wh.duplicate_ids(LEADS_TABLE, id_column=loaded.id_column)
-        lo, hi = stats[f"min_{created_col}"], stats[f"max_{created_col}"]
-        nulls = stats[f"null_{created_col}"]  # a lead without createdAt is in no window
-        inside = nulls == 0 and (
-            stats["rows"] == 0 or (lo is not None and lo >= start and hi is not None and hi <= end)
-        )
-        checks = [
-            dg.AssetCheckResult(
-                check_name=CHECK_WINDOW,
-                passed=bool(inside),
-                metadata={
-                    "window_start": start.isoformat(),
-                    "window_end": end.isoformat(),
-                    "min_created_at": str(lo),
-                    "max_created_at": str(hi),
-                    "null_created_at": nulls,
-                },
-            ),
-            dg.AssetCheckResult(
-                check_name=CHECK_TABLE_UNIQUE,
-                passed=table_duplicates == 0,
-                metadata={"duplicate_ids": table_duplicates},
-            ),
-        ]
-        return checks, {}
-
-    return run_load(
-        context,
-        marketo,
-        duckdb,
+    return ExportFamily(
+        export_key=LEAD_EXPORTS,
+        load_key=LEADS,
+        partitions=lead_windows(settings),
         table=LEADS_TABLE,
         ledger_asset=LEDGER_ASSET,
-        unique_check=CHECK_UNIQUE,
-        timestamp_field="createdAt",
-        extra=lead_checks,
+        required_fields=("id", "createdAt"),
+        filters=filters,
+        export_description=EXPORT_DESCRIPTION,
+        load_description=LOAD_DESCRIPTION,
+        checks=(
+            (CHECK_UNIQUE, "No lead twice in a partition"),
+            (CHECK_WINDOW, "createdAt inside the window"),
+            (CHECK_TABLE_UNIQUE, "No lead id twice in the whole table"),
+        ),
+        load_checks=lead_checks,
         check_partitions=True,
+        timestamp_field="createdAt",
+        generation=False,
+        stamp_exported_at=False,
     )
+
+
+def lead_assets(settings: ProjectSettings) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
+    """`marketo/lead_export_files` and `marketo/leads` for these settings."""
+    return build_family(lead_family(settings))
+
+
+refresh_open_window_job = dg.define_asset_job(
+    "refresh_open_lead_window",
+    selection=dg.AssetSelection.assets(LEAD_EXPORTS, LEADS),
+    description="Re-export and reload the current (still open) lead window.",
+)
+
+
+def open_window_schedule(settings: ProjectSettings) -> dg.ScheduleDefinition:
+    windows = lead_windows(settings)
+
+    @dg.schedule(
+        job=refresh_open_window_job,
+        cron_schedule="0 6 * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+    def daily_open_window_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        """Every day at 06:00 UTC, refresh the partition whose window contains today."""
+        reason = future_start(settings, context.scheduled_execution_time)
+        if reason:
+            raise SettingsError(reason)
+        key = windows.get_partition_keys(current_time=context.scheduled_execution_time)[-1]
+        return dg.RunRequest(
+            run_key=f"{key}@{context.scheduled_execution_time:%Y-%m-%d}", partition_key=key
+        )
+
+    return daily_open_window_refresh

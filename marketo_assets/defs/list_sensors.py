@@ -4,10 +4,7 @@ request an export run when a list is new or its `updatedAt` moved.
 One sensor per list type (`static_list_sensor`, `smart_list_sensor`). Each tick calls Marketo
 only to list the lists (one call per 300 static / 200 smart lists, plus a token), never opens
 DuckDB, and returns ONE `SensorResult`: partitions to add and delete, run requests and the new
-cursor, applied together by the daemon. Run keys are `<partition key>@<list updatedAt>` (plus
-`@refresh-<n>` for periodic refreshes), so re-evaluating a tick never launches a run twice.
-A catalog refresh (`marketo/lists`) is requested whenever lists of the type were added, deleted
-or renamed (not when only their membership, i.e. `updatedAt`, moved: one export run then).
+cursor, applied together by the daemon; what they are is planned by `extract.list_plan`.
 The runs use the in-process executor: one process per run instead of one per step.
 
 Selection (ids, exact names, glob patterns) comes from MARKETO_STATIC_LISTS / MARKETO_SMART_LISTS
@@ -15,32 +12,25 @@ Selection (ids, exact names, glob patterns) comes from MARKETO_STATIC_LISTS / MA
 off the sensors it concerns (their ticks fail saying why), not the code location.
 """
 
-import fnmatch
-import hashlib
 import json
-import warnings
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from marketo_assets.marketo import ExportFilter, errors
-from marketo_assets.settings import (
-    ListSelection,
-    SettingsError,
-    SettingsWarning,
-    load_list_settings,
-    load_settings,
+from marketo_assets.extract.list_plan import (
+    DiscoveredList,
+    load_cursor,
+    plan_tick,
+    unmatched_message,
 )
+from marketo_assets.marketo import ExportFilter
+from marketo_assets.settings import ListConfig, ListSelection, ProjectSettings, SettingsError
 
 from .cycle import GENERATION_TAG
 from .lists import EXPORT_KEYS, LISTS, MEMBER_KEYS
-from .partitions import LIST_PARTITIONS, list_partition_key
+from .partitions import LIST_PARTITIONS
+from .probes import TICK_CLIENT, filter_status
 from .resources import MarketoResource
-
-_settings = load_settings()
-_lists = load_list_settings()
 
 list_catalog_job = dg.define_asset_job(
     "refresh_list_catalog",
@@ -60,155 +50,12 @@ list_member_jobs = {
 export_static_lists_job = list_member_jobs["static"]
 export_smart_lists_job = list_member_jobs["smart"]
 
-# A sensor tick must end within a minute: small retry budget for its few listing calls.
-SENSOR_CLIENT = {"max_attempts": 3, "max_retry_seconds": 20.0, "request_timeout": 20.0}
 LIST_ID_TAG = "marketo/list_id"
 REASON_TAG = "marketo/list_change"
 
 
-@dataclass(frozen=True)
-class DiscoveredList:
-    id: int
-    name: str
-    updated_at: datetime | None
-
-    @property
-    def updated_key(self) -> str:
-        if self.updated_at is None:
-            return "none"
-        return self.updated_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class TickPlan:
-    add: list[str] = field(default_factory=list)
-    delete: list[str] = field(default_factory=list)
-    runs: list[tuple[str, str, str, int]] = field(default_factory=list)  # key, run key, why, id
-    waiting: list[str] = field(default_factory=list)  # changed, but the filter is not enabled
-    catalog_run_key: str | None = None
-    cursor: dict = field(default_factory=dict)
-    unmatched: list[str] = field(default_factory=list)  # selection entries no list matches
-
-
-def load_cursor(raw: str | None) -> dict:
-    try:
-        data = json.loads(raw) if raw else {}
-    except ValueError:
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
-    data.setdefault("lists", {})
-    data.setdefault("catalog", "")
-    data.setdefault("catalog_gen", 0)
-    return data
-
-
-def plan_tick(
-    kind: str,
-    discovered: Iterable[DiscoveredList],
-    selection: ListSelection,
-    existing_keys: Iterable[str],
-    cursor: dict,
-    now: datetime,
-    refresh: timedelta | None = None,
-    runs_enabled: bool = True,
-) -> TickPlan:
-    """What one tick does (pure: no Marketo, no instance).
-
-    - a selected list without a partition gets one; partitions of lists that are gone or no
-      longer selected are deleted;
-    - a run is requested when a selected list is new (not in the cursor or without partition),
-      its updatedAt differs from the cursor's, or `refresh` passed since its last run request;
-    - with `runs_enabled=False` (smart-list filter not enabled) no run is requested and the
-      cursor keeps the old state of those lists, so they run once the filter is enabled.
-    """
-    lists = list(discovered)
-    existing = set(existing_keys)
-    previous: dict = cursor.get("lists", {})
-    plan = TickPlan()
-    new_lists: dict[str, dict] = {}
-    selected = sorted((lst for lst in lists if selection.matches(lst.id, lst.name)), key=_id)
-    for lst in selected:
-        key = list_partition_key(kind, lst.id)
-        prev = previous.get(key)
-        if key not in existing:
-            plan.add.append(key)
-        reason = None
-        if prev is None or key not in existing:
-            reason = "new"
-        elif prev.get("updated_at") != lst.updated_key:
-            reason = "updated"
-        elif refresh and _age(prev.get("requested_at"), now) >= refresh:
-            reason = "refresh"
-        if reason is None:
-            new_lists[key] = prev
-            continue
-        if not runs_enabled:
-            plan.waiting.append(key)
-            if prev is not None:
-                new_lists[key] = prev
-            continue
-        run_key = f"{key}@{lst.updated_key}"
-        if reason == "refresh":
-            run_key += f"@refresh-{int(now.timestamp() // refresh.total_seconds())}"
-        plan.runs.append((key, run_key, reason, lst.id))
-        new_lists[key] = {
-            "updated_at": lst.updated_key,
-            "requested_at": now.astimezone(UTC).isoformat(timespec="seconds"),
-        }
-    wanted = {list_partition_key(kind, lst.id) for lst in selected}
-    plan.delete = sorted(existing - wanted)
-    plan.unmatched = unmatched_entries(selection, lists)
-
-    digest = hashlib.sha256(
-        json.dumps(sorted((lst.id, lst.name) for lst in lists)).encode()
-    ).hexdigest()[:16]
-    generation = int(cursor.get("catalog_gen", 0))
-    if digest != cursor.get("catalog"):
-        generation += 1
-        plan.catalog_run_key = f"lists-{kind}@{generation}-{digest}"
-    plan.cursor = {"lists": new_lists, "catalog": digest, "catalog_gen": generation}
-    return plan
-
-
-def unmatched_entries(selection: ListSelection, lists: list[DiscoveredList]) -> list[str]:
-    """Entries of the selection that match no list Marketo has (a typo, a deleted list)."""
-    ids = {lst.id for lst in lists}
-    names = {lst.name for lst in lists}
-    out = [f"id {i}" for i in sorted(selection.ids - ids)]
-    out += [f"name {n!r}" for n in sorted(selection.names - names)]
-    out += [
-        f"pattern {p!r}"
-        for p in selection.patterns
-        if not any(fnmatch.fnmatchcase(n, p) for n in names)
-    ]
-    return out
-
-
-def unmatched_message(kind: str, unmatched: list[str], lists: int) -> str:
-    return (
-        f"MARKETO_{kind.upper()}_LISTS selects {', '.join(unmatched)}, but none of the {lists} "
-        f"{kind} lists in Marketo has that id or name (names are exact and case-sensitive). "
-        "Fix the spelling or the id; for names with commas use a JSON array, and `name:...` "
-        "for a name made of digits or holding * ? [. Nothing is exported for these entries."
-    )
-
-
-def _id(lst: DiscoveredList) -> int:
-    return lst.id
-
-
-def _age(requested_at: str | None, now: datetime) -> timedelta:
-    if not requested_at:
-        return timedelta.max
-    try:
-        return now - datetime.fromisoformat(requested_at)
-    except ValueError:
-        return timedelta.max
-
-
 def _discover(kind: str, marketo: MarketoResource) -> list[DiscoveredList]:
-    with marketo.client(**SENSOR_CLIENT) as client:
+    with marketo.client(**TICK_CLIENT) as client:
         found = client.iter_static_lists() if kind == "static" else client.iter_smart_lists()
         return [DiscoveredList(lst.id, lst.name, lst.updated_at) for lst in found]
 
@@ -219,21 +66,9 @@ def smart_filter_enabled(
     probe_list_id: int,
     recheck: timedelta | None,
 ) -> tuple[bool, str | None]:
-    """Is the smart-list filter enabled? Remembered in the capability file; probed (a job
-    created and cancelled, no quota used) when unknown or when the recheck period passed."""
-    store = marketo.capabilities()
-    if store.needs_check("smartList", recheck):
-        try:
-            with marketo.client(**SENSOR_CLIENT) as client:
-                supported = client.supports_filter(ExportFilter.smart_list_id(probe_list_id))
-        except errors.MarketoAPIError as exc:
-            # Not a 1035: the probe says nothing about the filter; let the export decide.
-            context.log.warning(f"Smart-list filter probe inconclusive: {exc}")
-            return True, None
-        message = None if supported else "Marketo answered 1035 to a smartListId probe job"
-        store.record("smartList", supported, source="probe", message=message)
-        context.log.info(f"Smart-list filter enabled for this subscription: {supported}")
-    status = store.get("smartList")
+    """Is the smart-list filter enabled? (see `probes.filter_status`)"""
+    probe = ExportFilter.smart_list_id(probe_list_id)
+    status = filter_status(marketo, "smartList", probe, recheck, context.log, inconclusive_ok=True)
     if status is None or status.supported:
         return True, None
     when = status.checked_at.isoformat(timespec="seconds")
@@ -241,7 +76,8 @@ def smart_filter_enabled(
         f"The smart-list filter is not enabled for this Marketo subscription (1035, "
         f"{status.source} at {when}); smart-list export runs are not requested. Ask Marketo "
         "Support to enable it, or export these audiences as static lists. It is checked again "
-        f"after MARKETO_FILTER_RECHECK_HOURS, or delete {store.path} to check on the next tick."
+        "after MARKETO_FILTER_RECHECK_HOURS, or delete "
+        f"{marketo.capabilities().path} to check on the next tick."
     )
 
 
@@ -290,7 +126,7 @@ def build_list_sensor(
             raise SettingsError(
                 f"The {kind}-list sensor is off: {off_reason} Lead partitions are not affected."
             )
-        existing = set(context.instance.get_dynamic_partitions(partitions.name))
+        existing = set(context.instance.get_dynamic_partitions(str(partitions.name)))
         if selection.empty:
             message = f"No {kind} list selected: set {setting} (ids, names or patterns)."
             if not existing:
@@ -325,7 +161,7 @@ def build_list_sensor(
             run_requests.append(
                 dg.RunRequest(run_key=plan.catalog_run_key, job_name=list_catalog_job.name)
             )
-        requests = []
+        requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
         if plan.add:
             requests.append(partitions.build_add_request(plan.add))
         if plan.delete:
@@ -353,26 +189,17 @@ def build_list_sensor(
     return list_sensor
 
 
-for _kind in ("static", "smart"):
-    if _lists.sensor_problem(_kind):
-        warnings.warn(
-            f"The {_kind}-list sensor is off: {_lists.sensor_problem(_kind)}",
-            SettingsWarning,
-            stacklevel=1,
+def list_sensors(settings: ProjectSettings, lists: ListConfig) -> list[dg.SensorDefinition]:
+    """`static_list_sensor` and `smart_list_sensor` for these settings (a bad list setting
+    switches off the sensor it concerns)."""
+    return [
+        build_list_sensor(
+            kind,
+            selection=getattr(lists.settings, f"{kind}_list_selection"),
+            minimum_interval_seconds=lists.settings.list_sensor_interval,
+            refresh_hours=getattr(lists.settings, f"{kind}_list_refresh_hours"),
+            recheck_hours=settings.filter_recheck_hours,
+            off_reason=lists.sensor_problem(kind),
         )
-static_list_sensor = build_list_sensor(
-    "static",
-    selection=_lists.settings.static_list_selection,
-    minimum_interval_seconds=_lists.settings.list_sensor_interval,
-    refresh_hours=_lists.settings.static_list_refresh_hours,
-    recheck_hours=_settings.filter_recheck_hours,
-    off_reason=_lists.sensor_problem("static"),
-)
-smart_list_sensor = build_list_sensor(
-    "smart",
-    selection=_lists.settings.smart_list_selection,
-    minimum_interval_seconds=_lists.settings.list_sensor_interval,
-    refresh_hours=_lists.settings.smart_list_refresh_hours,
-    recheck_hours=_settings.filter_recheck_hours,
-    off_reason=_lists.sensor_problem("smart"),
-)
+        for kind in ("static", "smart")
+    ]

@@ -14,19 +14,22 @@ exactly one partition, and none created before it.
 Lists: one dynamic partition per selected list, keyed by its stable id (`static-1021`,
 `smart-5001`; never by name), added and removed by the list sensors. Lead changes: one daily
 partition per day of `updatedAt` changes.
+
+The date partitions are functions of the settings, built when the definitions load.
 """
 
 from __future__ import annotations
 
-import warnings
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from marketo_assets.settings import SettingsWarning, load_settings
+from marketo_assets.extract.list_plan import list_id_from_key, list_partition_key
+from marketo_assets.settings import ProjectSettings
 
-_settings = load_settings()
+__all__ = ["list_id_from_key", "list_partition_key"]  # with the partitions they key
+
 _WINDOWS = {
     "monthly": dg.MonthlyPartitionsDefinition,
     "weekly": dg.WeeklyPartitionsDefinition,
@@ -44,63 +47,56 @@ def window_start(day: date, window: str) -> date:
     return day
 
 
-lead_windows = _WINDOWS[_settings.partition_window](
-    start_date=window_start(_settings.partition_start, _settings.partition_window).isoformat(),
-    timezone=_settings.partition_timezone,
-    end_offset=1,
-)
-# Leads created before this are in no partition (MARKETO_PARTITION_START, local midnight).
-LEADS_START = datetime.combine(
-    _settings.partition_start, time(), ZoneInfo(_settings.partition_timezone)
-)
+def lead_windows(settings: ProjectSettings) -> dg.TimeWindowPartitionsDefinition:
+    return _WINDOWS[settings.partition_window](
+        start_date=window_start(settings.partition_start, settings.partition_window).isoformat(),
+        timezone=settings.partition_timezone,
+        end_offset=1,
+    )
 
 
-def lead_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    """A lead partition's window [start, end] with the first one cut at LEADS_START."""
-    return max(start, LEADS_START), end
+def lead_window(
+    settings: ProjectSettings, start: datetime, end: datetime
+) -> tuple[datetime, datetime]:
+    """A lead partition's window [start, end] with the first one cut at MARKETO_PARTITION_START
+    (local midnight): leads created before it are in no partition."""
+    leads_start = datetime.combine(
+        settings.partition_start, time(), ZoneInfo(settings.partition_timezone)
+    )
+    return max(start, leads_start), end
 
 
-def marketo_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    """The inclusive [startAt, endAt] Marketo window for the partition window [start, end)."""
-    return start, end - timedelta(seconds=1)
+def lead_change_days(settings: ProjectSettings) -> dg.DailyPartitionsDefinition:
+    return dg.DailyPartitionsDefinition(
+        start_date=settings.lead_changes_first_day.isoformat(),
+        timezone=settings.partition_timezone,
+        end_offset=1,
+    )
 
 
 static_lists = dg.DynamicPartitionsDefinition(name="static_lists")
 smart_lists = dg.DynamicPartitionsDefinition(name="smart_lists")
 LIST_PARTITIONS = {"static": static_lists, "smart": smart_lists}
 
-lead_change_days = dg.DailyPartitionsDefinition(
-    start_date=_settings.lead_changes_first_day.isoformat(),
-    timezone=_settings.partition_timezone,
-    end_offset=1,
-)
 
-
-def list_partition_key(kind: str, list_id: int) -> str:
-    return f"{kind}-{int(list_id)}"
-
-
-def list_id_from_key(kind: str, partition_key: str) -> int:
-    prefix = f"{kind}-"
-    if not partition_key.startswith(prefix) or not partition_key[len(prefix) :].isdigit():
-        raise ValueError(f"not a {kind} list partition key: {partition_key!r}")
-    return int(partition_key[len(prefix) :])
-
-
-def future_start(current_time: datetime | None = None) -> str | None:
+def future_start(settings: ProjectSettings, current_time: datetime | None = None) -> str | None:
     """Why no lead partition can run yet (MARKETO_PARTITION_START after today), or None."""
-    return _future("MARKETO_PARTITION_START", _settings.partition_start, current_time)
+    return _future(settings, "MARKETO_PARTITION_START", settings.partition_start, current_time)
 
 
-def lead_changes_future_start(current_time: datetime | None = None) -> str | None:
+def lead_changes_future_start(
+    settings: ProjectSettings, current_time: datetime | None = None
+) -> str | None:
     """The same for the lead-change days (MARKETO_LEAD_CHANGES_START, default the above)."""
-    own = _settings.lead_changes_start is not None
+    own = settings.lead_changes_start is not None
     variable = "MARKETO_LEAD_CHANGES_START" if own else "MARKETO_PARTITION_START"
-    return _future(variable, _settings.lead_changes_first_day, current_time)
+    return _future(settings, variable, settings.lead_changes_first_day, current_time)
 
 
-def _future(variable: str, start: date, current_time: datetime | None) -> str | None:
-    zone = ZoneInfo(_settings.partition_timezone)
+def _future(
+    settings: ProjectSettings, variable: str, start: date, current_time: datetime | None
+) -> str | None:
+    zone = ZoneInfo(settings.partition_timezone)
     today = (current_time or datetime.now(zone)).astimezone(zone).date()
     if start <= today:
         return None
@@ -112,6 +108,7 @@ def _future(variable: str, start: date, current_time: datetime | None) -> str | 
     )
 
 
-for _reason in dict.fromkeys([future_start(), lead_changes_future_start()]):
-    if _reason:
-        warnings.warn(_reason, SettingsWarning, stacklevel=1)
+def start_warnings(settings: ProjectSettings) -> list[str]:
+    """What the definitions warn about at load: start dates in the future."""
+    reasons = [future_start(settings), lead_changes_future_start(settings)]
+    return [reason for reason in dict.fromkeys(reasons) if reason]

@@ -1,8 +1,5 @@
-"""Resources: the Marketo client (built per run, closed after), export options and DuckDB.
-
-This module holds only resources: a `@dg.definitions` here hides any other definition in the
-same module from the `defs/` loader.
-"""
+"""Resources: the Marketo client (built per run, closed after), export options and the
+warehouse (DuckDB or PostgreSQL), under the keys `marketo`, `export_options` and `warehouse`."""
 
 from __future__ import annotations
 
@@ -23,12 +20,7 @@ from marketo_assets.extract.staging import staging_root
 from marketo_assets.marketo import ClientSettings, Event, MarketoClient
 from marketo_assets.marketo.settings import instance_root, is_loopback_host
 from marketo_assets.marketo.throttle import shared_throttle
-from marketo_assets.settings import (
-    DATA_DIR,
-    load_list_settings,
-    load_settings,
-    parse_header_names,
-)
+from marketo_assets.settings import DATA_DIR, ListConfig, ProjectSettings, parse_header_names
 from marketo_assets.warehouse import (
     DuckDBSession,
     WarehouseLockedError,
@@ -287,7 +279,7 @@ class WarehouseResource(DuckDBResource):
 
 @contextmanager
 def warehouse_session(resource: DuckDBResource) -> Iterator[WarehouseSession]:
-    """A warehouse session from the `duckdb` resource (a plain DuckDBResource is DuckDB)."""
+    """A warehouse session from the `warehouse` resource (a plain DuckDBResource is DuckDB)."""
     if isinstance(resource, WarehouseResource):
         with resource.session() as session:
             yield session
@@ -421,33 +413,29 @@ def _env_headers(raw: str) -> dict[str, str]:
         raise ValueError(f"MARKETO_COLUMN_HEADER_NAMES: {exc}") from None
 
 
-@dg.definitions
-def resources() -> dg.Definitions:
-    settings = load_settings()
-    return dg.Definitions(
-        resources={
-            "marketo": MarketoResource(
-                base_url=dg.EnvVar("MARKETO_BASE_URL"),
-                client_id=dg.EnvVar("MARKETO_CLIENT_ID"),
-                client_secret=dg.EnvVar("MARKETO_CLIENT_SECRET"),
-                poll_interval=settings.poll_interval,
-                job_timeout=settings.job_timeout,
-                max_calls_per_window=settings.max_calls_per_window,
-                max_concurrent=settings.max_concurrent,
-                daily_quota_mb=settings.daily_quota_mb,
-                staging_dir=str(settings.staging_dir),
-                ledger_path=str(settings.ledger_path),
-                staging_max_age_hours=settings.staging_max_age_hours,
-            ),
-            "export_options": ExportOptions(
-                fields=_env_fields(settings.export_fields),
-                column_header_names=_env_headers(settings.column_header_names),
-                format=settings.export_format,
-                list_fields=_env_fields(load_list_settings().settings.list_fields)
-                or list(DEFAULT_LIST_FIELDS),
-            ),
-            "duckdb": WarehouseResource(
-                database=str(settings.duckdb_path), warehouse=settings.warehouse
-            ),
-        }
-    )
+def build_resources(settings: ProjectSettings, lists: ListConfig) -> dict[str, object]:
+    """The resources of the definitions, from the settings; credentials stay `EnvVar`s."""
+    return {
+        "marketo": MarketoResource(
+            base_url=dg.EnvVar("MARKETO_BASE_URL"),
+            client_id=dg.EnvVar("MARKETO_CLIENT_ID"),
+            client_secret=dg.EnvVar("MARKETO_CLIENT_SECRET"),
+            poll_interval=settings.poll_interval,
+            job_timeout=settings.job_timeout,
+            max_calls_per_window=settings.max_calls_per_window,
+            max_concurrent=settings.max_concurrent,
+            daily_quota_mb=settings.daily_quota_mb,
+            staging_dir=str(settings.staging_dir),
+            ledger_path=str(settings.ledger_path),
+            staging_max_age_hours=settings.staging_max_age_hours,
+        ),
+        "export_options": ExportOptions(
+            fields=_env_fields(settings.export_fields),
+            column_header_names=_env_headers(settings.column_header_names),
+            format=settings.export_format,
+            list_fields=_env_fields(lists.settings.list_fields) or list(DEFAULT_LIST_FIELDS),
+        ),
+        "warehouse": WarehouseResource(
+            database=str(settings.duckdb_path), warehouse=settings.warehouse
+        ),
+    }

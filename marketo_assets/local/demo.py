@@ -18,12 +18,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import dagster as dg
 
-from marketo_assets.settings import PROJECT_ROOT, SettingsError, SettingsWarning, load_settings
+from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS
+from marketo_assets.defs.partitions import future_start
+from marketo_assets.settings import PROJECT_ROOT, SettingsError, load_settings
 
 from .environment import marketo_target
 from .instance import (
@@ -46,11 +47,11 @@ def _say(text: str) -> None:
 
 
 def demo_partitions(defs: dg.Definitions, simulated: bool) -> list[str]:
-    from marketo_assets.defs.partitions import future_start, lead_windows
-
-    if reason := future_start():
+    if reason := future_start(load_settings()):
         raise SettingsError(reason)
-    keys = lead_windows.get_partition_keys()
+    windows = defs.get_assets_def(LEADS).partitions_def
+    assert windows is not None
+    keys = windows.get_partition_keys()
     if simulated:
         return [k for k in keys if "2025-01-01" <= k < "2025-07-01"]
     return keys[-7:-1]  # the six most recent complete windows
@@ -70,11 +71,7 @@ def _run() -> int:
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "dagster_home"))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     settings = load_settings()
-    with warnings.catch_warnings():  # said once, below
-        warnings.simplefilter("ignore", SettingsWarning)
-        from marketo_assets.defs.partitions import future_start
-
-    if reason := future_start():  # before starting anything
+    if reason := future_start(settings):  # before starting anything
         _say(reason)
         return 2
     log_dir = Path(os.environ["DAGSTER_HOME"]) / "logs"
@@ -91,7 +88,6 @@ def _run() -> int:
         _say(f"Dagster: {os.environ['DAGSTER_HOME']}")
 
         from marketo_assets.definitions import defs as load_defs
-        from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS
 
         defs = load_defs()
         keys = demo_partitions(defs, target.is_simulator)

@@ -22,7 +22,6 @@ from dagster._core.execution.backfill import (
     BulkActionStatus,
     PartitionBackfill,
 )
-from dagster._core.storage.dagster_run import RunsFilter
 
 from marketo_assets.settings import PROJECT_ROOT
 
@@ -134,7 +133,7 @@ def abandon_runs(instance: dg.DagsterInstance, since: float) -> list[str]:
         if backfill.status not in BACKFILL_DONE:
             instance.update_backfill(backfill.with_status(BulkActionStatus.CANCELED))
     stopped = []
-    for record in instance.get_run_records(filters=RunsFilter(created_after=after)):
+    for record in instance.get_run_records(filters=dg.RunsFilter(created_after=after)):
         run = record.dagster_run
         if not run.is_finished:
             instance.report_run_canceled(run, message="the daemon that ran it was stopped")
@@ -172,7 +171,7 @@ def launch_backfill(
 
 
 def backfill_runs(instance: dg.DagsterInstance, backfill_id: str) -> list[dg.DagsterRun]:
-    return list(instance.get_runs(filters=RunsFilter(tags={"dagster/backfill": backfill_id})))
+    return list(instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id})))
 
 
 def wait_for_backfill(

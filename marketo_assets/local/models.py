@@ -19,7 +19,6 @@ from pathlib import Path
 
 import dagster as dg
 from dagster._core.execution.backfill import PartitionBackfill
-from dagster._core.storage.dagster_run import RunsFilter
 
 from .instance import BACKFILL_DONE, backfill_runs
 
@@ -36,10 +35,11 @@ class ModelsOutcome:
     backfill: str | None = None  # the demo's own build, if some model was stale
 
 
-def dbt_asset_keys() -> list[dg.AssetKey]:
-    from marketo_assets.defs.dbt import marketo_dbt_models
+def dbt_asset_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
+    from marketo_assets.defs.dbt import MODELS_GROUP
 
-    return sorted(marketo_dbt_models.keys, key=lambda k: k.to_user_string())
+    keys = dg.AssetSelection.groups(MODELS_GROUP).resolve(defs.resolve_asset_graph())
+    return sorted(keys, key=lambda k: k.to_user_string())
 
 
 def build_models(
@@ -51,7 +51,7 @@ def build_models(
 ) -> ModelsOutcome:
     """Build the dbt models older than their raw tables, then wait until none is and no dbt
     run is active. `since`: when the daemon started (earlier dbt runs are not reported)."""
-    keys = dbt_asset_keys()
+    keys = dbt_asset_keys(defs)
     graph = defs.resolve_asset_graph()
     raw_of = {key: _raw_upstream(graph, key, set(keys)) for key in keys}
     cutoff = time.time()  # raw loads after this (a later sensor tick) are the sensor's business
@@ -121,7 +121,7 @@ def _fresh(instance: dg.DagsterInstance, key: dg.AssetKey, raw_of: dict, cutoff:
 def _dbt_runs(instance: dg.DagsterInstance, keys: list[dg.AssetKey], since: float) -> list:
     wanted = set(keys)
     after = datetime.fromtimestamp(since, UTC)
-    records = instance.get_run_records(filters=RunsFilter(created_after=after))
+    records = instance.get_run_records(filters=dg.RunsFilter(created_after=after))
     runs = [r.dagster_run for r in records if wanted & set(r.dagster_run.asset_selection or ())]
     return runs[::-1]  # oldest first
 

@@ -148,5 +148,5 @@ def row_counts(cursor: Any, tables: list[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for table in tables:
         cursor.execute(f"SELECT count(*) FROM {table}")
-        counts[table] = cursor.fetchone()[0]
+        counts[table] = int(scalar(cursor))
     return counts

@@ -39,7 +39,7 @@ def resources_for(sim, tmp_path: Path, **overrides) -> dict:
     return {
         "marketo": marketo_resource(sim, tmp_path, **overrides),
         "export_options": ExportOptions(),
-        "duckdb": DuckDBResource(database=str(tmp_path / "marketo.duckdb")),
+        "warehouse": DuckDBResource(database=str(tmp_path / "marketo.duckdb")),
     }
 
 

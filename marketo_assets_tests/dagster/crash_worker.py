@@ -31,8 +31,8 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from marketo_assets.defs.leads import lead_export_files, leads
 from marketo_assets.defs.resources import ExportOptions, MarketoResource
+from marketo_assets_tests.assets import lead_export_files, leads
 
 
 class _PausingConnection:
@@ -77,7 +77,7 @@ def resources(pause_marker: str = "") -> dict:
             ledger_path=env["MARKETO_LEDGER_PATH"],
         ),
         "export_options": ExportOptions(),
-        "duckdb": PausingDuckDB(
+        "warehouse": PausingDuckDB(
             database=env["DUCKDB_PATH"],
             pause_marker=pause_marker,
             pause_seconds=float(env.get("CRASH_WORKER_PAUSE_SECONDS", "600")),

@@ -14,12 +14,12 @@ import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from marketo_assets.defs.leads import lead_export_files, leads
 from marketo_assets.defs.list_sensors import build_list_sensor
 from marketo_assets.defs.resources import ExportOptions
 from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.settings import ListSelection
 from marketo_assets.simulator.process import run_simulator
+from marketo_assets_tests.assets import lead_export_files, leads
 
 from .conftest import SIM_ARGS, marketo_resource
 from .test_lead_partitions import _window
@@ -54,7 +54,7 @@ def _resources(sim, root: Path, options: ExportOptions | None = None, **marketo)
     return {
         "marketo": marketo_resource(sim, root, **marketo),
         "export_options": options or ExportOptions(),
-        "duckdb": DuckDBResource(database=str(root / "marketo.duckdb")),
+        "warehouse": DuckDBResource(database=str(root / "marketo.duckdb")),
     }
 
 

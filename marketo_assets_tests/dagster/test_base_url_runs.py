@@ -11,9 +11,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from marketo_assets.defs.leads import lead_export_files, leads
 from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.simulator.process import run_simulator
+from marketo_assets_tests.assets import lead_export_files, leads
 from marketo_assets_tests.integration.client_support import not_marketo
 
 from .conftest import SIM_ARGS

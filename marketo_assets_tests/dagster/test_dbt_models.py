@@ -18,11 +18,18 @@ import duckdb
 import pytest
 from dagster._core.execution.backfill import BulkActionStatus
 
-from marketo_assets.defs.lead_changes import lead_change_export_files, lead_changes
-from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS, lead_export_files, leads
-from marketo_assets.defs.lists import lists, static_list_export_files, static_list_members
+from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS
+from marketo_assets.defs.lists import lists
 from marketo_assets.defs.partitions import static_lists
 from marketo_assets.local.instance import launch_backfill
+from marketo_assets_tests.assets import (
+    lead_change_export_files,
+    lead_changes,
+    lead_export_files,
+    leads,
+    static_list_export_files,
+    static_list_members,
+)
 
 from .conftest import SIM_ARGS, resources_for
 
@@ -67,7 +74,9 @@ class Automation:
         self.instance, self.defs, self.cursor = instance, defs, None
 
     def tick(self) -> set[dg.AssetKey]:
-        from marketo_assets.defs.dbt import marketo_dbt_models
+        from marketo_assets_tests.assets import dbt_models
+
+        marketo_dbt_models = dbt_models()
 
         result = dg.evaluate_automation_conditions(
             defs=self.defs,
@@ -85,7 +94,9 @@ def _row_count(event) -> int | None:
 
 
 def test_raw_partitions_then_dbt_models(simulator_factory, tmp_path, monkeypatch, dbt):
-    from marketo_assets.defs.dbt import marketo_dbt_models
+    from marketo_assets_tests.assets import dbt_models
+
+    marketo_dbt_models = dbt_models()
 
     sim = simulator_factory(**SIM, extra_args=["--now", NOW])
     db = tmp_path / "marketo.duckdb"

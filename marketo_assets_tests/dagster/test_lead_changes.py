@@ -7,11 +7,8 @@ from datetime import UTC, datetime
 import dagster as dg
 import duckdb
 
-from marketo_assets.defs.lead_changes import (
-    build_lead_changes_schedule,
-    lead_change_export_files,
-    lead_changes,
-)
+from marketo_assets.defs.lead_changes import build_lead_changes_schedule
+from marketo_assets_tests.assets import SETTINGS, lead_change_export_files, lead_changes
 
 from .conftest import SIM_ARGS, marketo_resource, resources_for
 
@@ -54,7 +51,7 @@ def test_updated_lead_lands_in_its_day_and_reruns_replace(simulator_factory, tmp
     sim.update_lead(7, {"email": "changed-7@example.com"})  # lead 7 was created in January
     with dg.instance_for_test() as instance:
         # The daily schedule probes the filter once, then asks for yesterday and today.
-        schedule = build_lead_changes_schedule()
+        schedule = build_lead_changes_schedule(SETTINGS)
         scheduled = datetime(2025, 6, 16, 6, 30, tzinfo=UTC)
         with dg.build_schedule_context(
             instance=instance,
@@ -112,7 +109,7 @@ def test_without_updated_at_filter_the_schedule_stays_off_and_runs_explain(
     sim = simulator_factory(**SIM_ARGS, extra_args=["--now", NOW, "--disable-filter", "updatedAt"])
     resources = {"marketo": marketo_resource(sim, tmp_path)}
     store = resources["marketo"].capabilities()
-    schedule = build_lead_changes_schedule()
+    schedule = build_lead_changes_schedule(SETTINGS)
     with dg.instance_for_test() as instance:
         for _ in range(2):
             with dg.build_schedule_context(

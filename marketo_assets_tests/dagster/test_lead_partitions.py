@@ -7,8 +7,9 @@ from datetime import timedelta
 import dagster as dg
 import duckdb
 
-from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS, lead_export_files, leads
+from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS
 from marketo_assets.defs.resources import ExportOptions
+from marketo_assets_tests.assets import lead_export_files, leads
 
 from .conftest import resources_for
 

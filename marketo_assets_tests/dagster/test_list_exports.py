@@ -10,20 +10,16 @@ from __future__ import annotations
 import dagster as dg
 import duckdb
 import pytest
-from dagster._core.definitions.dynamic_partitions_request import (
-    AddDynamicPartitionsRequest,
-    DeleteDynamicPartitionsRequest,
-)
 
 from marketo_assets.defs.list_sensors import build_list_sensor
-from marketo_assets.defs.lists import (
-    lists,
+from marketo_assets.defs.lists import lists
+from marketo_assets.settings import ListSelection
+from marketo_assets_tests.assets import (
     smart_list_export_files,
     smart_list_members,
     static_list_export_files,
     static_list_members,
 )
-from marketo_assets.settings import ListSelection
 
 from .conftest import SIM_ARGS, marketo_resource, resources_for
 
@@ -45,9 +41,9 @@ def tick(sensor, instance, resources, cursor=None):
 def apply_partitions(instance, result) -> None:
     """What the daemon does with the tick's dynamic partition requests."""
     for request in result.dynamic_partitions_requests or []:
-        if isinstance(request, AddDynamicPartitionsRequest):
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
             instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
-        elif isinstance(request, DeleteDynamicPartitionsRequest):
+        elif isinstance(request, dg.DeleteDynamicPartitionsRequest):
             for key in request.partition_keys:
                 instance.delete_dynamic_partition(request.partitions_def_name, key)
 
@@ -55,7 +51,7 @@ def apply_partitions(instance, result) -> None:
 def partition_requests(result) -> tuple[list[str], list[str]]:
     added, deleted = [], []
     for request in result.dynamic_partitions_requests or []:
-        target = added if isinstance(request, AddDynamicPartitionsRequest) else deleted
+        target = added if isinstance(request, dg.AddDynamicPartitionsRequest) else deleted
         target.extend(request.partition_keys)
     return sorted(added), sorted(deleted)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from marketo_assets.defs.leads import lead_export_files, leads
 from marketo_assets.simulator.process import run_simulator
+from marketo_assets_tests.assets import lead_export_files, leads
 
 from .conftest import SIM_ARGS, resources_for
 from .test_bad_input_runs import CREATE, failure_text

@@ -13,10 +13,10 @@ import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from marketo_assets.defs.leads import lead_export_files, leads
 from marketo_assets.defs.resources import ExportOptions
 from marketo_assets.simulator.data import FIELDS
 from marketo_assets.simulator.process import run_simulator
+from marketo_assets_tests.assets import lead_export_files, leads
 
 from .conftest import SIM_ARGS, marketo_resource
 
@@ -103,7 +103,7 @@ def test_every_value_loads_as_the_simulator_holds_it(nasty_sim, tmp_path, fmt, s
         resources={
             "marketo": marketo_resource(sim, tmp_path),
             "export_options": ExportOptions(format=fmt),
-            "duckdb": DuckDBResource(database=str(db)),
+            "warehouse": DuckDBResource(database=str(db)),
         },
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
@@ -139,8 +139,10 @@ def test_every_value_loads_as_the_simulator_holds_it(nasty_sim, tmp_path, fmt, s
 
 def test_dbt_staging_keeps_every_digit(tmp_path, monkeypatch, dbt_manifest):
     """The staging model types currency/float/percent like the raw table: no rounding in dbt."""
-    from marketo_assets.defs.dbt import marketo_dbt_models
     from marketo_assets.defs.dbt_resources import dbt_resource
+    from marketo_assets_tests.assets import dbt_models
+
+    marketo_dbt_models = dbt_models()
 
     db = tmp_path / "marketo.duckdb"  # the file name the manifest was parsed with
     monkeypatch.setenv("DUCKDB_PATH", str(db))
@@ -150,7 +152,7 @@ def test_dbt_staging_keeps_every_digit(tmp_path, monkeypatch, dbt_manifest):
         resources = {
             "marketo": marketo_resource(sim, tmp_path),
             "export_options": ExportOptions(),
-            "duckdb": DuckDBResource(database=str(db)),
+            "warehouse": DuckDBResource(database=str(db)),
         }
         instance = dg.DagsterInstance.ephemeral()
         raw = dg.materialize(

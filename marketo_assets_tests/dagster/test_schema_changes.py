@@ -11,17 +11,12 @@ import dagster as dg
 import duckdb
 import pytest
 
-from marketo_assets.defs.leads import (
-    CHECK_PARTITIONS,
-    CHECK_UNIQUE,
-    CHECK_WINDOW,
-    LEDGER_ASSET,
-    lead_export_files,
-    leads,
-)
+from marketo_assets.defs.family import CHECK_PARTITIONS
+from marketo_assets.defs.leads import CHECK_UNIQUE, CHECK_WINDOW, LEDGER_ASSET
 from marketo_assets.defs.resources import ExportOptions
 from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.simulator.process import run_simulator
+from marketo_assets_tests.assets import lead_export_files, leads
 
 from .conftest import SIM_ARGS, resources_for
 from .test_bad_input_runs import failure_text

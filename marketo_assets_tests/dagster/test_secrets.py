@@ -20,11 +20,14 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from dagster._serdes import serialize_value
 
-from marketo_assets.defs.leads import lead_export_files, leads
-from marketo_assets.defs.lists import static_list_export_files, static_list_members
 from marketo_assets.extract.staging import MARKER
+from marketo_assets_tests.assets import (
+    lead_export_files,
+    leads,
+    static_list_export_files,
+    static_list_members,
+)
 
 from .conftest import SIM_ARGS, run_env
 from .test_bad_input_runs import failure_text
@@ -121,10 +124,10 @@ def test_secret_and_tokens_never_reach_logs_metadata_config_errors_or_files(
         assert len(runs) == 4
         serialized = []
         for run in runs:
-            serialized.append(serialize_value(run))  # run config and tags as the UI shows them
-            serialized.append(serialize_value(instance.all_logs(run.run_id)))  # incl. metadata
+            serialized.append(dg.serialize_value(run))  # run config and tags as the UI shows them
+            serialized.append(dg.serialize_value(instance.all_logs(run.run_id)))  # incl. metadata
             snapshot = instance.get_job_snapshot(run.job_snapshot_id)
-            serialized.append(serialize_value(snapshot))  # resource config defaults
+            serialized.append(dg.serialize_value(snapshot))  # resource config defaults
         materializations = [
             e
             for run in runs

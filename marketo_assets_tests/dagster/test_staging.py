@@ -20,10 +20,10 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from marketo_assets.defs.leads import lead_export_files, leads
 from marketo_assets.defs.resources import ExportOptions
 from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.extract.staging import MARKER, OWNED, staging_root
+from marketo_assets_tests.assets import lead_export_files, leads
 
 from .conftest import marketo_resource, resources_for
 from .test_bad_input_runs import failure_text
@@ -100,18 +100,18 @@ def test_staged_files_private_kept_until_loaded_and_cleaned_by_age(lead_sim, tmp
     assert staged.exists() and _mode(staged) == 0o600
     assert ledger.get(entry.export_id).status == "downloaded"
     # (through the resource: the same DuckDB settings as the run's connection in this process)
-    with resources["duckdb"].get_connection() as conn:
+    with resources["warehouse"].get_connection() as conn:
         assert conn.execute("SELECT * FROM marketo.marketo.leads").fetchall() == [("x", "kept")]
 
     # Fixed: the load step alone loads the kept file; no second export job; file deleted.
-    with resources["duckdb"].get_connection() as conn:
+    with resources["warehouse"].get_connection() as conn:
         conn.execute("DROP TABLE marketo.marketo.leads")
     loaded = dg.materialize([leads], partition_key=KEY, resources=resources, instance=instance)
     assert loaded.success
     assert not staged.exists()
     assert ledger.get(entry.export_id).status == "loaded"
     assert [j["exportId"] for j in lead_sim.state()["jobs"]] == [entry.export_id]
-    with resources["duckdb"].get_connection() as conn:
+    with resources["warehouse"].get_connection() as conn:
         (rows,) = conn.execute("SELECT count(*) FROM marketo.marketo.leads").fetchone()
     assert rows == lead_sim.truth(_window(KEY))["count"]
     assert old_pending.exists()  # still not final: still kept
@@ -136,7 +136,7 @@ def _tree(root: Path) -> dict[str, tuple]:
 
 def _conflicting_table(resources: dict) -> None:
     """A table whose `id` is text: the next lead load fails (and keeps its staged file)."""
-    with resources["duckdb"].get_connection() as conn:
+    with resources["warehouse"].get_connection() as conn:
         conn.execute("CREATE SCHEMA IF NOT EXISTS marketo.marketo")
         conn.execute("CREATE TABLE marketo.marketo.leads (id VARCHAR, note VARCHAR)")
 
@@ -189,7 +189,7 @@ def test_staging_in_a_shared_folder_touches_only_its_own_files(lead_sim, tmp_pat
     assert (shared / OWNED / MARKER).is_file()
     for folder in (shared / OWNED, staged.parent.parent, staged.parent):
         assert _mode(folder) == 0o700, folder
-    with resources["duckdb"].get_connection() as conn:
+    with resources["warehouse"].get_connection() as conn:
         conn.execute("ALTER TABLE marketo.marketo.leads RENAME TO leads_kept")
     _conflicting_table(resources)
     failed = dg.materialize(
@@ -197,7 +197,7 @@ def test_staging_in_a_shared_folder_touches_only_its_own_files(lead_sim, tmp_pat
     )
     assert not failed.success and staged.exists()
     assert _tree(shared) == before
-    with resources["duckdb"].get_connection() as conn:
+    with resources["warehouse"].get_connection() as conn:
         conn.execute("DROP TABLE marketo.marketo.leads")
     assert dg.materialize(
         [leads], partition_key=other, resources=resources, instance=instance
@@ -233,7 +233,7 @@ def test_files_holding_lead_data_are_private_in_any_folder(lead_sim, tmp_path):
                     ledger_path=str(folder / "ledger.sqlite"),
                 ),
                 "export_options": ExportOptions(),
-                "duckdb": DuckDBResource(database=str(folder / "marketo.duckdb")),
+                "warehouse": DuckDBResource(database=str(folder / "marketo.duckdb")),
             }
             assert dg.materialize(
                 [lead_export_files, leads],

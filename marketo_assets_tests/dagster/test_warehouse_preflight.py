@@ -22,9 +22,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from marketo_assets.defs.leads import lead_export_files, leads
 from marketo_assets.defs.resources import ExportOptions, WarehouseResource
 from marketo_assets.simulator.process import run_simulator
+from marketo_assets_tests.assets import lead_export_files, leads
 
 from .conftest import SIM_ARGS, marketo_resource
 from .test_bad_input_runs import failure_text
@@ -64,7 +64,7 @@ def materialize(sim, root: Path, assets, database: Path | None = None):
         resources={
             "marketo": marketo_resource(sim, root),
             "export_options": ExportOptions(),
-            "duckdb": WarehouseResource(database=str(database)),  # as in definitions.py
+            "warehouse": WarehouseResource(database=str(database)),  # as in definitions.py
         },
         instance=instance,
         raise_on_error=False,

@@ -1,5 +1,5 @@
 """A run process for the partition-window tests: lead partitions are built when the definitions
-are imported, from MARKETO_PARTITION_START/WINDOW/TIMEZONE, so a test that changes them runs
+load, from MARKETO_PARTITION_START/WINDOW/TIMEZONE, so a test that changes them runs
 its Dagster runs here, in a process started with those variables (as a user's would be).
 
     python -m marketo_assets_tests.dagster.window_worker [--until DATE] [--only export|load]
@@ -18,9 +18,10 @@ from datetime import datetime
 
 import dagster as dg
 
-from marketo_assets.defs.leads import lead_export_files, leads
 from marketo_assets.defs.partitions import lead_windows
-from marketo_assets.defs.resources import resources
+from marketo_assets.defs.resources import build_resources
+from marketo_assets.settings import load_list_settings, load_settings
+from marketo_assets_tests.assets import lead_export_files, leads
 
 
 def _value(entry) -> object:
@@ -35,14 +36,15 @@ def main() -> None:
     parser.add_argument("--only", choices=("export", "load"))
     args = parser.parse_args()
 
-    all_keys = lead_windows.get_partition_keys()
+    windows = lead_windows(load_settings())
+    all_keys = windows.get_partition_keys()
     keys = args.keys
     if not keys and args.until:
         until = datetime.fromisoformat(args.until)
         keys = [
             k
             for k in all_keys
-            if lead_windows.time_window_for_partition_key(k).start.replace(tzinfo=None) < until
+            if windows.time_window_for_partition_key(k).start.replace(tzinfo=None) < until
         ]
     assets = {"export": [lead_export_files], "load": [leads]}.get(args.only or "", [])
     instance = dg.DagsterInstance.get()
@@ -51,7 +53,7 @@ def main() -> None:
         result = dg.materialize(
             assets or [lead_export_files, leads],
             partition_key=key,
-            resources=resources().resources,
+            resources=build_resources(load_settings(), load_list_settings()),
             instance=instance,
             raise_on_error=False,
             selection=assets or None,

@@ -21,16 +21,17 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import duckdb
 
-from marketo_assets.defs.leads import lead_export_files, leads
-from marketo_assets.defs.lists import (
+from marketo_assets.extract.ledger import ExportLedger
+from marketo_assets.marketo import ClientSettings, MarketoClient
+from marketo_assets.warehouse import columns_for, load_partition
+from marketo_assets_tests.assets import (
+    lead_export_files,
+    leads,
     smart_list_export_files,
     smart_list_members,
     static_list_export_files,
     static_list_members,
 )
-from marketo_assets.extract.ledger import ExportLedger
-from marketo_assets.marketo import ClientSettings, MarketoClient
-from marketo_assets.warehouse import columns_for, load_partition
 from marketo_assets_tests.dagster.conftest import resources_for
 
 MONTHS = [f"2025-{month:02d}-01" for month in range(1, 13)]

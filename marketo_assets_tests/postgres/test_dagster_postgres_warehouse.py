@@ -8,10 +8,15 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from marketo_assets.defs.leads import lead_export_files, leads
-from marketo_assets.defs.lists import lists, static_list_export_files, static_list_members
+from marketo_assets.defs.lists import lists
 from marketo_assets.defs.partitions import static_lists
 from marketo_assets.defs.resources import WarehouseResource
+from marketo_assets_tests.assets import (
+    lead_export_files,
+    leads,
+    static_list_export_files,
+    static_list_members,
+)
 
 from ..dagster.conftest import SIM_ARGS, resources_for
 from ..dagster.test_lead_partitions import _window
@@ -25,8 +30,10 @@ STATIC_LIST = 1001
 def test_assets_load_into_postgres_and_dbt_builds_there(
     simulator_factory, pg_server, pg_database, tmp_path, monkeypatch, dbt_manifest
 ):
-    from marketo_assets.defs.dbt import marketo_dbt_models
     from marketo_assets.defs.dbt_resources import dbt_resource
+    from marketo_assets_tests.assets import dbt_models
+
+    marketo_dbt_models = dbt_models()
 
     sim = simulator_factory(**SIM)
     for name, value in pg_server.libpq_env(pg_database).items():
@@ -36,7 +43,7 @@ def test_assets_load_into_postgres_and_dbt_builds_there(
     monkeypatch.setenv("DUCKDB_PATH", str(duckdb_file))
     resources = {
         **resources_for(sim, tmp_path),
-        "duckdb": WarehouseResource(database=str(duckdb_file), warehouse="postgres"),
+        "warehouse": WarehouseResource(database=str(duckdb_file), warehouse="postgres"),
     }
 
     with dg.instance_for_test() as instance:

@@ -17,7 +17,6 @@ import duckdb
 import psycopg2
 import pytest
 from dagster._core.execution.backfill import BulkActionStatus
-from dagster._core.storage.dagster_run import RunsFilter
 
 from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS
 from marketo_assets.local.instance import (
@@ -123,7 +122,7 @@ def test_daemon_on_postgres_runs_a_backfill_within_the_pools(
             status = wait_for_backfill(instance, backfill_id, timeout=700)
             runs = backfill_runs(instance, backfill_id)
             # Every run of the instance (the dbt sensor may have started a build meanwhile).
-            all_runs = list(instance.get_runs(filters=RunsFilter()))
+            all_runs = list(instance.get_runs(filters=dg.RunsFilter()))
             steps = step_intervals(instance, all_runs)
             logs = "\n".join(str(e.message) for run in runs for e in instance.all_logs(run.run_id))
     daemon_log = (tmp_path / "daemon.log").read_text(errors="replace")

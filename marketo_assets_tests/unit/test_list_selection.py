@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from marketo_assets.defs.list_sensors import DiscoveredList, load_cursor, plan_tick
+from marketo_assets.extract.list_plan import DiscoveredList, load_cursor, plan_tick
 from marketo_assets.settings import ListSelection, ListSettings
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)

@@ -1,0 +1,174 @@
+"""The asset-family factory: one Marketo bulk export and the raw table it loads, as two assets.
+
+Every family (leads, lead changes, static and smart list members, and the ones to come) is the
+same pair: `<x>_export_files` (the export step, `marketo_bulk_export` pool) → `<x>` (the load
+step, `duckdb` pool), meeting only through the export ledger. What differs is plain data in an
+`ExportFamily`: keys, partitions, table, which fields and Marketo filters, which extra checks,
+what to say when Marketo answers 1035, and the UI text.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from marketo_assets.marketo import ExportFilter, ExportRequest, MarketoClient
+
+from .cycle import (
+    CHECK_PARTITIONS,
+    CHECK_ROWS,
+    ExportSpec,
+    ExtraChecks,
+    run_export,
+    run_generation,
+    run_load,
+    select_fields,
+)
+from .resources import ExportOptions, MarketoResource
+
+EXPORT_RETRY = dg.RetryPolicy(
+    max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+LOAD_RETRY = dg.RetryPolicy(max_retries=2, delay=10)
+ROWS_CHECK = (CHECK_ROWS, "Loaded rows = numberOfRecords")
+PARTITIONS_CHECK = (
+    CHECK_PARTITIONS,
+    "Every partition materialized with rows still has its rows in the table",
+)
+
+Context = dg.AssetExecutionContext
+
+
+@dataclass(frozen=True)
+class ExportFamily:
+    """One export → load pair, described as data (see `build_family`)."""
+
+    export_key: dg.AssetKey
+    load_key: dg.AssetKey
+    partitions: dg.PartitionsDefinition
+    table: str  # the raw table, e.g. `marketo.leads`
+    ledger_asset: str  # the export ledger's name for the pair, e.g. `marketo/leads`
+    required_fields: tuple[str, ...]  # exported whatever the field selection
+    # The Marketo filters of a partition: one export job each, loaded together.
+    filters: Callable[[Context], list[ExportFilter]]
+    export_description: str
+    load_description: str
+    # (name, description) of the load's checks after rows = numberOfRecords; the first one is
+    # the no-lead-twice check the load step evaluates, the others come from `load_checks`.
+    checks: tuple[tuple[str, str], ...]
+    # The load's own checks and metadata, evaluated inside the warehouse session.
+    load_checks: Callable[[Context], ExtraChecks] | None = None
+    check_partitions: bool = False  # add CHECK_PARTITIONS (every partition still in the table)
+    timestamp_field: str | None = None  # the window's field: its min/max/nulls are in the stats
+    list_fields: bool = False  # export ExportOptions.list_fields (and only their headers)
+    # The exportable fields Marketo describes for this family (default: the lead fields).
+    describe: Callable[[MarketoClient], list[Any]] = MarketoClient.describe_fields
+    # Runs tagged with an export generation (sensor/schedule ticks) never reuse another's file.
+    generation: bool = True
+    unsupported_hint: str | None = None  # what to do when Marketo answers 1035
+    export_metadata: Callable[[Context], dict[str, Any]] | None = None
+    lineage: Callable[[Context], dict[str, object]] | None = None  # extra lineage columns
+    stamp_exported_at: bool = True  # `exported_at` in the export's metadata
+    off_reason: str | None = None  # a bad setting: every export fails at once with this
+
+    @property
+    def unique_check(self) -> str:
+        return self.checks[0][0]
+
+
+def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
+    """The family's export and load assets."""
+
+    @dg.asset(
+        key=family.export_key,
+        partitions_def=family.partitions,
+        pool="marketo_bulk_export",
+        group_name="marketo",
+        kinds={"marketo", "csv"},
+        retry_policy=EXPORT_RETRY,
+        description=family.export_description,
+    )
+    def export(
+        context: dg.AssetExecutionContext,
+        marketo: MarketoResource,
+        export_options: ExportOptions,
+        warehouse: DuckDBResource,
+    ) -> dg.MaterializeResult:
+        if family.off_reason:
+            raise dg.Failure(family.off_reason, allow_retries=False)
+        filters = family.filters(context)
+
+        def spec(client: MarketoClient) -> ExportSpec:
+            wanted = export_options.list_fields if family.list_fields else export_options.fields
+            field_types = select_fields(
+                family.describe(client), wanted, required=list(family.required_fields)
+            )
+            names = [name for name, _ in field_types]
+            headers = export_options.column_header_names
+            if family.list_fields:
+                headers = {k: v for k, v in headers.items() if k in names}
+            requests = [
+                ExportRequest(
+                    fields=names,
+                    filter=export_filter,
+                    format=export_options.format,
+                    column_header_names=headers,
+                )
+                for export_filter in filters
+            ]
+            return ExportSpec.of(
+                family.ledger_asset,
+                context.partition_key,
+                requests,
+                field_types,
+                unsupported_hint=family.unsupported_hint,
+                generation=run_generation(context) if family.generation else "",
+            )
+
+        metadata: dict[str, Any] = dict(
+            run_export(context, marketo, spec, warehouse=warehouse).metadata
+        )
+        if family.export_metadata:
+            metadata.update(family.export_metadata(context))
+        if family.stamp_exported_at:
+            metadata["exported_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        return dg.MaterializeResult(metadata=metadata)
+
+    checks = [ROWS_CHECK, *family.checks]
+    if family.check_partitions:
+        checks.append(PARTITIONS_CHECK)
+
+    @dg.asset(
+        key=family.load_key,
+        deps=[family.export_key],
+        partitions_def=family.partitions,
+        pool="duckdb",
+        group_name="marketo",
+        kinds={"duckdb"},
+        check_specs=[
+            dg.AssetCheckSpec(name, asset=family.load_key, description=description)
+            for name, description in checks
+        ],
+        retry_policy=LOAD_RETRY,
+        description=family.load_description,
+    )
+    def load(
+        context: dg.AssetExecutionContext, marketo: MarketoResource, warehouse: DuckDBResource
+    ) -> dg.MaterializeResult:
+        return run_load(
+            context,
+            marketo,
+            warehouse,
+            table=family.table,
+            ledger_asset=family.ledger_asset,
+            unique_check=family.unique_check,
+            lineage=family.lineage(context) if family.lineage else None,
+            timestamp_field=family.timestamp_field,
+            extra=family.load_checks(context) if family.load_checks else None,
+            check_partitions=family.check_partitions,
+        )
+
+    return export, load

@@ -1,0 +1,170 @@
+"""What one list-sensor tick does, without Dagster or Marketo: which list partitions to add and
+delete, which exports to request, the new cursor (`plan_tick`), and the keys of list partitions.
+
+Run keys are `<partition key>@<list updatedAt>` (plus `@refresh-<n>` for periodic refreshes),
+so re-evaluating a tick never requests a run twice; a catalog refresh is requested whenever
+lists of the type were added, deleted or renamed.
+"""
+
+import fnmatch
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from marketo_assets.settings import ListSelection
+
+
+def list_partition_key(kind: str, list_id: int) -> str:
+    return f"{kind}-{int(list_id)}"
+
+
+def list_id_from_key(kind: str, partition_key: str) -> int:
+    prefix = f"{kind}-"
+    if not partition_key.startswith(prefix) or not partition_key[len(prefix) :].isdigit():
+        raise ValueError(f"not a {kind} list partition key: {partition_key!r}")
+    return int(partition_key[len(prefix) :])
+
+
+@dataclass(frozen=True)
+class DiscoveredList:
+    id: int
+    name: str
+    updated_at: datetime | None
+
+    @property
+    def updated_key(self) -> str:
+        if self.updated_at is None:
+            return "none"
+        return self.updated_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class TickPlan:
+    add: list[str] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+    runs: list[tuple[str, str, str, int]] = field(default_factory=list)  # key, run key, why, id
+    waiting: list[str] = field(default_factory=list)  # changed, but the filter is not enabled
+    catalog_run_key: str | None = None
+    cursor: dict = field(default_factory=dict)
+    unmatched: list[str] = field(default_factory=list)  # selection entries no list matches
+
+
+def load_cursor(raw: str | None) -> dict:
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    data.setdefault("lists", {})
+    data.setdefault("catalog", "")
+    data.setdefault("catalog_gen", 0)
+    return data
+
+
+def plan_tick(
+    kind: str,
+    discovered: Iterable[DiscoveredList],
+    selection: ListSelection,
+    existing_keys: Iterable[str],
+    cursor: dict,
+    now: datetime,
+    refresh: timedelta | None = None,
+    runs_enabled: bool = True,
+) -> TickPlan:
+    """What one tick does (pure: no Marketo, no instance).
+
+    - a selected list without a partition gets one; partitions of lists that are gone or no
+      longer selected are deleted;
+    - a run is requested when a selected list is new (not in the cursor or without partition),
+      its updatedAt differs from the cursor's, or `refresh` passed since its last run request;
+    - with `runs_enabled=False` (smart-list filter not enabled) no run is requested and the
+      cursor keeps the old state of those lists, so they run once the filter is enabled.
+    """
+    lists = list(discovered)
+    existing = set(existing_keys)
+    previous: dict = cursor.get("lists", {})
+    plan = TickPlan()
+    new_lists: dict[str, dict] = {}
+    selected = sorted((lst for lst in lists if selection.matches(lst.id, lst.name)), key=_id)
+    for lst in selected:
+        key = list_partition_key(kind, lst.id)
+        prev = previous.get(key)
+        if key not in existing:
+            plan.add.append(key)
+        reason = None
+        if prev is None or key not in existing:
+            reason = "new"
+        elif prev.get("updated_at") != lst.updated_key:
+            reason = "updated"
+        elif refresh and _age(prev.get("requested_at"), now) >= refresh:
+            reason = "refresh"
+        if reason is None:
+            assert prev is not None  # only a list seen before is unchanged
+            new_lists[key] = prev
+            continue
+        if not runs_enabled:
+            plan.waiting.append(key)
+            if prev is not None:
+                new_lists[key] = prev
+            continue
+        run_key = f"{key}@{lst.updated_key}"
+        if reason == "refresh":
+            assert refresh is not None
+            run_key += f"@refresh-{int(now.timestamp() // refresh.total_seconds())}"
+        plan.runs.append((key, run_key, reason, lst.id))
+        new_lists[key] = {
+            "updated_at": lst.updated_key,
+            "requested_at": now.astimezone(UTC).isoformat(timespec="seconds"),
+        }
+    wanted = {list_partition_key(kind, lst.id) for lst in selected}
+    plan.delete = sorted(existing - wanted)
+    plan.unmatched = unmatched_entries(selection, lists)
+
+    digest = hashlib.sha256(
+        json.dumps(sorted((lst.id, lst.name) for lst in lists)).encode()
+    ).hexdigest()[:16]
+    generation = int(cursor.get("catalog_gen", 0))
+    if digest != cursor.get("catalog"):
+        generation += 1
+        plan.catalog_run_key = f"lists-{kind}@{generation}-{digest}"
+    plan.cursor = {"lists": new_lists, "catalog": digest, "catalog_gen": generation}
+    return plan
+
+
+def unmatched_entries(selection: ListSelection, lists: list[DiscoveredList]) -> list[str]:
+    """Entries of the selection that match no list Marketo has (a typo, a deleted list)."""
+    ids = {lst.id for lst in lists}
+    names = {lst.name for lst in lists}
+    out = [f"id {i}" for i in sorted(selection.ids - ids)]
+    out += [f"name {n!r}" for n in sorted(selection.names - names)]
+    out += [
+        f"pattern {p!r}"
+        for p in selection.patterns
+        if not any(fnmatch.fnmatchcase(n, p) for n in names)
+    ]
+    return out
+
+
+def unmatched_message(kind: str, unmatched: list[str], lists: int) -> str:
+    return (
+        f"MARKETO_{kind.upper()}_LISTS selects {', '.join(unmatched)}, but none of the {lists} "
+        f"{kind} lists in Marketo has that id or name (names are exact and case-sensitive). "
+        "Fix the spelling or the id; for names with commas use a JSON array, and `name:...` "
+        "for a name made of digits or holding * ? [. Nothing is exported for these entries."
+    )
+
+
+def _id(lst: DiscoveredList) -> int:
+    return lst.id
+
+
+def _age(requested_at: str | None, now: datetime) -> timedelta:
+    if not requested_at:
+        return timedelta.max
+    try:
+        return now - datetime.fromisoformat(requested_at)
+    except ValueError:
+        return timedelta.max
