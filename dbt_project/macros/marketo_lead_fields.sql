@@ -56,7 +56,7 @@
 {%- endmacro %}
 
 
-{#- The fields list exports carry by default (CONTRACTS.md section 4). -#}
+{#- The fields list exports carry by default (docs/ARCHITECTURE.md, "Tables and schema changes"). -#}
 {% macro marketo_member_fields() -%}
     {%- set wanted = ["id", "email", "firstName", "lastName", "company", "createdAt", "updatedAt"] -%}
     {%- set fields = [] -%}

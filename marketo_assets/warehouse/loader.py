@@ -12,7 +12,7 @@ and that copy is loaded. So NUL bytes are always removed, never kept.
 Memory: during the load DuckDB's memory_limit is lowered (never raised) to 64 MiB + 48 MiB per
 thread and insertion order is not preserved, so the INSERT streams the file into row groups
 written as they fill instead of buffering it: peak memory stays flat from a 100 MB to a 1 GB
-export (README, Performance). The connection's settings are restored afterwards.
+export (docs/PERFORMANCE.md). The connection's settings are restored afterwards.
 CR / LF inside quoted values are kept as they are (RFC-4180 quoting; DuckDB handles them;
 CRLF and LF line ends both work). A bare CR in an *unquoted* value is not RFC-4180 (Marketo and
 the simulator quote such values): DuckDB rejects the row, so the load fails (LoadError) rather
