@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from marketo_assets.defs.leads import lead_export_files, leads
 from marketo_assets.extract.ledger import ExportLedger
+from marketo_assets_tests.assets import lead_export_files, leads
 
 from .conftest import SIM_ARGS, resources_for
 
