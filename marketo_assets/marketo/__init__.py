@@ -1,6 +1,7 @@
-"""Marketo bulk lead export client (httpx; no dagster import).
+"""Marketo bulk export client: leads, activities, program members (httpx; no dagster import).
 
-client.py    MarketoClient: the calls (export jobs, field catalog, lists)
+client.py    MarketoClient: the calls (export jobs of every type, field catalog, lists)
+exports.py   the validated requests and filters of each export type, jobs, windows
 core.py      RequestCore: every call's throttle, token, retries, error mapping, call count
 retry.py     the retry policies (TRANSIENT, TOKEN_EXPIRED, QUEUE_FULL, DOWNLOAD_RESUME)
 error_map.py Marketo error codes and HTTP statuses -> error classes (errors.py)
@@ -10,19 +11,31 @@ auth.py, throttle.py, clock.py, transport.py: token, call limits, Marketo's cloc
 
 from . import errors
 from .client import MarketoClient
-from .exports import ExportFilter, ExportJob, ExportRequest
+from .exports import (
+    ActivityFilter,
+    AnyFilter,
+    ExportFilter,
+    ExportJob,
+    ExportRequest,
+    ExportType,
+    ProgramMemberFilter,
+)
 from .models import DownloadResult, Event, LeadField, SmartList, StaticList
 from .settings import ClientSettings
 
 __all__ = [
+    "ActivityFilter",
+    "AnyFilter",
     "ClientSettings",
     "DownloadResult",
     "Event",
     "ExportFilter",
     "ExportJob",
     "ExportRequest",
+    "ExportType",
     "LeadField",
     "MarketoClient",
+    "ProgramMemberFilter",
     "SmartList",
     "StaticList",
     "errors",
