@@ -20,11 +20,12 @@ from .exports import (
     ExportType,
     ProgramMemberFilter,
 )
-from .models import DownloadResult, Event, LeadField, SmartList, StaticList
+from .models import ActivityType, DownloadResult, Event, LeadField, SmartList, StaticList
 from .settings import ClientSettings
 
 __all__ = [
     "ActivityFilter",
+    "ActivityType",
     "AnyFilter",
     "ClientSettings",
     "DownloadResult",
