@@ -315,4 +315,4 @@ def test_activities_are_generated_lazily(simulator_factory):
     assert 20_000 < job["numberOfRecords"] < 200_000
     truth = sim.truth_activities("2025-04-01T00:00:00Z", "2025-04-01T23:59:59Z")
     assert truth["count"] == job["numberOfRecords"]
-    assert _rss_mb(sim.pid) < 600
+    assert _rss_mb(sim.pid) < 300  # measured ~85 MB; all 8M activities would be GBs
