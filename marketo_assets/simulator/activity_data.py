@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from .activities import TYPES
 from .data import FIELDS, DataSet, iso, mix64
 from .lifecycle import Lifecycle
-from .programs import Program
+from .programs import Program, is_member
 
 TAIL = 30 * 86400  # activities go on 30 days after the last lead was created (not past the clock)
 DELETE_LEAD = 37
@@ -214,8 +214,12 @@ class ActivityModel:
             pool = SCORE_FIELDS
         if pool is None and name == "Attribute Name":
             pool = CHANGE_FIELDS
-        if pool is None:  # Program ID
-            pool = [(p.id, p.name) for p in self.programs] or [(0, "No Program")]
+        if pool is None:  # Program ID: a program the lead is a member of, where there is one
+            progs = self.programs or [Program(0, "No Program", "", "", (), (), 0, 0, 0, 0)]
+            k0 = (h >> 24) % len(progs)
+            order = progs[k0:] + progs[:k0]
+            p = next((p for p in order if is_member(p, lead)), order[0])
+            return p.id, p.name
         return self._pick(pool, h)
 
     def _row(self, t, key, lead, type_id, h, vid, value) -> Row:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
 import time
 from typing import TYPE_CHECKING
 
@@ -20,8 +18,8 @@ from .activity_data import (
     attributes_json,
 )
 from .data import iso
-from .files import escape, header_line
-from .jobs import ApiError, FileInfo, check_format, parse_range
+from .files import write_cells
+from .jobs import ApiError, FileInfo, check_format, check_keys, parse_range
 
 if TYPE_CHECKING:
     from .server import Simulator
@@ -39,7 +37,6 @@ DEFAULT_FIELDS = (
 FIELDS = (*DEFAULT_FIELDS, "actionResult")
 FILTER_KEYS = ("createdAt", "activityTypeIds", "primaryAttributeValueIds", "primaryAttributeValues")
 MAX_VALUES = 50
-BATCH = 5000
 
 
 def _int_list(value, key: str) -> list[int]:
@@ -54,12 +51,7 @@ def validate_filter(flt, *, strict: bool = True) -> tuple[Filter, dict]:
     """Check an activity filter: (selection, normalised filter)."""
     if not isinstance(flt, dict) or "createdAt" not in flt:
         raise ApiError("1003", "Invalid data: filter.createdAt is required")
-    unknown = [k for k in flt if k not in FILTER_KEYS]
-    if unknown:
-        raise ApiError(
-            "1003",
-            f"Invalid filter type(s): {', '.join(unknown)}. Use " + ", ".join(FILTER_KEYS),
-        )
+    check_keys(flt, FILTER_KEYS)
     start, end = parse_range(flt["createdAt"], "createdAt", strict)
     created = flt["createdAt"]
     norm: dict = {"createdAt": {"startAt": created["startAt"], "endAt": created["endAt"]}}
@@ -154,30 +146,9 @@ def write_activities(
         k = t // 86400 - day0
         return days[k] + tod[t % 86400] if 0 <= k < len(days) else iso(t)
 
-    h = hashlib.sha256()
-    rows = size = 0
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        buf = [header_line(fields, req["columnHeaderNames"], delim)]
-
-        def flush() -> None:
-            nonlocal size
-            data = "".join(buf).encode("utf-8")
-            out.write(data)
-            h.update(data)
-            size += len(data)
-            buf.clear()
-
-        for row in model.rows(sel):
-            cells = _cells(row, ts)
-            buf.append(delim.join(escape(cells[f], delim) for f in fields) + "\n")
-            rows += 1
-            if len(buf) >= BATCH:
-                if stopping():
-                    raise RuntimeError("simulator is stopping")
-                flush()
-        flush()
-    return FileInfo(path, rows, size, h.hexdigest(), time.perf_counter() - t0)
+    records = (_cells(row, ts) for row in model.rows(sel))
+    rows, size, sha = write_cells(path, fields, req["columnHeaderNames"], delim, records, stopping)
+    return FileInfo(path, rows, size, sha, time.perf_counter() - t0)
 
 
 async def truth(sim: Simulator, request: Request) -> Response:

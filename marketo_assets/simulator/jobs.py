@@ -76,6 +76,15 @@ def parse_range(value, key: str, strict: bool = True) -> tuple[int, int]:
     return start, end
 
 
+def check_keys(flt: dict, allowed: tuple[str, ...]) -> None:
+    """1003 naming the filter keys that are not in `allowed`."""
+    unknown = [k for k in flt if k not in allowed]
+    if unknown:
+        raise ApiError(
+            "1003", f"Invalid filter type(s): {', '.join(unknown)}. Use " + ", ".join(allowed)
+        )
+
+
 def check_format(body: dict, fields: list[str], allowed_keys: tuple[str, ...]) -> tuple[str, dict]:
     """format and columnHeaderNames of a create body, and no unknown keys: (FORMAT, headers)."""
     fmt = body.get("format", "CSV")

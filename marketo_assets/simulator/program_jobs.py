@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .data import EXPORTABLE, DataSet, iso
-from .files import escape, header_line
-from .jobs import ApiError, FileInfo, check_format, parse_range
+from .files import write_cells
+from .jobs import ApiError, FileInfo, check_format, check_keys, parse_range
 from .programs import MEMBER_FIELD_NAMES, MEMBER_FIELDS, Program, member_values, members
 
 if TYPE_CHECKING:
@@ -30,7 +28,6 @@ DATES = ("membershipDate", "reachedSuccessDate", "createdAt", "updatedAt")
 # lead fields a program member export may add (program member fields win on a name clash)
 LEAD_FIELDS = tuple(f for f in EXPORTABLE if f not in MEMBER_FIELD_NAMES)
 ALL_FIELDS = frozenset(MEMBER_FIELD_NAMES) | frozenset(LEAD_FIELDS)
-BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -48,12 +45,7 @@ def validate_filter(
 ) -> tuple[Selection, dict]:
     if not isinstance(flt, dict):
         raise ApiError("1003", "Invalid data: filter with programId or programIds is required")
-    unknown = [k for k in flt if k not in FILTER_KEYS]
-    if unknown:
-        raise ApiError(
-            "1003",
-            f"Invalid filter type(s): {', '.join(unknown)}. Use " + ", ".join(FILTER_KEYS),
-        )
+    check_keys(flt, FILTER_KEYS)
     off = [k for k in flt if k in OPTIONAL and k in disabled]
     if off and strict:
         raise ApiError("1035", f"Unsupported filter type for target subscription: {off[0]}")
@@ -160,33 +152,19 @@ def write_members(
     t0 = time.perf_counter()
     cols = columns(req, sel)
     lead_cols = [c for c in cols if c not in MEMBER_FIELD_NAMES]
-    h = hashlib.sha256()
-    rows = size = 0
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        buf = [header_line(cols, req["columnHeaderNames"], delim)]
 
-        def flush() -> None:
-            nonlocal size
-            data = "".join(buf).encode("utf-8")
-            out.write(data)
-            h.update(data)
-            size += len(data)
-            buf.clear()
-
+    def records() -> Iterator[dict[str, str | None]]:
         for v in selected(ds, programs, sel):
             cells = {c: _text(c, v.get(c)) for c in cols if c in MEMBER_FIELD_NAMES}
             if lead_cols:
                 lead = ds.lead_values(v["leadId"])
                 cells.update({c: lead[c] for c in lead_cols})
-            buf.append(delim.join(escape(cells[c], delim) for c in cols) + "\n")
-            rows += 1
-            if len(buf) >= BATCH:
-                if ds.stopping:
-                    raise RuntimeError("simulator is stopping")
-                flush()
-        flush()
-    return FileInfo(path, rows, size, h.hexdigest(), time.perf_counter() - t0)
+            yield cells
+
+    rows, size, sha = write_cells(
+        path, cols, req["columnHeaderNames"], delim, records(), lambda: ds.stopping
+    )
+    return FileInfo(path, rows, size, sha, time.perf_counter() - t0)
 
 
 # ---- REST and truth endpoints ---------------------------------------------------------------
