@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .data import (
     EDGE_PERSONAS,
@@ -182,4 +182,41 @@ def write_export(
                 buf = []
         if buf:
             flush(buf)
+    return rows, size, h.hexdigest()
+
+
+def write_cells(
+    path: str,
+    fields: list[str],
+    headers: dict[str, str],
+    delim: str,
+    records: Iterable[dict[str, str | None]],
+    stopping: Callable[[], bool],
+    batch: int = 5000,
+) -> tuple[int, int, str]:
+    """Write one row per record (field -> text, None = empty) under a header line; returns
+    (rows, bytes, sha256 hex). For the activity and program member files (the lead file has
+    its own fast path above)."""
+    h = hashlib.sha256()
+    rows = size = 0
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        buf = [header_line(fields, headers, delim)]
+
+        def flush() -> None:
+            nonlocal size
+            data = "".join(buf).encode("utf-8")
+            out.write(data)
+            h.update(data)
+            size += len(data)
+            buf.clear()
+
+        for cells in records:
+            buf.append(delim.join(escape(cells[f], delim) for f in fields) + "\n")
+            rows += 1
+            if len(buf) >= batch:
+                if stopping():  # server shutting down: do not hold up the exit
+                    raise RuntimeError("simulator is stopping")
+                flush()
+        flush()
     return rows, size, h.hexdigest()
