@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import api_calls, memory, slots, transfer
+from bench import activity_load, api_calls, memory, slots, transfer
 from bench.common import RESULTS, Row, load_average, machine, missed, save, say, table_lines
 
 
@@ -36,6 +36,7 @@ class Profile:
     slot_tick: float  # poll interval and simulator status refresh in row 6
     slot_single: bool  # row 6: measure O with a one-partition backfill
     budget: float  # seconds for the whole run (row 6 gets what is left)
+    activity_leads: int  # row 2b: ~8 activities a lead, all in one month
     skip_by_default: tuple[str, ...] = ()  # sections left out unless named in --only
 
 
@@ -55,6 +56,7 @@ PROFILES = {
         slot_tick=0.5,
         slot_single=True,
         budget=840,
+        activity_leads=100_000,
     ),
     # Row 6 alone takes ~2 minutes even with 4 partitions (each daemon run starts a run worker
     # and a process per step): left out of --quick unless asked for with --only slots.
@@ -73,6 +75,7 @@ PROFILES = {
         slot_tick=0.25,
         slot_single=False,
         budget=240,
+        activity_leads=10_000,
         skip_by_default=("slots",),
     ),
     # For the smoke test: the same machinery on tiny sizes.
@@ -91,13 +94,15 @@ PROFILES = {
         slot_tick=0.25,
         slot_single=False,
         budget=300,
+        activity_leads=500,
         skip_by_default=("slots",),
     ),
 }
-SECTIONS = ("download", "load", "e2e", "memory", "api", "slots")
+SECTIONS = ("download", "load", "activities", "e2e", "memory", "api", "slots")
 KEYS = {
     "download": ("1a", "Download vs curl", "≤ 1.10x"),
     "load": ("2", "Load vs CTAS", "≤ 1.15x"),
+    "activities": ("2b", "Activity load vs CTAS", "≤ 1.15x"),
     "e2e": ("3", "End to end vs curl + CTAS", "≤ 1.3x"),
     "memory": ("4", "Peak RSS", "≤ 1.25x and ≤ 400 MB"),
     "api": ("5", "REST calls per export job", "≤ 1 + ceil(minutes) + 5"),
@@ -159,7 +164,13 @@ def run(
                 rows += [_failed(s, exc) for s in SECTIONS if s in wanted]
             meta["sections"]["transfer"] = round(time.monotonic() - t0, 1)
         deadline = started + profile.budget
-        for section, module in (("memory", memory), ("api", api_calls), ("slots", slots)):
+        sections = (
+            ("activities", activity_load),
+            ("memory", memory),
+            ("api", api_calls),
+            ("slots", slots),
+        )
+        for section, module in sections:
             if section not in only:
                 continue
             t0 = time.monotonic()

@@ -61,7 +61,7 @@ def load(cfg: dict[str, Any]) -> dict[str, Any]:
     cpu0, t0 = _cpu(), time.perf_counter()
     result = load_partition(
         conn,
-        table="marketo.leads",
+        table=cfg.get("table", "marketo.leads"),
         file_path=cfg["file"],
         file_format="CSV",
         columns=columns,
