@@ -50,7 +50,8 @@ class ExportClient(Protocol):
     """The Marketo client calls the engine makes (`MarketoClient` has them all). A job's calls
     name its export type (its paths); `exported_bytes_today` counts the jobs of every type."""
 
-    calls_made: int
+    @property
+    def calls_made(self) -> int: ...
 
     def create_export(self, request: ExportRequest) -> ExportJob: ...
     def export_usable(self, export_id: str, export_type: ExportType = ...) -> ExportJob | None: ...
