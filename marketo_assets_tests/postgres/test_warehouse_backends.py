@@ -345,3 +345,39 @@ def test_rename_columns_gives_fields_their_names_back_or_refuses_a_split(tmp_pat
         with pytest.raises(SchemaConflictError, match=r"'E-mail'.*'email'.*merge them"):
             s.rename_columns(TABLE, {"E-mail": "email"})
         assert s.rename_columns("marketo.nothing_here", {"E-mail": "email"}) == []
+
+
+def test_json_columns_load_and_replace_on_both_backends(tmp_path, warehouse):
+    """`attributes` of an activity export is JSON (DuckDB) / jsonb (PostgreSQL), its members
+    queryable; the activity type catalog keeps its JSON columns; bad JSON fails the load."""
+    from marketo_assets.extract.activities import ACTIVITY_FIELDS, ACTIVITY_TYPE_COLUMNS
+
+    header = ",".join(name for name, _ in ACTIVITY_FIELDS)
+    good = write(
+        tmp_path,
+        "a.csv",
+        f'{header}\ng-1,7,2025-01-01T10:00:00Z,11,null,5,Mail,"{{""Link"":""https://x/?a,b""}}"\n',
+    )
+    columns = columns_for(list(ACTIVITY_FIELDS), {})
+    table = "marketo.activities"
+    member = {"duckdb": "attributes->>'$.Link'", "postgres": "attributes->>'Link'"}
+    with warehouse.session() as s:
+        assert load(s, good, columns, table=table).rows == 1
+        sql = f"SELECT activityTypeId, {member[s.kind]} FROM {table}"
+        assert select(s, sql.replace("activityTypeId", '"activityTypeId"')) == [
+            (11, "https://x/?a,b")
+        ]
+        bad = write(tmp_path, "b.csv", f'{header}\ng-2,7,2025-01-01T10:00:00Z,11,null,5,M,"{{x"\n')
+        with pytest.raises(CastError, match="attributes"):
+            load(s, bad, columns, table=table)
+        now = dt.datetime(2025, 3, 1, tzinfo=UTC)
+        catalog = [{"id": 1, "name": "Visit", "attributes": [{"name": "a", "dataType": "string"}]}]
+        result = s.replace_table(
+            table="marketo.activity_types",
+            columns=ACTIVITY_TYPE_COLUMNS,
+            rows=catalog,
+            loaded_at=now,
+        )
+        assert result.rows == 1
+        first = {"duckdb": "attributes->>'$[0].name'", "postgres": "attributes->0->>'name'"}
+        assert select(s, f"SELECT id, {first[s.kind]} FROM marketo.activity_types") == [(1, "a")]
