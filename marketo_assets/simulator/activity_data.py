@@ -19,10 +19,9 @@ from datetime import UTC, datetime
 
 from .activities import TYPES
 from .data import FIELDS, DataSet, iso, mix64
-from .lifecycle import Lifecycle
+from .lifecycle import Lifecycle, history_end
 from .programs import Program, is_member
 
-TAIL = 30 * 86400  # activities go on 30 days after the last lead was created (not past the clock)
 DELETE_LEAD = 37
 NEW_LEAD, MERGE = 12, 32
 # How often each type happens (per mille, roughly Marketo's usual mix).
@@ -132,7 +131,7 @@ class ActivityModel:
             if x.kind == "static"
         ] or [(1001, "List")]  # fmt: skip
         self.first_day = ds.start // 86400
-        self.last_t = min(ds.as_of, ds.end + TAIL)
+        self.last_t = history_end(ds)
         self.last_day = self.last_t // 86400
         created = ds.created
         weights = [

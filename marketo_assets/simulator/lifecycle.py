@@ -16,6 +16,12 @@ from .data import DataSet, mix64
 SPAN = 120 * 86400  # a deletion or merge happens within 120 days of the lead's creation
 MIN_AGE = 3600  # ... and not in the lead's first hour
 RATE_SCALE = 1_000_000
+TAIL = 30 * 86400  # history goes on 30 days after the last lead was created
+
+
+def history_end(ds: DataSet) -> int:
+    """The last second with activities, deletions or merges: never past the clock at start."""
+    return min(ds.as_of, ds.end + TAIL)
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class Lifecycle:
         m_cut = int(merge_rate * RATE_SCALE)
         d_salt = mix64(ds.seed * 104729 + 37)
         m_salt = mix64(ds.seed * 130363 + 32)
-        created, as_of = ds.created, ds.as_of
+        created, as_of = ds.created, history_end(ds)
         deleted: list[tuple[int, int]] = []  # (deletedAt, lead id)
         merges: list[Merge] = []
         gone: dict[int, int] = {}  # lead id -> epoch it stopped existing

@@ -86,10 +86,17 @@ class SimulatorHandle:
         return r.json()
 
     def add_foreign_jobs(
-        self, count: int, status: str = "Queued", seconds: float = 300, type: str = "leads"
+        self,
+        count: int,
+        status: str = "Queued",
+        seconds: float = 300,
+        type: str = "leads",
+        spend_bytes: int = 0,
     ) -> dict:
-        """Another tool's jobs (`type`: leads, activities or program_members) in the queue."""
+        """Another tool's jobs (`type`: leads, activities or program_members) in the queue;
+        each spends `spend_bytes` of the daily quota when it completes."""
         body = {"count": count, "status": status, "seconds": seconds, "type": type}
+        body["bytes"] = spend_bytes
         return self._post("/_sim/jobs/foreign", body)
 
     def _get(self, path: str, **params) -> dict:

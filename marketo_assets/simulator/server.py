@@ -976,8 +976,14 @@ class Simulator:
         self.faults.mark_completed(job.export_id, job.signature)
 
     def add_foreign(
-        self, count: int, status: str = "Queued", seconds: float = 300.0, kind: str = "leads"
+        self,
+        count: int,
+        status: str = "Queued",
+        seconds: float = 300.0,
+        kind: str = "leads",
+        nbytes: int = 0,
     ) -> list:
+        """Another tool's jobs; each spends `nbytes` of the daily quota when it completes."""
         now = self.now()
         out = []
         for _ in range(count):
@@ -995,6 +1001,7 @@ class Simulator:
                 hold_until=now + seconds,
                 kind=kind,
                 clock=self.now,
+                file=FileInfo("", 0, nbytes, "", 0.0) if nbytes > 0 else None,
             )
             self.jobs[eid] = j
             out.append(eid)
@@ -1191,7 +1198,7 @@ class Simulator:
         if kind not in KINDS:
             return JSONResponse({"error": f"type must be one of {list(KINDS)}"}, 400)
         count, secs = int(body.get("count", 1)), float(body.get("seconds", 300))
-        ids = self.add_foreign(count, status, secs, kind)
+        ids = self.add_foreign(count, status, secs, kind, int(body.get("bytes", 0)))
         self._note_queue()
         return JSONResponse({"exportIds": ids})
 

@@ -271,6 +271,14 @@ def test_one_daily_quota_across_job_types(simulator_factory):
     assert error(members.create_body(pm)) == msg
     assert error(acts.create_body({"filter": WEEK})) == msg
     sim.advance(_epoch(st["quota_resets_at"]) - st["now_epoch"] + 5)  # midnight Chicago
+    # another tool's program member export spends the same quota
+    sim.add_foreign_jobs(1, "Processing", 1, type="program_members", spend_bytes=60_000)
+    sim.advance(2)
+    assert sim.state()["quota_used_bytes"] == 60_000
+    for api in (leads, acts, members):
+        api.token = sim.token()
+    assert error(leads.enqueue(spare)) == msg
+    sim.advance(86400)
     for api in (leads, acts, members):
         api.token = sim.token()
     assert leads.enqueue(spare)["success"]
