@@ -20,6 +20,7 @@ from marketo_assets.settings import ListConfig, ProjectSettings, SettingsWarning
 
 from .dbt import dbt_models, dbt_models_after_raw_loads
 from .dbt_resources import dbt_resource
+from .deleted_leads import deleted_leads_asset
 from .lead_changes import build_lead_changes_schedule, lead_change_assets
 from .leads import lead_assets, open_window_schedule
 from .list_sensors import list_catalog_job, list_member_jobs, list_sensors
@@ -44,6 +45,7 @@ def build_definitions(settings: ProjectSettings, list_settings: ListConfig) -> d
             *lead_change_assets(settings),
             *(asset for kind in LIST_KINDS for asset in list_assets(kind, list_settings)),
             lists,
+            deleted_leads_asset(settings),
             dbt_models(settings),
         ],
         jobs=[list_catalog_job, *list_member_jobs.values()],

@@ -1,6 +1,7 @@
 """Marketo bulk lead export client (httpx; no dagster import).
 
-client.py    MarketoClient: the calls (export jobs, field catalog, lists)
+client.py    MarketoClient: the calls (export jobs, field catalog, lists, programs, deleted leads)
+programs.py, deleted_leads.py: the program catalog and member describe; deleted-lead paging
 core.py      RequestCore: every call's throttle, token, retries, error mapping, call count
 retry.py     the retry policies (TRANSIENT, TOKEN_EXPIRED, QUEUE_FULL, DOWNLOAD_RESUME)
 error_map.py Marketo error codes and HTTP statuses -> error classes (errors.py)
@@ -10,12 +11,15 @@ auth.py, throttle.py, clock.py, transport.py: token, call limits, Marketo's cloc
 
 from . import errors
 from .client import MarketoClient
+from .deleted_leads import DeletedLead
 from .exports import ExportFilter, ExportJob, ExportRequest
 from .models import DownloadResult, Event, LeadField, SmartList, StaticList
+from .programs import Program
 from .settings import ClientSettings
 
 __all__ = [
     "ClientSettings",
+    "DeletedLead",
     "DownloadResult",
     "Event",
     "ExportFilter",
@@ -23,6 +27,7 @@ __all__ = [
     "ExportRequest",
     "LeadField",
     "MarketoClient",
+    "Program",
     "SmartList",
     "StaticList",
     "errors",

@@ -1,0 +1,104 @@
+"""Deleted leads of one window into the warehouse: Marketo's REST paging (no bulk job, no
+quota), written to a private staged CSV and loaded by the warehouse loader as one partition
+(one transaction: the partition's previous rows are replaced, or kept when the load fails)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from marketo_assets.marketo import DeletedLead, errors
+from marketo_assets.marketo.exports import format_marketo_datetime
+from marketo_assets.warehouse import (
+    LoadError,
+    LoadResult,
+    WarehouseSession,
+    WarehouseUnavailableError,
+    columns_for,
+)
+
+from .errors import ExportFailed
+
+__all__ = ["DELETED_LEAD_FIELDS", "DeletedLeadsClient", "DeletedLeadsLoad", "load_deleted_leads"]
+
+# (column, Marketo data type): BIGINT, BIGINT, TIMESTAMPTZ in the warehouse.
+DELETED_LEAD_FIELDS = [("id", "integer"), ("leadId", "integer"), ("deletedAt", "datetime")]
+
+
+class DeletedLeadsClient(Protocol):
+    def iter_deleted_leads(self, start: datetime, end: datetime) -> Iterable[DeletedLead]: ...
+
+
+@dataclass(frozen=True)
+class DeletedLeadsLoad:
+    result: LoadResult
+    fetched: int  # deletions Marketo returned for the window
+    duplicate_lead_ids: int  # rows beyond the first per leadId (and rows without one)
+    outside_window: int  # rows whose deletedAt is not in [start, end)
+
+
+def write_csv(leads: Iterable[DeletedLead], folder: Path) -> tuple[Path, int]:
+    """The deletions as a 0600 CSV file in `folder` (mkstemp), and how many."""
+    fd, name = tempfile.mkstemp(prefix=".deleted-leads-", suffix=".csv", dir=folder)
+    count = 0
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow([name for name, _ in DELETED_LEAD_FIELDS])
+        for lead in leads:
+            writer.writerow([lead.id, lead.lead_id, format_marketo_datetime(lead.deleted_at)])
+            count += 1
+    return Path(name), count
+
+
+def load_deleted_leads(
+    client: DeletedLeadsClient,
+    session_factory: Callable[[], AbstractContextManager[WarehouseSession]],
+    folder: Path,
+    *,
+    table: str,
+    partition_key: str,
+    start: datetime,
+    end: datetime,
+) -> DeletedLeadsLoad:
+    """Replace `partition_key`'s rows of `table` with the leads deleted in [start, end), all
+    read from Marketo before the warehouse is opened; the staged file is always deleted.
+    Failures are ExportFailed, retryable only when a retry can help (transient errors)."""
+    try:
+        path, fetched = write_csv(client.iter_deleted_leads(start, end), folder)
+    except errors.TransientError as exc:
+        raise ExportFailed(
+            f"Reading deleted leads from Marketo failed: {exc}", retryable=True
+        ) from exc
+    except errors.MarketoError as exc:
+        raise ExportFailed(
+            f"Reading deleted leads from Marketo failed: {exc}", retryable=False
+        ) from exc
+    try:
+        with session_factory() as wh:
+            result = wh.load_partition(
+                table=table,
+                file_path=path,
+                file_format="CSV",
+                columns=columns_for(DELETED_LEAD_FIELDS, {}),
+                partition_key=partition_key,
+            )
+            stats = wh.partition_stats(table, partition_key, "leadId", "deletedAt")
+            last = end - timedelta(microseconds=1)
+            outside = wh.rows_outside_window(table, partition_key, "deletedAt", start, last)
+    except WarehouseUnavailableError as exc:
+        raise ExportFailed(str(exc), retryable=True) from exc
+    except LoadError as exc:
+        raise ExportFailed(
+            f"Loading deleted leads into {table} failed: {exc}", retryable=False
+        ) from exc
+    finally:
+        path.unlink(missing_ok=True)
+    duplicates = stats["duplicate_ids"] + stats["null_ids"]
+    return DeletedLeadsLoad(result, fetched, duplicates, outside)
