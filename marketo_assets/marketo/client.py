@@ -186,21 +186,8 @@ class MarketoClient:
             token = next_token
 
     def iter_smart_lists(self) -> Iterator[SmartList]:
-        max_return = 200
-        offset = 0
-        while True:
-            env = self._core.call(
-                "GET",
-                "/rest/asset/v1/smartLists.json",
-                params={"offset": offset, "maxReturn": max_return},
-                expect_result=False,
-            )
-            result = env.get("result") or []
-            for item in result:
-                yield SmartList.from_api(item)
-            if len(result) < max_return or env.get("warnings"):
-                return
-            offset += len(result)
+        pages = programs.asset_pages(self._core, "/rest/asset/v1/smartLists.json")
+        return (SmartList.from_api(item) for item in pages)
 
     def iter_programs(self) -> Iterator[Program]:
         """Every program (asset API, 200 per call)."""

@@ -14,7 +14,14 @@ from .errors import MarketoAPIError
 from .exports import parse_marketo_datetime
 from .models import LeadField
 
-__all__ = ["MAX_RETURN", "Program", "describe_program_members", "iter_programs"]
+__all__ = [
+    "MAX_RETURN",
+    "Program",
+    "asset_pages",
+    "describe_program_members",
+    "fields_of",
+    "iter_programs",
+]
 
 MAX_RETURN = 200  # the asset API's maximum page size
 PROGRAMS_PATH = "/rest/asset/v1/programs.json"
@@ -44,23 +51,24 @@ class Program:
         )
 
 
-def iter_programs(core: RequestCore, max_return: int = MAX_RETURN) -> Iterator[Program]:
-    """Every program, 200 per call. The asset API ends the pages with a short page or with the
-    warning "No assets found for the given search criteria" (no `result`)."""
+def asset_pages(core: RequestCore, path: str, max_return: int = MAX_RETURN) -> Iterator[dict]:
+    """Every item of an asset API listing, paged by offset. The pages end with a short page or
+    with the warning "No assets found for the given search criteria" (no `result`)."""
     offset = 0
     while True:
         env = core.call(
-            "GET",
-            PROGRAMS_PATH,
-            params={"offset": offset, "maxReturn": max_return},
-            expect_result=False,
+            "GET", path, params={"offset": offset, "maxReturn": max_return}, expect_result=False
         )
         result = env.get("result") or []
-        for item in result:
-            yield Program.from_api(item)
+        yield from result
         if len(result) < max_return or env.get("warnings"):
             return
         offset += len(result)
+
+
+def iter_programs(core: RequestCore) -> Iterator[Program]:
+    """Every program, 200 per call."""
+    return (Program.from_api(item) for item in asset_pages(core, PROGRAMS_PATH))
 
 
 def fields_of(env: dict[str, Any]) -> list[LeadField]:
