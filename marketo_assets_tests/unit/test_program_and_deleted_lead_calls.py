@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from marketo_assets.extract.list_plan import DiscoveredList, load_cursor, plan_tick
 from marketo_assets.marketo import errors
+from marketo_assets.settings import ListSelection, load_list_settings
 
 from .client_fakes import FakeMarketo, make_client, ok
 
@@ -107,3 +109,32 @@ def test_program_member_describe_lists_typed_fields():
         ("leadId", "integer"),
         ("statusName", "string"),
     ]
+
+
+def test_program_partitions_are_keyed_by_program_id():
+    found = [DiscoveredList(3001, "Newsletter", DAY), DiscoveredList(3002, "Webinar: A", DAY)]
+    plan = plan_tick(
+        "program",
+        found,
+        ListSelection.parse("Webinar*"),
+        {"3001"},
+        load_cursor(None),
+        DAY,
+        partition_key=str,
+    )
+    assert (plan.add, plan.delete) == (["3002"], ["3001"])
+    assert [run[:2] for run in plan.runs] == [("3002", "3002@2025-03-01T00:00:00Z")]
+
+
+def test_a_bad_program_selection_switches_off_the_program_sensor_only(monkeypatch):
+    monkeypatch.setenv("MARKETO_PROGRAMS", "id:0")
+    lists = load_list_settings()
+    assert (lists.sensor_problem("program") or "").startswith("MARKETO_PROGRAMS is 'id:0'")
+    assert lists.sensor_problem("static") is None
+    monkeypatch.setenv("MARKETO_PROGRAMS", "3001, Spring Promo, Web*")
+    selection = load_list_settings().settings.program_selection
+    assert (selection.ids, selection.names, selection.patterns) == (
+        {3001},
+        {"Spring Promo"},
+        ("Web*",),
+    )
