@@ -15,7 +15,7 @@ _CHANGE += [("Source", "string"), ("API Method Name", "string"), ("Modifying Use
 
 # id, name, description, primary attribute (name, dataType), attributes
 # fmt: off
-_TYPES: list[tuple[int, str, str, tuple[str, str], list[tuple[str, str]]]] = [
+TYPES: list[tuple[int, str, str, tuple[str, str], list[tuple[str, str]]]] = [
     (1, "Visit Webpage", "User visits a web page", ("Webpage ID", "integer"),
      [*_WEB, ("Search Engine", "string"), ("Search Query", "string"), ("Webpage URL", "string")]),
     (2, "Fill Out Form", "User fills out and submits form on web page", ("Webform ID", "integer"),
@@ -85,5 +85,5 @@ def activity_types() -> list[dict]:
             "primaryAttribute": _attribute(*primary),
             "attributes": [_attribute(*a) for a in attributes],
         }
-        for type_id, name, description, primary, attributes in _TYPES
+        for type_id, name, description, primary, attributes in TYPES
     ]

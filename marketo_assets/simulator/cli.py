@@ -13,7 +13,7 @@ READY = "MARKETO_SIMULATOR_READY"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="marketo-simulator", description="A local Marketo (bulk lead export) simulator."
+        prog="marketo-simulator", description="A local Marketo (bulk export) simulator."
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
@@ -44,8 +44,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--token-ttl", type=int, default=3600)
     p.add_argument("--daily-call-limit", type=int, default=50000)
     p.add_argument(
-        "--disable-filter", action="append", default=[], choices=["updatedAt", "smartList"]
+        "--disable-filter",
+        action="append",
+        default=[],
+        choices=["updatedAt", "smartList", "isExhausted", "nurtureCadence", "statusNames"],
+        help="answer 1035 for this filter (updatedAt: leads and program members)",
     )
+    p.add_argument("--activities-per-lead", type=float, default=8.0, help="mean, New Lead included")
+    p.add_argument("--deleted-lead-rate", type=float, default=0.01, help="share of leads deleted")
+    p.add_argument("--merge-rate", type=float, default=0.005, help="share of leads merged away")
+    p.add_argument("--programs", type=int, default=10, help="number of programs")
     p.add_argument(
         "--allow-query-token",
         action="store_true",
@@ -99,6 +107,10 @@ def main(argv: list[str] | None = None) -> None:
         daily_call_limit=args.daily_call_limit,
         allow_query_token=args.allow_query_token,
         ssv_separator=SSV_SEPARATORS[args.ssv_separator],
+        activities_per_lead=args.activities_per_lead,
+        deleted_lead_rate=args.deleted_lead_rate,
+        merge_rate=args.merge_rate,
+        programs=args.programs,
     )
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from .data import EXPORTABLE, FIELD_BY_NAME, DataSet, ListDef, iso
 from .files import DELIMITERS, write_export
@@ -23,6 +26,8 @@ FILTER_TYPES = (
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:?\d{2})?$")
 MAX_SPAN = 31 * 86400
 STATUSES = ("Created", "Queued", "Processing", "Completed", "Failed", "Cancelled")
+KINDS = ("leads", "activities", "program_members")  # one queue and one quota for all
+_SEQ = itertools.count(1)  # orders status transitions made at the same simulated second
 
 
 class ApiError(Exception):
@@ -49,6 +54,47 @@ def parse_date(value, where: str) -> int:
         return int(datetime.fromisoformat(text).timestamp())
     except ValueError:
         raise ApiError("1003", f"Invalid date for {where}: {value!r}") from None
+
+
+def parse_range(value, key: str, strict: bool = True) -> tuple[int, int]:
+    """A {startAt, endAt} date range -> (start, end) epoch seconds; 1003 when malformed or (if
+    `strict`) longer than 31 days."""
+    if not isinstance(value, dict):
+        raise ApiError("1003", f"Invalid data: {key} must be an object with startAt, endAt")
+    for part in ("startAt", "endAt"):
+        if part not in value:
+            raise ApiError("1003", f"Invalid data: {key}.{part} is required")
+    extra = [k for k in value if k not in ("startAt", "endAt")]
+    if extra:
+        raise ApiError("1003", f"Invalid data: unknown keys in {key}: {', '.join(extra)}")
+    start = parse_date(value["startAt"], f"{key}.startAt")
+    end = parse_date(value["endAt"], f"{key}.endAt")
+    if end < start:
+        raise ApiError("1003", f"Invalid data: {key}.endAt is before {key}.startAt")
+    if strict and end - start > MAX_SPAN:
+        raise ApiError("1003", f"Invalid data: {key} date range exceeds 31 days")
+    return start, end
+
+
+def check_format(body: dict, fields: list[str], allowed_keys: tuple[str, ...]) -> tuple[str, dict]:
+    """format and columnHeaderNames of a create body, and no unknown keys: (FORMAT, headers)."""
+    fmt = body.get("format", "CSV")
+    if not isinstance(fmt, str) or fmt.upper() not in DELIMITERS:
+        raise ApiError("1003", f"Invalid format {fmt!r}: use CSV, TSV or SSV")
+    headers = body.get("columnHeaderNames") or {}
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise ApiError("1003", "Invalid data: columnHeaderNames must map field names to strings")
+    stray = [k for k in headers if k not in fields]
+    if stray:
+        raise ApiError(
+            "1003", "Invalid data: columnHeaderNames keys not in fields: " + ", ".join(stray)
+        )
+    extra = [k for k in body if k not in allowed_keys]
+    if extra:
+        raise ApiError("1003", f"Invalid data: unknown request keys: {', '.join(extra)}")
+    return fmt.upper(), dict(headers)
 
 
 @dataclass(frozen=True)
@@ -88,20 +134,7 @@ def validate_filter(
         if key.startswith("smartList") and "smartList" in disabled:
             raise ApiError("1035", f"Unsupported filter type for target subscription: {key}")
     if key in ("createdAt", "updatedAt"):
-        if not isinstance(value, dict):
-            raise ApiError("1003", f"Invalid data: {key} must be an object with startAt, endAt")
-        for part in ("startAt", "endAt"):
-            if part not in value:
-                raise ApiError("1003", f"Invalid data: {key}.{part} is required")
-        extra = [k for k in value if k not in ("startAt", "endAt")]
-        if extra:
-            raise ApiError("1003", f"Invalid data: unknown keys in {key}: {', '.join(extra)}")
-        start = parse_date(value["startAt"], f"{key}.startAt")
-        end = parse_date(value["endAt"], f"{key}.endAt")
-        if end < start:
-            raise ApiError("1003", f"Invalid data: {key}.endAt is before {key}.startAt")
-        if strict and end - start > MAX_SPAN:
-            raise ApiError("1003", f"Invalid data: {key} date range exceeds 31 days")
+        start, end = parse_range(value, key, strict)
         sel = Selection(key, start, end)
         return sel, {key: {"startAt": value["startAt"], "endAt": value["endAt"]}}
     kind = "static" if key.startswith("static") else "smart"
@@ -142,25 +175,9 @@ def validate_request(ds: DataSet, body, disabled: set[str]) -> tuple[dict, Selec
         if formula:
             msg += " (formula fields cannot be exported)"
         raise ApiError("1003", msg)
-    fmt = body.get("format", "CSV")
-    if not isinstance(fmt, str) or fmt.upper() not in DELIMITERS:
-        raise ApiError("1003", f"Invalid format {fmt!r}: use CSV, TSV or SSV")
-    fmt = fmt.upper()
-    headers = body.get("columnHeaderNames") or {}
-    if not isinstance(headers, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-    ):
-        raise ApiError("1003", "Invalid data: columnHeaderNames must map field names to strings")
-    stray = [k for k in headers if k not in fields]
-    if stray:
-        raise ApiError(
-            "1003", "Invalid data: columnHeaderNames keys not in fields: " + ", ".join(stray)
-        )
-    extra = [k for k in body if k not in ("fields", "format", "columnHeaderNames", "filter")]
-    if extra:
-        raise ApiError("1003", f"Invalid data: unknown request keys: {', '.join(extra)}")
+    fmt, headers = check_format(body, fields, ("fields", "format", "columnHeaderNames", "filter"))
     sel, flt = validate_filter(ds, body.get("filter"), disabled)
-    req = {"fields": list(fields), "format": fmt, "columnHeaderNames": dict(headers), "filter": flt}
+    req = {"fields": list(fields), "format": fmt, "columnHeaderNames": headers, "filter": flt}
     return req, sel
 
 
@@ -182,7 +199,7 @@ class Job:
     export_id: str
     owner: str
     request: dict
-    selection: Selection | None
+    selection: Any  # the family's validated selection (None for foreign jobs)
     created: float
     status: str = "Created"
     queued: float | None = None
@@ -196,6 +213,21 @@ class Job:
     future: Future[FileInfo] | None = None  # while processing
     cache_key: str = ""
     extra: dict = field(default_factory=dict)
+    kind: str = "leads"
+    clock: Callable[[], float] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.transitions: list[dict] = [self._transition(self.status, self.created)]
+
+    def _transition(self, status: str, at: float) -> dict:
+        return {"status": status, "at": iso(int(at)), "epoch": at, "seq": next(_SEQ)}
+
+    def __setattr__(self, name: str, value) -> None:
+        # every status change lands in the job record (/_sim/jobs/record)
+        if name == "status" and "transitions" in self.__dict__ and value != self.status:
+            at = self.clock() if self.clock is not None else time.time()
+            self.transitions.append(self._transition(value, at))
+        object.__setattr__(self, name, value)
 
     @property
     def signature(self) -> str:
@@ -227,6 +259,7 @@ class Job:
         """Everything, for /_sim/state."""
         out = self.public()
         out.update(
+            type=self.kind,
             owner=self.owner,
             filter=self.request.get("filter"),
             fields=self.request.get("fields"),
@@ -243,6 +276,17 @@ class Job:
         if self.foreign:
             out["holdUntil"] = iso(int(self.hold_until))
         return out
+
+    def record(self) -> dict:
+        """Type, id, owner and every status change, for /_sim/jobs/record."""
+        return {
+            "type": self.kind,
+            "exportId": self.export_id,
+            "owner": self.owner,
+            "foreign": self.foreign,
+            "status": self.status,
+            "transitions": list(self.transitions),
+        }
 
 
 def snapshot_list(lst: ListDef) -> ListDef:

@@ -85,10 +85,39 @@ class SimulatorHandle:
         r.raise_for_status()
         return r.json()
 
-    def add_foreign_jobs(self, count: int, status: str = "Queued", seconds: float = 300) -> dict:
-        return self._post(
-            "/_sim/jobs/foreign", {"count": count, "status": status, "seconds": seconds}
-        )
+    def add_foreign_jobs(
+        self, count: int, status: str = "Queued", seconds: float = 300, type: str = "leads"
+    ) -> dict:
+        """Another tool's jobs (`type`: leads, activities or program_members) in the queue."""
+        body = {"count": count, "status": status, "seconds": seconds, "type": type}
+        return self._post("/_sim/jobs/foreign", body)
+
+    def _get(self, path: str, **params) -> dict:
+        r = self.control.get(path, params={k: v for k, v in params.items() if v is not None})
+        r.raise_for_status()
+        return r.json()
+
+    def truth_activities(
+        self, start: str, end: str, activity_type_ids: list[int] | None = None, ids: bool = False
+    ) -> dict:
+        """Activities with start <= activityDate <= end: {"count", "guids" (if ids)}."""
+        body = {"start": start, "end": end, "activityTypeIds": activity_type_ids, "ids": ids}
+        return self._post("/_sim/truth/activities", body)
+
+    def truth_program_members(self, program_ids: list[int], ids: bool = False) -> dict:
+        """{"count", "rows": [[programId, leadId], ...] (if ids)}."""
+        return self._post("/_sim/truth/program_members", {"programIds": program_ids, "ids": ids})
+
+    def truth_deleted_leads(self, start: str | None = None, end: str | None = None) -> dict:
+        """{"count", "leadIds", "deletedAt"} for deletions in [start, end]."""
+        return self._get("/_sim/truth/deleted_leads", start=start, end=end)
+
+    def truth_merges(self) -> dict:
+        return self._get("/_sim/truth/merges")
+
+    def job_record(self) -> dict:
+        """Every job of every type with its status transitions."""
+        return self._get("/_sim/jobs/record")
 
     def clear_foreign_jobs(self) -> dict:
         r = self.control.delete("/_sim/jobs/foreign")
@@ -129,6 +158,7 @@ def run_simulator(
     faults: str | None = None,
     quota_mb: float = 500,
     rows_per_second: float | None = None,
+    activities_per_lead: float | None = None,
     extra_args: Iterable[str] = (),
     client_id: str = "demo-client",
     client_secret: str = "demo-secret",  # noqa: S107 - the documented demo credential
@@ -166,6 +196,8 @@ def run_simulator(
         cmd += ["--faults", faults]
     if rows_per_second is not None:
         cmd += ["--rows-per-second", str(rows_per_second)]
+    if activities_per_lead is not None:
+        cmd += ["--activities-per-lead", str(activities_per_lead)]
     cmd += list(extra_args)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(

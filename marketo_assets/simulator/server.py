@@ -28,11 +28,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from . import activity_jobs, deleted, program_jobs
 from .activities import activity_types
+from .activity_data import ActivityModel
 from .data import FIELDS, DataSet, ListDef, iso
 from .faults import Drop, Faults, flip
-from .files import SSV_SEPARATORS
+from .files import DELIMITERS, SSV_SEPARATORS
 from .jobs import (
+    KINDS,
     STATUSES,
     ApiError,
     FileInfo,
@@ -44,8 +47,15 @@ from .jobs import (
     validate_filter,
     validate_request,
 )
+from .lifecycle import Lifecycle
+from .programs import Program, make_programs
 
 CHICAGO = ZoneInfo("America/Chicago")
+BASES = {  # bulk export path -> job type; one queue and one quota for all
+    "/bulk/v1/leads/export": "leads",
+    "/bulk/v1/activities/export": "activities",
+    "/bulk/v1/program/members/export": "program_members",
+}
 CHUNK = 1 << 20  # file streaming chunk
 NO_ASSETS = "No assets found for the given search criteria."
 log = logging.getLogger("marketo_assets.simulator")
@@ -73,6 +83,10 @@ class Config:
     list_retention_days: float = 7
     status_retention_days: float = 30
     ssv_separator: str = ";"  # SSV files: ";" or " " (Marketo's pages name both)
+    activities_per_lead: float = 8.0  # mean, "New Lead" included
+    deleted_lead_rate: float = 0.01  # share of leads deleted (within 120 days of creation)
+    merge_rate: float = 0.005  # share of leads merged into an older lead
+    programs: int = 10
 
     @property
     def quota_bytes(self) -> int:
@@ -143,6 +157,7 @@ class Simulator:
             "by_status": {},
         }
         self.files: dict[str, Future[FileInfo]] = {}  # cache key -> the file being made
+        self._models: dict[tuple, Any] = {}  # derived data per config (lifecycle, activities)
         self.tmp = tempfile.mkdtemp(prefix="marketo-sim-")
         os.chmod(self.tmp, 0o700)
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sim-export")
@@ -193,6 +208,36 @@ class Simulator:
             }
         )
 
+    # ---- derived data (rebuilt when the config it depends on changes) ------------------------
+    def _model(self, key: tuple, build):
+        model = self._models.get(key)
+        if model is None:
+            model = self._models[key] = build()
+        return model
+
+    def lifecycle(self) -> Lifecycle:
+        rates = (self.cfg.deleted_lead_rate, self.cfg.merge_rate)
+        return self._model(("life", *rates), lambda: Lifecycle(self.ds, *rates))
+
+    def programs(self) -> list[Program]:
+        n = int(self.cfg.programs)
+        return self._model(("programs", n), lambda: make_programs(self.ds, n))
+
+    def activity_model(self) -> ActivityModel:
+        """Built in the caller's thread (a worker or to_thread: the lifecycle pass takes time)."""
+        per_lead = float(self.cfg.activities_per_lead)
+        life, progs = self.lifecycle(), self.programs()
+        key = ("activities", per_lead, life.rates, len(progs))
+        return self._model(key, lambda: ActivityModel(self.ds, per_lead, life, progs))
+
+    def call(self, handler):
+        """A route endpoint for a family module's `handler(sim, request)`."""
+
+        async def endpoint(request: Request) -> Response:
+            return await handler(self, request)
+
+        return endpoint
+
     # ---- app ---------------------------------------------------------------------------------
     def _build_app(self):
         r = Route
@@ -204,18 +249,36 @@ class Simulator:
             r("/rest/asset/v1/smartLists.json", self.smart_lists, methods=["GET"]),
             r("/rest/v1/stats/usage.json", self.usage, methods=["GET"]),
             r("/rest/v1/activities/types.json", self.activity_types, methods=["GET"]),
-            r("/bulk/v1/leads/export/create.json", self.create, methods=["POST"]),
-            r("/bulk/v1/leads/export.json", self.list_jobs, methods=["GET"]),
-            r("/bulk/v1/leads/export/{eid}/enqueue.json", self.enqueue, methods=["POST"]),
-            r("/bulk/v1/leads/export/{eid}/status.json", self.status, methods=["GET"]),
-            r("/bulk/v1/leads/export/{eid}/cancel.json", self.cancel, methods=["POST"]),
-            r("/bulk/v1/leads/export/{eid}/file.json", self.file, methods=["GET"]),
+            r("/rest/asset/v1/programs.json", self.call(program_jobs.programs), methods=["GET"]),
+            r(
+                "/rest/v1/programs/members/describe.json",
+                self.call(program_jobs.describe),
+                methods=["GET"],
+            ),
+            r("/rest/v1/activities/pagingtoken.json", self.call(deleted.paging_token)),
+            r("/rest/v1/activities/deletedleads.json", self.call(deleted.deleted_leads)),
+        ]
+        for base in BASES:
+            routes += [
+                r(f"{base}/create.json", self.create, methods=["POST"]),
+                r(f"{base}.json", self.list_jobs, methods=["GET"]),
+                r(base + "/{eid}/enqueue.json", self.enqueue, methods=["POST"]),
+                r(base + "/{eid}/status.json", self.status, methods=["GET"]),
+                r(base + "/{eid}/cancel.json", self.cancel, methods=["POST"]),
+                r(base + "/{eid}/file.json", self.file, methods=["GET"]),
+            ]
+        routes += [
             r("/_sim/state", self.c_state, methods=["GET"]),
             r("/_sim/config", self.c_config, methods=["GET", "POST"]),
             r("/_sim/clock/advance", self.c_advance, methods=["POST"]),
             r("/_sim/tick", self.c_tick, methods=["POST"]),
             r("/_sim/faults", self.c_faults, methods=["GET", "POST", "DELETE"]),
             r("/_sim/truth", self.c_truth, methods=["POST"]),
+            r("/_sim/truth/activities", self.call(activity_jobs.truth), methods=["POST"]),
+            r("/_sim/truth/program_members", self.call(program_jobs.truth), methods=["POST"]),
+            r("/_sim/truth/deleted_leads", self.call(deleted.truth_deleted), methods=["GET"]),
+            r("/_sim/truth/merges", self.call(deleted.truth_merges), methods=["GET"]),
+            r("/_sim/jobs/record", self.c_record, methods=["GET"]),
             r("/_sim/leads/{lid:int}", self.c_lead, methods=["GET", "POST"]),
             r("/_sim/lists", self.c_lists, methods=["GET"]),
             r("/_sim/lists/{kind}", self.c_list_create, methods=["POST"]),
@@ -278,8 +341,10 @@ class Simulator:
 
     def _count_path(self, path: str) -> None:
         parts = path.split("/")
-        if len(parts) == 7 and parts[1] == "bulk" and parts[5] not in ("create.json",):
-            parts[5] = "{exportId}"
+        if parts[1:2] == ["bulk"] and "export" in parts[:-2]:
+            k = parts.index("export") + 1
+            if len(parts) == k + 2:  # .../export/<id>/<verb>.json
+                parts[k] = "{exportId}"
         key = "/".join(parts)
         by_path = self.requests["by_path"]
         by_path[key] = by_path.get(key, 0) + 1
@@ -589,6 +654,13 @@ class Simulator:
     def _owner(self, request: Request) -> str:
         return request.scope["state"]["owner"]
 
+    def _kind(self, request: Request) -> str:
+        path = request.url.path
+        for base, kind in BASES.items():
+            if path.startswith(base + "/") or path == base + ".json":
+                return kind
+        raise AssertionError(path)
+
     def _find(self, request: Request) -> Job:
         job = self.jobs.get(request.path_params["eid"])
         gone = (
@@ -596,7 +668,10 @@ class Simulator:
             and job.finished is not None
             and (self.now() > job.finished + self.cfg.status_retention_days * 86400)
         )
-        if job is None or job.owner != self._owner(request) or job.foreign or gone:
+        wrong = job is not None and (
+            job.owner != self._owner(request) or job.kind != self._kind(request)
+        )
+        if job is None or wrong or job.foreign or gone:
             raise ApiError("1003", f"Export id {request.path_params['eid']} not found")
         return job
 
@@ -622,17 +697,34 @@ class Simulator:
             body = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError):
             return self.fail("609", "Invalid JSON")
+        kind = self._kind(request)
+        disabled = set(self.cfg.disabled_filters)
         try:
-            req, sel = validate_request(self.ds, body, set(self.cfg.disabled_filters))
+            sel: Any
+            if kind == "activities":
+                req, sel = activity_jobs.validate_request(body)
+            elif kind == "program_members":
+                req, sel = program_jobs.validate_request(self.programs(), body, disabled)
+            else:
+                req, sel = validate_request(self.ds, body, disabled)
             err = self._quota_error()
             if err:
                 raise err
         except ApiError as e:
             return self.fail(e.code, e.message)
-        sig = signature(req)
+        sig = kind + ":" + signature(req)
         self.creates[sig] = self.creates.get(sig, 0) + 1
         eid = str(uuid.uuid4())  # random per start, like Marketo (the data stays seeded)
-        job = Job(eid, self._owner(request), req, sel, self.now(), create_count=self.creates[sig])
+        job = Job(
+            eid,
+            self._owner(request),
+            req,
+            sel,
+            self.now(),
+            create_count=self.creates[sig],
+            kind=kind,
+            clock=self.now,
+        )
         self.jobs[eid] = job
         return self.ok([job.public()])
 
@@ -690,12 +782,13 @@ class Simulator:
         known = {s.lower() for s in STATUSES}
         if wanted - known:
             return self.fail("1003", "Invalid status: " + ", ".join(sorted(wanted - known)))
-        owner = self._owner(request)
+        owner, kind = self._owner(request), self._kind(request)
         since = self.now() - self.cfg.list_retention_days * 86400
         items = [
             j.public()
             for j in sorted(self.jobs.values(), key=lambda j: j.created)
             if j.owner == owner
+            and j.kind == kind
             and not j.foreign
             and j.created >= since
             and (not wanted or j.status.lower() in wanted)
@@ -708,7 +801,12 @@ class Simulator:
 
     async def file(self, request: Request) -> Response:
         job = self.jobs.get(request.path_params["eid"])
-        if job is None or job.foreign or job.owner != self._owner(request):
+        if (
+            job is None
+            or job.foreign
+            or job.owner != self._owner(request)
+            or job.kind != self._kind(request)
+        ):
             return PlainTextResponse("Export job not found", 404)
         if job.status != "Completed" or job.file is None:
             return PlainTextResponse(f"Export job is not completed (status {job.status})", 404)
@@ -795,6 +893,9 @@ class Simulator:
 
     def _start(self, job: Job, now: float) -> None:
         job.status, job.started = "Processing", now
+        if job.kind != "leads":
+            self._start_other(job)
+            return
         sel = job.selection
         assert sel is not None  # set for every job this server created
         lst = None
@@ -822,6 +923,38 @@ class Simulator:
             self.files[key] = fut
         job.future = fut
 
+    def _start_other(self, job: Job) -> None:
+        """Activities and program members: the file is made by the family's writer."""
+        sep = self.cfg.ssv_separator
+        delim = sep if job.request["format"] == "SSV" else DELIMITERS[job.request["format"]]
+        if job.kind == "activities":
+            cfg = self.cfg
+            rates = (cfg.activities_per_lead, cfg.deleted_lead_rate, cfg.merge_rate)
+            key: tuple = (job.kind, signature(job.request), *rates, cfg.programs, delim)
+
+            def make(path: str) -> FileInfo:
+                model = self.activity_model()
+                return activity_jobs.write_activities(
+                    model, job.request, job.selection, path, delim, lambda: self.ds.stopping
+                )
+        else:
+            key = (job.kind, signature(job.request), self.cfg.programs, self.ds.version, delim)
+            progs = self.programs()
+
+            def make(path: str) -> FileInfo:
+                return program_jobs.write_members(
+                    self.ds, progs, job.request, job.selection, path, delim
+                )
+
+        job.cache_key = repr(key)
+        fut = self.files.get(job.cache_key)
+        if fut is None or (fut.done() and fut.exception() is not None):
+            ext = job.request["format"].lower()
+            path = os.path.join(self.tmp, f"{uuid.uuid4().hex}.{ext}")
+            fut = self.pool.submit(make, path)
+            self.files[job.cache_key] = fut
+        job.future = fut
+
     def _maybe_finish(self, job: Job, now: float) -> None:
         fut = job.future
         if fut is None or not fut.done():
@@ -842,7 +975,9 @@ class Simulator:
         job.status, job.file = "Completed", info
         self.faults.mark_completed(job.export_id, job.signature)
 
-    def add_foreign(self, count: int, status: str = "Queued", seconds: float = 300.0) -> list:
+    def add_foreign(
+        self, count: int, status: str = "Queued", seconds: float = 300.0, kind: str = "leads"
+    ) -> list:
         now = self.now()
         out = []
         for _ in range(count):
@@ -858,6 +993,8 @@ class Simulator:
                 started=now if status == "Processing" else None,
                 foreign=True,
                 hold_until=now + seconds,
+                kind=kind,
+                clock=self.now,
             )
             self.jobs[eid] = j
             out.append(eid)
@@ -971,6 +1108,17 @@ class Simulator:
             out["ids"] = list(ids)
         return JSONResponse(out)
 
+    async def c_record(self, request: Request) -> Response:
+        """Every job of every type with its status changes (simulated time, then `seq`)."""
+        jobs = sorted(self.jobs.values(), key=lambda j: j.transitions[0]["seq"])
+        return JSONResponse(
+            {
+                "jobs": [j.record() for j in jobs],
+                "max_processing_seen": self.max_processing_seen,
+                "max_queue_seen": self.max_queue_seen,
+            }
+        )
+
     async def c_lead(self, request: Request) -> Response:
         lid = request.path_params["lid"]
         if not 1 <= lid <= self.ds.n:
@@ -1039,7 +1187,11 @@ class Simulator:
         status = body.get("status", "Queued")
         if status not in ("Queued", "Processing"):
             return JSONResponse({"error": "status must be Queued or Processing"}, 400)
-        ids = self.add_foreign(int(body.get("count", 1)), status, float(body.get("seconds", 300)))
+        kind = body.get("type", "leads")
+        if kind not in KINDS:
+            return JSONResponse({"error": f"type must be one of {list(KINDS)}"}, 400)
+        count, secs = int(body.get("count", 1)), float(body.get("seconds", 300))
+        ids = self.add_foreign(count, status, secs, kind)
         self._note_queue()
         return JSONResponse({"exportIds": ids})
 

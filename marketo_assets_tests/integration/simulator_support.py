@@ -15,15 +15,23 @@ from marketo_assets.simulator.process import SimulatorHandle
 JAN = {"createdAt": {"startAt": "2025-01-01T00:00:00Z", "endAt": "2025-01-31T23:59:59Z"}}
 FIELDS = ["id", "email", "firstName", "lastName", "createdAt", "updatedAt"]
 DELIMS = {"CSV": ",", "TSV": "\t", "SSV": ";"}
+LEADS = "/bulk/v1/leads/export"
+ACTIVITIES = "/bulk/v1/activities/export"
+PROGRAM_MEMBERS = "/bulk/v1/program/members/export"
 
 
 class Api:
     """A Marketo caller with a bearer token."""
 
     def __init__(
-        self, sim: SimulatorHandle, client_id: str | None = None, client_secret: str | None = None
+        self,
+        sim: SimulatorHandle,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        base: str = LEADS,
     ) -> None:
         self.sim = sim
+        self.base = base  # which bulk export family: LEADS, ACTIVITIES, PROGRAM_MEMBERS
         self.http = httpx.Client(base_url=sim.base_url, trust_env=False, timeout=30)
         self.token = sim.token(client_id, client_secret)
 
@@ -41,7 +49,15 @@ class Api:
         self, filter: dict | None = None, fields: list[str] | None = None, **extra: Any
     ) -> dict:
         body = {"fields": fields or FIELDS, "filter": filter or JAN, **extra}
-        return self.post("/bulk/v1/leads/export/create.json", json=body)
+        return self.create_body(body)
+
+    def create_body(self, body: dict) -> dict:
+        return self.post(f"{self.base}/create.json", json=body)
+
+    def create_body_id(self, body: dict) -> str:
+        r = self.create_body(body)
+        assert r["success"], r
+        return r["result"][0]["exportId"]
 
     def create_id(
         self, filter: dict | None = None, fields: list[str] | None = None, **extra: Any
@@ -51,10 +67,10 @@ class Api:
         return r["result"][0]["exportId"]
 
     def enqueue(self, eid: str) -> dict:
-        return self.post(f"/bulk/v1/leads/export/{eid}/enqueue.json")
+        return self.post(f"{self.base}/{eid}/enqueue.json")
 
     def status(self, eid: str) -> dict:
-        return self.get(f"/bulk/v1/leads/export/{eid}/status.json")
+        return self.get(f"{self.base}/{eid}/status.json")
 
     def job(self, eid: str) -> dict:
         r = self.status(eid)
@@ -62,13 +78,13 @@ class Api:
         return r["result"][0]
 
     def cancel(self, eid: str) -> dict:
-        return self.post(f"/bulk/v1/leads/export/{eid}/cancel.json")
+        return self.post(f"{self.base}/{eid}/cancel.json")
 
     def file(self, eid: str, range_: str | None = None) -> httpx.Response:
         h = dict(self.headers)
         if range_:
             h["Range"] = range_
-        return self.http.get(f"/bulk/v1/leads/export/{eid}/file.json", headers=h)
+        return self.http.get(f"{self.base}/{eid}/file.json", headers=h)
 
     def export(
         self,
@@ -79,6 +95,10 @@ class Api:
     ) -> tuple[dict, bytes]:
         """Create, enqueue, wait, download: (job, file bytes)."""
         eid = self.create_id(filter, fields, **extra)
+        return self.run(eid, timeout)
+
+    def run(self, eid: str, timeout: float = 20) -> tuple[dict, bytes]:
+        """Enqueue, wait, download: (job, file bytes)."""
         assert self.enqueue(eid)["success"]
         job = wait_status(self.sim, eid, {"Completed", "Failed"}, timeout)
         job = self.job(eid)
