@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from marketo_assets.marketo import DownloadResult, ExportJob, ExportRequest, MarketoClient, errors
+from marketo_assets.marketo import (
+    DownloadResult,
+    ExportJob,
+    ExportRequest,
+    ExportType,
+    MarketoClient,
+    errors,
+)
 
 from .capabilities import FilterCapabilities, capability_for
 from .claims import RunStatus, claim_partition
@@ -40,14 +47,15 @@ NOT_RETRYABLE = (
 
 
 class ExportClient(Protocol):
-    """The Marketo client calls the engine makes (`MarketoClient` has them all)."""
+    """The Marketo client calls the engine makes (`MarketoClient` has them all). A job's calls
+    name its export type (its paths); `exported_bytes_today` counts the jobs of every type."""
 
     calls_made: int
 
     def create_export(self, request: ExportRequest) -> ExportJob: ...
-    def export_usable(self, export_id: str) -> ExportJob | None: ...
-    def wait_for_export(self, export_id: str) -> ExportJob: ...
-    def cancel_export(self, export_id: str) -> ExportJob: ...
+    def export_usable(self, export_id: str, export_type: ExportType = ...) -> ExportJob | None: ...
+    def wait_for_export(self, export_id: str, *, export_type: ExportType = ...) -> ExportJob: ...
+    def cancel_export(self, export_id: str, export_type: ExportType = ...) -> ExportJob: ...
     def download_export(self, job: ExportJob, dest: Path) -> DownloadResult: ...
     def exported_bytes_today(self) -> int: ...
     def server_now(self) -> datetime: ...
@@ -250,7 +258,7 @@ class _Job:
 
         job: ExportJob | None = None
         if entry:
-            job = self.client.export_usable(entry.export_id)
+            job = self.client.export_usable(entry.export_id, part.request.export_type)
             if job is None:
                 ledger.update(entry.export_id, status="expired", error="not reusable any more")
                 self._say(
@@ -384,7 +392,7 @@ class _Job:
     def _wait(self, job: ExportJob) -> ExportJob:
         """Wait for Completed; an interrupted wait cancels the Marketo job, then re-raises."""
         try:
-            done = self.client.wait_for_export(job.export_id)
+            done = self.client.wait_for_export(job.export_id, export_type=job.export_type)
         except Exception:
             raise
         except BaseException:  # an interrupt (KeyboardInterrupt, the orchestrator's own)
@@ -395,7 +403,7 @@ class _Job:
                 "warning",
             )
             try:
-                self.client.cancel_export(job.export_id)
+                self.client.cancel_export(job.export_id, job.export_type)
                 self.ledger.update(job.export_id, status="cancelled", error="run interrupted")
             except Exception as exc:  # best effort: the interrupt must still propagate
                 self._say(

@@ -80,6 +80,8 @@ class ExportSpec:
 
     def _hash(self, request: ExportRequest) -> str:
         payload: object = request.payload()
+        if request.export_type != "leads":  # (lead hashes stay as they were)
+            payload = {"payload": payload, "export_type": request.export_type}
         if self.generation:
             payload = {"payload": payload, "generation": self.generation}
         text = json.dumps(payload, sort_keys=True)
@@ -90,7 +92,11 @@ class ExportSpec:
         return self._hash(self.request)
 
     def ledger_record(self) -> dict:
-        return {"payload": self.request.payload(), "field_types": self.field_types}
+        return {
+            "payload": self.request.payload(),
+            "field_types": self.field_types,
+            "export_type": self.request.export_type,
+        }
 
     def plan(self) -> list[ExportPart]:
         """The jobs to run. A part's ledger record lists the hashes of all parts, so the load
@@ -106,6 +112,7 @@ class ExportSpec:
                 {
                     "payload": request.payload(),
                     "field_types": self.field_types,
+                    "export_type": request.export_type,
                     "part": i,
                     "parts": hashes,
                 },

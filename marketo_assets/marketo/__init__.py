@@ -1,6 +1,8 @@
-"""Marketo bulk lead export client (httpx; no dagster import).
+"""Marketo bulk export client: leads, activities, program members (httpx; no dagster import).
 
-client.py    MarketoClient: the calls (export jobs, field catalog, lists, programs, deleted leads)
+client.py    MarketoClient: the calls (export jobs of every type, field catalog, lists, programs,
+             deleted leads)
+exports.py   the validated requests and filters of each export type, jobs, windows
 programs.py, deleted_leads.py: the program catalog and member describe; deleted-lead paging
 core.py      RequestCore: every call's throttle, token, retries, error mapping, call count
 retry.py     the retry policies (TRANSIENT, TOKEN_EXPIRED, QUEUE_FULL, DOWNLOAD_RESUME)
@@ -12,12 +14,22 @@ auth.py, throttle.py, clock.py, transport.py: token, call limits, Marketo's cloc
 from . import errors
 from .client import MarketoClient
 from .deleted_leads import DeletedLead
-from .exports import ExportFilter, ExportJob, ExportRequest
+from .exports import (
+    ActivityFilter,
+    AnyFilter,
+    ExportFilter,
+    ExportJob,
+    ExportRequest,
+    ExportType,
+    ProgramMemberFilter,
+)
 from .models import DownloadResult, Event, LeadField, SmartList, StaticList
 from .programs import Program
 from .settings import ClientSettings
 
 __all__ = [
+    "ActivityFilter",
+    "AnyFilter",
     "ClientSettings",
     "DeletedLead",
     "DownloadResult",
@@ -25,9 +37,11 @@ __all__ = [
     "ExportFilter",
     "ExportJob",
     "ExportRequest",
+    "ExportType",
     "LeadField",
     "MarketoClient",
     "Program",
+    "ProgramMemberFilter",
     "SmartList",
     "StaticList",
     "errors",

@@ -1,4 +1,5 @@
-"""MarketoClient: the bulk lead export cycle over Marketo's REST API (httpx, no dagster)."""
+"""MarketoClient: the bulk export cycle (leads, activities, program members) over Marketo's REST
+API (httpx, no dagster)."""
 
 from __future__ import annotations
 
@@ -24,16 +25,19 @@ from .errors import (
     InvalidRequestError,
     MarketoAPIError,
     MarketoError,
+    QueueFullError,
     QuotaExceededError,
     TransientError,
     UnsupportedFilterError,
 )
 from .exports import (
-    EXPORT_BASE,
-    ExportFilter,
+    EXPORT_TYPES,
+    AnyFilter,
     ExportJob,
     ExportRequest,
+    ExportType,
     checked_export_id,
+    export_base,
     export_path,
 )
 from .models import DownloadResult, Event, LeadField, SmartList, StaticList
@@ -45,10 +49,15 @@ from .throttle import Throttle
 __all__ = ["AUTH_RETRIES", "MarketoClient", "checked_export_id", "export_path"]
 
 log = logging.getLogger("marketo_assets.marketo")
+# The one field a filter probe job asks for, per export type.
+_PROBE_FIELD = {"leads": "id", "activities": "marketoGUID", "program_members": "leadId"}
 
 
 class MarketoClient:
-    """Marketo bulk lead export client. Use as a context manager or call close().
+    """Marketo bulk export client. Use as a context manager or call close().
+
+    Jobs of every export type (leads, activities, program members) are handled alike; calls
+    about one job take its `export_type` (default "leads"), as its paths depend on it.
 
     Thread-safe: calls may be made from several threads; the throttle and token are shared.
     Every call goes through one RequestCore (core.py).
@@ -118,13 +127,15 @@ class MarketoClient:
         return self._core.server_now()
 
     @staticmethod
-    def _job_from(env: dict[str, Any], export_id: str | None = None) -> ExportJob:
+    def _job_from(
+        env: dict[str, Any], export_id: str | None = None, export_type: ExportType = "leads"
+    ) -> ExportJob:
         result = env.get("result") or []
         if not result or not isinstance(result[0], dict):
             raise TransientError("Marketo answered with an empty `result` for an export job")
-        job = ExportJob.from_api(result[0])
+        job = ExportJob.from_api(result[0], export_type)
         if not job.export_id and export_id:
-            job = ExportJob.from_api({**result[0], "exportId": export_id})
+            job = ExportJob.from_api({**result[0], "exportId": export_id}, export_type)
         if job.export_id:
             checked_export_id(job.export_id, "Marketo's answer")
             if export_id and job.export_id.lower() != export_id.lower():
@@ -205,37 +216,62 @@ class MarketoClient:
     def create_export(self, request: ExportRequest) -> ExportJob:
         if not isinstance(request, ExportRequest):
             raise InvalidRequestError("create_export needs an ExportRequest")
+        kind = request.export_type
         env = self._core.call(
             "POST",
-            f"{EXPORT_BASE}/create.json",
+            f"{export_base(kind)}/create.json",
             json_body=request.payload(),
             context={"fields": list(request.fields), "filter": request.filter.kind},
         )
-        job = self._job_from(env)
+        job = self._job_from(env, export_type=kind)
         if not job.export_id:
             raise TransientError("Marketo created an export job without an exportId")
         log.info("marketo: created export %s (%s)", job.export_id, request.filter.describe())
         return job
 
-    def enqueue_export(self, export_id: str) -> ExportJob:
+    def enqueue_export(self, export_id: str, export_type: ExportType = "leads") -> ExportJob:
         """Enqueue a Created job. "Job already queued" counts as success; queue full is retried
-        along queue_full_backoff (Event enqueue_wait) before QueueFullError."""
-        env = self._core.call("POST", export_path(export_id, "enqueue"), export_id=export_id)
+        along queue_full_backoff (Event enqueue_wait) before QueueFullError, which then says
+        how many of this user's jobs of every type are queued or processing."""
+        path = export_path(export_id, "enqueue", export_type)
+        try:
+            env = self._core.call("POST", path, export_id=export_id)
+        except QueueFullError as exc:
+            raise self._queue_full(exc) from None
         if env.get("success") is False:  # 1029 "Job already queued"
-            return self.get_export(export_id)
-        return self._job_from(env, export_id)
+            return self.get_export(export_id, export_type)
+        return self._job_from(env, export_id, export_type)
 
-    def get_export(self, export_id: str) -> ExportJob:
-        env = self._core.call("GET", export_path(export_id, "status"), export_id=export_id)
-        return self._job_from(env, export_id)
+    def _queue_full(self, exc: QueueFullError) -> QueueFullError:
+        """`exc` with the count of our own queued and processing jobs of every type."""
+        try:
+            ours = self.active_exports()
+        except MarketoError as err:  # the count is a hint; the queue-full error is the news
+            log.info("marketo: could not count our active exports: %s", err)
+            return exc
+        counts = ", ".join(f"{n} {status.lower()}" for status, n in sorted(ours.items()))
+        return QueueFullError(
+            f"{exc.message} (this API user's jobs of all export types: {counts or 'none'})",
+            waited_seconds=exc.waited_seconds,
+            code=exc.code,
+        )
 
-    def cancel_export(self, export_id: str) -> ExportJob:
-        env = self._core.call("POST", export_path(export_id, "cancel"), export_id=export_id)
-        return self._job_from(env, export_id)
+    def get_export(self, export_id: str, export_type: ExportType = "leads") -> ExportJob:
+        path = export_path(export_id, "status", export_type)
+        env = self._core.call("GET", path, export_id=export_id)
+        return self._job_from(env, export_id, export_type)
 
-    def list_exports(self, statuses: Iterable[str] | None = None) -> Iterator[ExportJob]:
-        """This API user's export jobs of the last 7 days (paged, 300 per page)."""
+    def cancel_export(self, export_id: str, export_type: ExportType = "leads") -> ExportJob:
+        path = export_path(export_id, "cancel", export_type)
+        env = self._core.call("POST", path, export_id=export_id)
+        return self._job_from(env, export_id, export_type)
+
+    def list_exports(
+        self, statuses: Iterable[str] | None = None, export_type: ExportType = "leads"
+    ) -> Iterator[ExportJob]:
+        """This API user's export jobs of one type of the last 7 days (paged, 300 per page)."""
         status_param = ",".join(statuses) if statuses else None
+        path = f"{export_base(export_type)}.json"
         token: str | None = None
         while True:
             params: dict[str, Any] = {"batchSize": 300}
@@ -243,14 +279,37 @@ class MarketoClient:
                 params["status"] = status_param
             if token:
                 params["nextPageToken"] = token
-            env = self._core.call("GET", f"{EXPORT_BASE}.json", params=params, expect_result=False)
+            env = self._core.call("GET", path, params=params, expect_result=False)
             result = env.get("result") or []
             for item in result:
-                yield ExportJob.from_api(item)
+                yield ExportJob.from_api(item, export_type)
             next_token = env.get("nextPageToken")
             if not result or not next_token or next_token == token:
                 return
             token = next_token
+
+    def list_all_exports(self, statuses: Iterable[str] | None = None) -> list[ExportJob]:
+        """This API user's export jobs of every type (leads, activities, program members): the
+        queue and the daily quota are shared by all of them. A type this user may not export
+        (603 access denied, or no such job list: 610 or HTTP 404) has no jobs of this user."""
+        wanted = list(statuses) if statuses else None
+        jobs: list[ExportJob] = []
+        for export_type in EXPORT_TYPES:
+            try:
+                jobs.extend(self.list_exports(wanted, export_type))
+            except MarketoAPIError as exc:
+                if export_type == "leads" or exc.code not in ("603", "610", "404"):
+                    raise
+                log.info("marketo: no %s export jobs visible (%s)", export_type, exc)
+        return jobs
+
+    def active_exports(self) -> dict[str, int]:
+        """How many of this user's jobs of all types are Queued and Processing."""
+        counts: dict[str, int] = {}
+        for job in self.list_all_exports(["Queued", "Processing"]):
+            if job.status in ("Queued", "Processing"):
+                counts[job.status] = counts.get(job.status, 0) + 1
+        return counts
 
     def _status_event(self, job: ExportJob, previous: str | None, started: float, polls: int):
         def iso(dt: datetime | None) -> str | None:
@@ -280,7 +339,12 @@ class MarketoClient:
         )
 
     def wait_for_export(
-        self, export_id: str, *, poll_interval: float | None = None, timeout: float | None = None
+        self,
+        export_id: str,
+        *,
+        export_type: ExportType = "leads",
+        poll_interval: float | None = None,
+        timeout: float | None = None,
     ) -> ExportJob:
         """Enqueue if Created, poll until terminal (no faster than poll_interval).
 
@@ -291,7 +355,7 @@ class MarketoClient:
         limit = self.settings.job_timeout if timeout is None else timeout
         started = self._core.clock()
         polls = 1
-        job = self.get_export(export_id)
+        job = self.get_export(export_id, export_type)
         previous: str | None = None
         enqueued = False
         while True:
@@ -300,7 +364,7 @@ class MarketoClient:
                 previous = job.status
             if job.status == "Created" and not enqueued:
                 enqueued = True
-                job = self.enqueue_export(export_id)
+                job = self.enqueue_export(export_id, export_type)
                 continue
             if job.status == "Completed":
                 return job
@@ -312,25 +376,25 @@ class MarketoClient:
             if remaining <= 0:
                 cancelled = False
                 try:
-                    self.cancel_export(export_id)
+                    self.cancel_export(export_id, export_type)
                     cancelled = True
                 except MarketoError as exc:
                     log.warning("marketo: could not cancel timed-out export %s: %s", export_id, exc)
                 raise ExportTimeoutError(export_id, limit, job.status, cancelled)
             self._core.sleep(min(interval, remaining))
             polls += 1
-            job = self.get_export(export_id)
+            job = self.get_export(export_id, export_type)
 
     # ------------------------------------------------------------------ files
     def download_export(self, job: ExportJob, dest: Path) -> DownloadResult:
         """Download a Completed job's file to `dest` (see download.download_export)."""
         return download_export(self._core, job, Path(dest))
 
-    def export_usable(self, export_id: str) -> ExportJob | None:
+    def export_usable(self, export_id: str, export_type: ExportType = "leads") -> ExportJob | None:
         """Reattach check: the job if it is Created/Queued/Processing, or Completed with its file
         still downloadable (Range 0-0 probe); None otherwise (unknown, failed, expired...)."""
         try:
-            job = self.get_export(export_id)
+            job = self.get_export(export_id, export_type)
         except (MarketoAPIError, TransientError) as exc:
             if isinstance(exc, QuotaExceededError | DailyCallLimitError):
                 raise
@@ -341,7 +405,7 @@ class MarketoClient:
         if job.status != "Completed":
             return None
         for attempt in self._core.transient(export_id):
-            with attempt, self._core.open_file(export_id, "bytes=0-0") as resp:
+            with attempt, self._core.open_file(export_id, "bytes=0-0", export_type) as resp:
                 if resp.status_code in (200, 206):
                     return job
                 if resp.status_code == 404 or resp.status_code == 410:
@@ -351,26 +415,28 @@ class MarketoClient:
                 return None
         return None  # pragma: no cover
 
-    def supports_filter(self, export_filter: ExportFilter) -> bool:
+    def supports_filter(self, export_filter: AnyFilter) -> bool:
         """Whether this subscription accepts `export_filter`'s type (updatedAt and the smart
         list filters may be disabled: 1035). Creates a tiny job with only `id` and cancels it
         without enqueuing, so no quota is used (tap-marketo's "Corona" check). Errors other
         than 1035 are raised."""
-        request = ExportRequest(fields=["id"], filter=export_filter)
+        probe_field = _PROBE_FIELD[export_filter.export_type]
+        request = ExportRequest(fields=[probe_field], filter=export_filter)
         try:
             job = self.create_export(request)
         except UnsupportedFilterError:
             return False
         try:
-            self.cancel_export(job.export_id)
+            self.cancel_export(job.export_id, job.export_type)
         except MarketoError as exc:  # the probe job is never enqueued; it simply expires
             log.info("marketo: could not cancel probe export %s: %s", job.export_id, exc)
         return True
 
     def exported_bytes_today(self, now: datetime | None = None) -> int:
-        """Sum of fileSize of this user's Completed jobs finished since midnight America/Chicago
-        (the bulk export quota day), by Marketo's clock unless `now` is given."""
-        jobs = list(self.list_exports(["Completed"]))  # also refreshes server_now()
+        """Sum of fileSize of this user's Completed jobs of every export type finished since
+        midnight America/Chicago (the bulk export quota day, shared by all types), by Marketo's
+        clock unless `now` is given."""
+        jobs = self.list_all_exports(["Completed"])  # also refreshes server_now()
         day_start = quota_day_start(now or self.server_now())
         total = 0
         for job in jobs:

@@ -223,11 +223,13 @@ class RequestCore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     @contextmanager
-    def open_file(self, export_id: str, range_header: str | None) -> Iterator[httpx.Response]:
+    def open_file(
+        self, export_id: str, range_header: str | None, export_type: str = "leads"
+    ) -> Iterator[httpx.Response]:
         """GET file.json as a stream (throttled and counted, its slot held while the body is
         read; 601/602 under TOKEN_EXPIRED). Transport errors while reading the body surface as
         TransientError (or HostNotFoundError)."""
-        path = export_path(export_id, "file")
+        path = export_path(export_id, "file", export_type)
         headers = {"Accept-Encoding": "identity"}
         if range_header:
             headers["Range"] = range_header

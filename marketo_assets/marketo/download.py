@@ -152,7 +152,7 @@ class _Pass:
         if total is not None and self.have >= total and self.have > 0:
             return
         range_header = f"bytes={self.have}-" if self.have > 0 else None
-        with self.core.open_file(export_id, range_header) as resp:
+        with self.core.open_file(export_id, range_header, self.job.export_type) as resp:
             status = resp.status_code
             if status == 404 or status == 410:
                 detail = resp.read().decode("utf-8", "replace")[:200].strip() or None

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
@@ -15,11 +15,20 @@ from .errors import InvalidExportIdError, InvalidRequestError
 __all__ = [
     "DELIMITERS",
     "EXPORT_BASE",
+    "EXPORT_BASES",
+    "EXPORT_TYPES",
+    "MAX_PROGRAMS",
+    "MAX_VALUES",
     "MAX_WINDOW",
+    "ActivityFilter",
+    "AnyFilter",
     "ExportFilter",
     "ExportJob",
     "ExportRequest",
+    "ExportType",
+    "ProgramMemberFilter",
     "checked_export_id",
+    "export_base",
     "export_path",
     "format_marketo_datetime",
     "parse_marketo_datetime",
@@ -32,7 +41,17 @@ FilterKind = Literal[
     "createdAt", "updatedAt", "staticListId", "staticListName", "smartListId", "smartListName"
 ]
 ExportFormat = Literal["CSV", "TSV", "SSV"]
-EXPORT_BASE = "/bulk/v1/leads/export"
+# The bulk export types: one queue and one daily quota for all of them, each its own paths.
+ExportType = Literal["leads", "activities", "program_members"]
+EXPORT_TYPES: tuple[ExportType, ...] = ("leads", "activities", "program_members")
+EXPORT_BASES: dict[str, str] = {
+    "leads": "/bulk/v1/leads/export",
+    "activities": "/bulk/v1/activities/export",
+    "program_members": "/bulk/v1/program/members/export",
+}
+EXPORT_BASE = EXPORT_BASES["leads"]
+MAX_VALUES = 50  # primaryAttributeValueIds / primaryAttributeValues per activity export
+MAX_PROGRAMS = 10  # programIds per program member export
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -43,8 +62,18 @@ def checked_export_id(export_id: object, source: str = "the caller") -> str:
     return export_id
 
 
-def export_path(export_id: str, action: str) -> str:
-    return f"{EXPORT_BASE}/{checked_export_id(export_id)}/{action}.json"
+def export_base(export_type: str) -> str:
+    """The path under which `export_type`'s jobs live (e.g. `/bulk/v1/leads/export`)."""
+    try:
+        return EXPORT_BASES[export_type]
+    except KeyError:
+        raise InvalidRequestError(
+            f"Unknown export type {export_type!r}; one of {', '.join(EXPORT_TYPES)}"
+        ) from None
+
+
+def export_path(export_id: str, action: str, export_type: str = "leads") -> str:
+    return f"{export_base(export_type)}/{checked_export_id(export_id)}/{action}.json"
 
 
 def _pydantic_message(exc: ValidationError) -> str:
@@ -112,6 +141,38 @@ def split_window(
     return windows
 
 
+def _check_window(label: str, start: datetime, end: datetime) -> None:
+    """A Marketo date filter: timezone-aware whole seconds, start <= end, at most 31 days."""
+    for name, dt in (("start", start), ("end", end)):
+        if dt.tzinfo is None or dt.utcoffset() is None:
+            raise ValueError(f"{name} must be timezone-aware (e.g. tzinfo=UTC)")
+        if dt.microsecond:
+            raise ValueError(f"{name} must not have a sub-second part (Marketo: no ms)")
+    if start > end:
+        raise ValueError("start must be <= end")
+    # Absolute time: Python subtracts two datetimes of the same tzinfo on the wall clock,
+    # which hides the extra hour of a DST change (Europe/Berlin's October).
+    if span(start, end) > MAX_WINDOW:
+        raise ValueError(
+            f"{label} window {start.isoformat()} .. {end.isoformat()} is longer than "
+            "31 days (Marketo's maximum); split it into smaller windows (split_window)"
+        )
+
+
+def _window_payload(start: datetime, end: datetime) -> dict[str, str]:
+    return {"startAt": format_marketo_datetime(start), "endAt": format_marketo_datetime(end)}
+
+
+def _strict_ints(value: Any, what: str) -> Any:
+    items = value if isinstance(value, list | tuple) else [value]
+    for item in items:
+        if item is not None and (isinstance(item, bool) or not isinstance(item, int)):
+            raise ValueError(f"{what} must be integers")
+        if item is not None and item <= 0:
+            raise ValueError(f"{what} must be positive integers")
+    return value
+
+
 class _Validated(BaseModel):
     """Base: any validation problem surfaces as errors.InvalidRequestError."""
 
@@ -129,6 +190,7 @@ class _Validated(BaseModel):
 class ExportFilter(_Validated):
     """Exactly one Marketo lead-export filter. Build it with the classmethods."""
 
+    export_type: ClassVar[ExportType] = "leads"
     kind: FilterKind
     start: datetime | None = None
     end: datetime | None = None
@@ -174,20 +236,7 @@ class ExportFilter(_Validated):
                 raise ValueError(f"{self.kind} takes only start/end: exactly one filter allowed")
             if self.start is None or self.end is None:
                 raise ValueError(f"{self.kind} needs both start and end")
-            for label, dt in (("start", self.start), ("end", self.end)):
-                if dt.tzinfo is None or dt.utcoffset() is None:
-                    raise ValueError(f"{label} must be timezone-aware (e.g. tzinfo=UTC)")
-                if dt.microsecond:
-                    raise ValueError(f"{label} must not have a sub-second part (Marketo: no ms)")
-            if self.start > self.end:
-                raise ValueError("start must be <= end")
-            # Absolute time: Python subtracts two datetimes of the same tzinfo on the wall
-            # clock, which hides the extra hour of a DST change (Europe/Berlin's October).
-            if span(self.start, self.end) > MAX_WINDOW:
-                raise ValueError(
-                    f"window {self.start.isoformat()} .. {self.end.isoformat()} is longer than "
-                    "31 days (Marketo's maximum); split it into smaller windows (split_window)"
-                )
+            _check_window(self.kind, self.start, self.end)
         elif self.kind in ("staticListId", "smartListId"):
             if has_dates or self.list_name is not None:
                 raise ValueError(f"{self.kind} takes only a list id: exactly one filter allowed")
@@ -203,12 +252,7 @@ class ExportFilter(_Validated):
     def payload(self) -> dict[str, Any]:
         if self.kind in ("createdAt", "updatedAt"):
             assert self.start is not None and self.end is not None
-            return {
-                self.kind: {
-                    "startAt": format_marketo_datetime(self.start),
-                    "endAt": format_marketo_datetime(self.end),
-                }
-            }
+            return {self.kind: _window_payload(self.start, self.end)}
         if self.kind in ("staticListId", "smartListId"):
             return {self.kind: self.list_id}
         return {self.kind: self.list_name}
@@ -218,6 +262,139 @@ class ExportFilter(_Validated):
         if isinstance(value, dict):
             return f"{key} {value['startAt']}..{value['endAt']}"
         return f"{key}={value}"
+
+
+class ActivityFilter(_Validated):
+    """The bulk activity export's filter: a createdAt window (required, at most 31 days),
+    optionally only some activity types and, of those, some primary attribute values (by id
+    or by value, at most 50, never both; they need `activity_type_ids`)."""
+
+    export_type: ClassVar[ExportType] = "activities"
+    kind: ClassVar[str] = "createdAt"
+    start: datetime
+    end: datetime
+    activity_type_ids: tuple[int, ...] = ()
+    primary_attribute_value_ids: tuple[int, ...] = ()
+    primary_attribute_values: tuple[str, ...] = ()
+
+    @field_validator("activity_type_ids", "primary_attribute_value_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        return _strict_ints(value, "ids")
+
+    @model_validator(mode="after")
+    def _check(self) -> ActivityFilter:
+        _check_window("createdAt", self.start, self.end)
+        ids, values = self.primary_attribute_value_ids, self.primary_attribute_values
+        if ids and values:
+            raise ValueError(
+                "primaryAttributeValueIds and primaryAttributeValues cannot be combined: "
+                "filter by one of them"
+            )
+        if (ids or values) and not self.activity_type_ids:
+            raise ValueError(
+                "primary attribute value filters need activityTypeIds (the activity types "
+                "the values belong to)"
+            )
+        if len(ids or values) > MAX_VALUES:
+            raise ValueError(
+                f"at most {MAX_VALUES} primary attribute values per export "
+                f"({len(ids or values)} given); split them into several exports"
+            )
+        if any(not v or not v.strip() for v in values):
+            raise ValueError("primary attribute values must not be empty")
+        if len(set(self.activity_type_ids)) != len(self.activity_type_ids):
+            raise ValueError("activityTypeIds has duplicates")
+        return self
+
+    def payload(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"createdAt": _window_payload(self.start, self.end)}
+        if self.activity_type_ids:
+            body["activityTypeIds"] = list(self.activity_type_ids)
+        if self.primary_attribute_value_ids:
+            body["primaryAttributeValueIds"] = list(self.primary_attribute_value_ids)
+        if self.primary_attribute_values:
+            body["primaryAttributeValues"] = list(self.primary_attribute_values)
+        return body
+
+    def describe(self) -> str:
+        window = _window_payload(self.start, self.end)
+        text = f"activities createdAt {window['startAt']}..{window['endAt']}"
+        if self.activity_type_ids:
+            text += f" activityTypeIds={','.join(map(str, self.activity_type_ids))}"
+        return text
+
+
+NurtureCadence = Literal["paused", "normal"]
+
+
+class ProgramMemberFilter(_Validated):
+    """The bulk program member export's filter: `program_id` or `program_ids` (at most 10; the
+    file then starts with a programId column), ANDed with the optional ones."""
+
+    export_type: ClassVar[ExportType] = "program_members"
+    program_id: int | None = None
+    program_ids: tuple[int, ...] = ()
+    is_exhausted: bool | None = None
+    nurture_cadence: NurtureCadence | None = None
+    status_names: tuple[str, ...] = ()
+    updated_start: datetime | None = None
+    updated_end: datetime | None = None
+
+    @field_validator("program_id", "program_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        return _strict_ints(value, "program ids")
+
+    @model_validator(mode="after")
+    def _check(self) -> ProgramMemberFilter:
+        if (self.program_id is None) == (not self.program_ids):
+            raise ValueError("give programId or programIds (exactly one of them)")
+        if len(self.program_ids) > MAX_PROGRAMS:
+            raise ValueError(
+                f"at most {MAX_PROGRAMS} programs per export ({len(self.program_ids)} given); "
+                "split them into several exports"
+            )
+        if len(set(self.program_ids)) != len(self.program_ids):
+            raise ValueError("programIds has duplicates")
+        if any(not n or not n.strip() for n in self.status_names):
+            raise ValueError("status names must not be empty")
+        if (self.updated_start is None) != (self.updated_end is None):
+            raise ValueError("updatedAt needs both start and end")
+        if self.updated_start is not None and self.updated_end is not None:
+            _check_window("updatedAt", self.updated_start, self.updated_end)
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The filter Marketo may have switched off (1035): updatedAt, else the program one."""
+        if self.updated_start is not None:
+            return "programMemberUpdatedAt"
+        return "programId" if self.program_id is not None else "programIds"
+
+    def payload(self) -> dict[str, Any]:
+        body: dict[str, Any] = (
+            {"programId": self.program_id}
+            if self.program_id is not None
+            else {"programIds": list(self.program_ids)}
+        )
+        if self.is_exhausted is not None:
+            body["isExhausted"] = self.is_exhausted
+        if self.nurture_cadence is not None:
+            body["nurtureCadence"] = self.nurture_cadence
+        if self.status_names:
+            body["statusNames"] = list(self.status_names)
+        if self.updated_start is not None and self.updated_end is not None:
+            body["updatedAt"] = _window_payload(self.updated_start, self.updated_end)
+        return body
+
+    def describe(self) -> str:
+        return "program members " + ", ".join(
+            f"{k}={v}" for k, v in self.payload().items() if not isinstance(v, dict)
+        )
+
+
+AnyFilter = ExportFilter | ActivityFilter | ProgramMemberFilter
 
 
 _JOINERS = {"\u200c", "\u200d"}  # zero-width (non-)joiners: parts of emoji and scripts
@@ -239,7 +416,7 @@ class ExportRequest(_Validated):
     """A validated create-export request. Raises errors.InvalidRequestError when invalid."""
 
     fields: list[str]
-    filter: ExportFilter
+    filter: AnyFilter
     format: ExportFormat = "CSV"
     column_header_names: dict[str, str] = {}
 
@@ -288,6 +465,11 @@ class ExportRequest(_Validated):
             )
         return self
 
+    @property
+    def export_type(self) -> ExportType:
+        """Which bulk export the request is for (its filter's type)."""
+        return self.filter.export_type
+
     def headers(self) -> list[str]:
         """The header row the export file will have."""
         return [self.column_header_names.get(f, f) for f in self.fields]
@@ -314,7 +496,8 @@ def _int_or_none(value: Any) -> int | None:
 
 @dataclass(frozen=True)
 class ExportJob:
-    """One bulk lead export job as Marketo reports it (optional fields are None when absent)."""
+    """One bulk export job as Marketo reports it (optional fields are None when absent);
+    `export_type` says under which paths it lives."""
 
     export_id: str
     status: str
@@ -327,12 +510,13 @@ class ExportJob:
     file_size: int | None = None
     file_checksum: str | None = None
     error_msg: str | None = None
+    export_type: ExportType = "leads"
 
     TERMINAL = frozenset({"Completed", "Failed", "Cancelled"})
     ACTIVE = frozenset({"Created", "Queued", "Processing"})
 
     @classmethod
-    def from_api(cls, data: dict[str, Any]) -> ExportJob:
+    def from_api(cls, data: dict[str, Any], export_type: ExportType = "leads") -> ExportJob:
         status = str(data.get("status") or "")
         if status.lower() in ("canceled", "cancelled"):
             status = "Cancelled"
@@ -350,6 +534,7 @@ class ExportJob:
             file_size=_int_or_none(data.get("fileSize")),
             file_checksum=data.get("fileChecksum") or None,
             error_msg=data.get("errorMsg") or None,
+            export_type=export_type,
         )
 
     @property

@@ -106,7 +106,9 @@ def test_queue_full_backs_off_then_raises_bounded(sim):
         before = client.calls_made
         with pytest.raises(errors.QueueFullError) as info:
             client.enqueue_export(job.export_id)
-        assert client.calls_made - before == 3
+        # 3 enqueue tries, then one listing per export type to count our own active jobs.
+        assert client.calls_made - before == 3 + 3
+    assert "this API user's jobs of all export types: none" in str(info.value)
     waits = [e for e in events if e.kind == "enqueue_wait"]
     assert [e.data["wait"] for e in waits] == [0.2, 0.3]
     assert info.value.waited_seconds == pytest.approx(0.5)

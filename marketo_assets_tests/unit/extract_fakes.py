@@ -89,6 +89,7 @@ class FakeJob:
             number_of_records=self.script.records if done else None,
             file_size=len(self.content) if done else None,
             file_checksum=f"sha256:{hashlib.sha256(self.content).hexdigest()}" if done else None,
+            export_type=self.request.export_type,
         )
 
 
@@ -134,9 +135,14 @@ class FakeMarketo:
         self.jobs[export_id] = FakeJob(export_id, request, script)
         return self.jobs[export_id].as_job()
 
-    def export_usable(self, export_id: str) -> ExportJob | None:
-        self._call("usable", export_id)
+    def _job(self, export_id: str, export_type: str) -> FakeJob | None:
+        """The job, if Marketo knows it under `export_type`'s paths (else HTTP 404)."""
         job = self.jobs.get(export_id)
+        return job if job is not None and job.request.export_type == export_type else None
+
+    def export_usable(self, export_id: str, export_type: str = "leads") -> ExportJob | None:
+        self._call("usable", export_id)
+        job = self._job(export_id, export_type)
         if job is None:  # HTTP 404: Marketo does not know the job (any more)
             return None
         if job.status in ExportJob.ACTIVE:
@@ -145,9 +151,10 @@ class FakeMarketo:
             return job.as_job()
         return None
 
-    def wait_for_export(self, export_id: str) -> ExportJob:
+    def wait_for_export(self, export_id: str, *, export_type: str = "leads") -> ExportJob:
         self._call("wait", export_id)
-        job = self.jobs[export_id]
+        job = self._job(export_id, export_type)
+        assert job is not None, f"no {export_type} export {export_id}"
         if job.status == "Completed":
             return job.as_job()
         started = self.clock.now()
@@ -170,7 +177,7 @@ class FakeMarketo:
         if end == "hang":
             while (self.clock.now() - started).total_seconds() < JOB_TIMEOUT:
                 self.clock.sleep(POLL_SECONDS)
-            self.cancel_export(export_id)
+            self.cancel_export(export_id, export_type)
             raise marketo_errors.ExportTimeoutError(export_id, JOB_TIMEOUT, job.status, True)
         self.clock.sleep(POLL_SECONDS)
         job.status = end
@@ -181,17 +188,19 @@ class FakeMarketo:
             raise marketo_errors.ExportJobCancelledError(export_id)
         return job.as_job()
 
-    def cancel_export(self, export_id: str) -> ExportJob:
+    def cancel_export(self, export_id: str, export_type: str = "leads") -> ExportJob:
         self._call("cancel", export_id)
         if self.cancel_error is not None:
             raise self.cancel_error
-        job = self.jobs[export_id]
+        job = self._job(export_id, export_type)
+        assert job is not None, f"no {export_type} export {export_id}"
         job.status = "Cancelled"
         return job.as_job()
 
     def download_export(self, job: ExportJob, dest: Path) -> DownloadResult:
         self._call("download", job.export_id)
-        fake = self.jobs[job.export_id]
+        fake = self._job(job.export_id, job.export_type)
+        assert fake is not None, f"no {job.export_type} export {job.export_id}"
         if fake.script.file_gone:
             raise marketo_errors.ExportFileExpiredError(job.export_id)
         content = fake.content
@@ -210,6 +219,7 @@ class FakeMarketo:
         return DownloadResult(dest, len(content), actual.hexdigest(), 0, 1, 0.5)
 
     def exported_bytes_today(self) -> int:
+        """Like Marketo's shared quota: the Completed jobs of every export type."""
         self._call("quota")
         done = [j for j in self.jobs.values() if j.status == "Completed"]
         return self.used_today + sum(len(j.content) for j in done)
