@@ -168,6 +168,19 @@ class ProjectSettings(BaseSettings):
         description='Rename file headers: a JSON object {"restName": "Header"}',
     )
 
+    # Activities.
+    activity_types: str = Field(
+        "",
+        validation_alias="MARKETO_ACTIVITY_TYPES",
+        description="Activity types exported to marketo.activities: ids or names, "
+        "comma-separated; empty = every type",
+    )
+    activity_partition_window: Literal["monthly", "weekly", "daily"] = Field(
+        "daily",
+        validation_alias="MARKETO_ACTIVITY_PARTITION_WINDOW",
+        description="Partition length of marketo/activities",
+    )
+
     # Incremental updates. (List settings are read apart: ListSettings.)
     lead_changes_start: date | None = Field(
         None,
@@ -224,6 +237,22 @@ class ProjectSettings(BaseSettings):
     @classmethod
     def _field_list(cls, value: str) -> str:
         return _field_names(value)
+
+    @field_validator("activity_types")
+    @classmethod
+    def _activity_types(cls, value: str) -> str:
+        items = value.split(",")
+        if value.strip() and any(not item.strip() for item in items):
+            raise ValueError(
+                f"{value!r} has an empty item: write activity type ids or names separated by "
+                "single commas, e.g. 1,Fill Out Form,Click Email"
+            )
+        return value
+
+    @property
+    def activity_type_selection(self) -> tuple[str, ...]:
+        """The MARKETO_ACTIVITY_TYPES items (ids or names); empty = every type."""
+        return tuple(i.strip() for i in self.activity_types.split(",") if i.strip())
 
     @field_validator("export_format", mode="before")
     @classmethod

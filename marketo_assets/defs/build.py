@@ -18,6 +18,7 @@ import dagster as dg
 
 from marketo_assets.settings import ListConfig, ProjectSettings, SettingsWarning
 
+from .activities import activity_assets, activity_types
 from .dbt import dbt_models, dbt_models_after_raw_loads
 from .dbt_resources import dbt_resource
 from .deleted_leads import deleted_leads_asset
@@ -43,6 +44,8 @@ def build_definitions(settings: ProjectSettings, list_settings: ListConfig) -> d
         assets=[
             *lead_assets(settings),
             *lead_change_assets(settings),
+            *activity_assets(settings),
+            activity_types,
             *(asset for kind in LIST_KINDS for asset in list_assets(kind, list_settings)),
             lists,
             deleted_leads_asset(settings),

@@ -228,6 +228,7 @@ def run_load(
     timestamp_field: str | None = None,
     extra: ExtraChecks | None = None,
     check_partitions: bool = False,
+    id_column: str = "id",
 ) -> dg.MaterializeResult:
     """Load the staged export of this partition into `table`, replacing the partition's rows in
     one transaction, then evaluate the shared checks (rows = numberOfRecords, no lead twice in
@@ -261,6 +262,7 @@ def run_load(
             timestamp_field=timestamp_field,
             inspect=inspect,
             on_event=log_events(context),
+            id_column=id_column,
         )
     result, stats, entries = outcome.loaded.result, outcome.loaded.stats, outcome.loaded.entries
     extra_checks, extra_metadata = outcome.inspected or ([], {})

@@ -15,7 +15,7 @@ from typing import Any
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from marketo_assets.marketo import ExportFilter, ExportRequest, MarketoClient
+from marketo_assets.marketo import AnyFilter, ExportRequest, MarketoClient
 
 from .cycle import (
     CHECK_PARTITIONS,
@@ -53,7 +53,7 @@ class ExportFamily:
     ledger_asset: str  # the export ledger's name for the pair, e.g. `marketo/leads`
     required_fields: tuple[str, ...]  # exported whatever the field selection
     # The Marketo filters of a partition: one export job each, loaded together.
-    filters: Callable[[Context], list[ExportFilter]]
+    filters: Callable[[Context], list[AnyFilter]]
     export_description: str
     load_description: str
     # (name, description) of the load's checks after rows = numberOfRecords; the first one is
@@ -73,6 +73,11 @@ class ExportFamily:
     lineage: Callable[[Context], dict[str, object]] | None = None  # extra lineage columns
     stamp_exported_at: bool = True  # `exported_at` in the export's metadata
     off_reason: str | None = None  # a bad setting: every export fails at once with this
+    # Completes the filters with what only Marketo knows (e.g. activity type names -> ids),
+    # before any export call; raises ExportFailed for bad input.
+    resolve_filters: Callable[[MarketoClient, list[AnyFilter]], list[AnyFilter]] | None = None
+    fixed_fields: bool = False  # export every described field (not MARKETO_FIELDS), no renames
+    id_field: str = "id"  # the key: unique in a partition, never NULL
 
     @property
     def unique_check(self) -> str:
@@ -103,13 +108,16 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
 
         def spec(client: MarketoClient) -> ExportSpec:
             wanted = export_options.list_fields if family.list_fields else export_options.fields
+            if family.fixed_fields:
+                wanted = []
             field_types = select_fields(
                 family.describe(client), wanted, required=list(family.required_fields)
             )
             names = [name for name, _ in field_types]
-            headers = export_options.column_header_names
+            headers = {} if family.fixed_fields else export_options.column_header_names
             if family.list_fields:
                 headers = {k: v for k, v in headers.items() if k in names}
+            parts = family.resolve_filters(client, filters) if family.resolve_filters else filters
             requests = [
                 ExportRequest(
                     fields=names,
@@ -117,7 +125,7 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
                     format=export_options.format,
                     column_header_names=headers,
                 )
-                for export_filter in filters
+                for export_filter in parts
             ]
             return ExportSpec.of(
                 family.ledger_asset,
@@ -169,6 +177,7 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
             timestamp_field=family.timestamp_field,
             extra=family.load_checks(context) if family.load_checks else None,
             check_partitions=family.check_partitions,
+            id_column=family.id_field,
         )
 
     return export, load

@@ -55,6 +55,17 @@ def lead_windows(settings: ProjectSettings) -> dg.TimeWindowPartitionsDefinition
     )
 
 
+def activity_windows(settings: ProjectSettings) -> dg.TimeWindowPartitionsDefinition:
+    """The activity partitions: MARKETO_ACTIVITY_PARTITION_WINDOW windows (daily by default)
+    from MARKETO_PARTITION_START, cut there like the lead windows (`lead_window`)."""
+    window = settings.activity_partition_window
+    return _WINDOWS[window](
+        start_date=window_start(settings.partition_start, window).isoformat(),
+        timezone=settings.partition_timezone,
+        end_offset=1,
+    )
+
+
 def lead_window(
     settings: ProjectSettings, start: datetime, end: datetime
 ) -> tuple[datetime, datetime]:

@@ -126,10 +126,12 @@ def load(
     inspect: Callable[[WarehouseSession, LoadedPartition], T] | None = None,
     on_event: OnEvent = ignore,
     now: Callable[[], datetime] = _utc_now,
+    id_column: str = "id",
 ) -> LoadOutcome[T]:
     """Load the staged export of `partition_key` (ledger slot `asset`) into `table`, replacing
     the partition's rows in one transaction. `session()` opens the warehouse only around the
     SQL; `inspect(session, loaded)` runs in it after the load (checks that need the table).
+    `id_column` is the key the stats count (duplicates, NULLs): `id`, or e.g. `marketoGUID`.
     The partition is claimed for `run_id` and released at the end."""
     clean_staging_area(staging, ledger, on_event)
     claim_partition(
@@ -152,6 +154,7 @@ def load(
             inspect=inspect,
             on_event=on_event,
             now=now,
+            id_column=id_column,
         )
     finally:
         ledger.release(asset, partition_key, run_id)
@@ -169,6 +172,7 @@ def _load(
     inspect: Callable[[WarehouseSession, LoadedPartition], T] | None,
     on_event: OnEvent,
     now: Callable[[], datetime],
+    id_column: str,
 ) -> LoadOutcome[T]:
     entries = staged_exports(ledger, asset, partition_key)
     entry = entries[0]
@@ -176,7 +180,7 @@ def _load(
     headers = record["payload"].get("columnHeaderNames") or {}
     columns = columns_for([(name, type_) for name, type_ in record["field_types"]], headers)
     # Table columns are the REST field names, whatever the file's headers (Column).
-    id_col, ts_col = "id", timestamp_field
+    id_col, ts_col = id_column, timestamp_field
 
     with session() as wh:
         try:

@@ -23,12 +23,13 @@ from .exports import (
     ExportType,
     ProgramMemberFilter,
 )
-from .models import DownloadResult, Event, LeadField, SmartList, StaticList
+from .models import ActivityType, DownloadResult, Event, LeadField, SmartList, StaticList
 from .programs import Program
 from .settings import ClientSettings
 
 __all__ = [
     "ActivityFilter",
+    "ActivityType",
     "AnyFilter",
     "ClientSettings",
     "DeletedLead",

@@ -40,7 +40,7 @@ from .exports import (
     export_base,
     export_path,
 )
-from .models import DownloadResult, Event, LeadField, SmartList, StaticList
+from .models import ActivityType, DownloadResult, Event, LeadField, SmartList, StaticList
 from .programs import Program
 from .retry import AUTH_RETRIES
 from .settings import ClientSettings
@@ -180,6 +180,16 @@ class MarketoClient:
             if not env.get("moreResult") or not next_token or next_token == token:
                 return out
             token = next_token
+
+    def activity_types(self) -> list[ActivityType]:
+        """The activity type catalog (`GET /rest/v1/activities/types.json`): standard and
+        custom types with their primary attribute and attributes."""
+        env = self._core.call("GET", "/rest/v1/activities/types.json")
+        return [
+            ActivityType.from_api(item)
+            for item in env.get("result") or []
+            if isinstance(item, dict) and item.get("id") is not None
+        ]
 
     def iter_static_lists(self) -> Iterator[StaticList]:
         token: str | None = None

@@ -9,7 +9,7 @@ from typing import Any
 
 from .exports import parse_marketo_datetime
 
-__all__ = ["DownloadResult", "Event", "LeadField", "SmartList", "StaticList"]
+__all__ = ["ActivityType", "DownloadResult", "Event", "LeadField", "SmartList", "StaticList"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,34 @@ class LeadField:
     data_type: str | None = None
     length: int | None = None
     updateable: bool | None = None
+
+
+@dataclass(frozen=True)
+class ActivityType:
+    """One activity type of `GET /rest/v1/activities/types.json`: its primary attribute and
+    attributes as {"name", "dataType"} dicts."""
+
+    id: int
+    name: str
+    description: str | None = None
+    primary_attribute: dict[str, Any] | None = None
+    attributes: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> ActivityType:
+        def attribute(item: Any) -> dict[str, Any]:
+            return {"name": item.get("name"), "dataType": item.get("dataType")}
+
+        primary = data.get("primaryAttribute")
+        return cls(
+            id=int(data["id"]),
+            name=str(data.get("name") or ""),
+            description=data.get("description") or None,
+            primary_attribute=attribute(primary) if isinstance(primary, dict) else None,
+            attributes=tuple(
+                attribute(a) for a in data.get("attributes") or () if isinstance(a, dict)
+            ),
+        )
 
 
 @dataclass(frozen=True)

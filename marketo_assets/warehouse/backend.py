@@ -66,6 +66,15 @@ class WarehouseSession(Protocol):
         prune: Mapping[str, tuple[str, Sequence[int]]] | None = None,
     ) -> CatalogResult: ...
 
+    def replace_table(
+        self,
+        *,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[Mapping[str, object]],
+        loaded_at: dt.datetime,
+    ) -> CatalogResult: ...
+
     def partition_stats(
         self,
         table: str,
@@ -111,6 +120,9 @@ class DuckDBSession:
 
     def replace_list_catalog(self, **kwargs) -> CatalogResult:
         return _catalog.replace_list_catalog(self.conn, **kwargs)
+
+    def replace_table(self, **kwargs) -> CatalogResult:
+        return _catalog.replace_table(self.conn, **kwargs)
 
     def partition_stats(self, table, partition_key, id_column="id", timestamp_column="createdAt"):
         return _queries.partition_stats(

@@ -1,8 +1,9 @@
-"""The list catalog table (`marketo.lists`): a full replace in one transaction."""
+"""Catalog tables (`marketo.lists`, `marketo.activity_types`): a full replace in one transaction."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -85,3 +86,45 @@ def replace_list_catalog(
         raise
     columns = [(n, t) for n, t in existing_columns(conn, schema, name).values()]
     return CatalogResult(len(values), pruned, columns)
+
+
+def catalog_values(
+    columns: Sequence[tuple[str, str]], rows: Sequence[Mapping[str, object]], loaded_at: dt.datetime
+) -> list[list[object]]:
+    """Each row's values in column order, then `loaded_at`; JSON columns as JSON text."""
+    json_cols = {c for c, t in columns if t.split()[0].upper() == "JSON"}
+    return [
+        [json.dumps(row.get(c)) if c in json_cols else row.get(c) for c, _ in columns] + [loaded_at]
+        for row in rows
+    ]
+
+
+def replace_table(
+    conn: duckdb.DuckDBPyConnection,
+    *,
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[Mapping[str, object]],
+    loaded_at: dt.datetime,
+) -> CatalogResult:
+    """Replace every row of `table` ((name, type) `columns` and `_loaded_at`) with `rows` (dicts
+    keyed by column name; JSON columns hold Python values) in one transaction."""
+    schema, name = split_table(table)
+    target = qualified(table, conn)
+    all_columns = [*columns, ("_loaded_at", "TIMESTAMPTZ")]
+    values = catalog_values(columns, rows, loaded_at)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified_schema(schema, conn)}")
+        defs = ", ".join(f"{quote_ident(c)} {t}" for c, t in all_columns)
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {target} ({defs})")
+        conn.execute(f"DELETE FROM {target}")
+        if values:
+            marks = ", ".join(f"${i + 1}" for i in range(len(all_columns)))
+            cols = ", ".join(quote_ident(c) for c, _ in all_columns)
+            conn.executemany(f"INSERT INTO {target} ({cols}) VALUES ({marks})", values)
+        conn.execute("COMMIT")
+    except BaseException:
+        rollback(conn)
+        raise
+    return CatalogResult(len(values), {}, list(existing_columns(conn, schema, name).values()))

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .catalog import LIST_COLUMNS, CatalogResult
+from .catalog import LIST_COLUMNS, CatalogResult, catalog_values
 from .files import delimiter_for, has_nul, strip_nul
 from .loader import (
     CAST_MARK,
@@ -64,6 +64,7 @@ PG_TYPES: dict[str, str] = {
     "TIMESTAMP": "timestamp without time zone",
     "VARCHAR": "text",
     "TEXT": "text",
+    "JSON": "jsonb",
 }
 INTEGER_PG = {"bigint", "integer", "smallint"}
 CHECK_TIMEOUT = 10
@@ -401,6 +402,40 @@ class PostgresSession:
             conn.rollback()
             raise
         return CatalogResult(len(values), pruned, self.table_schema(table))
+
+    def replace_table(
+        self,
+        *,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[Mapping[str, object]],
+        loaded_at: dt.datetime,
+    ) -> CatalogResult:
+        """Same as warehouse.catalog.replace_table, on PostgreSQL."""
+        schema, name, target = self._target(table)
+        all_columns = [*columns, ("_loaded_at", "TIMESTAMPTZ")]
+        values = catalog_values(columns, rows, loaded_at)
+        conn = self.conn
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("ddl", schema, name),))
+                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+                types = [pg_type(t) for _, t in all_columns]
+                defs = ", ".join(
+                    f"{quote_ident(c)} {type_}{' NOT NULL' if 'NOT NULL' in t else ''}"
+                    for (c, t), type_ in zip(all_columns, types, strict=True)
+                )
+                cur.execute(f"CREATE TABLE IF NOT EXISTS {target} ({defs})")
+                cur.execute(f"DELETE FROM {target}")
+                if values:
+                    marks = ", ".join(f"%s::{type_}" for type_ in types)
+                    cols = ", ".join(quote_ident(c) for c, _ in all_columns)
+                    cur.executemany(f"INSERT INTO {target} ({cols}) VALUES ({marks})", values)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return CatalogResult(len(values), {}, self.table_schema(table))
 
     # ------------------------------------------------------------------------- reads
     def table_schema(self, table: str) -> list[tuple[str, str]]:

@@ -28,6 +28,10 @@ DUCKDB_TYPES: dict[str, str] = {
     "date": "DATE",
     # datetime values look like 2020-01-08T18:10:26Z (UTC): an absolute instant.
     "datetime": "TIMESTAMPTZ",
+    # Not Marketo dataTypes: the project's own, for columns whose type Marketo fixes (the
+    # activity export's ids, its `attributes` JSON object).
+    "int32": "INTEGER",
+    "json": "JSON",
 }
 DEFAULT_TYPE = "VARCHAR"
 
