@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from marketo_assets.extract.list_plan import DiscoveredList, load_cursor, plan_tick
-from marketo_assets.marketo import errors
+from marketo_assets.marketo import ExportRequest, ProgramMemberFilter, errors
 from marketo_assets.settings import ListSelection, load_list_settings
 
 from .client_fakes import FakeMarketo, make_client, ok
@@ -138,3 +138,11 @@ def test_a_bad_program_selection_switches_off_the_program_sensor_only(monkeypatc
         {"Spring Promo"},
         ("Web*",),
     )
+
+
+def test_more_than_ten_programs_per_job_fail_before_any_call():
+    fake = FakeMarketo()
+    with make_client(fake) as client, pytest.raises(errors.InvalidRequestError, match="at most 10"):
+        many = ProgramMemberFilter(program_ids=tuple(range(3001, 3012)))
+        client.create_export(ExportRequest(fields=["leadId"], filter=many))
+    assert fake.rest_calls == 0
