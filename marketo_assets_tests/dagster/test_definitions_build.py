@@ -54,6 +54,19 @@ EXPORTS = ["lead_export_files", "lead_change_export_files"] + [
     f"{kind}_list_export_files" for kind in ("static", "smart")
 ]
 LOADS = ["leads", "lead_changes", "static_list_members", "smart_list_members"]
+EXPORTS.append("program_member_export_files")
+LOADS.append("program_members")
+
+
+def test_a_bad_program_selection_switches_off_the_program_sensor_and_exports():
+    bad = ListConfig(ListSettings(), {"MARKETO_PROGRAMS": "MARKETO_PROGRAMS is bad."})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        defs = build_definitions(ProjectSettings(), bad)
+    assert "The program sensor is off: MARKETO_PROGRAMS is bad." in [str(w.message) for w in caught]
+    assert defs.resolve_sensor_def("program_members_sensor").description.startswith("OFF: ")
+    export = defs.get_assets_def(dg.AssetKey(["marketo", "program_member_export_files"]))
+    assert "OFF: MARKETO_PROGRAMS is bad." in (export.descriptions_by_key[export.key] or "")
 
 
 def test_every_export_family_has_its_pools_retries_and_row_check():
