@@ -21,7 +21,7 @@ from marketo_assets.settings import ListConfig, ProjectSettings, SettingsWarning
 from .activities import activity_assets, activity_types
 from .dbt import dbt_models, dbt_models_after_raw_loads
 from .dbt_resources import dbt_resource
-from .deleted_leads import deleted_leads_asset
+from .deleted_leads import deleted_leads_asset, deleted_leads_job, deleted_leads_schedule
 from .lead_changes import build_lead_changes_schedule, lead_change_assets
 from .leads import lead_assets, open_window_schedule
 from .list_sensors import list_catalog_job, list_member_jobs, list_sensors
@@ -56,8 +56,12 @@ def build_definitions(settings: ProjectSettings, list_settings: ListConfig) -> d
             deleted_leads_asset(settings),
             dbt_models(settings),
         ],
-        jobs=[list_catalog_job, *list_member_jobs.values(), program_members_job],
-        schedules=[open_window_schedule(settings), build_lead_changes_schedule(settings)],
+        jobs=[list_catalog_job, *list_member_jobs.values(), program_members_job, deleted_leads_job],
+        schedules=[
+            open_window_schedule(settings),
+            build_lead_changes_schedule(settings),
+            deleted_leads_schedule(settings),
+        ],
         sensors=[
             *list_sensors(settings, list_settings),
             program_sensor(list_settings),

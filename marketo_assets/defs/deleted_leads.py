@@ -1,6 +1,6 @@
 """`marketo/deleted_leads`: the leads deleted each UTC day (Marketo's "Get Deleted Leads")."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -91,3 +91,30 @@ def deleted_leads_asset(settings: ProjectSettings) -> dg.AssetsDefinition:
         )
 
     return deleted_leads
+
+
+deleted_leads_job = dg.define_asset_job(
+    "refresh_deleted_leads",
+    selection=dg.AssetSelection.assets(DELETED_LEADS),
+    description="Reload the deleted leads of some UTC days.",
+    executor_def=dg.in_process_executor,
+)
+
+
+def deleted_leads_schedule(settings: ProjectSettings) -> dg.ScheduleDefinition:
+    first = settings.partition_start.isoformat()
+
+    @dg.schedule(
+        job=deleted_leads_job,
+        cron_schedule="45 6 * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+    def daily_deleted_leads_refresh(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+        """Every day at 06:45 UTC, reload yesterday's and today's deleted leads (UTC days)."""
+        today = context.scheduled_execution_time.date()
+        days = [(today - timedelta(days=1)).isoformat(), today.isoformat()]
+        keys = [day for day in days if day >= first]
+        return [dg.RunRequest(run_key=f"{day}@{today}", partition_key=day) for day in keys]
+
+    return daily_deleted_leads_refresh

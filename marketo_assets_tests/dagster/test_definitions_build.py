@@ -84,3 +84,15 @@ def test_every_export_family_has_its_pools_retries_and_row_check():
         assert "rows_match_marketo" in {spec.name for spec in load_def.check_specs}
         spec = load_def.specs_by_key[dg.AssetKey(["marketo", load])]
         assert [dep.asset_key for dep in spec.deps] == [dg.AssetKey(["marketo", export])]
+
+
+def test_the_deleted_leads_schedule_reloads_yesterday_and_today_from_the_start_date():
+    settings = ProjectSettings(MARKETO_PARTITION_START=date(2025, 3, 20))
+    schedule = build_definitions(settings, LISTS).resolve_schedule_def(
+        "daily_deleted_leads_refresh"
+    )
+    for now, days in (("2025-03-20", ["2025-03-20"]), ("2025-04-02", ["2025-04-01", "2025-04-02"])):
+        when = datetime.fromisoformat(now).replace(hour=6, minute=45, tzinfo=UTC)
+        with dg.build_schedule_context(scheduled_execution_time=when) as context:
+            requests = schedule(context)
+        assert [r.partition_key for r in requests] == days
