@@ -15,11 +15,9 @@ from .conftest import resources_for
 
 def truth(sim, start: datetime, end: datetime) -> dict[str, list[int]]:
     """The simulator's deleted leads in [start, end] (inclusive), by UTC day."""
-    params = {"start": start.isoformat(), "end": end.isoformat()}
-    r = sim.control.get("/_sim/truth/deleted_leads", params=params)
-    r.raise_for_status()
+    found = sim.truth_deleted_leads(start.isoformat(), end.isoformat())
     days: dict[str, list[int]] = {}
-    for lead, when in zip(r.json()["leadIds"], r.json()["deletedAt"], strict=True):
+    for lead, when in zip(found["leadIds"], found["deletedAt"], strict=True):
         day = datetime.fromisoformat(when.replace("Z", "+00:00")).astimezone(UTC).date()
         days.setdefault(day.isoformat(), []).append(lead)
     return days

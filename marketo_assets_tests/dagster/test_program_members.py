@@ -21,11 +21,8 @@ def sensor_for(selection: str):
 
 
 def truth(sim, program_ids: list[int]) -> list[tuple[int, int]]:
-    r = sim.control.post(
-        "/_sim/truth/program_members", json={"programIds": program_ids, "ids": True}
-    )
-    r.raise_for_status()
-    return sorted((int(p), int(lead)) for p, lead in r.json()["rows"])
+    rows = sim.truth_program_members(program_ids, ids=True)["rows"]
+    return sorted((int(p), int(lead)) for p, lead in rows)
 
 
 def loaded(tmp_path) -> list[tuple[int, int]]:
@@ -36,9 +33,7 @@ def loaded(tmp_path) -> list[tuple[int, int]]:
 
 
 def bulk_creates(sim) -> int:
-    r = sim.control.get("/_sim/jobs/record")
-    r.raise_for_status()
-    return len(r.json().get("jobs", []))
+    return len(sim.job_record()["jobs"])
 
 
 def test_program_sensor_partitions_and_member_rows(simulator_factory, tmp_path):
