@@ -7,8 +7,9 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from .errors import ExportFailed
 __all__ = ["DELETED_LEAD_FIELDS", "DeletedLeadsClient", "DeletedLeadsLoad", "load_deleted_leads"]
 
 # (column, Marketo data type): BIGINT, BIGINT, TIMESTAMPTZ in the warehouse.
+PREFIX = ".deleted-leads-"  # the staged files' names
 DELETED_LEAD_FIELDS = [("id", "integer"), ("leadId", "integer"), ("deletedAt", "datetime")]
 
 
@@ -45,8 +47,13 @@ class DeletedLeadsLoad:
 
 
 def write_csv(leads: Iterable[DeletedLead], folder: Path) -> tuple[Path, int]:
-    """The deletions as a 0600 CSV file in `folder` (mkstemp), and how many."""
-    fd, name = tempfile.mkstemp(prefix=".deleted-leads-", suffix=".csv", dir=folder)
+    """The deletions as a 0600 CSV file in `folder` (mkstemp), and how many. Files a killed
+    run left behind (older than an hour) are deleted first."""
+    for old in folder.glob(f"{PREFIX}*.csv"):
+        with suppress(OSError):
+            if time.time() - old.stat().st_mtime > 3600:
+                old.unlink()
+    fd, name = tempfile.mkstemp(prefix=PREFIX, suffix=".csv", dir=folder)
     count = 0
     with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -50,6 +52,9 @@ def rows(warehouse: DuckDBWarehouse) -> list[tuple]:
 
 
 def test_a_day_is_replaced_typed_and_checked(tmp_path: Path):
+    left = tmp_path / ".deleted-leads-killed.csv"  # a killed run's file, two hours old
+    left.write_text("id,leadId,deletedAt\n")
+    os.utime(left, (time.time() - 7200, time.time() - 7200))
     load(tmp_path, Client([gone(1, 11, 0), gone(2, 12, 23.5)]))
     warehouse, loaded = load(tmp_path, Client([gone(3, 13, 1), gone(4, 13, 2)]))
     assert [r[:2] for r in rows(warehouse)] == [(3, 13), (4, 13)]  # day 1's rows replaced
@@ -64,7 +69,7 @@ def test_a_day_is_replaced_typed_and_checked(tmp_path: Path):
         "TIMESTAMP WITH TIME ZONE",
     )
     assert {"_partition_key", "_export_id", "_loaded_at"} <= set(types)
-    assert list(tmp_path.glob("*.csv")) == []  # the staged file is gone
+    assert not left.exists() and list(tmp_path.glob(".deleted-leads-*")) == []
 
 
 @pytest.mark.parametrize(
