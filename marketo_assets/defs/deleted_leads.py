@@ -1,6 +1,7 @@
 """`marketo/deleted_leads`: the leads deleted each UTC day (Marketo's "Get Deleted Leads")."""
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -55,7 +56,7 @@ def deleted_leads_asset(settings: ProjectSettings) -> dg.AssetsDefinition:
                 loaded = load_deleted_leads(
                     client,
                     lambda: warehouse_session(warehouse),
-                    marketo.staging_path("deleted_leads"),
+                    Path(marketo.staging_dir),
                     table=TABLE,
                     partition_key=context.partition_key,
                     start=window.start,

@@ -26,6 +26,8 @@ from marketo_assets.warehouse import (
 )
 
 from .errors import ExportFailed
+from .local_paths import LocalPathError
+from .staging import private_dir, staging_root
 
 __all__ = ["DELETED_LEAD_FIELDS", "DeletedLeadsClient", "DeletedLeadsLoad", "load_deleted_leads"]
 
@@ -67,7 +69,7 @@ def write_csv(leads: Iterable[DeletedLead], folder: Path) -> tuple[Path, int]:
 def load_deleted_leads(
     client: DeletedLeadsClient,
     session_factory: Callable[[], AbstractContextManager[WarehouseSession]],
-    folder: Path,
+    staging_dir: Path,
     *,
     table: str,
     partition_key: str,
@@ -75,8 +77,13 @@ def load_deleted_leads(
     end: datetime,
 ) -> DeletedLeadsLoad:
     """Replace `partition_key`'s rows of `table` with the leads deleted in [start, end), all
-    read from Marketo before the warehouse is opened; the staged file is always deleted.
+    read from Marketo before the warehouse is opened. They are staged in the project's private
+    folder `deleted_leads/` of `staging_dir` (MARKETO_STAGING_DIR) and always deleted after.
     Failures are ExportFailed, retryable only when a retry can help (transient errors)."""
+    try:
+        folder = private_dir(staging_root(Path(staging_dir)), "deleted_leads")
+    except LocalPathError as exc:
+        raise ExportFailed(str(exc), retryable=False) from exc
     try:
         path, fetched = write_csv(client.iter_deleted_leads(start, end), folder)
     except errors.TransientError as exc:

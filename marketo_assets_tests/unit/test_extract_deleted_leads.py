@@ -37,7 +37,7 @@ def load(tmp_path: Path, client: Client, key: str = "2025-03-01"):
     return warehouse, load_deleted_leads(
         client,
         warehouse.session,
-        tmp_path,
+        tmp_path / "exports",
         table=TABLE,
         partition_key=key,
         start=DAY,
@@ -52,10 +52,12 @@ def rows(warehouse: DuckDBWarehouse) -> list[tuple]:
 
 
 def test_a_day_is_replaced_typed_and_checked(tmp_path: Path):
-    left = tmp_path / ".deleted-leads-killed.csv"  # a killed run's file, two hours old
+    load(tmp_path, Client([gone(1, 11, 0), gone(2, 12, 23.5)]))
+    folder = tmp_path / "exports" / "marketo_assets" / "deleted_leads"
+    assert folder.stat().st_mode & 0o777 == 0o700
+    left = folder / ".deleted-leads-killed.csv"  # a killed run's file, two hours old
     left.write_text("id,leadId,deletedAt\n")
     os.utime(left, (time.time() - 7200, time.time() - 7200))
-    load(tmp_path, Client([gone(1, 11, 0), gone(2, 12, 23.5)]))
     warehouse, loaded = load(tmp_path, Client([gone(3, 13, 1), gone(4, 13, 2)]))
     assert [r[:2] for r in rows(warehouse)] == [(3, 13), (4, 13)]  # day 1's rows replaced
     assert rows(warehouse)[0][2] == DAY + timedelta(hours=1)
@@ -69,7 +71,7 @@ def test_a_day_is_replaced_typed_and_checked(tmp_path: Path):
         "TIMESTAMP WITH TIME ZONE",
     )
     assert {"_partition_key", "_export_id", "_loaded_at"} <= set(types)
-    assert not left.exists() and list(tmp_path.glob(".deleted-leads-*")) == []
+    assert not left.exists() and list(folder.iterdir()) == []
 
 
 @pytest.mark.parametrize(
