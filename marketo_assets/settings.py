@@ -313,7 +313,7 @@ class ListSettings(BaseSettings):
         300,
         ge=30,
         validation_alias="MARKETO_LIST_SENSOR_INTERVAL",
-        description="Seconds between two ticks of each list sensor",
+        description="Seconds between two ticks of each list sensor and of the program sensor",
     )
     static_list_refresh_hours: float = Field(
         0,
