@@ -292,6 +292,18 @@ class ListSettings(BaseSettings):
         validation_alias="MARKETO_SMART_LISTS",
         description="Smart lists to export: ids, names or patterns; empty = no list",
     )
+    programs: str = Field(
+        "",
+        validation_alias="MARKETO_PROGRAMS",
+        description="Programs whose members are exported: ids, names or patterns; empty = none",
+    )
+    program_refresh_hours: float = Field(
+        24,
+        ge=0,
+        validation_alias="MARKETO_PROGRAM_REFRESH_HOURS",
+        description="Also re-export a program's members this long after its last run (0 = on "
+        "change)",
+    )
     list_fields: str = Field(
         ",".join(LIST_FIELDS),
         validation_alias="MARKETO_LIST_FIELDS",
@@ -301,7 +313,7 @@ class ListSettings(BaseSettings):
         300,
         ge=30,
         validation_alias="MARKETO_LIST_SENSOR_INTERVAL",
-        description="Seconds between two ticks of each list sensor",
+        description="Seconds between two ticks of each list sensor and of the program sensor",
     )
     static_list_refresh_hours: float = Field(
         0,
@@ -316,7 +328,7 @@ class ListSettings(BaseSettings):
         description="Also re-export a smart list this long after its last run (0 = on change)",
     )
 
-    @field_validator("static_lists", "smart_lists")
+    @field_validator("static_lists", "smart_lists", "programs")
     @classmethod
     def _selection(cls, value: str, info: ValidationInfo) -> str:
         setting = str(cls.model_fields[str(info.field_name)].validation_alias)
@@ -343,6 +355,10 @@ class ListSettings(BaseSettings):
     def smart_list_selection(self) -> ListSelection:
         return ListSelection.parse(self.smart_lists, "MARKETO_SMART_LISTS")
 
+    @property
+    def program_selection(self) -> ListSelection:
+        return ListSelection.parse(self.programs, "MARKETO_PROGRAMS")
+
 
 @dataclass(frozen=True)
 class ListConfig:
@@ -357,7 +373,11 @@ class ListConfig:
         return " ".join(found) or None
 
     def sensor_problem(self, kind: str) -> str | None:
-        """What switches off the `kind` ("static"/"smart") list sensor."""
+        """What switches off the `kind` ("static"/"smart"/"program") sensor."""
+        if kind == "program":
+            return self.problem(
+                "MARKETO_PROGRAMS", "MARKETO_PROGRAM_REFRESH_HOURS", "MARKETO_LIST_SENSOR_INTERVAL"
+            )
         own = f"MARKETO_{kind.upper()}"
         return self.problem(
             f"{own}_LISTS",

@@ -6,9 +6,11 @@ from functools import cache
 import dagster as dg
 
 from marketo_assets.defs.dbt import dbt_models as build_dbt_models
+from marketo_assets.defs.deleted_leads import deleted_leads_asset
 from marketo_assets.defs.lead_changes import lead_change_assets
 from marketo_assets.defs.leads import lead_assets
 from marketo_assets.defs.lists import list_assets
+from marketo_assets.defs.programs import program_assets
 from marketo_assets.settings import load_list_settings, load_settings
 
 SETTINGS = load_settings()
@@ -18,6 +20,8 @@ lead_export_files, leads = lead_assets(SETTINGS)
 lead_change_export_files, lead_changes = lead_change_assets(SETTINGS)
 static_list_export_files, static_list_members = list_assets("static", LIST_SETTINGS)
 smart_list_export_files, smart_list_members = list_assets("smart", LIST_SETTINGS)
+deleted_leads = deleted_leads_asset(SETTINGS)
+program_member_export_files, program_members = program_assets(LIST_SETTINGS)
 
 
 @cache

@@ -21,11 +21,14 @@ from marketo_assets.settings import ListConfig, ProjectSettings, SettingsWarning
 from .activities import activity_assets, activity_types
 from .dbt import dbt_models, dbt_models_after_raw_loads
 from .dbt_resources import dbt_resource
+from .deleted_leads import deleted_leads_asset, deleted_leads_job, deleted_leads_schedule
 from .lead_changes import build_lead_changes_schedule, lead_change_assets
 from .leads import lead_assets, open_window_schedule
 from .list_sensors import list_catalog_job, list_member_jobs, list_sensors
 from .lists import LIST_KINDS, list_assets, lists
 from .partitions import start_warnings
+from .program_sensor import program_members_job, program_sensor
+from .programs import program_assets
 from .resources import build_resources
 
 
@@ -39,6 +42,8 @@ def build_definitions(settings: ProjectSettings, list_settings: ListConfig) -> d
         if problem := list_settings.sensor_problem(kind):
             message = f"The {kind}-list sensor is off: {problem}"
             warnings.warn(message, SettingsWarning, stacklevel=2)
+    if problem := list_settings.sensor_problem("program"):
+        warnings.warn(f"The program sensor is off: {problem}", SettingsWarning, stacklevel=2)
     return dg.Definitions(
         assets=[
             *lead_assets(settings),
@@ -47,11 +52,21 @@ def build_definitions(settings: ProjectSettings, list_settings: ListConfig) -> d
             activity_types,
             *(asset for kind in LIST_KINDS for asset in list_assets(kind, list_settings)),
             lists,
+            *program_assets(list_settings),
+            deleted_leads_asset(settings),
             dbt_models(settings),
         ],
-        jobs=[list_catalog_job, *list_member_jobs.values()],
-        schedules=[open_window_schedule(settings), build_lead_changes_schedule(settings)],
-        sensors=[*list_sensors(settings, list_settings), dbt_models_after_raw_loads],
+        jobs=[list_catalog_job, *list_member_jobs.values(), program_members_job, deleted_leads_job],
+        schedules=[
+            open_window_schedule(settings),
+            build_lead_changes_schedule(settings),
+            deleted_leads_schedule(settings),
+        ],
+        sensors=[
+            *list_sensors(settings, list_settings),
+            program_sensor(list_settings),
+            dbt_models_after_raw_loads,
+        ],
         resources={**build_resources(settings, list_settings), "dbt": dbt_resource(settings)},
         executor=dg.in_process_executor,
     )

@@ -9,7 +9,7 @@ lists of the type were added, deleted or renamed.
 import fnmatch
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -73,6 +73,7 @@ def plan_tick(
     now: datetime,
     refresh: timedelta | None = None,
     runs_enabled: bool = True,
+    partition_key: Callable[[int], str] | None = None,
 ) -> TickPlan:
     """What one tick does (pure: no Marketo, no instance).
 
@@ -82,7 +83,9 @@ def plan_tick(
       its updatedAt differs from the cursor's, or `refresh` passed since its last run request;
     - with `runs_enabled=False` (smart-list filter not enabled) no run is requested and the
       cursor keeps the old state of those lists, so they run once the filter is enabled.
+    `partition_key(id)`: the partition of a list (default `<kind>-<id>`); programs use their id.
     """
+    key_of = partition_key or (lambda list_id: list_partition_key(kind, list_id))
     lists = list(discovered)
     existing = set(existing_keys)
     previous: dict = cursor.get("lists", {})
@@ -90,7 +93,7 @@ def plan_tick(
     new_lists: dict[str, dict] = {}
     selected = sorted((lst for lst in lists if selection.matches(lst.id, lst.name)), key=_id)
     for lst in selected:
-        key = list_partition_key(kind, lst.id)
+        key = key_of(lst.id)
         prev = previous.get(key)
         if key not in existing:
             plan.add.append(key)
@@ -119,7 +122,7 @@ def plan_tick(
             "updated_at": lst.updated_key,
             "requested_at": now.astimezone(UTC).isoformat(timespec="seconds"),
         }
-    wanted = {list_partition_key(kind, lst.id) for lst in selected}
+    wanted = {key_of(lst.id) for lst in selected}
     plan.delete = sorted(existing - wanted)
     plan.unmatched = unmatched_entries(selection, lists)
 
@@ -148,10 +151,13 @@ def unmatched_entries(selection: ListSelection, lists: list[DiscoveredList]) -> 
     return out
 
 
-def unmatched_message(kind: str, unmatched: list[str], lists: int) -> str:
+def unmatched_message(
+    kind: str, unmatched: list[str], lists: int, setting: str = "", noun: str = ""
+) -> str:
+    setting, noun = setting or f"MARKETO_{kind.upper()}_LISTS", noun or f"{kind} lists"
     return (
-        f"MARKETO_{kind.upper()}_LISTS selects {', '.join(unmatched)}, but none of the {lists} "
-        f"{kind} lists in Marketo has that id or name (names are exact and case-sensitive). "
+        f"{setting} selects {', '.join(unmatched)}, but none of the {lists} "
+        f"{noun} in Marketo has that id or name (names are exact and case-sensitive). "
         "Fix the spelling or the id; for names with commas use a JSON array, and `name:...` "
         "for a name made of digits or holding * ? [. Nothing is exported for these entries."
     )

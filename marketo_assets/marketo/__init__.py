@@ -1,7 +1,9 @@
 """Marketo bulk export client: leads, activities, program members (httpx; no dagster import).
 
-client.py    MarketoClient: the calls (export jobs of every type, field catalog, lists)
+client.py    MarketoClient: the calls (export jobs of every type, field catalog, lists, programs,
+             deleted leads)
 exports.py   the validated requests and filters of each export type, jobs, windows
+programs.py, deleted_leads.py: the program catalog and member describe; deleted-lead paging
 core.py      RequestCore: every call's throttle, token, retries, error mapping, call count
 retry.py     the retry policies (TRANSIENT, TOKEN_EXPIRED, QUEUE_FULL, DOWNLOAD_RESUME)
 error_map.py Marketo error codes and HTTP statuses -> error classes (errors.py)
@@ -11,6 +13,7 @@ auth.py, throttle.py, clock.py, transport.py: token, call limits, Marketo's cloc
 
 from . import errors
 from .client import MarketoClient
+from .deleted_leads import DeletedLead
 from .exports import (
     ActivityFilter,
     AnyFilter,
@@ -21,6 +24,7 @@ from .exports import (
     ProgramMemberFilter,
 )
 from .models import ActivityType, DownloadResult, Event, LeadField, SmartList, StaticList
+from .programs import Program
 from .settings import ClientSettings
 
 __all__ = [
@@ -28,6 +32,7 @@ __all__ = [
     "ActivityType",
     "AnyFilter",
     "ClientSettings",
+    "DeletedLead",
     "DownloadResult",
     "Event",
     "ExportFilter",
@@ -36,6 +41,7 @@ __all__ = [
     "ExportType",
     "LeadField",
     "MarketoClient",
+    "Program",
     "ProgramMemberFilter",
     "SmartList",
     "StaticList",

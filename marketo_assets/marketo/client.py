@@ -12,8 +12,10 @@ from typing import Any
 
 import httpx
 
+from . import deleted_leads, programs
 from .clock import quota_day_start, quota_reset_time
 from .core import RequestCore
+from .deleted_leads import DeletedLead
 from .download import download_export
 from .errors import (
     DailyCallLimitError,
@@ -39,6 +41,7 @@ from .exports import (
     export_path,
 )
 from .models import ActivityType, DownloadResult, Event, LeadField, SmartList, StaticList
+from .programs import Program
 from .retry import AUTH_RETRIES
 from .settings import ClientSettings
 from .throttle import Throttle
@@ -147,21 +150,9 @@ class MarketoClient:
     def describe_fields(self) -> list[LeadField]:
         """Lead field catalog from describe2 (falls back to describe)."""
         try:
-            env = self._core.call("GET", "/rest/v1/leads/describe2.json")
-            result = env.get("result") or []
-            fields = result[0].get("fields") if result and isinstance(result[0], dict) else None
+            fields = programs.fields_of(self._core.call("GET", "/rest/v1/leads/describe2.json"))
             if fields:
-                return [
-                    LeadField(
-                        name=str(f["name"]),
-                        display_name=f.get("displayName"),
-                        data_type=f.get("dataType"),
-                        length=f.get("length"),
-                        updateable=f.get("updateable"),
-                    )
-                    for f in fields
-                    if f.get("name")
-                ]
+                return fields
         except (MarketoAPIError, TransientError) as exc:
             if isinstance(exc, QuotaExceededError | DailyCallLimitError):
                 raise
@@ -216,21 +207,20 @@ class MarketoClient:
             token = next_token
 
     def iter_smart_lists(self) -> Iterator[SmartList]:
-        max_return = 200
-        offset = 0
-        while True:
-            env = self._core.call(
-                "GET",
-                "/rest/asset/v1/smartLists.json",
-                params={"offset": offset, "maxReturn": max_return},
-                expect_result=False,
-            )
-            result = env.get("result") or []
-            for item in result:
-                yield SmartList.from_api(item)
-            if len(result) < max_return or env.get("warnings"):
-                return
-            offset += len(result)
+        pages = programs.asset_pages(self._core, "/rest/asset/v1/smartLists.json")
+        return (SmartList.from_api(item) for item in pages)
+
+    def iter_programs(self) -> Iterator[Program]:
+        """Every program (asset API, 200 per call)."""
+        return programs.iter_programs(self._core)
+
+    def describe_program_members(self) -> list[LeadField]:
+        """The fields the bulk program member export takes."""
+        return programs.describe_program_members(self._core)
+
+    def iter_deleted_leads(self, start: datetime, end: datetime) -> Iterator[DeletedLead]:
+        """The leads deleted in [start, end): one paging-token call, one call per 300."""
+        return deleted_leads.iter_deleted_leads(self._core, start, end)
 
     # ------------------------------------------------------------------ export jobs
     def create_export(self, request: ExportRequest) -> ExportJob:

@@ -54,6 +54,19 @@ EXPORTS = ["lead_export_files", "lead_change_export_files"] + [
     f"{kind}_list_export_files" for kind in ("static", "smart")
 ]
 LOADS = ["leads", "lead_changes", "static_list_members", "smart_list_members"]
+EXPORTS.append("program_member_export_files")
+LOADS.append("program_members")
+
+
+def test_a_bad_program_selection_switches_off_the_program_sensor_and_exports():
+    bad = ListConfig(ListSettings(), {"MARKETO_PROGRAMS": "MARKETO_PROGRAMS is bad."})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        defs = build_definitions(ProjectSettings(), bad)
+    assert "The program sensor is off: MARKETO_PROGRAMS is bad." in [str(w.message) for w in caught]
+    assert defs.resolve_sensor_def("program_members_sensor").description.startswith("OFF: ")
+    export = defs.get_assets_def(dg.AssetKey(["marketo", "program_member_export_files"]))
+    assert "OFF: MARKETO_PROGRAMS is bad." in (export.descriptions_by_key[export.key] or "")
 
 
 def test_every_export_family_has_its_pools_retries_and_row_check():
@@ -71,3 +84,15 @@ def test_every_export_family_has_its_pools_retries_and_row_check():
         assert "rows_match_marketo" in {spec.name for spec in load_def.check_specs}
         spec = load_def.specs_by_key[dg.AssetKey(["marketo", load])]
         assert [dep.asset_key for dep in spec.deps] == [dg.AssetKey(["marketo", export])]
+
+
+def test_the_deleted_leads_schedule_reloads_yesterday_and_today_from_the_start_date():
+    settings = ProjectSettings(MARKETO_PARTITION_START=date(2025, 3, 20))
+    schedule = build_definitions(settings, LISTS).resolve_schedule_def(
+        "daily_deleted_leads_refresh"
+    )
+    for now, days in (("2025-03-20", ["2025-03-20"]), ("2025-04-02", ["2025-04-01", "2025-04-02"])):
+        when = datetime.fromisoformat(now).replace(hour=6, minute=45, tzinfo=UTC)
+        with dg.build_schedule_context(scheduled_execution_time=when) as context:
+            requests = schedule(context)
+        assert [r.partition_key for r in requests] == days

@@ -1,0 +1,121 @@
+"""`marketo/deleted_leads`: the leads deleted each UTC day (Marketo's "Get Deleted Leads")."""
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from marketo_assets.extract import ExportFailed
+from marketo_assets.extract.deleted_leads import load_deleted_leads
+from marketo_assets.settings import ProjectSettings
+
+from .cycle import log_events, stop_when_terminated
+from .resources import MarketoResource, warehouse_session
+
+DELETED_LEADS = dg.AssetKey(["marketo", "deleted_leads"])
+TABLE = "marketo.deleted_leads"
+CHECK_UNIQUE = "deleted_lead_ids_unique"
+CHECK_DAY = "deleted_at_inside_day"
+CHECK_ROWS = "rows_match_marketo"
+
+
+def deleted_lead_days(start: date) -> dg.DailyPartitionsDefinition:
+    return dg.DailyPartitionsDefinition(start_date=start.isoformat(), timezone="UTC", end_offset=1)
+
+
+def deleted_leads_asset(settings: ProjectSettings) -> dg.AssetsDefinition:
+    """Daily (UTC) partitions from MARKETO_PARTITION_START."""
+
+    @dg.asset(
+        key=DELETED_LEADS,
+        partitions_def=deleted_lead_days(settings.partition_start),
+        pool="duckdb",
+        group_name="marketo",
+        kinds={"marketo", "duckdb"},
+        check_specs=[
+            dg.AssetCheckSpec(CHECK_ROWS, asset=DELETED_LEADS, description="Rows = deletions read"),
+            dg.AssetCheckSpec(CHECK_UNIQUE, asset=DELETED_LEADS, description="No leadId twice"),
+            dg.AssetCheckSpec(CHECK_DAY, asset=DELETED_LEADS, description="deletedAt in the day"),
+        ],
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=30),
+    )
+    def deleted_leads(
+        context: dg.AssetExecutionContext, marketo: MarketoResource, warehouse: DuckDBResource
+    ) -> dg.MaterializeResult:
+        """Table `marketo.deleted_leads`: one row per lead deleted in Marketo on this UTC day:
+        `id` (the "Delete Lead" activity), `leadId`, `deletedAt`, plus `_partition_key` (the
+        day), `_export_id` (empty), `_loaded_at`.
+
+        Reads Marketo's REST API (no bulk job, no export quota): one paging-token call and one
+        call per 300 deletions from the day's start, stopping at its end. The day's rows are
+        replaced in one transaction. Runs in the `duckdb` pool (one writer)."""
+        window = context.partition_time_window
+        with stop_when_terminated(context), marketo.client(on_event=log_events(context)) as client:
+            try:
+                loaded = load_deleted_leads(
+                    client,
+                    lambda: warehouse_session(warehouse),
+                    Path(marketo.staging_dir),
+                    table=TABLE,
+                    partition_key=context.partition_key,
+                    start=window.start,
+                    end=window.end,
+                )
+            except ExportFailed as exc:
+                raise dg.Failure(exc.message, allow_retries=exc.retryable) from exc
+        result = loaded.result
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": result.rows,
+                "dagster/table_name": TABLE,
+                "rest_calls": client.calls_made,
+                "load_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=CHECK_ROWS,
+                    passed=result.rows == loaded.fetched,
+                    metadata={"loaded_rows": result.rows, "marketo_deletions": loaded.fetched},
+                ),
+                dg.AssetCheckResult(
+                    check_name=CHECK_UNIQUE,
+                    passed=loaded.duplicate_lead_ids == 0,
+                    metadata={"duplicate_lead_ids": loaded.duplicate_lead_ids},
+                ),
+                dg.AssetCheckResult(
+                    check_name=CHECK_DAY,
+                    passed=loaded.outside_window == 0,
+                    metadata={"rows_outside_day": loaded.outside_window},
+                ),
+            ],
+        )
+
+    return deleted_leads
+
+
+deleted_leads_job = dg.define_asset_job(
+    "refresh_deleted_leads",
+    selection=dg.AssetSelection.assets(DELETED_LEADS),
+    description="Reload the deleted leads of some UTC days.",
+    executor_def=dg.in_process_executor,
+)
+
+
+def deleted_leads_schedule(settings: ProjectSettings) -> dg.ScheduleDefinition:
+    first = settings.partition_start.isoformat()
+
+    @dg.schedule(
+        job=deleted_leads_job,
+        cron_schedule="45 6 * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+    def daily_deleted_leads_refresh(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+        """Every day at 06:45 UTC, reload yesterday's and today's deleted leads (UTC days)."""
+        today = context.scheduled_execution_time.date()
+        days = [(today - timedelta(days=1)).isoformat(), today.isoformat()]
+        keys = [day for day in days if day >= first]
+        return [dg.RunRequest(run_key=f"{day}@{today}", partition_key=day) for day in keys]
+
+    return daily_deleted_leads_refresh

@@ -1,0 +1,91 @@
+"""Program members: `marketo/program_member_export_files` → `marketo/program_members`, one
+dynamic partition per selected program (its id), kept by `program_sensor.py`.
+
+One Marketo job per program (filter `programId`): the engine's unit is one partition's ledger
+slot (claim, reattach, staged file deleted when that partition's load commits), and the daily
+quota counts bytes, not jobs, so a 10-program job would save queue slots but no quota.
+"""
+
+from dataclasses import replace
+
+import dagster as dg
+
+from marketo_assets.marketo import LeadField, MarketoClient, ProgramMemberFilter
+from marketo_assets.settings import ListConfig
+
+from .family import Context, ExportFamily, build_family
+
+PM_EXPORTS = dg.AssetKey(["marketo", "program_member_export_files"])
+PROGRAM_MEMBERS = dg.AssetKey(["marketo", "program_members"])
+TABLE = "marketo.program_members"
+PROGRAM_PARTITIONS = dg.DynamicPartitionsDefinition(name="programs")
+CHECK_UNIQUE = "program_lead_ids_unique"
+CHECK_PROGRAM = "program_id_is_the_partition"
+
+
+def program_id(context: Context) -> int:
+    key = context.partition_key
+    if not key.isdigit():
+        raise dg.Failure(f"{key!r} is not a program partition (a program id)", allow_retries=False)
+    return int(key)
+
+
+def member_fields(client: MarketoClient) -> list[LeadField]:
+    """The program member describe, with programId as INTEGER (the contract's type)."""
+    return [
+        replace(f, data_type="int32") if f.name == "programId" else f
+        for f in client.describe_program_members()
+    ]
+
+
+def program_family(lists: ListConfig) -> ExportFamily:
+    problem = lists.problem("MARKETO_PROGRAMS")
+
+    def load_checks(context: Context):
+        pid = program_id(context)
+
+        def checks(wh, loaded):
+            other = wh.rows_outside_window(TABLE, context.partition_key, "programId", pid, pid)
+            result = dg.AssetCheckResult(
+                check_name=CHECK_PROGRAM, passed=other == 0, metadata={"other_rows": other}
+            )
+            return [result], {"program_id": pid}
+
+        return checks
+
+    return ExportFamily(
+        export_key=PM_EXPORTS,
+        load_key=PROGRAM_MEMBERS,
+        partitions=PROGRAM_PARTITIONS,
+        table=TABLE,
+        ledger_asset="marketo/program_members",
+        required_fields=("programId", "leadId"),
+        id_field="leadId",
+        fixed_fields=True,
+        filters=lambda context: [ProgramMemberFilter(program_id=program_id(context))],
+        describe=member_fields,
+        export_description=(
+            "Marketo bulk program member export of one program (partition `<program id>`, "
+            "filter `programId`), every field of the program member describe. Creates (or "
+            "reattaches to) the job, waits, downloads and verifies the file and stages it for "
+            "the load step. Runs in the `marketo_bulk_export` pool; terminating the run "
+            "cancels the Marketo job." + (f" OFF: {problem}" if problem else "")
+        ),
+        load_description=(
+            f"Table `{TABLE}`: one row per (programId, leadId), columns typed from the program "
+            "member describe, plus `_partition_key` (the program id), `_export_id`, "
+            "`_loaded_at`. Each partition's load replaces that program's rows in one "
+            "transaction. Runs in the `duckdb` pool (one writer)."
+        ),
+        checks=(
+            (CHECK_UNIQUE, "No lead twice in a program: (programId, leadId) unique"),
+            (CHECK_PROGRAM, "Every row's programId is the partition's program"),
+        ),
+        load_checks=load_checks,
+        export_metadata=lambda context: {"program_id": program_id(context)},
+        off_reason=f"Program exports are off: {problem}" if problem else None,
+    )
+
+
+def program_assets(lists: ListConfig) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
+    return build_family(program_family(lists))

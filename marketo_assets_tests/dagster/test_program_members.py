@@ -1,0 +1,84 @@
+"""Program members against the simulator over HTTP: the program sensor keeps one partition per
+selected program, each run exports one program and its rows equal the simulator's truth; an
+unknown program name fails the tick before any bulk call."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+import pytest
+
+from marketo_assets.defs.program_sensor import program_sensor
+from marketo_assets.settings import ListConfig, ListSettings, SettingsError
+from marketo_assets_tests.assets import program_member_export_files, program_members
+
+from .conftest import SIM_ARGS, resources_for
+from .test_list_exports import apply_partitions, partition_requests, tick
+
+
+def sensor_for(selection: str):
+    return program_sensor(ListConfig(ListSettings(MARKETO_PROGRAMS=selection), {}))
+
+
+def truth(sim, program_ids: list[int]) -> list[tuple[int, int]]:
+    rows = sim.truth_program_members(program_ids, ids=True)["rows"]
+    return sorted((int(p), int(lead)) for p, lead in rows)
+
+
+def loaded(tmp_path) -> list[tuple[int, int]]:
+    with duckdb.connect(str(tmp_path / "marketo.duckdb"), read_only=True) as conn:
+        return conn.execute(
+            'SELECT "programId", "leadId" FROM marketo.marketo.program_members ORDER BY 1, 2'
+        ).fetchall()
+
+
+def bulk_creates(sim) -> int:
+    return len(sim.job_record()["jobs"])
+
+
+def test_program_sensor_partitions_and_member_rows(simulator_factory, tmp_path):
+    sim = simulator_factory(**SIM_ARGS)
+    resources = resources_for(sim, tmp_path)
+    with dg.instance_for_test() as instance:
+        # An exact name no program has: the tick fails, nothing is requested or created.
+        with pytest.raises(SettingsError, match=r"MARKETO_PROGRAMS.*No Such Program"):
+            tick(sensor_for("3001, No Such Program"), instance, resources)
+        assert bulk_creates(sim) == 0
+        assert instance.get_dynamic_partitions("programs") == []
+
+        first = tick(sensor_for("3001, Webinar: Act*"), instance, resources)
+        added, _ = partition_requests(first)
+        assert added == ["3001", "3007"]
+        apply_partitions(instance, first)
+        for request in first.run_requests:
+            result = dg.materialize(
+                [program_member_export_files, program_members],
+                partition_key=request.partition_key,
+                resources=resources,
+                instance=instance,
+                tags=request.tags,
+            )
+            assert result.success
+            checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+            assert set(checks.values()) == {True} and len(checks) == 3
+        programs = sorted(int(key) for key in added)
+        assert loaded(tmp_path) == truth(sim, programs)
+        assert truth(sim, programs)  # the selected programs have members
+        with duckdb.connect(str(tmp_path / "marketo.duckdb"), read_only=True) as conn:
+            types = dict(
+                conn.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_name = 'program_members'"
+                ).fetchall()
+            )
+        assert (types["programId"], types["leadId"]) == ("INTEGER", "BIGINT")
+        assert types["membershipDate"] == "TIMESTAMP WITH TIME ZONE"
+
+        # Nothing changed: no run; a narrower selection deletes the other partitions.
+        assert not tick(
+            sensor_for("3001, Webinar: Act*"), instance, resources, first.cursor
+        ).run_requests
+        narrower = tick(sensor_for("3001"), instance, resources, first.cursor)
+        assert partition_requests(narrower) == ([], ["3007"])
+        apply_partitions(instance, narrower)
+        assert instance.get_dynamic_partitions("programs") == ["3001"]
