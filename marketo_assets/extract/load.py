@@ -26,7 +26,7 @@ from .claims import RunStatus, claim_partition
 from .errors import ExportFailed
 from .events import Notice, OnEvent, ignore
 from .export import clean_staging_area
-from .ledger import ExportLedger, LedgerEntry
+from .ledger_base import Ledger, LedgerEntry
 from .staging import Staging, discard_staged, staged_ok
 
 __all__ = ["LoadOutcome", "LoadedPartition", "header_columns", "load", "staged_exports"]
@@ -64,7 +64,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def staged_export(ledger: ExportLedger, asset: str, partition_key: str) -> LedgerEntry:
+def staged_export(ledger: Ledger, asset: str, partition_key: str) -> LedgerEntry:
     entry = ledger.latest_downloaded(asset, partition_key)
     if entry is None or not staged_ok(entry):
         raise ExportFailed(
@@ -76,7 +76,7 @@ def staged_export(ledger: ExportLedger, asset: str, partition_key: str) -> Ledge
     return entry
 
 
-def staged_exports(ledger: ExportLedger, asset: str, partition_key: str) -> list[LedgerEntry]:
+def staged_exports(ledger: Ledger, asset: str, partition_key: str) -> list[LedgerEntry]:
     """The staged files of the partition's newest export: one, or every part of an export
     sent as several jobs (each part's ledger record lists the request hashes of all parts)."""
     entry = staged_export(ledger, asset, partition_key)
@@ -96,7 +96,7 @@ def staged_exports(ledger: ExportLedger, asset: str, partition_key: str) -> list
     return [e for e in entries if e is not None]
 
 
-def header_columns(ledger: ExportLedger, asset: str) -> dict[str, str]:
+def header_columns(ledger: Ledger, asset: str) -> dict[str, str]:
     """{header: field} of every header the asset's exports gave a field: loads before header
     names stopped naming columns made such columns, renamed back to the field's name. A header
     that is also some field's name is left out (that column may be the field's own)."""
@@ -111,7 +111,7 @@ def header_columns(ledger: ExportLedger, asset: str) -> dict[str, str]:
 
 
 def load(
-    ledger: ExportLedger,
+    ledger: Ledger,
     staging: Staging,
     session: Callable[[], AbstractContextManager[WarehouseSession]],
     *,
@@ -158,7 +158,7 @@ def load(
 
 
 def _load(
-    ledger: ExportLedger,
+    ledger: Ledger,
     session: Callable[[], AbstractContextManager[WarehouseSession]],
     *,
     asset: str,

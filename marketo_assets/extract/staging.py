@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .ledger import ACTIVE, ExportLedger, LedgerEntry
+from .ledger_base import ACTIVE, Ledger, LedgerEntry
 from .local_paths import LocalPathError, path_error, private_dirs, require_writable
 
 __all__ = [
@@ -126,7 +126,7 @@ def _export_id_of(path: Path) -> str | None:
 
 
 def clean_staging(
-    root: Path, ledger: ExportLedger, max_age_seconds: float, now: float | None = None
+    root: Path, ledger: Ledger, max_age_seconds: float, now: float | None = None
 ) -> CleanupResult:
     """Delete the files the project staged that are older than `max_age_seconds` and whose
     export is finished (loaded, failed, cancelled, expired, superseded). A file is the
@@ -185,7 +185,7 @@ class Staging:
         """A private folder under the root (every level 0700): export files hold personal data."""
         return private_dir(self.root, *parts)
 
-    def clean(self, ledger: ExportLedger) -> CleanupResult:
+    def clean(self, ledger: Ledger) -> CleanupResult:
         return clean_staging(self.root, ledger, self.max_age_hours * 3600)
 
 
