@@ -26,9 +26,9 @@ from marketo_assets.warehouse import (
 from .claims import RunStatus, claim_partition
 from .errors import ExportFailed
 from .events import Notice, OnEvent, ignore
-from .export import ExportClient, clean_staging_area
+from .export import clean_staging_area
 from .ledger_base import Ledger, LedgerEntry
-from .refetch import fetch_again
+from .refetch import FileClient, fetch_again
 from .staging import Staging, discard_staged, staged_ok
 
 __all__ = ["LoadOutcome", "LoadedPartition", "header_columns", "load", "staged_exports"]
@@ -136,7 +136,7 @@ def load(
     inspect: Callable[[WarehouseSession, LoadedPartition], T] | None = None,
     on_event: OnEvent = ignore,
     now: Callable[[], datetime] = _utc_now,
-    client: Callable[[], AbstractContextManager[ExportClient]] | None = None,
+    client: Callable[[], AbstractContextManager[FileClient]] | None = None,
 ) -> LoadOutcome[T]:
     """Load the staged export of `partition_key` (ledger slot `asset`) into `table`, replacing
     the partition's rows in one transaction. `session()` opens the warehouse only around the
@@ -176,7 +176,7 @@ def _staged_here(
     staging: Staging,
     asset: str,
     partition_key: str,
-    client: Callable[[], AbstractContextManager[ExportClient]] | None,
+    client: Callable[[], AbstractContextManager[FileClient]] | None,
     on_event: OnEvent,
 ) -> list[LedgerEntry]:
     """The partition's staged files on this machine, downloaded again where missing (through
@@ -184,7 +184,7 @@ def _staged_here(
     if client is None:
         return staged_exports(ledger, asset, partition_key)
     with ExitStack() as stack:
-        opened: list[ExportClient] = []
+        opened: list[FileClient] = []
 
         def fetch(entry: LedgerEntry) -> LedgerEntry:
             if not opened:

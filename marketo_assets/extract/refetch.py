@@ -12,21 +12,28 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
-from marketo_assets.marketo import errors
+from marketo_assets.marketo import DownloadResult, ExportJob, errors
 
 from .errors import ExportFailed
 from .events import Notice, OnEvent
-from .export import ExportClient
 from .ledger_base import Ledger, LedgerEntry
 from .spec import safe_name
 from .staging import Staging, staged_ok
 
-__all__ = ["fetch_again"]
+__all__ = ["FileClient", "fetch_again"]
+
+
+class FileClient(Protocol):
+    """The Marketo calls a download again needs (`MarketoClient` has them)."""
+
+    def export_usable(self, export_id: str) -> ExportJob | None: ...
+    def download_export(self, job: ExportJob, dest: Path) -> DownloadResult: ...
 
 
 def fetch_again(
-    client: ExportClient, ledger: Ledger, staging: Staging, entry: LedgerEntry, on_event: OnEvent
+    client: FileClient, ledger: Ledger, staging: Staging, entry: LedgerEntry, on_event: OnEvent
 ) -> LedgerEntry:
     """`entry` with `staged_file` in this machine's staging folder: the copy a failed attempt
     here left, or the file downloaded again from Marketo. ExportFailed (no retry) when Marketo
