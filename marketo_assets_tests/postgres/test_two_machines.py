@@ -1,8 +1,9 @@
 """Scale out without a shared disk: two "machines" (each its own DAGSTER_HOME and staging
 folder) on one PostgreSQL cluster that holds the Dagster instance (`deploy/dagster.yaml`), the
-export ledger (MARKETO_LEDGER=postgres) and the warehouse. The export runs on A; the load runs
-on B, where the staged file is not: it downloads the file again by export id instead of
-exporting again. One Marketo job, the simulator's rows, nothing left behind on either side."""
+export ledger (MARKETO_LEDGER=postgres) and the warehouse. A run on A exports and fails to load;
+the load is retried on B, where the staged file is not: it downloads the file again by export id
+instead of exporting again. One Marketo job, the simulator's rows, nothing left behind on either
+side."""
 
 from __future__ import annotations
 
@@ -41,6 +42,12 @@ def _machine(tmp_path, name: str, sim) -> tuple[dg.DagsterInstance, dict]:
     return dg.DagsterInstance.from_config(str(home)), resources
 
 
+def _sql(dsn: str, sql: str) -> None:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+    conn.close()
+
+
 @contextmanager
 def out_of_reach(folder: Path) -> Iterator[None]:
     away = folder.rename(folder.with_name(folder.name + "-unmounted"))
@@ -55,7 +62,7 @@ def _files(staging: Staging) -> list[str]:
 
 
 @pytest.mark.timeout(300)
-def test_export_on_a_load_on_b_one_job_same_rows_nothing_left(
+def test_export_on_a_load_retried_on_b_one_job_same_rows_nothing_left(
     simulator_factory, pg_server, pg_database, tmp_path, monkeypatch
 ):
     sim = simulator_factory(**SIM)
@@ -75,13 +82,21 @@ def test_export_on_a_load_on_b_one_job_same_rows_nothing_left(
     staging_a = Staging(on_a["marketo"].staging_root())
     staging_b = Staging(on_b["marketo"].staging_root())
 
+    dsn = pg_server.dsn(pg_database)
+    _sql(dsn, "CREATE SCHEMA marketo; CREATE TABLE marketo.leads (id text, note text)")
+
     with instance_a, instance_b:
-        exported = dg.materialize(
-            [lead_export_files, leads], selection=[lead_export_files.key], partition_key=KEY,
-            resources=on_a, instance=instance_a,
+        # On A: the export succeeds, the load fails (a table `id` of the wrong type: no
+        # retries), keeping A's staged file.
+        on_machine_a = dg.materialize(
+            [lead_export_files, leads], partition_key=KEY, resources=on_a, instance=instance_a,
+            raise_on_error=False,
         )  # fmt: skip
-        assert exported.success
+        assert not on_machine_a.success
+        assert on_machine_a.is_node_success("marketo__lead_export_files")
+        assert on_machine_a.is_node_failed("marketo__leads")
         (staged_on_a,) = _files(staging_a)
+        _sql(dsn, "DROP TABLE marketo.leads")  # the cause is fixed; the load is retried on B
 
         # B cannot see A's disk (both "machines" share this host: A's folder is moved away).
         with out_of_reach(tmp_path / "a" / "exports"):
@@ -91,8 +106,8 @@ def test_export_on_a_load_on_b_one_job_same_rows_nothing_left(
             )  # fmt: skip
         assert loaded.success
         assert all(c.passed for c in loaded.get_asset_check_evaluations())
-        # One instance: B sees A's run and its materialization.
-        assert instance_b.get_run_by_id(exported.run_id).is_success
+        # One instance: B sees A's run, A sees B's materialization.
+        assert instance_b.get_run_by_id(on_machine_a.run_id).is_failure
         assert instance_a.get_latest_materialization_event(leads.key) is not None
         logs = [e.message for e in instance_b.all_logs(loaded.run_id) if e.message]
         assert any("downloaded it again" in m for m in logs)
