@@ -86,9 +86,15 @@ class PostgresLedger(Ledger):
         self.new_ledger_hint = f"set {SCHEMA_SETTING} to a new schema name"
         self.order_column = "seq"
         self._lock = zlib.crc32(f"marketo_ledger:{schema}".encode())
-        with self._write() as tx:
-            tx.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            tx.run(_TABLES)
+        # Created on first use; an existing ledger needs no CREATE right on the database.
+        found = self._rows(
+            "SELECT to_regclass(?) IS NOT NULL AND to_regclass(?) IS NOT NULL AS ready",
+            (f"{schema}.exports", f"{schema}.claims"),
+        )
+        if not found[0]["ready"]:
+            with self._write() as tx:
+                tx.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                tx.run(_TABLES)
 
     def __repr__(self) -> str:  # never shows the connection string (password)
         return f"PostgresLedger(schema={self.schema!r})"

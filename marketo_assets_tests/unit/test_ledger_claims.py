@@ -222,3 +222,29 @@ def test_postgres_ledger_names_the_fix_without_the_password(pg_server, monkeypat
     message = info.value.message
     assert "PGHOST, PGPORT" in message and pg_server.password not in message
     assert info.value.retryable
+
+
+@pytest.mark.postgres
+def test_postgres_ledger_created_once_then_used_by_a_role_without_create(pg_server, monkeypatch):
+    """A DBA creates the schema once (or the first run does); run processes may log in as a
+    role that can only read and write its tables."""
+    import psycopg2
+
+    for name, value in pg_server.libpq_env("postgres").items():
+        monkeypatch.setenv(name, value)
+    PostgresLedger(schema="ledger_dba")
+    conn = psycopg2.connect(pg_server.dsn())
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CREATE ROLE ledger_runs LOGIN PASSWORD 'runs-secret'")
+        cur.execute("GRANT USAGE ON SCHEMA ledger_dba TO ledger_runs")
+        cur.execute(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ledger_dba TO ledger_runs"
+        )
+    conn.close()
+    monkeypatch.setenv("PGUSER", "ledger_runs")
+    monkeypatch.setenv("PGPASSWORD", "runs-secret")
+    ledger = PostgresLedger(schema="ledger_dba")
+    assert ledger.claim(A, P, "run-a") is None
+    ledger.record_created(export_id="e-1", asset=A, partition_key=P, request_hash="h", request={})
+    assert ledger.get("e-1").status == "created"
