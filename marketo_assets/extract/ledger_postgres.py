@@ -28,6 +28,8 @@ DEFAULT_SCHEMA = "marketo_ledger"
 SCHEMA_SETTING = "MARKETO_LEDGER_SCHEMA"
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
+# Every table of _TABLES: a ledger missing one gets it at the next open.
+TABLES = ("exports", "claims")
 _TABLES = """
 CREATE TABLE IF NOT EXISTS exports (
     export_id      TEXT PRIMARY KEY,
@@ -87,10 +89,8 @@ class PostgresLedger(Ledger):
         self.order_column = "seq"
         self._lock = zlib.crc32(f"marketo_ledger:{schema}".encode())
         # Created on first use; an existing ledger needs no CREATE right on the database.
-        found = self._rows(
-            "SELECT to_regclass(?) IS NOT NULL AND to_regclass(?) IS NOT NULL AS ready",
-            (f"{schema}.exports", f"{schema}.claims"),
-        )
+        checks = " AND ".join(["to_regclass(?) IS NOT NULL"] * len(TABLES))
+        found = self._rows(f"SELECT {checks} AS ready", [f"{schema}.{t}" for t in TABLES])
         if not found[0]["ready"]:
             with self._write() as tx:
                 tx.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
