@@ -126,6 +126,21 @@ class ProjectSettings(BaseSettings):
         validation_alias="MARKETO_LEDGER_PATH",
         description="SQLite file recording every export job created",
     )
+    ledger_store: Literal["sqlite", "postgres"] = Field(
+        "sqlite",
+        validation_alias="MARKETO_LEDGER",
+        description="Where the export ledger and partition claims live: sqlite "
+        "(MARKETO_LEDGER_PATH, one machine) or postgres (MARKETO_LEDGER_SCHEMA in the database "
+        "of the libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE; runs on "
+        "several machines, no shared disk)",
+    )
+    ledger_schema: str = Field(
+        "marketo_ledger",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        validation_alias="MARKETO_LEDGER_SCHEMA",
+        description="PostgreSQL schema of the export ledger (MARKETO_LEDGER=postgres), created "
+        "on first use",
+    )
     staging_max_age_hours: StagingMaxAgeHours = Field(
         STAGING_MAX_AGE_HOURS, validation_alias="MARKETO_STAGING_MAX_AGE_HOURS"
     )

@@ -1,17 +1,21 @@
 """Shared pytest fixtures for the whole test suite.
 
 Simulator fixtures: a real `marketo-simulator` subprocess on a free loopback port.
+PostgreSQL: `pg_server`, one throwaway cluster per session, started only when a test asks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from marketo_assets.simulator.process import SimulatorHandle, run_simulator
+
+from .postgres.pg_cluster import PgServer, throwaway_cluster, unavailable_reason
 
 
 @pytest.fixture
@@ -32,3 +36,15 @@ def simulator_factory() -> Iterator[Callable[..., SimulatorHandle]]:
 def simulator(simulator_factory: Callable[..., SimulatorHandle]) -> SimulatorHandle:
     """A fresh simulator for one test: 2000 leads, status interval 0.2 s."""
     return simulator_factory()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL cluster (see postgres/conftest.py: skipped when unavailable)."""
+    reason = unavailable_reason()
+    if reason:
+        if os.environ.get("MARKETO_REQUIRE_ALL") == "1":
+            pytest.fail(f"MARKETO_REQUIRE_ALL=1 but PostgreSQL is unavailable: {reason}")
+        pytest.skip(reason)
+    with throwaway_cluster() as server:
+        yield server

@@ -263,6 +263,8 @@ def run_load(
             inspect=inspect,
             on_event=log_events(context),
             id_column=id_column,
+            # Only when the staged file is on another machine: download it again by export id.
+            client=lambda: marketo.client(on_event=log_events(context)),
         )
     result, stats, entries = outcome.loaded.result, outcome.loaded.stats, outcome.loaded.entries
     extra_checks, extra_metadata = outcome.inspected or ([], {})

@@ -21,7 +21,14 @@ from pydantic import (
     field_validator,
 )
 
-from marketo_assets.extract import RESERVED_COLUMNS, ExportLedger, FilterCapabilities, private_dir
+from marketo_assets.extract import (
+    RESERVED_COLUMNS,
+    FilterCapabilities,
+    Ledger,
+    LedgerKind,
+    open_ledger,
+    private_dir,
+)
 from marketo_assets.extract.local_paths import LocalPathError, private_umask
 from marketo_assets.extract.staging import staging_root
 from marketo_assets.marketo import ClientSettings, Event, MarketoClient
@@ -124,6 +131,8 @@ class MarketoResource(dg.ConfigurableResource):
     )
     staging_dir: str = Field(description=_help("staging_dir"))
     ledger_path: str = Field(description=_help("ledger_path"))
+    ledger_store: LedgerKind = Field(default="sqlite", description=_help("ledger_store"))
+    ledger_schema: str = Field(default="marketo_ledger", description=_help("ledger_schema"))
     capabilities_path: str = Field(
         default="",
         description=(
@@ -148,6 +157,8 @@ class MarketoResource(dg.ConfigurableResource):
             daily_quota_mb=settings.daily_quota_mb,
             staging_dir=str(settings.staging_dir),
             ledger_path=str(settings.ledger_path),
+            ledger_store=settings.ledger_store,
+            ledger_schema=settings.ledger_schema,
             staging_max_age_hours=settings.staging_max_age_hours,
         )
 
@@ -287,10 +298,16 @@ class MarketoResource(dg.ConfigurableResource):
             },
         )
 
-    def ledger(self) -> ExportLedger:
-        """The export ledger; a path that cannot work fails the step at once, without retries."""
+    def ledger(self) -> Ledger:
+        """The export ledger (SQLite file or PostgreSQL schema); a path that cannot work fails
+        the step at once, without retries."""
         with _local_path_failure():
-            return ExportLedger(self.ledger_path, setting=LEDGER_SETTING)
+            return open_ledger(
+                self.ledger_store,
+                self.ledger_path,
+                setting=LEDGER_SETTING,
+                schema=self.ledger_schema,
+            )
 
     def capabilities(self) -> FilterCapabilities:
         path = self.capabilities_path or Path(self.ledger_path).with_name(

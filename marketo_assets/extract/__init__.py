@@ -1,9 +1,10 @@
 """The export engine (no Dagster): a Marketo export job's life from request to loaded table.
 
 `export` creates or reattaches a job, checks the quota, waits, downloads and verifies the file
-and stages it; `load` loads a partition's staged file(s) into a warehouse session. Both record
-every step in the export ledger (which also holds the partition claims), report progress
-through a plain `on_event` callback and fail with `ExportFailed`.
+and stages it; `load` loads a partition's staged file(s) into a warehouse session (downloading
+them again by export id when the export ran on another machine). Both record every step in the
+export ledger (which also holds the partition claims: SQLite, or PostgreSQL across machines),
+report progress through a plain `on_event` callback and fail with `ExportFailed`.
 """
 
 from .capabilities import FilterCapabilities, FilterStatus, capability_for
@@ -11,7 +12,10 @@ from .claims import RunStatus, claim_partition
 from .errors import ExportFailed
 from .events import Notice, OnEvent
 from .export import ExportClient, ExportLimits, ExportOutcome, clean_staging_area, export
-from .ledger import Claim, ExportLedger, LedgerEntry
+from .ledger import ExportLedger
+from .ledger_base import Claim, Ledger, LedgerEntry
+from .ledger_postgres import PostgresLedger
+from .ledgers import LedgerKind, open_ledger
 from .load import LoadedPartition, LoadOutcome, header_columns, load, staged_exports
 from .spec import (
     NOT_EXPORTABLE,
@@ -37,11 +41,14 @@ __all__ = [
     "ExportSpec",
     "FilterCapabilities",
     "FilterStatus",
+    "Ledger",
     "LedgerEntry",
+    "LedgerKind",
     "LoadOutcome",
     "LoadedPartition",
     "Notice",
     "OnEvent",
+    "PostgresLedger",
     "RunStatus",
     "Staging",
     "capability_for",
@@ -52,6 +59,7 @@ __all__ = [
     "export",
     "header_columns",
     "load",
+    "open_ledger",
     "private_dir",
     "safe_name",
     "select_fields",

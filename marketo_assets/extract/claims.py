@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .errors import ExportFailed
-from .ledger import ExportLedger
+from .ledger_base import Ledger
 
 __all__ = ["RunStatus", "claim_partition"]
 
@@ -14,7 +14,7 @@ RunStatus = Callable[[str], str | None]
 
 
 def claim_partition(
-    ledger: ExportLedger,
+    ledger: Ledger,
     asset: str,
     partition_key: str,
     run_id: str,

@@ -27,7 +27,7 @@ from .capabilities import FilterCapabilities, capability_for
 from .claims import RunStatus, claim_partition
 from .errors import ExportFailed
 from .events import Notice, OnEvent, ignore
-from .ledger import ExportIdConflictError, ExportLedger, LedgerEntry
+from .ledger_base import ExportIdConflictError, Ledger, LedgerEntry
 from .spec import ExportPart, ExportSpec, check_columns, safe_name
 from .staging import Staging, staged_ok
 
@@ -96,7 +96,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def clean_staging_area(staging: Staging, ledger: ExportLedger, notify: OnEvent) -> None:
+def clean_staging_area(staging: Staging, ledger: Ledger, notify: OnEvent) -> None:
     """Delete staged files older than the staging's max age whose export is finished."""
     result = staging.clean(ledger)
     hours = staging.max_age_hours
@@ -122,7 +122,7 @@ def clean_staging_area(staging: Staging, ledger: ExportLedger, notify: OnEvent) 
 def export(
     spec: ExportSpec | Callable[[C], ExportSpec],
     client: C,
-    ledger: ExportLedger,
+    ledger: Ledger,
     staging: Staging,
     capabilities: FilterCapabilities,
     *,
@@ -237,7 +237,7 @@ class _Job:
 
     spec: ExportSpec
     client: ExportClient
-    ledger: ExportLedger
+    ledger: Ledger
     folder: Path
     capabilities: FilterCapabilities
     run_id: str

@@ -1,14 +1,15 @@
 """The load step: the staged file(s) of a partition into a warehouse table, in one transaction.
 
 The partition's rows are replaced, the ledger entries marked loaded and the staged files
-(personal data) deleted once the load is committed. A load that fails keeps the files, so it is
+(personal data) deleted once the load is committed. A staged file of another machine is
+downloaded again by export id first (refetch.py). A load that fails keeps the files, so it is
 retried without exporting again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -26,7 +27,8 @@ from .claims import RunStatus, claim_partition
 from .errors import ExportFailed
 from .events import Notice, OnEvent, ignore
 from .export import clean_staging_area
-from .ledger import ExportLedger, LedgerEntry
+from .ledger_base import Ledger, LedgerEntry
+from .refetch import FileClient, fetch_again
 from .staging import Staging, discard_staged, staged_ok
 
 __all__ = ["LoadOutcome", "LoadedPartition", "header_columns", "load", "staged_exports"]
@@ -64,28 +66,33 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def staged_export(ledger: ExportLedger, asset: str, partition_key: str) -> LedgerEntry:
+def staged_exports(
+    ledger: Ledger,
+    asset: str,
+    partition_key: str,
+    fetch: Callable[[LedgerEntry], LedgerEntry] | None = None,
+) -> list[LedgerEntry]:
+    """The staged files of the partition's newest export: one, or every part of an export
+    sent as several jobs (each part's ledger record lists the request hashes of all parts).
+    A file that is not on this machine is `fetch`ed (downloaded again) when given."""
     entry = ledger.latest_downloaded(asset, partition_key)
-    if entry is None or not staged_ok(entry):
+    hashes = entry.request.get("parts") if entry else None
+    if entry is None or (not hashes and not staged_ok(entry) and fetch is None):
         raise ExportFailed(
             f"No downloaded export is staged for {asset} partition {partition_key}. "
             "Materialize the export step of this partition first (it reattaches to its "
             "Marketo job if one is still usable).",
             retryable=False,
         )
-    return entry
-
-
-def staged_exports(ledger: ExportLedger, asset: str, partition_key: str) -> list[LedgerEntry]:
-    """The staged files of the partition's newest export: one, or every part of an export
-    sent as several jobs (each part's ledger record lists the request hashes of all parts)."""
-    entry = staged_export(ledger, asset, partition_key)
-    hashes = entry.request.get("parts")
-    if not hashes:
-        return [entry]
-    entries = [ledger.latest_downloaded(asset, partition_key, request_hash=h) for h in hashes]
-    missing = [str(i + 1) for i, e in enumerate(entries) if e is None or not staged_ok(e)]
-    if missing:
+    found = (
+        [ledger.latest_downloaded(asset, partition_key, request_hash=h) for h in hashes]
+        if hashes
+        else [entry]
+    )
+    missing = [
+        str(i + 1) for i, e in enumerate(found) if e is None or (not staged_ok(e) and fetch is None)
+    ]
+    if hashes and missing:
         raise ExportFailed(
             f"{asset} partition {partition_key} is exported as {len(hashes)} Marketo jobs "
             f"(its window is longer than Marketo's 31 days) and part(s) "
@@ -93,10 +100,13 @@ def staged_exports(ledger: ExportLedger, asset: str, partition_key: str) -> list
             "partition first (it reuses the parts already staged); nothing was loaded.",
             retryable=False,
         )
-    return [e for e in entries if e is not None]
+    entries = [e for e in found if e is not None]
+    if fetch is None:
+        return entries
+    return [e if staged_ok(e) else fetch(e) for e in entries]
 
 
-def header_columns(ledger: ExportLedger, asset: str) -> dict[str, str]:
+def header_columns(ledger: Ledger, asset: str) -> dict[str, str]:
     """{header: field} of every header the asset's exports gave a field: loads before header
     names stopped naming columns made such columns, renamed back to the field's name. A header
     that is also some field's name is left out (that column may be the field's own)."""
@@ -111,7 +121,7 @@ def header_columns(ledger: ExportLedger, asset: str) -> dict[str, str]:
 
 
 def load(
-    ledger: ExportLedger,
+    ledger: Ledger,
     staging: Staging,
     session: Callable[[], AbstractContextManager[WarehouseSession]],
     *,
@@ -127,12 +137,15 @@ def load(
     on_event: OnEvent = ignore,
     now: Callable[[], datetime] = _utc_now,
     id_column: str = "id",
+    client: Callable[[], AbstractContextManager[FileClient]] | None = None,
 ) -> LoadOutcome[T]:
     """Load the staged export of `partition_key` (ledger slot `asset`) into `table`, replacing
     the partition's rows in one transaction. `session()` opens the warehouse only around the
     SQL; `inspect(session, loaded)` runs in it after the load (checks that need the table).
-    `id_column` is the key the stats count (duplicates, NULLs): `id`, or e.g. `marketoGUID`.
-    The partition is claimed for `run_id` and released at the end."""
+    The partition is claimed for `run_id` and released at the end. A staged file that is not
+    on this machine (its export ran on another one) is downloaded again by export id through
+    `client()`, opened only then; without `client` the load fails asking for the export step.
+    `id_column` is the key the stats count (duplicates, NULLs): `id`, or e.g. `marketoGUID`."""
     clean_staging_area(staging, ledger, on_event)
     claim_partition(
         ledger,
@@ -145,6 +158,7 @@ def load(
     try:
         return _load(
             ledger,
+            _staged_here(ledger, staging, asset, partition_key, client, on_event),
             session,
             asset=asset,
             partition_key=partition_key,
@@ -160,8 +174,32 @@ def load(
         ledger.release(asset, partition_key, run_id)
 
 
+def _staged_here(
+    ledger: Ledger,
+    staging: Staging,
+    asset: str,
+    partition_key: str,
+    client: Callable[[], AbstractContextManager[FileClient]] | None,
+    on_event: OnEvent,
+) -> list[LedgerEntry]:
+    """The partition's staged files on this machine, downloaded again where missing (through
+    one client, opened at the first file missing here) when `client` is given."""
+    if client is None:
+        return staged_exports(ledger, asset, partition_key)
+    with ExitStack() as stack:
+        opened: list[FileClient] = []
+
+        def fetch(entry: LedgerEntry) -> LedgerEntry:
+            if not opened:
+                opened.append(stack.enter_context(client()))
+            return fetch_again(opened[0], ledger, staging, entry, on_event)
+
+        return staged_exports(ledger, asset, partition_key, fetch)
+
+
 def _load(
-    ledger: ExportLedger,
+    ledger: Ledger,
+    entries: list[LedgerEntry],
     session: Callable[[], AbstractContextManager[WarehouseSession]],
     *,
     asset: str,
@@ -174,7 +212,6 @@ def _load(
     now: Callable[[], datetime],
     id_column: str,
 ) -> LoadOutcome[T]:
-    entries = staged_exports(ledger, asset, partition_key)
     entry = entries[0]
     record: dict[str, Any] = entry.request
     headers = record["payload"].get("columnHeaderNames") or {}

@@ -7,7 +7,10 @@ keeps its mode. Export files hold personal data: they are written 0600 (download
 by the load step once their load is committed, kept when a load fails (the retry loads them
 without exporting again), and deleted by `clean_staging` once they are older than the
 configured age — only files the ledger knows the project made, and never while their export is
-still active (created, queued, processing, completed or downloaded).
+still active (created, queued, processing, completed or downloaded). Without a shared disk
+(runs on several machines, MARKETO_LEDGER=postgres) the load may run on another machine than
+the export: it downloads the file again by export id (load.py), and the export's machine
+deletes its copy at its next cleaning, whatever its age, once the ledger says it is loaded.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .ledger import ACTIVE, ExportLedger, LedgerEntry
+from .ledger_base import ACTIVE, Ledger, LedgerEntry
 from .local_paths import LocalPathError, path_error, private_dirs, require_writable
 
 __all__ = [
@@ -125,11 +128,18 @@ def _export_id_of(path: Path) -> str | None:
     return (match.group("id") or match.group("tmp")).lower() if match else None
 
 
+def _loaded_copy(path: Path, entry: LedgerEntry) -> bool:
+    """A whole export file of an export that is loaded: its load ran on another machine
+    (a load deletes its own file), so this copy is never needed again."""
+    return entry.status == "loaded" and not path.name.startswith(".") and path.suffix != ".part"
+
+
 def clean_staging(
-    root: Path, ledger: ExportLedger, max_age_seconds: float, now: float | None = None
+    root: Path, ledger: Ledger, max_age_seconds: float, now: float | None = None
 ) -> CleanupResult:
     """Delete the files the project staged that are older than `max_age_seconds` and whose
-    export is finished (loaded, failed, cancelled, expired, superseded). A file is the
+    export is finished (loaded, failed, cancelled, expired, superseded), and at once the
+    export file of an export another machine loaded. A file is the
     project's when it is under its own folder `root` and named after an export of the ledger
     (the export file, its `.part`, a NUL-free copy), or when it is the staged file a ledger
     entry records (an earlier version staged outside `root`). Every other file is left alone,
@@ -158,7 +168,7 @@ def clean_staging(
             stat = path.lstat()
         except OSError:  # vanished meanwhile, or not ours to reach
             continue
-        if stat.st_mtime > cutoff:
+        if stat.st_mtime > cutoff and not _loaded_copy(path, entries[export_id]):
             continue
         if entries[export_id].status in ACTIVE:
             result.kept_active.append(path)
@@ -185,7 +195,7 @@ class Staging:
         """A private folder under the root (every level 0700): export files hold personal data."""
         return private_dir(self.root, *parts)
 
-    def clean(self, ledger: ExportLedger) -> CleanupResult:
+    def clean(self, ledger: Ledger) -> CleanupResult:
         return clean_staging(self.root, ledger, self.max_age_hours * 3600)
 
 

@@ -1,4 +1,5 @@
-"""PostgreSQL fixtures: one throwaway cluster per test session, one database per test.
+"""PostgreSQL fixtures: one database per test, in the session's throwaway cluster (`pg_server`,
+in the suite's conftest.py: the ledger tests of unit/ use it too).
 
 Tests here are marked `postgres`. Without the server binaries (or, as root, without the
 `postgres` user to run them as) they skip, saying how to install them, unless
@@ -9,11 +10,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 
 import pytest
 
-from .pg_cluster import PgServer, throwaway_cluster, unavailable_reason
+from .pg_cluster import PgServer
 
 
 def pytest_collection_modifyitems(config, items):
@@ -21,17 +21,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if str(item.fspath).startswith(here):
             item.add_marker(pytest.mark.postgres)
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    reason = unavailable_reason()
-    if reason:
-        if os.environ.get("MARKETO_REQUIRE_ALL") == "1":
-            pytest.fail(f"MARKETO_REQUIRE_ALL=1 but PostgreSQL is unavailable: {reason}")
-        pytest.skip(reason)
-    with throwaway_cluster() as server:
-        yield server
 
 
 @pytest.fixture

@@ -359,6 +359,8 @@ def test_clean_staging_deletes_old_finished_files_of_ours_only(tmp_path):
         )
     loaded_old = _staged(root, f"a/{ids['loaded']}.csv", 200)
     loaded_new = _staged(root, f"a/{ids['loaded']}.tsv.part", 1)
+    # The copy of an export another machine loaded (its load downloaded the file again).
+    loaded_elsewhere = _staged(root, f"f/{ids['loaded']}.csv", 0)
     failed_old = _staged(root, f"b/{ids['failed']}.csv.part", 200)
     failed_copy = _staged(root, f"b/.{ids['failed']}.csv.k2j_x9.nonul", 200)  # a killed load's
     downloaded_old = _staged(root, f"c/{ids['downloaded']}.csv", 500)  # not loaded yet
@@ -386,7 +388,9 @@ def test_clean_staging_deletes_old_finished_files_of_ours_only(tmp_path):
 
     result = clean_staging(root, ledger, max_age_seconds=168 * 3600)
 
-    assert sorted(result.deleted) == sorted([loaded_old, failed_old, failed_copy, legacy])
+    assert sorted(result.deleted) == sorted(
+        [loaded_old, loaded_elsewhere, failed_old, failed_copy, legacy]
+    )
     assert sorted(result.kept_active) == sorted([downloaded_old, part_active])
     assert result.bytes_freed > 0
     for kept in (loaded_new, downloaded_old, part_active, unknown, *other_names, outside):

@@ -1,0 +1,151 @@
+"""The export ledger in PostgreSQL (MARKETO_LEDGER=postgres): for runs on several machines
+without a shared disk (one pod per run, several workers).
+
+Its tables live in their own schema (MARKETO_LEDGER_SCHEMA, default `marketo_ledger`) of the
+database the libpq variables of the run process name (PGHOST, PGPORT, PGUSER, PGPASSWORD,
+PGDATABASE: the PostgreSQL warehouse's), created on first use. Every write transaction takes a
+transaction-level advisory lock of the schema first, so writes are serialized exactly like
+SQLite's BEGIN IMMEDIATE: a claim is read and taken in one step, whichever machine asks.
+The connection string is never logged nor put into a message (it may hold a password).
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg2
+
+from .errors import ExportFailed
+from .ledger_base import Ledger, rows_of
+
+__all__ = ["DEFAULT_SCHEMA", "PostgresLedger"]
+
+DEFAULT_SCHEMA = "marketo_ledger"
+SCHEMA_SETTING = "MARKETO_LEDGER_SCHEMA"
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+# Every table of _TABLES: a ledger missing one gets it at the next open.
+TABLES = ("exports", "claims")
+_TABLES = """
+CREATE TABLE IF NOT EXISTS exports (
+    export_id      TEXT PRIMARY KEY,
+    asset          TEXT NOT NULL,
+    partition_key  TEXT NOT NULL,
+    request_hash   TEXT NOT NULL,
+    request_json   TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    run_id         TEXT,
+    created_at     TEXT NOT NULL,
+    queued_at      TEXT,
+    started_at     TEXT,
+    finished_at    TEXT,
+    downloaded_at  TEXT,
+    loaded_at      TEXT,
+    records        BIGINT,
+    bytes          BIGINT,
+    checksum       TEXT,
+    staged_file    TEXT,
+    error          TEXT,
+    updated_at     TEXT NOT NULL,
+    seq            BIGINT GENERATED ALWAYS AS IDENTITY
+);
+CREATE INDEX IF NOT EXISTS exports_partition ON exports (asset, partition_key, created_at);
+CREATE TABLE IF NOT EXISTS claims (
+    asset          TEXT NOT NULL,
+    partition_key  TEXT NOT NULL,
+    run_id         TEXT NOT NULL,
+    host           TEXT NOT NULL,
+    pid            INTEGER NOT NULL,
+    pid_start      TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    claimed_at     TEXT NOT NULL,
+    touched_at     DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (asset, partition_key)
+);
+"""
+
+
+class PostgresLedger(Ledger):
+    """The PostgreSQL ledger (see `Ledger`) in `schema` of the database `dsn` names ("" = the
+    PG* environment variables). A bad schema name or an unreachable server fails at once,
+    naming the setting and the fix."""
+
+    def __init__(self, dsn: str = "", schema: str = DEFAULT_SCHEMA, connect_timeout: int = 30):
+        if not _NAME.fullmatch(schema):
+            raise ExportFailed(
+                f"{SCHEMA_SETTING}={schema!r} is not a plain PostgreSQL schema name: use "
+                "lower-case letters, digits and underscores (e.g. marketo_ledger).",
+                retryable=False,
+            )
+        self._dsn = dsn
+        self.schema = schema
+        self.connect_timeout = connect_timeout
+        self.where = f"in PostgreSQL schema {schema}"
+        self.new_ledger_hint = f"set {SCHEMA_SETTING} to a new schema name"
+        self.order_column = "seq"
+        self._lock = zlib.crc32(f"marketo_ledger:{schema}".encode())
+        # Created on first use; an existing ledger needs no CREATE right on the database.
+        checks = " AND ".join(["to_regclass(?) IS NOT NULL"] * len(TABLES))
+        found = self._rows(f"SELECT {checks} AS ready", [f"{schema}.{t}" for t in TABLES])
+        if not found[0]["ready"]:
+            with self._write() as tx:
+                tx.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                tx.run(_TABLES)
+
+    def __repr__(self) -> str:  # never shows the connection string (password)
+        return f"PostgresLedger(schema={self.schema!r})"
+
+    @contextmanager
+    def _connect(self) -> Iterator[Any]:
+        try:
+            conn = psycopg2.connect(
+                self._dsn,
+                connect_timeout=self.connect_timeout,
+                options=f"-c search_path={self.schema}",
+                application_name="marketo_assets ledger",
+            )
+        except psycopg2.OperationalError as exc:
+            raise ExportFailed(
+                f"Cannot reach the export ledger's PostgreSQL database: {str(exc).strip()} "
+                "Check PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE of the run process "
+                "(MARKETO_LEDGER=postgres), or set MARKETO_LEDGER=sqlite on a single machine.",
+                retryable=True,
+            ) from None
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(_pg(sql), params)
+                return rows_of(cur)
+
+    @contextmanager
+    def _write(self) -> Iterator[_PgTx]:
+        with self._connect() as conn, conn, conn.cursor() as cur:  # commits, or rolls back
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
+            yield _PgTx(cur)
+
+
+def _pg(sql: str) -> str:
+    """The ledger's `?` placeholders in psycopg2's style (its SQL has no other `?` or `%`)."""
+    return sql.replace("?", "%s")
+
+
+class _PgTx:
+    def __init__(self, cur: Any):
+        self._cur = cur
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        self._cur.execute(_pg(sql), params)
+        return rows_of(self._cur)
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cur.execute(_pg(sql), params or None)
