@@ -16,6 +16,7 @@ import warnings
 
 import dagster as dg
 
+from marketo_assets.extract.quota import check_budget
 from marketo_assets.settings import ListConfig, ProjectSettings, SettingsWarning
 
 from .dbt import dbt_models, dbt_models_after_raw_loads
@@ -25,6 +26,7 @@ from .leads import lead_assets, open_window_schedule
 from .list_sensors import list_catalog_job, list_member_jobs, list_sensors
 from .lists import LIST_KINDS, list_assets, lists
 from .partitions import start_warnings
+from .quota import quota_resume_sensor
 from .resources import build_resources
 
 
@@ -38,17 +40,21 @@ def build_definitions(settings: ProjectSettings, list_settings: ListConfig) -> d
         if problem := list_settings.sensor_problem(kind):
             message = f"The {kind}-list sensor is off: {problem}"
             warnings.warn(message, SettingsWarning, stacklevel=2)
+    check_budget(settings)
+    exports = [
+        *lead_assets(settings),
+        *lead_change_assets(settings),
+        *(asset for kind in LIST_KINDS for asset in list_assets(kind, list_settings)),
+    ]
     return dg.Definitions(
-        assets=[
-            *lead_assets(settings),
-            *lead_change_assets(settings),
-            *(asset for kind in LIST_KINDS for asset in list_assets(kind, list_settings)),
-            lists,
-            dbt_models(settings),
-        ],
+        assets=[*exports, lists, dbt_models(settings)],
         jobs=[list_catalog_job, *list_member_jobs.values()],
         schedules=[open_window_schedule(settings), build_lead_changes_schedule(settings)],
-        sensors=[*list_sensors(settings, list_settings), dbt_models_after_raw_loads],
+        sensors=[
+            *list_sensors(settings, list_settings),
+            dbt_models_after_raw_loads,
+            quota_resume_sensor(settings, exports),
+        ],
         resources={**build_resources(settings, list_settings), "dbt": dbt_resource(settings)},
         executor=dg.in_process_executor,
     )

@@ -40,6 +40,8 @@ PARTITIONS_CHECK = (
 )
 
 Context = dg.AssetExecutionContext
+# Asset metadata naming the family's ledger asset (the quota_resume sensor finds families by it).
+LEDGER_ASSET = "marketo/ledger_asset"
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
         kinds={"marketo", "csv"},
         retry_policy=EXPORT_RETRY,
         description=family.export_description,
+        metadata={LEDGER_ASSET: family.ledger_asset},
     )
     def export(
         context: dg.AssetExecutionContext,
@@ -154,6 +157,7 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
         ],
         retry_policy=LOAD_RETRY,
         description=family.load_description,
+        metadata={LEDGER_ASSET: family.ledger_asset},
     )
     def load(
         context: dg.AssetExecutionContext, marketo: MarketoResource, warehouse: DuckDBResource

@@ -61,6 +61,16 @@ CREATE TABLE IF NOT EXISTS claims (
     touched_at     REAL NOT NULL,
     PRIMARY KEY (asset, partition_key)
 );
+CREATE TABLE IF NOT EXISTS quota_stops (
+    asset           TEXT NOT NULL,
+    partition_key   TEXT NOT NULL,
+    reason          TEXT NOT NULL,
+    resets_at       TEXT NOT NULL,
+    predicted_bytes INTEGER,
+    run_id          TEXT,
+    stopped_at      TEXT NOT NULL,
+    PRIMARY KEY (asset, partition_key)
+);
 """
 
 _COLUMNS = (
@@ -393,6 +403,40 @@ class ExportLedger:
                 sql + " ORDER BY downloaded_at DESC, rowid DESC LIMIT 1", params
             ).fetchone()
         return LedgerEntry(**dict(row)) if row else None
+
+    # ---------------------------------------------------------------------- quota stops
+    def record_stop(
+        self,
+        asset: str,
+        partition_key: str,
+        *,
+        reason: str,
+        resets_at: datetime,
+        predicted_bytes: int | None,
+        run_id: str | None,
+    ) -> None:
+        """The partition was not exported because of the quota or the budget ("quota" or
+        "budget"): it is due again at `resets_at` (see extract.quota)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO quota_stops (asset, partition_key, reason, resets_at,"
+                " predicted_bytes, run_id, stopped_at) VALUES (?,?,?,?,?,?,?)",
+                (asset, partition_key, reason, resets_at.isoformat(), predicted_bytes, run_id,
+                 _now()),
+            )  # fmt: skip
+
+    def clear_stop(self, asset: str, partition_key: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM quota_stops WHERE asset = ? AND partition_key = ?",
+                (asset, partition_key),
+            )
+
+    def stops(self) -> list[dict]:
+        """Every partition stopped by the quota or the budget and not exported since."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM quota_stops ORDER BY stopped_at").fetchall()
+        return [dict(r) for r in rows]
 
     # ---------------------------------------------------------------------- claims
     def claim(

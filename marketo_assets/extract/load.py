@@ -27,6 +27,7 @@ from .errors import ExportFailed
 from .events import Notice, OnEvent, ignore
 from .export import clean_staging_area
 from .ledger import ExportLedger, LedgerEntry
+from .quota import QUOTA_USAGE_COLUMNS, QUOTA_USAGE_TABLE, usage_rows
 from .staging import Staging, discard_staged, staged_ok
 
 __all__ = ["LoadOutcome", "LoadedPartition", "header_columns", "load", "staged_exports"]
@@ -126,11 +127,13 @@ def load(
     inspect: Callable[[WarehouseSession, LoadedPartition], T] | None = None,
     on_event: OnEvent = ignore,
     now: Callable[[], datetime] = _utc_now,
+    quota_budget_bytes: int | None = None,
 ) -> LoadOutcome[T]:
     """Load the staged export of `partition_key` (ledger slot `asset`) into `table`, replacing
     the partition's rows in one transaction. `session()` opens the warehouse only around the
     SQL; `inspect(session, loaded)` runs in it after the load (checks that need the table).
-    The partition is claimed for `run_id` and released at the end."""
+    The partition is claimed for `run_id` and released at the end. With `quota_budget_bytes`,
+    the table QUOTA_USAGE_TABLE (bytes exported per day and asset) is refreshed too."""
     clean_staging_area(staging, ledger, on_event)
     claim_partition(
         ledger,
@@ -152,6 +155,7 @@ def load(
             inspect=inspect,
             on_event=on_event,
             now=now,
+            quota_budget_bytes=quota_budget_bytes,
         )
     finally:
         ledger.release(asset, partition_key, run_id)
@@ -169,6 +173,7 @@ def _load(
     inspect: Callable[[WarehouseSession, LoadedPartition], T] | None,
     on_event: OnEvent,
     now: Callable[[], datetime],
+    quota_budget_bytes: int | None,
 ) -> LoadOutcome[T]:
     entries = staged_exports(ledger, asset, partition_key)
     entry = entries[0]
@@ -209,6 +214,9 @@ def _load(
         stats = wh.partition_stats(table, partition_key, id_column=id_col, timestamp_column=ts_col)
         loaded = LoadedPartition(entry, result, stats, id_col, ts_col, tuple(entries))
         inspected = inspect(wh, loaded) if inspect else None
+        if quota_budget_bytes is not None:
+            usage = usage_rows(ledger, quota_budget_bytes)
+            wh.replace_rows(QUOTA_USAGE_TABLE, QUOTA_USAGE_COLUMNS, usage)
 
     for loaded_entry in entries:
         ledger.update(loaded_entry.export_id, status="loaded", loaded_at=now())

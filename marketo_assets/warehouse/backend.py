@@ -10,6 +10,8 @@ checks need, each with the same semantics on every backend:
   transaction (tables loaded while headers still named columns);
 - `replace_list_catalog`: replace the list catalog and prune members of deleted lists, in one
   transaction;
+- `replace_rows`: replace a small summary table (e.g. `marketo.quota_usage`), in one
+  transaction;
 - `partition_stats`, `duplicate_ids`, `rows_outside_window`, `table_schema`,
   `partition_keys`: the reads behind the asset checks and metadata.
 
@@ -88,6 +90,13 @@ class WarehouseSession(Protocol):
 
     def rename_columns(self, table: str, renames: dict[str, str]) -> list[tuple[str, str]]: ...
 
+    def replace_rows(
+        self,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[Mapping[str, object]],
+    ) -> int: ...
+
 
 class Warehouse(Protocol):
     kind: str
@@ -131,6 +140,9 @@ class DuckDBSession:
 
     def rename_columns(self, table, renames) -> list[tuple[str, str]]:
         return _loader.rename_columns(self.conn, table, renames)
+
+    def replace_rows(self, table, columns, rows) -> int:
+        return _catalog.replace_rows(self.conn, table, columns, rows)
 
 
 class DuckDBWarehouse:

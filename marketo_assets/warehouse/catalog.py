@@ -85,3 +85,34 @@ def replace_list_catalog(
         raise
     columns = [(n, t) for n, t in existing_columns(conn, schema, name).values()]
     return CatalogResult(len(values), pruned, columns)
+
+
+def replace_rows(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[Mapping[str, object]],
+) -> int:
+    """Replace every row of a small summary table (created with `columns`, (name, DuckDB type)
+    pairs) with `rows`, in one transaction."""
+    schema, _ = split_table(table)
+    target = qualified(table, conn)
+    names = [c for c, _ in columns]
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified_schema(schema, conn)}")
+        defs = ", ".join(f"{quote_ident(c)} {t}" for c, t in columns)
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {target} ({defs})")
+        conn.execute(f"DELETE FROM {target}")
+        if rows:
+            marks = ", ".join(f"${i + 1}" for i in range(len(names)))
+            cols = ", ".join(quote_ident(c) for c in names)
+            conn.executemany(
+                f"INSERT INTO {target} ({cols}) VALUES ({marks})",
+                [[row.get(c) for c in names] for row in rows],
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        rollback(conn)
+        raise
+    return len(rows)

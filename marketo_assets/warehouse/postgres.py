@@ -402,6 +402,39 @@ class PostgresSession:
             raise
         return CatalogResult(len(values), pruned, self.table_schema(table))
 
+    def replace_rows(
+        self,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[Mapping[str, object]],
+    ) -> int:
+        """Same as warehouse.catalog.replace_rows, on PostgreSQL."""
+        schema, name, target = self._target(table)
+        names = [c for c, _ in columns]
+        conn = self.conn
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("ddl", schema, name),))
+                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+                defs = ", ".join(
+                    f"{quote_ident(c)} {pg_type(t)}{' NOT NULL' if 'NOT NULL' in t else ''}"
+                    for c, t in columns
+                )
+                cur.execute(f"CREATE TABLE IF NOT EXISTS {target} ({defs})")
+                cur.execute(f"DELETE FROM {target}")
+                if rows:
+                    marks = ", ".join(["%s"] * len(names))
+                    cols = ", ".join(quote_ident(c) for c in names)
+                    cur.executemany(
+                        f"INSERT INTO {target} ({cols}) VALUES ({marks})",
+                        [[row.get(c) for c in names] for row in rows],
+                    )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return len(rows)
+
     # ------------------------------------------------------------------------- reads
     def table_schema(self, table: str) -> list[tuple[str, str]]:
         schema, name = split_table(table)
