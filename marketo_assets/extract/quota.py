@@ -202,9 +202,9 @@ def order_stops(
     open-first: open windows and lists, then history newest first; oldest-first: history
     oldest first, then open windows and lists."""
 
-    def start(stop: Stop) -> float:
+    def start(stop: Stop) -> float:  # a list (no window) after the windows
         when = windows.get((stop.asset, stop.partition_key), (True, None))[1]
-        return when.timestamp() if when else 0.0
+        return when.timestamp() if when else (math.inf if order == "oldest-first" else 0.0)
 
     def is_open(stop: Stop) -> bool:
         return windows.get((stop.asset, stop.partition_key), (True, None))[0]

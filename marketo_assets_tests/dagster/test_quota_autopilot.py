@@ -55,6 +55,12 @@ def _settled(instance, sim, ledger: ExportLedger, backfill_id: str) -> bool:
     return all(_parse(s["resets_at"]) > now for s in ledger.stops())
 
 
+def _failure(event) -> str:
+    data = event.dagster_event.step_failure_data
+    user = data.user_failure_data
+    return (user.description if user else None) or (data.error.message if data.error else "")
+
+
 def _loaded(ledger: ExportLedger) -> set[str]:
     return {e.partition_key for e in ledger.entries("marketo/leads") if e.status == "loaded"}
 
@@ -93,7 +99,7 @@ def test_a_backfill_bigger_than_the_budget_finishes_on_day_3_by_itself(
                     break
             runs = [r for r in instance.get_runs() if "dagster/partition" in r.tags]
             failures = [
-                str(e.message)
+                _failure(e)
                 for run in runs
                 for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
             ]
