@@ -129,10 +129,12 @@ def test_a_backfill_bigger_than_the_budget_finishes_on_day_3_by_itself(
     # Rows = truth, and the usage table shows each day against the budget.
     with duckdb.connect(str(tmp_path / "marketo.duckdb"), read_only=True) as conn:
         rows = dict(
-            conn.execute("SELECT _partition_key, count(*) FROM marketo.leads GROUP BY 1").fetchall()
+            conn.execute(
+                "SELECT _partition_key, count(*) FROM marketo.marketo.leads GROUP BY 1"
+            ).fetchall()
         )
         usage = conn.execute(
-            "SELECT day::VARCHAR, asset, jobs, bytes, budget_bytes FROM marketo.quota_usage"
+            "SELECT day::VARCHAR, asset, jobs, bytes, budget_bytes FROM marketo.marketo.quota_usage"
         ).fetchall()
     assert rows == {k: sim.truth(_window(k))["count"] for k in KEYS}
     assert {day: size for day, _, _, size, _ in usage} == dict(by_day)
