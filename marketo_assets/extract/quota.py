@@ -8,9 +8,10 @@ type the engine runs is covered alike.
 
 Prediction (docs/QUOTA.md): bytes per row of the asset and field set from the ledger's
 finished jobs, times the rows of the last export of the same request (same window), else of
-the same partition, else the asset's average job; plus HEADROOM. With no history for the
-asset the size is unknown: such a job starts only when no other job is in flight, so the next
-prediction has its size to learn from.
+the same partition, else the asset's average job; plus HEADROOM. An asset without history is
+predicted as the average job of all assets; with no history at all the size is unknown: such a
+job starts only when no other job is in flight, so the next prediction has its size to learn
+from.
 """
 
 from __future__ import annotations
@@ -103,7 +104,11 @@ def predict(
     ledger's history; entries of other assets are ignored)."""
     sized = _sized([e for e in entries if e.asset == asset])
     if not sized:
-        return Prediction(None, None, None, "no history for this export type")
+        others = _sized(entries)
+        if not others:
+            return Prediction(None, None, None, "no history")
+        average = sum(e.bytes or 0 for e in others) / len(others)
+        return Prediction(math.ceil(average * HEADROOM), None, None, "average export of any type")
     wanted = tuple(sorted(fields))
     same_fields = [e for e in sized if _fields(e) == wanted and (e.records or 0) > 0]
     basis_rows = same_fields or [e for e in sized if (e.records or 0) > 0]

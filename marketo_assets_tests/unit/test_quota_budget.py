@@ -3,6 +3,7 @@ would pass the budget, stops recorded for the quota_resume sensor, and what it l
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,6 +38,10 @@ def test_prediction_and_actual_size_are_in_the_metadata(engine: Engine):
     assert actual < second.metadata["predicted_bytes"] <= actual * quota.HEADROOM + 1
     assert second.metadata["quota_budget_bytes"] == MB // 2
     assert second.metadata["pending_partitions"] == 0
+    # A new export type is predicted as the average job of the others.
+    other = quota.predict(engine.ledger.entries(), "marketo/activities", "2026-02-01", "h", ["x"])
+    assert other.basis == "average export of any type"
+    assert other.bytes == math.ceil(actual * quota.HEADROOM)
 
 
 def test_a_job_that_would_pass_the_budget_is_not_created_and_waits_for_the_reset(
