@@ -59,6 +59,13 @@ def _pending(instance: dg.DagsterInstance, keys: dict[str, set[dg.AssetKey]]) ->
     return pending
 
 
+def _exists(instance: dg.DagsterInstance, partitions, key: str) -> bool:
+    """False for a dynamic partition deleted since (a list no longer selected)."""
+    if isinstance(partitions, dg.DynamicPartitionsDefinition) and partitions.name:
+        return key in instance.get_dynamic_partitions(partitions.name)
+    return True
+
+
 def _job_name(ledger_asset: str) -> str:
     return f"quota_resume_{ledger_asset.replace('/', '_')}"
 
@@ -103,7 +110,12 @@ def quota_resume_sensor(
         flight += sum(
             s.predicted_bytes or 0 for s in stopped if (s.asset, s.partition_key) in pending
         )
-        waiting = [s for s in stopped if (s.asset, s.partition_key) not in pending]
+        waiting = [
+            s
+            for s in stopped
+            if (s.asset, s.partition_key) not in pending
+            and _exists(context.instance, partitions[s.asset], s.partition_key)
+        ]
         windows = {
             (s.asset, s.partition_key): _window(partitions[s.asset], s.partition_key, now)
             for s in waiting
