@@ -247,6 +247,18 @@ def test_list_catalog_is_replaced_and_members_of_deleted_lists_pruned(tmp_path, 
         assert select(s, f"SELECT _list_id, id FROM {members} ORDER BY 2") == [(1, 10), (1, 11)]
 
 
+def test_a_summary_table_is_replaced_whole(warehouse):
+    """`replace_rows`, as the load steps refresh marketo.quota_usage."""
+    columns = (("day", "DATE NOT NULL"), ("asset", "VARCHAR NOT NULL"), ("bytes", "BIGINT"))
+    day = dt.date(2025, 8, 4)
+    with warehouse.session() as s:
+        s.replace_rows("marketo.quota_usage", columns, [{"day": day, "asset": "a", "bytes": 1}])
+        rows = [{"day": day, "asset": "b", "bytes": 2}, {"day": day, "asset": "c", "bytes": None}]
+        assert s.replace_rows("marketo.quota_usage", columns, rows) == 2
+        found = select(s, "SELECT asset, bytes FROM marketo.quota_usage ORDER BY 1")
+        assert found == [("b", 2), ("c", None)]
+
+
 def test_checks_queries_agree(tmp_path, warehouse):
     cols = columns_for([("id", "integer"), ("createdAt", "datetime")], {})
     path = write(
