@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -61,6 +61,16 @@ DAILY_QUOTA_MB = 500
 DailyQuotaMb = Annotated[
     int, Field(ge=1, description="The subscription's daily bulk export quota (MB)")
 ]
+QUOTA_BUDGET_SHARE = 0.8  # the default budget: 80% of the allocation, 20% left for others
+QuotaBudgetMb = Annotated[
+    float | None,
+    Field(
+        gt=0,
+        description="This project's share of the daily export quota (MB): no job is started "
+        "that is predicted to pass it; empty = 80% of MARKETO_DAILY_QUOTA_MB",
+    ),
+]
+ResumeOrder = Literal["open-first", "oldest-first"]
 ExportFormat = Literal["CSV", "TSV", "SSV"]
 FORMATS: tuple[str, ...] = get_args(ExportFormat)
 EXPORT_FORMAT: ExportFormat = "CSV"
@@ -166,6 +176,19 @@ class ProjectSettings(BaseSettings):
     )
     max_concurrent: MaxConcurrent = Field(MAX_CONCURRENT, validation_alias="MARKETO_MAX_CONCURRENT")
     daily_quota_mb: DailyQuotaMb = Field(DAILY_QUOTA_MB, validation_alias="MARKETO_DAILY_QUOTA_MB")
+    quota_budget_mb: QuotaBudgetMb = Field(None, validation_alias="MARKETO_QUOTA_BUDGET_MB")
+    quota_resume_order: ResumeOrder = Field(
+        "open-first",
+        validation_alias="MARKETO_QUOTA_RESUME_ORDER",
+        description="Partitions stopped by the quota are launched again after the reset in this "
+        "order: open-first (open windows and lists, then history newest first) or oldest-first",
+    )
+    quota_resume_interval: int = Field(
+        300,
+        ge=5,
+        validation_alias="MARKETO_QUOTA_RESUME_INTERVAL",
+        description="Seconds between two ticks of the quota_resume sensor",
+    )
 
     export_format: ExportFormat = Field(
         EXPORT_FORMAT,
@@ -274,6 +297,29 @@ class ProjectSettings(BaseSettings):
     def _format(cls, value: Any) -> Any:
         """CSV, TSV or SSV in any case ("csv", "Tsv"), as in the export_options config."""
         return format_name(value)
+
+    @field_validator("quota_budget_mb", mode="before")
+    @classmethod
+    def _empty_budget(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _budget_within_allocation(self) -> ProjectSettings:
+        if self.quota_budget_mb is not None and self.quota_budget_mb > self.daily_quota_mb:
+            raise ValueError(
+                f"MARKETO_QUOTA_BUDGET_MB ({self.quota_budget_mb:g}) is above the daily "
+                f"allocation MARKETO_DAILY_QUOTA_MB ({self.daily_quota_mb}): set a budget at "
+                "most the allocation (unset it for 80% of the allocation), or raise "
+                "MARKETO_DAILY_QUOTA_MB if your subscription has more"
+            )
+        return self
+
+    @property
+    def quota_budget(self) -> float:
+        """The daily budget in MB (default: 80% of the allocation)."""
+        if self.quota_budget_mb is not None:
+            return self.quota_budget_mb
+        return self.daily_quota_mb * QUOTA_BUDGET_SHARE
 
     @property
     def lead_changes_first_day(self) -> date:

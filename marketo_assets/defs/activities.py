@@ -1,6 +1,7 @@
 """Activity assets: the activity type catalog, and a bulk activity export per `createdAt`
 window loaded into `marketo.activities` (the machinery is in extract/activities.py)."""
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -43,9 +44,9 @@ def activity_family(settings: ProjectSettings) -> ExportFamily:
     def filters(context: Context) -> list[AnyFilter]:
         return list(act.activity_filters(*window(context)))
 
-    def resolve(client: MarketoClient, parts: list[AnyFilter]) -> list[AnyFilter]:
+    def resolve(client: MarketoClient, parts: Sequence[AnyFilter]) -> list[AnyFilter]:
         if not wanted:
-            return parts
+            return list(parts)
         ids = act.resolve_activity_types(wanted, client.activity_types(), SETTING)
         return [p.model_copy(update={"activity_type_ids": ids}) for p in parts]
 

@@ -16,6 +16,7 @@ import warnings
 
 import dagster as dg
 
+from marketo_assets.extract.quota import check_budget
 from marketo_assets.settings import ListConfig, ProjectSettings, SettingsWarning
 
 from .activities import activity_assets, activity_types
@@ -29,6 +30,7 @@ from .lists import LIST_KINDS, list_assets, lists
 from .partitions import start_warnings
 from .program_sensor import program_members_job, program_sensor
 from .programs import program_assets
+from .quota import quota_resume_sensor
 from .resources import build_resources
 
 
@@ -44,15 +46,19 @@ def build_definitions(settings: ProjectSettings, list_settings: ListConfig) -> d
             warnings.warn(message, SettingsWarning, stacklevel=2)
     if problem := list_settings.sensor_problem("program"):
         warnings.warn(f"The program sensor is off: {problem}", SettingsWarning, stacklevel=2)
+    check_budget(settings)
+    exports = [  # every bulk export family: the quota sensor resumes their partitions
+        *lead_assets(settings),
+        *lead_change_assets(settings),
+        *activity_assets(settings),
+        *(asset for kind in LIST_KINDS for asset in list_assets(kind, list_settings)),
+        *program_assets(list_settings),
+    ]
     return dg.Definitions(
         assets=[
-            *lead_assets(settings),
-            *lead_change_assets(settings),
-            *activity_assets(settings),
+            *exports,
             activity_types,
-            *(asset for kind in LIST_KINDS for asset in list_assets(kind, list_settings)),
             lists,
-            *program_assets(list_settings),
             deleted_leads_asset(settings),
             dbt_models(settings),
         ],
@@ -66,6 +72,7 @@ def build_definitions(settings: ProjectSettings, list_settings: ListConfig) -> d
             *list_sensors(settings, list_settings),
             program_sensor(list_settings),
             dbt_models_after_raw_loads,
+            quota_resume_sensor(settings, exports),
         ],
         resources={**build_resources(settings, list_settings), "dbt": dbt_resource(settings)},
         executor=dg.in_process_executor,

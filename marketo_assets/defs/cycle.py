@@ -183,6 +183,7 @@ def run_export(
         daily_quota_mb=marketo.daily_quota_mb,
         max_job_attempts=marketo.max_job_attempts,
         claim_lease_seconds=marketo.claim_lease_seconds,
+        budget_mb=marketo.budget_mb,
     )
     with stop_when_terminated(context), as_failure():
         # Local state first (ledger, staging folder: created if missing), then the warehouse
@@ -265,6 +266,7 @@ def run_load(
             id_column=id_column,
             # Only when the staged file is on another machine: download it again by export id.
             client=lambda: marketo.client(on_event=log_events(context)),
+            quota_budget_bytes=int(marketo.budget_mb * MB),
         )
     result, stats, entries = outcome.loaded.result, outcome.loaded.stats, outcome.loaded.entries
     extra_checks, extra_metadata = outcome.inspected or ([], {})

@@ -7,7 +7,7 @@ step, `duckdb` pool), meeting only through the export ledger. What differs is pl
 what to say when Marketo answers 1035, and the UI text.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +40,8 @@ PARTITIONS_CHECK = (
 )
 
 Context = dg.AssetExecutionContext
+# Asset metadata naming the family's ledger asset (the quota_resume sensor finds families by it).
+LEDGER_ASSET = "marketo/ledger_asset"
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class ExportFamily:
     ledger_asset: str  # the export ledger's name for the pair, e.g. `marketo/leads`
     required_fields: tuple[str, ...]  # exported whatever the field selection
     # The Marketo filters of a partition: one export job each, loaded together.
-    filters: Callable[[Context], list[AnyFilter]]
+    filters: Callable[[Context], Sequence[AnyFilter]]
     export_description: str
     load_description: str
     # (name, description) of the load's checks after rows = numberOfRecords; the first one is
@@ -75,7 +77,9 @@ class ExportFamily:
     off_reason: str | None = None  # a bad setting: every export fails at once with this
     # Completes the filters with what only Marketo knows (e.g. activity type names -> ids),
     # before any export call; raises ExportFailed for bad input.
-    resolve_filters: Callable[[MarketoClient, list[AnyFilter]], list[AnyFilter]] | None = None
+    resolve_filters: Callable[[MarketoClient, Sequence[AnyFilter]], Sequence[AnyFilter]] | None = (
+        None
+    )
     fixed_fields: bool = False  # export every described field (not MARKETO_FIELDS), no renames
     id_field: str = "id"  # the key: unique in a partition, never NULL
 
@@ -95,6 +99,7 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
         kinds={"marketo", "csv"},
         retry_policy=EXPORT_RETRY,
         description=family.export_description,
+        metadata={LEDGER_ASSET: family.ledger_asset},
     )
     def export(
         context: dg.AssetExecutionContext,
@@ -162,6 +167,7 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
         ],
         retry_policy=LOAD_RETRY,
         description=family.load_description,
+        metadata={LEDGER_ASSET: family.ledger_asset},
     )
     def load(
         context: dg.AssetExecutionContext, marketo: MarketoResource, warehouse: DuckDBResource

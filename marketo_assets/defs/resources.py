@@ -60,11 +60,13 @@ from marketo_assets.settings import (
     EXPORT_FORMAT,
     FORMATS,
     LIST_FIELDS,
+    QUOTA_BUDGET_SHARE,
     STAGING_MAX_AGE_HOURS,
     DailyQuotaMb,
     ListConfig,
     ListSettings,
     ProjectSettings,
+    QuotaBudgetMb,
     StagingMaxAgeHours,
     bounds_text,
     field_list,
@@ -112,6 +114,7 @@ class MarketoResource(dg.ConfigurableResource):
     window_seconds: WindowSeconds = WINDOW_SECONDS
     max_concurrent: MaxConcurrent = MAX_CONCURRENT
     daily_quota_mb: DailyQuotaMb = DAILY_QUOTA_MB
+    quota_budget_mb: QuotaBudgetMb = None
     max_job_attempts: int = Field(
         default=3, ge=1, description="Re-create a job Marketo marks Failed this often"
     )
@@ -155,6 +158,7 @@ class MarketoResource(dg.ConfigurableResource):
             max_calls_per_window=settings.max_calls_per_window,
             max_concurrent=settings.max_concurrent,
             daily_quota_mb=settings.daily_quota_mb,
+            quota_budget_mb=settings.quota_budget_mb,
             staging_dir=str(settings.staging_dir),
             ledger_path=str(settings.ledger_path),
             ledger_store=settings.ledger_store,
@@ -169,6 +173,7 @@ class MarketoResource(dg.ConfigurableResource):
         "window_seconds",
         "max_concurrent",
         "daily_quota_mb",
+        "quota_budget_mb",
         "max_job_attempts",
         "retry_initial_wait",
         "retry_max_wait",
@@ -297,6 +302,11 @@ class MarketoResource(dg.ConfigurableResource):
                 **overrides,
             },
         )
+
+    @property
+    def budget_mb(self) -> float:
+        """The daily budget (MB): quota_budget_mb, or 80% of daily_quota_mb."""
+        return self.quota_budget_mb or self.daily_quota_mb * QUOTA_BUDGET_SHARE
 
     def ledger(self) -> Ledger:
         """The export ledger (SQLite file or PostgreSQL schema); a path that cannot work fails

@@ -8,6 +8,7 @@ the wait cancels the Marketo job first).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from .claims import RunStatus, claim_partition
 from .errors import ExportFailed
 from .events import Notice, OnEvent, ignore
 from .ledger_base import ExportIdConflictError, Ledger, LedgerEntry
+from .quota import Prediction, in_flight, predict, progress
 from .spec import ExportPart, ExportSpec, check_columns, safe_name
 from .staging import Staging, staged_ok
 
@@ -72,6 +74,15 @@ class ExportLimits:
     max_job_attempts: int = 3
     # A claim handed over between steps (or held on another host) is stale after this long.
     claim_lease_seconds: float = 3600.0
+    # This project's daily budget (MB, at most the quota); None: only the quota is checked.
+    budget_mb: float | None = None
+    # A job whose size cannot be predicted yet waits for the jobs in flight (see quota.py).
+    budget_poll_seconds: float = 5.0
+    budget_wait_seconds: float = 3 * 3600.0
+
+    @property
+    def budget_bytes(self) -> int | None:
+        return None if self.budget_mb is None else int(self.budget_mb * MB)
 
 
 @dataclass
@@ -175,11 +186,22 @@ def export(
             raise
         # The claim stays with this run until its load step has loaded the file.
         ledger.hand_over(asset, key, run_id)
+        ledger.clear_stop(asset, key)
     except errors.QuotaExceededError as exc:
+        if built is not None:
+            ledger.record_stop(
+                built.asset,
+                built.partition_key,
+                reason="quota",
+                resets_at=exc.reset_at,
+                predicted_bytes=None,
+                run_id=run_id,
+            )
         raise ExportFailed(
-            f"{exc} Re-run this partition after the reset; nothing was changed.",
+            f"{exc} The quota_resume sensor launches this partition again after the reset; "
+            "nothing was changed.",
             retryable=False,
-            metadata={"quota_resets_at": exc.reset_at.isoformat()},
+            metadata={"quota_resets_at": exc.reset_at.isoformat(), "stopped_by": "quota"},
         ) from exc
     except errors.UnsupportedFilterError as exc:
         if built is None:
@@ -198,6 +220,8 @@ def export(
             "quota_used_today_pct": round(100 * used / (limits.daily_quota_mb * MB), 2),
         }
     )
+    if limits.budget_bytes is not None:
+        outcome.metadata.update(progress(ledger, used, limits.budget_bytes))
     return outcome
 
 
@@ -278,10 +302,10 @@ class _Job:
         attempts = 1 if reattached else 0
         recreated_for_missing_file = False
         quota_used_before: int | None = None
+        prediction: Prediction | None = None
         while True:
             if job is None:
-                quota_used_before = self._check_quota()
-                job = self._create(part)
+                quota_used_before, prediction, job = self._check_and_create(part)
                 attempts += 1
                 self._say(
                     "created", f"Created export {job.export_id} (attempt {attempts})", job.export_id
@@ -343,26 +367,107 @@ class _Job:
             bytes=download.bytes,
             checksum=job.file_checksum,
         )
-        return _downloaded(part, job, download, attempts, reattached, quota_used_before)
+        outcome = _downloaded(part, job, download, attempts, reattached, quota_used_before)
+        if prediction is not None:
+            outcome.metadata.update(prediction.metadata())
+        return outcome
 
     def _say(self, kind: str, message: str, export_id: str | None, level: Any = "info") -> None:
         self.notify(Notice(kind, message, level, export_id))
 
-    def _check_quota(self) -> int:
-        """Bytes exported today; fails (no retry) before any job when the quota is used up."""
+    def _check_and_create(self, part: ExportPart) -> tuple[int, Prediction, ExportJob]:
+        """Check the quota and the budget, then create the job, under the budget lock. A job
+        of unknown size (or next to one) waits until nothing else is in flight."""
+        deadline = time.monotonic() + self.limits.budget_wait_seconds
+        said = False
+        while True:
+            with self.ledger.budget_lock():
+                used, prediction, wait = self._check_quota(part)
+                if not wait:
+                    return used, prediction, self._create(part)
+            if time.monotonic() > deadline:
+                raise ExportFailed(
+                    "Still waiting for the export jobs in flight to finish (their size teaches "
+                    "the budget's prediction); the step is retried.",
+                    retryable=True,
+                )
+            if not said:
+                said = True
+                self._say(
+                    "budget_wait",
+                    "Waiting for the export jobs in flight: the size of this job or of one of "
+                    "them is not known yet (no history for its export type)",
+                    None,
+                )
+            time.sleep(self.limits.budget_poll_seconds)
+
+    def _check_quota(self, part: ExportPart) -> tuple[int, Prediction, bool]:
+        """(bytes exported today, this job's predicted size, whether to wait). Fails (no retry)
+        before any job when the quota is used up or the job would pass the budget; the
+        partition is then recorded as stopped until the reset (see quota.py)."""
+        spec, limits = self.spec, self.limits
         used = self.client.exported_bytes_today()
-        quota_mb = self.limits.daily_quota_mb
+        reset = MarketoClient.quota_reset_time(self.client.server_now())
+        quota_mb = limits.daily_quota_mb
+        entries = self.ledger.entries()
+        fields = part.record.get("payload", {}).get("fields", [])
+        prediction = predict(entries, spec.asset, spec.partition_key, part.request_hash, fields)
+        resume = "The quota_resume sensor launches this partition again then; nothing was changed."
         if used >= quota_mb * MB:
-            reset = MarketoClient.quota_reset_time(self.client.server_now())
+            self._stop("quota", reset, prediction)
             raise ExportFailed(
                 f"Marketo's daily export quota ({quota_mb:g} MB) is used up "
                 f"({used / MB:.1f} MB exported today). It resets at {reset.isoformat()} "
-                "(midnight America/Chicago). Re-run this partition after that; nothing was "
-                "changed.",
+                f"(midnight America/Chicago). {resume}",
                 retryable=False,
-                metadata={"quota_resets_at": reset.isoformat()},
+                metadata={"quota_resets_at": reset.isoformat(), "stopped_by": "quota"},
             )
-        return used
+        budget = limits.budget_bytes
+        if budget is None:
+            return used, prediction, False
+        flight, unknown = in_flight(entries, exclude={(spec.asset, spec.partition_key)})
+        size = prediction.bytes
+        if (size is None or unknown) and (flight or unknown):
+            return used, prediction, True
+        if size is not None and size > budget:
+            raise ExportFailed(
+                f"This export of {spec.asset} {spec.partition_key} is predicted at "
+                f"{size / MB:.2f} MB, more than the whole daily budget ({budget / MB:.2f} MB, "
+                "MARKETO_QUOTA_BUDGET_MB): it could never start. Raise the budget, or use "
+                "shorter partitions (MARKETO_PARTITION_WINDOW). Nothing was changed.",
+                retryable=False,
+                metadata={**prediction.metadata(), "quota_budget_bytes": budget},
+            )
+        if used + flight + (size or 0) > budget or used >= budget:
+            self._stop("budget", reset, prediction)
+            predicted = "unknown" if size is None else f"{size / MB:.2f} MB"
+            raise ExportFailed(
+                f"Daily budget reached: this export of {spec.asset} {spec.partition_key} "
+                f"(predicted {predicted}) would pass the budget of {budget / MB:.2f} MB "
+                f"(MARKETO_QUOTA_BUDGET_MB) with {used / MB:.2f} MB exported today and "
+                f"{flight / MB:.2f} MB in flight. The budget resets at {reset.isoformat()} "
+                f"(midnight America/Chicago). {resume}",
+                retryable=False,
+                metadata={
+                    "stopped_by": "budget",
+                    "quota_resets_at": reset.isoformat(),
+                    "quota_used_today_bytes": used,
+                    "in_flight_bytes": flight,
+                    **prediction.metadata(),
+                    **progress(self.ledger, used, budget),
+                },
+            )
+        return used, prediction, False
+
+    def _stop(self, reason: str, reset: datetime, prediction: Prediction) -> None:
+        self.ledger.record_stop(
+            self.spec.asset,
+            self.spec.partition_key,
+            reason=reason,
+            resets_at=reset,
+            predicted_bytes=prediction.bytes,
+            run_id=self.run_id,
+        )
 
     def _create(self, part: ExportPart) -> ExportJob:
         spec, ledger = self.spec, self.ledger

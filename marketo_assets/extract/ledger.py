@@ -10,6 +10,7 @@ find its export id when it is re-launched). Runs on several machines without a s
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import time
@@ -72,6 +73,16 @@ CREATE TABLE IF NOT EXISTS claims (
     state          TEXT NOT NULL,
     claimed_at     TEXT NOT NULL,
     touched_at     REAL NOT NULL,
+    PRIMARY KEY (asset, partition_key)
+);
+CREATE TABLE IF NOT EXISTS quota_stops (
+    asset           TEXT NOT NULL,
+    partition_key   TEXT NOT NULL,
+    reason          TEXT NOT NULL,
+    resets_at       TEXT NOT NULL,
+    predicted_bytes INTEGER,
+    run_id          TEXT,
+    stopped_at      TEXT NOT NULL,
     PRIMARY KEY (asset, partition_key)
 );
 """
@@ -173,6 +184,18 @@ class ExportLedger(Ledger):
                 "was not changed",
                 f"Set {self.setting} to the export ledger's file, or to a new file name.",
             )
+
+    @contextmanager
+    def budget_lock(self) -> Iterator[None]:
+        """A file lock next to the ledger (`<ledger>.budget-lock`, 0600)."""
+        path = self.path.with_name(self.path.name + ".budget-lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

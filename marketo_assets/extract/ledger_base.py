@@ -297,6 +297,49 @@ class Ledger(ABC):
                 (_now(), asset, partition_key, keep, *ACTIVE, *siblings),
             )
 
+    # ---------------------------------------------------------------------- quota stops
+    @abstractmethod
+    def budget_lock(self) -> AbstractContextManager[None]:
+        """Held while one export step checks the daily budget and creates its job, so two
+        steps (on any machine using this ledger) never both fit into the same bytes."""
+
+    def record_stop(
+        self,
+        asset: str,
+        partition_key: str,
+        *,
+        reason: str,
+        resets_at: datetime,
+        predicted_bytes: int | None,
+        run_id: str | None,
+    ) -> None:
+        """The partition was not exported because of the quota or the budget ("quota" or
+        "budget"): it is due again at `resets_at` (see extract.quota)."""
+        with self._write() as tx:
+            tx.run(
+                "INSERT INTO quota_stops (asset, partition_key, reason, resets_at,"
+                " predicted_bytes, run_id, stopped_at) VALUES (?,?,?,?,?,?,?)"
+                " ON CONFLICT (asset, partition_key) DO UPDATE SET reason = excluded.reason,"
+                " resets_at = excluded.resets_at, predicted_bytes = excluded.predicted_bytes,"
+                " run_id = excluded.run_id, stopped_at = excluded.stopped_at",
+                (asset, partition_key, reason, resets_at.isoformat(), predicted_bytes, run_id,
+                 _now()),
+            )  # fmt: skip
+
+    def clear_stop(self, asset: str, partition_key: str) -> None:
+        with self._write() as tx:
+            tx.run(
+                "DELETE FROM quota_stops WHERE asset = ? AND partition_key = ?",
+                (asset, partition_key),
+            )
+
+    def stops(self) -> list[dict[str, Any]]:
+        """Every partition stopped by the quota or the budget and not exported since."""
+        return self._rows(
+            "SELECT asset, partition_key, reason, resets_at, predicted_bytes, run_id, stopped_at"
+            " FROM quota_stops ORDER BY stopped_at"
+        )
+
     # ---------------------------------------------------------------------- claims
     def claim(
         self,

@@ -29,7 +29,7 @@ SCHEMA_SETTING = "MARKETO_LEDGER_SCHEMA"
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 # Every table of _TABLES: a ledger missing one gets it at the next open.
-TABLES = ("exports", "claims")
+TABLES = ("exports", "claims", "quota_stops")
 _TABLES = """
 CREATE TABLE IF NOT EXISTS exports (
     export_id      TEXT PRIMARY KEY,
@@ -66,6 +66,16 @@ CREATE TABLE IF NOT EXISTS claims (
     touched_at     DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (asset, partition_key)
 );
+CREATE TABLE IF NOT EXISTS quota_stops (
+    asset           TEXT NOT NULL,
+    partition_key   TEXT NOT NULL,
+    reason          TEXT NOT NULL,
+    resets_at       TEXT NOT NULL,
+    predicted_bytes BIGINT,
+    run_id          TEXT,
+    stopped_at      TEXT NOT NULL,
+    PRIMARY KEY (asset, partition_key)
+);
 """
 
 
@@ -88,6 +98,7 @@ class PostgresLedger(Ledger):
         self.new_ledger_hint = f"set {SCHEMA_SETTING} to a new schema name"
         self.order_column = "seq"
         self._lock = zlib.crc32(f"marketo_ledger:{schema}".encode())
+        self._budget_lock = zlib.crc32(f"marketo_ledger_budget:{schema}".encode())
         # Created on first use; an existing ledger needs no CREATE right on the database.
         checks = " AND ".join(["to_regclass(?) IS NOT NULL"] * len(TABLES))
         found = self._rows(f"SELECT {checks} AS ready", [f"{schema}.{t}" for t in TABLES])
@@ -119,6 +130,19 @@ class PostgresLedger(Ledger):
             yield conn
         finally:
             conn.close()
+
+    @contextmanager
+    def budget_lock(self) -> Iterator[None]:
+        """A session-level advisory lock of the schema's budget, held on its own connection
+        (every machine of the deployment sees it)."""
+        with self._connect() as conn:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_lock(%s)", (self._budget_lock,))
+                try:
+                    yield
+                finally:
+                    cur.execute("SELECT pg_advisory_unlock(%s)", (self._budget_lock,))
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._connect() as conn:

@@ -28,6 +28,7 @@ from .errors import ExportFailed
 from .events import Notice, OnEvent, ignore
 from .export import clean_staging_area
 from .ledger_base import Ledger, LedgerEntry
+from .quota import QUOTA_USAGE_COLUMNS, QUOTA_USAGE_TABLE, usage_rows
 from .refetch import FileClient, fetch_again
 from .staging import Staging, discard_staged, staged_ok
 
@@ -138,6 +139,7 @@ def load(
     now: Callable[[], datetime] = _utc_now,
     id_column: str = "id",
     client: Callable[[], AbstractContextManager[FileClient]] | None = None,
+    quota_budget_bytes: int | None = None,
 ) -> LoadOutcome[T]:
     """Load the staged export of `partition_key` (ledger slot `asset`) into `table`, replacing
     the partition's rows in one transaction. `session()` opens the warehouse only around the
@@ -145,7 +147,9 @@ def load(
     The partition is claimed for `run_id` and released at the end. A staged file that is not
     on this machine (its export ran on another one) is downloaded again by export id through
     `client()`, opened only then; without `client` the load fails asking for the export step.
-    `id_column` is the key the stats count (duplicates, NULLs): `id`, or e.g. `marketoGUID`."""
+    `id_column` is the key the stats count (duplicates, NULLs): `id`, or e.g. `marketoGUID`.
+    With `quota_budget_bytes`, the table QUOTA_USAGE_TABLE (bytes exported per day and asset)
+    is refreshed too."""
     clean_staging_area(staging, ledger, on_event)
     claim_partition(
         ledger,
@@ -169,6 +173,7 @@ def load(
             on_event=on_event,
             now=now,
             id_column=id_column,
+            quota_budget_bytes=quota_budget_bytes,
         )
     finally:
         ledger.release(asset, partition_key, run_id)
@@ -211,6 +216,7 @@ def _load(
     on_event: OnEvent,
     now: Callable[[], datetime],
     id_column: str,
+    quota_budget_bytes: int | None,
 ) -> LoadOutcome[T]:
     entry = entries[0]
     record: dict[str, Any] = entry.request
@@ -250,6 +256,11 @@ def _load(
         stats = wh.partition_stats(table, partition_key, id_column=id_col, timestamp_column=ts_col)
         loaded = LoadedPartition(entry, result, stats, id_col, ts_col, tuple(entries))
         inspected = inspect(wh, loaded) if inspect else None
+        if quota_budget_bytes is not None:
+            usage = usage_rows(ledger, quota_budget_bytes)
+            wh.replace_table(
+                table=QUOTA_USAGE_TABLE, columns=QUOTA_USAGE_COLUMNS, rows=usage, loaded_at=now()
+            )
 
     for loaded_entry in entries:
         ledger.update(loaded_entry.export_id, status="loaded", loaded_at=now())

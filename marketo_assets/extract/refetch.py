@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from marketo_assets.marketo import DownloadResult, ExportJob, errors
+from marketo_assets.marketo import DownloadResult, ExportJob, ExportType, errors
 
 from .errors import ExportFailed
 from .events import Notice, OnEvent
@@ -28,7 +28,7 @@ __all__ = ["FileClient", "fetch_again"]
 class FileClient(Protocol):
     """The Marketo calls a download again needs (`MarketoClient` has them)."""
 
-    def export_usable(self, export_id: str) -> ExportJob | None: ...
+    def export_usable(self, export_id: str, export_type: ExportType = ...) -> ExportJob | None: ...
     def download_export(self, job: ExportJob, dest: Path) -> DownloadResult: ...
 
 
@@ -43,7 +43,7 @@ def fetch_again(
     here = replace(entry, staged_file=str(folder / name))
     if staged_ok(here):
         return here
-    job = client.export_usable(entry.export_id)
+    job = client.export_usable(entry.export_id, entry.request.get("export_type", "leads"))
     gone = job is None or job.status != "Completed"
     if job is not None and not gone and entry.checksum and job.file_checksum != entry.checksum:
         raise ExportFailed(

@@ -221,7 +221,8 @@ def test_daily_quota_runs_out_halfway(simulator_factory, tmp_path):
     # ~135 KB per month, ~1.7 MB in all: a 1 MB quota is used up after 7 or 8 partitions,
     # and the rest fits into the next day's quota.
     sim = simulator_factory(**{**SIM_ARGS, "leads": 3600}, quota_mb=1)
-    backfill = Backfill(sim, tmp_path, daily_quota_mb=1)
+    # The whole quota is the budget (test_quota_autopilot covers a budget below it).
+    backfill = Backfill(sim, tmp_path, daily_quota_mb=1, quota_budget_mb=1)
     calls_before: dict[str, int] = {}
     results = backfill.run_all(
         before_each=lambda i, key: calls_before.update({key: sim.state()["requests"]["marketo"]})

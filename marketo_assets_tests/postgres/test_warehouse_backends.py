@@ -247,6 +247,22 @@ def test_list_catalog_is_replaced_and_members_of_deleted_lists_pruned(tmp_path, 
         assert select(s, f"SELECT _list_id, id FROM {members} ORDER BY 2") == [(1, 10), (1, 11)]
 
 
+def test_a_summary_table_is_replaced_whole(warehouse):
+    """`replace_table`, as the load steps refresh marketo.quota_usage."""
+    columns = (("day", "DATE NOT NULL"), ("asset", "VARCHAR NOT NULL"), ("bytes", "BIGINT"))
+    day, now = dt.date(2025, 8, 4), dt.datetime(2025, 8, 4, 12, tzinfo=dt.UTC)
+    with warehouse.session() as s:
+        first = [{"day": day, "asset": "a", "bytes": 1}]
+        s.replace_table(table="marketo.quota_usage", columns=columns, rows=first, loaded_at=now)
+        rows = [{"day": day, "asset": "b", "bytes": 2}, {"day": day, "asset": "c", "bytes": None}]
+        result = s.replace_table(
+            table="marketo.quota_usage", columns=columns, rows=rows, loaded_at=now
+        )
+        assert result.rows == 2
+        found = select(s, "SELECT asset, bytes FROM marketo.quota_usage ORDER BY 1")
+        assert found == [("b", 2), ("c", None)]
+
+
 def test_checks_queries_agree(tmp_path, warehouse):
     cols = columns_for([("id", "integer"), ("createdAt", "datetime")], {})
     path = write(

@@ -190,6 +190,7 @@ def test_a_used_up_quota_fails_before_any_job_naming_the_reset(engine: Engine):
     assert f"resets at {reset}" in str(info.value)
     assert engine.entries() == []
     assert engine.ledger.current_claim("marketo/leads", "2026-02-01") is None
+    assert [s["reason"] for s in engine.ledger.stops()] == ["quota"]
 
 
 def test_marketo_refusing_a_job_for_quota_fails_without_retry(engine: Engine):
@@ -198,7 +199,14 @@ def test_marketo_refusing_a_job_for_quota_fails_without_retry(engine: Engine):
     with pytest.raises(ExportFailed, match="after the reset; nothing was changed") as info:
         engine.export()
     assert info.value.retryable is False
-    assert info.value.metadata == {"quota_resets_at": reset.isoformat()}
+    assert info.value.metadata == {"quota_resets_at": reset.isoformat(), "stopped_by": "quota"}
+    # Recorded, so the quota_resume sensor launches the partition again after the reset.
+    (stop,) = engine.ledger.stops()
+    assert (stop["asset"], stop["reason"], stop["resets_at"]) == (
+        "marketo/leads",
+        "quota",
+        reset.isoformat(),
+    )
 
 
 def test_invalid_fields_fail_without_retry(engine: Engine):

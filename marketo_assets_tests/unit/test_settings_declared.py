@@ -63,7 +63,7 @@ def test_the_resource_takes_the_queue_full_waits_from_the_client():
     assert resource.client_settings().queue_full_backoff == (60.0, 120.0, 240.0)
 
 
-@pytest.mark.parametrize("name", ["daily_quota_mb", "staging_max_age_hours"])
+@pytest.mark.parametrize("name", ["daily_quota_mb", "quota_budget_mb", "staging_max_age_hours"])
 def test_the_resource_takes_project_settings_from_their_declaration(name):
     _same_declaration(MarketoResource, name, ProjectSettings)
 
@@ -97,6 +97,7 @@ def test_the_code_location_resources_follow_the_environment(monkeypatch):
         ("MARKETO_POLL_INTERVAL", "poll_interval", 0, "> 0"),
         ("MARKETO_JOB_TIMEOUT", "job_timeout", -1, "> 0"),
         ("MARKETO_DAILY_QUOTA_MB", "daily_quota_mb", 0, ">= 1"),
+        ("MARKETO_QUOTA_BUDGET_MB", "quota_budget_mb", 0, "> 0"),
     ],
 )
 def test_a_value_out_of_bounds_is_refused_by_env_resource_and_client(

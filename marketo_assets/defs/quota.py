@@ -1,0 +1,146 @@
+"""The `quota_resume` sensor: partitions stopped by Marketo's daily quota or the budget are
+launched again after the reset, within the budget, in the configured order. The planning is
+`extract.quota`; this is the glue (which assets, which runs are pending, the run requests).
+
+Every export family is covered: an asset carrying the `marketo/ledger_asset` metadata
+(`family.build_family`) is found here, whatever its export type.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import dagster as dg
+
+from marketo_assets.extract import quota
+from marketo_assets.settings import ProjectSettings
+
+from .family import LEDGER_ASSET
+from .probes import TICK_CLIENT
+from .resources import MarketoResource
+
+MB = 1024 * 1024
+RESUME_TAG = "marketo/quota_resume"
+UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def _families(assets: Sequence[dg.AssetsDefinition]) -> dict[str, list[dg.AssetsDefinition]]:
+    out: dict[str, list[dg.AssetsDefinition]] = {}
+    for asset in assets:
+        for key in asset.keys:
+            ledger_asset = asset.metadata_by_key.get(key, {}).get(LEDGER_ASSET)
+            if ledger_asset:
+                out.setdefault(str(ledger_asset), []).append(asset)
+    return out
+
+
+def _window(partitions: dg.PartitionsDefinition | None, key: str, now: datetime):
+    """(open, window start) of a partition; a partition without a window (a list) is open."""
+    if not isinstance(partitions, dg.TimeWindowPartitionsDefinition):
+        return True, None
+    window = partitions.time_window_for_partition_key(key)
+    return window.start <= now < window.end, window.start
+
+
+def _pending(instance: dg.DagsterInstance, keys: dict[str, set[dg.AssetKey]]) -> set:
+    """(ledger asset, partition) of every unfinished run that exports a family's partition
+    (its asset selection, or this sensor's job of the family)."""
+    pending = set()
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
+        partition = run.tags.get("dagster/partition")
+        for ledger_asset, asset_keys in keys.items():
+            ours = run.job_name == _job_name(ledger_asset)
+            if partition and (ours or asset_keys & (run.asset_selection or set())):
+                pending.add((ledger_asset, partition))
+    return pending
+
+
+def _exists(instance: dg.DagsterInstance, partitions, key: str) -> bool:
+    """False for a dynamic partition deleted since (a list no longer selected)."""
+    if isinstance(partitions, dg.DynamicPartitionsDefinition) and partitions.name:
+        return key in instance.get_dynamic_partitions(partitions.name)
+    return True
+
+
+def _job_name(ledger_asset: str) -> str:
+    return f"quota_resume_{ledger_asset.replace('/', '_')}"
+
+
+def quota_resume_sensor(
+    settings: ProjectSettings, assets: Sequence[dg.AssetsDefinition]
+) -> dg.SensorDefinition:
+    families = _families(assets)
+    keys = {name: {k for a in defs for k in a.keys} for name, defs in families.items()}
+    partitions = {name: defs[0].partitions_def for name, defs in families.items()}
+    # One job per family (a job holds one partitions definition).
+    jobs = {
+        name: dg.define_asset_job(
+            _job_name(name),
+            selection=dg.AssetSelection.assets(*sorted(asset_keys, key=str)),
+            description=f"Export and load a partition of {name} stopped by the quota.",
+            executor_def=dg.in_process_executor,
+        )
+        for name, asset_keys in keys.items()
+    }
+
+    @dg.sensor(
+        name="quota_resume",
+        jobs=list(jobs.values()),
+        minimum_interval_seconds=settings.quota_resume_interval,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def quota_resume(context: dg.SensorEvaluationContext, marketo: MarketoResource):
+        """Launches the partitions stopped by Marketo's daily quota or by the budget
+        (MARKETO_QUOTA_BUDGET_MB) again once the quota has reset, as many as the day's budget
+        is predicted to hold, in MARKETO_QUOTA_RESUME_ORDER. Calls Marketo only while a
+        partition waits."""
+        ledger = marketo.ledger()
+        stopped = [s for s in quota.stops(ledger) if s.asset in families]
+        if not stopped:
+            return dg.SkipReason("No partition waits for the quota.")
+        pending = _pending(context.instance, keys)
+        with marketo.client(**TICK_CLIENT) as client:
+            used = client.exported_bytes_today()
+            now = client.server_now()
+        flight, unknown = quota.in_flight(ledger.entries(), exclude=pending)
+        flight += sum(
+            s.predicted_bytes or 0 for s in stopped if (s.asset, s.partition_key) in pending
+        )
+        waiting = [
+            s
+            for s in stopped
+            if (s.asset, s.partition_key) not in pending
+            and _exists(context.instance, partitions[s.asset], s.partition_key)
+        ]
+        windows = {
+            (s.asset, s.partition_key): _window(partitions[s.asset], s.partition_key, now)
+            for s in waiting
+        }
+        launch, later = quota.plan_resume(
+            quota.order_stops(waiting, windows, settings.quota_resume_order),
+            now=now,
+            used_today=used,
+            in_flight_bytes=flight,
+            in_flight_unknown=unknown,
+            budget_bytes=int(marketo.budget_mb * MB),
+        )
+        quota.defer(ledger, later, now)
+        if not launch:
+            return dg.SkipReason(
+                f"{len(stopped)} partition(s) wait for the quota's reset or room in the budget."
+            )
+        return [
+            dg.RunRequest(
+                run_key=stop.run_key,
+                partition_key=stop.partition_key,
+                job_name=jobs[stop.asset].name,
+                tags={RESUME_TAG: stop.reason, "dagster/priority": str(len(launch) - i)},
+            )
+            for i, stop in enumerate(launch)
+        ]
+
+    return quota_resume

@@ -1,0 +1,317 @@
+"""The quota autopilot: predict an export's file size, keep each day within the budget, and
+say which stopped partitions to launch again after the reset.
+
+Marketo's daily bulk export quota (the allocation, MARKETO_DAILY_QUOTA_MB) is shared by every
+tool of the subscription; this project uses at most its budget (MARKETO_QUOTA_BUDGET_MB).
+Everything here is keyed by the ledger's asset name (`marketo/leads`, ...), so every export
+type the engine runs is covered alike.
+
+Prediction (docs/QUOTA.md): bytes per row of the asset and field set from the ledger's
+finished jobs, times the rows of the last export of the same request (same window), else of
+the same partition, else the asset's average job; plus HEADROOM. An asset without history is
+predicted as the average job of all assets; with no history at all the size is unknown: such a
+job starts only when no other job is in flight, so the next prediction has its size to learn
+from.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from marketo_assets.marketo.clock import quota_reset_time
+from marketo_assets.settings import ProjectSettings, SettingsError
+
+from .ledger import ExportLedger
+from .ledger_base import Ledger, LedgerEntry
+from .local_paths import LocalPathError
+
+__all__ = [
+    "HEADROOM",
+    "QUOTA_USAGE_COLUMNS",
+    "QUOTA_USAGE_TABLE",
+    "Prediction",
+    "Stop",
+    "check_budget",
+    "defer",
+    "in_flight",
+    "order_stops",
+    "plan_resume",
+    "predict",
+    "progress",
+    "smallest_job",
+    "stops",
+    "usage_rows",
+]
+
+MB = 1024 * 1024
+HEADROOM = 1.1  # predictions are 10% above the history's average size
+IN_FLIGHT = ("created", "queued", "processing")
+# A job created longer ago than this and never finished (a crashed run) is no longer counted.
+IN_FLIGHT_HOURS = 24
+CHICAGO = ZoneInfo("America/Chicago")  # Marketo's quota day
+QUOTA_USAGE_TABLE = "marketo.quota_usage"
+QUOTA_USAGE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("day", "DATE NOT NULL"),
+    ("asset", "VARCHAR NOT NULL"),
+    ("jobs", "BIGINT NOT NULL"),
+    ("bytes", "BIGINT NOT NULL"),
+    ("budget_bytes", "BIGINT NOT NULL"),
+)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    bytes: int | None  # None: no history for this asset yet
+    bytes_per_row: float | None
+    rows: float | None
+    basis: str  # where the rows come from
+
+    def metadata(self) -> dict[str, object]:
+        return {
+            "predicted_bytes": self.bytes,
+            "predicted_rows": None if self.rows is None else round(self.rows),
+            "predicted_bytes_per_row": (
+                None if self.bytes_per_row is None else round(self.bytes_per_row, 1)
+            ),
+            "prediction_basis": self.basis,
+        }
+
+
+def _fields(entry: LedgerEntry) -> tuple[str, ...]:
+    return tuple(sorted(entry.request.get("payload", {}).get("fields", [])))
+
+
+def _sized(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+    return [e for e in entries if e.records is not None and e.bytes is not None]
+
+
+def predict(
+    entries: Sequence[LedgerEntry],
+    asset: str,
+    partition_key: str,
+    request_hash: str,
+    fields: Sequence[str],
+) -> Prediction:
+    """The file size of a job of `asset` for this partition and request, from `entries` (the
+    ledger's history; entries of other assets are ignored)."""
+    sized = _sized([e for e in entries if e.asset == asset])
+    if not sized:
+        others = _sized(entries)
+        if not others:
+            return Prediction(None, None, None, "no history")
+        average = sum(e.bytes or 0 for e in others) / len(others)
+        return Prediction(math.ceil(average * HEADROOM), None, None, "average export of any type")
+    wanted = tuple(sorted(fields))
+    same_fields = [e for e in sized if _fields(e) == wanted and (e.records or 0) > 0]
+    basis_rows = same_fields or [e for e in sized if (e.records or 0) > 0]
+    if basis_rows:
+        per_row = sum(e.bytes or 0 for e in basis_rows) / sum(e.records or 0 for e in basis_rows)
+    else:  # only empty files so far: their size is the header
+        per_row = float(max(e.bytes or 0 for e in sized))
+    same_request = [e for e in sized if e.partition_key == partition_key]
+    exact = [e for e in same_request if e.request_hash == request_hash]
+    if exact or same_request:
+        rows, basis = float((exact or same_request)[-1].records or 0), "last export of this window"
+    else:
+        rows = sum(e.records or 0 for e in sized) / len(sized)
+        basis = "average export of this type"
+    size = math.ceil(max(rows, 1.0) * per_row * HEADROOM)
+    return Prediction(size, per_row, rows, basis)
+
+
+def predict_entry(entries: Sequence[LedgerEntry], entry: LedgerEntry) -> int | None:
+    fields = _fields(entry)
+    return predict(entries, entry.asset, entry.partition_key, entry.request_hash, fields).bytes
+
+
+def _parse(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def in_flight(
+    entries: Sequence[LedgerEntry], *, exclude: Collection[tuple[str, str]] = ()
+) -> tuple[int, int]:
+    """(predicted bytes, jobs of unknown size) of the jobs created and not finished yet, other
+    than those of the partitions `exclude` ((asset, partition_key) pairs)."""
+    since = datetime.now(UTC) - timedelta(hours=IN_FLIGHT_HOURS)
+    total = unknown = 0
+    for entry in entries:
+        if entry.status not in IN_FLIGHT or (entry.asset, entry.partition_key) in exclude:
+            continue
+        if _parse(entry.created_at) < since:
+            continue
+        size = predict_entry(entries, entry)
+        if size is None:
+            unknown += 1
+        else:
+            total += size
+    return total, unknown
+
+
+# ------------------------------------------------------------------ stops and their resumption
+@dataclass(frozen=True)
+class Stop:
+    """A partition not exported because of the quota or the budget, due again at `resets_at`."""
+
+    asset: str
+    partition_key: str
+    reason: str  # "quota" (Marketo's) or "budget" (ours)
+    resets_at: datetime
+    predicted_bytes: int | None
+
+    @property
+    def run_key(self) -> str:
+        return f"quota-resume:{self.asset}:{self.partition_key}@{self.resets_at.isoformat()}"
+
+
+def stops(ledger: Ledger) -> list[Stop]:
+    return [
+        Stop(
+            r["asset"],
+            r["partition_key"],
+            r["reason"],
+            _parse(r["resets_at"]),
+            r["predicted_bytes"],
+        )
+        for r in ledger.stops()
+    ]
+
+
+def order_stops(
+    due: Sequence[Stop], windows: dict[tuple[str, str], tuple[bool, datetime | None]], order: str
+) -> list[Stop]:
+    """`windows[(asset, key)]`: (open, window start); a list partition is (True, None).
+    open-first: open windows and lists, then history newest first; oldest-first: history
+    oldest first, then open windows and lists."""
+
+    def start(stop: Stop) -> float:  # a list (no window) after the windows
+        when = windows.get((stop.asset, stop.partition_key), (True, None))[1]
+        return when.timestamp() if when else (math.inf if order == "oldest-first" else 0.0)
+
+    def is_open(stop: Stop) -> bool:
+        return windows.get((stop.asset, stop.partition_key), (True, None))[0]
+
+    if order == "oldest-first":
+        return sorted(due, key=lambda s: (is_open(s), start(s), s.asset, s.partition_key))
+    return sorted(due, key=lambda s: (not is_open(s), -start(s), s.asset, s.partition_key))
+
+
+def plan_resume(
+    ordered: Sequence[Stop],
+    *,
+    now: datetime,
+    used_today: int,
+    in_flight_bytes: int,
+    in_flight_unknown: int,
+    budget_bytes: int,
+) -> tuple[list[Stop], list[Stop]]:
+    """(launch, defer): the due stops (reset passed) to launch now, in order, as long as their
+    predictions fit into what is left of today's budget, and those that do not fit today
+    (`defer` them to the next reset). A stop of unknown size goes alone, when nothing is in
+    flight. The export step checks again before it creates its job."""
+    left = budget_bytes - used_today - in_flight_bytes
+    launch: list[Stop] = []
+    defer: list[Stop] = []
+    busy = in_flight_unknown > 0 or in_flight_bytes > 0
+    for stop in ordered:
+        if stop.resets_at > now:
+            continue
+        if stop.predicted_bytes is None:
+            if not (busy or launch):
+                launch.append(stop)
+                busy = True
+        elif not defer and stop.predicted_bytes <= left and in_flight_unknown == 0:
+            left -= stop.predicted_bytes
+            launch.append(stop)
+        elif in_flight_unknown == 0:
+            defer.append(stop)  # keep the order: nothing later jumps the queue today
+    return launch, defer
+
+
+def defer(ledger: Ledger, deferred: Sequence[Stop], now: datetime) -> None:
+    """Due again at the next reset: today's budget is predicted to be spent."""
+    for stop in deferred:
+        ledger.record_stop(
+            stop.asset,
+            stop.partition_key,
+            reason=stop.reason,
+            resets_at=quota_reset_time(now),
+            predicted_bytes=stop.predicted_bytes,
+            run_id=None,
+        )
+
+
+# ------------------------------------------------------------------ what the user sees
+def progress(ledger: Ledger, used_today: int, budget_bytes: int) -> dict[str, object]:
+    """Today's use against the budget, and what the stopped partitions still need."""
+    pending = stops(ledger)
+    pending_bytes = sum(s.predicted_bytes or 0 for s in pending)
+    return {
+        "quota_budget_bytes": budget_bytes,
+        "quota_budget_used_pct": round(100 * used_today / budget_bytes, 2),
+        "pending_partitions": len(pending),
+        "pending_predicted_bytes": pending_bytes,
+        "pending_days": math.ceil(pending_bytes / budget_bytes) if pending else 0,
+    }
+
+
+def quota_day(moment: datetime) -> date:
+    return moment.astimezone(CHICAGO).date()
+
+
+def usage_rows(ledger: Ledger, budget_bytes: int) -> list[dict[str, object]]:
+    """Rows of QUOTA_USAGE_TABLE: per quota day and asset, the jobs that finished and their
+    bytes (Marketo counts a job's file on the day it completes), next to the budget."""
+    days: dict[tuple[date, str], list[int]] = {}
+    for entry in ledger.entries():
+        if entry.finished_at is None or entry.bytes is None:
+            continue
+        day = days.setdefault((quota_day(_parse(entry.finished_at)), entry.asset), [0, 0])
+        day[0] += 1
+        day[1] += entry.bytes
+    return [
+        {"day": day, "asset": asset, "jobs": jobs, "bytes": size, "budget_bytes": budget_bytes}
+        for (day, asset), (jobs, size) in sorted(days.items())
+    ]
+
+
+def smallest_job(ledger: Ledger) -> tuple[int, str] | None:
+    """The smallest predicted job (bytes, asset partition) of the ledger's history: a budget
+    below it could never start a job."""
+    entries = ledger.entries()
+    latest: dict[tuple[str, str], LedgerEntry] = {}
+    for entry in _sized(entries):
+        latest[(entry.asset, entry.partition_key)] = entry
+    sizes = [
+        (size, f"{e.asset} {e.partition_key}")
+        for e in latest.values()
+        if (size := predict_entry(entries, e)) is not None
+    ]
+    return min(sizes) if sizes else None
+
+
+def check_budget(settings: ProjectSettings) -> None:
+    """At definitions load: SettingsError when the budget is below the smallest job the
+    ledger's history predicts (no job could ever start). Without a readable ledger there is
+    nothing to compare with (the steps report a ledger that cannot work); a PostgreSQL ledger
+    is not opened while the definitions load (the export steps check the budget)."""
+    if settings.ledger_store != "sqlite" or not settings.ledger_path.is_file():
+        return
+    try:
+        smallest = smallest_job(ExportLedger(settings.ledger_path))
+    except (LocalPathError, sqlite3.Error):
+        return
+    budget = settings.quota_budget
+    if smallest is not None and smallest[0] > budget * MB:
+        raise SettingsError(
+            f"MARKETO_QUOTA_BUDGET_MB ({budget:g} MB a day) is below the smallest export job "
+            f"predicted from the ledger's history ({smallest[0] / MB:.2f} MB, {smallest[1]}): "
+            "no export could ever start. Raise MARKETO_QUOTA_BUDGET_MB (at most "
+            f"MARKETO_DAILY_QUOTA_MB, {settings.daily_quota_mb} MB)."
+        )
