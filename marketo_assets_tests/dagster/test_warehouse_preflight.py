@@ -34,10 +34,10 @@ KEY = "2025-01-01"
 EXPORT_STEP, LOAD_STEP = "marketo__lead_export_files", "marketo__leads"
 FAIL_WITHIN = 10.0  # seconds from the step's start to its failure
 HOLD = (
-    "import duckdb, sys, time\n"
+    "import duckdb, sys\n"
     "conn = duckdb.connect(sys.argv[1])\n"
     "print('holding', flush=True)\n"
-    "time.sleep(600)\n"
+    "sys.stdin.read()\n"  # until the test closes its stdin (or ends: the pipe closes)
 )
 
 
@@ -81,7 +81,10 @@ def hold() -> Iterator:
 
     def start(path: Path) -> subprocess.Popen:
         proc = subprocess.Popen(
-            [sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", HOLD, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         started.append(proc)
         assert proc.stdout.readline().strip() == "holding"
@@ -89,6 +92,16 @@ def hold() -> Iterator:
 
     yield start
     for proc in started:
+        release(proc)
+
+
+def release(proc: subprocess.Popen) -> None:
+    """Let the holder go: it exits when its stdin closes."""
+    if proc.stdin and not proc.stdin.closed:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
 
@@ -138,8 +151,7 @@ def test_a_held_file_fails_the_export_before_any_job(sim, loaded, hold):
         assert phrase in text, f"{phrase!r} not in:\n{text[-2000:]}"
     assert "No Marketo export job was created" in text
     assert creates(sim) == jobs, "an export job was created"
-    holder.kill()
-    holder.wait()
+    release(holder)
     assert rows(loaded) == before
 
 
@@ -156,8 +168,7 @@ def test_a_lock_taken_after_the_export_fails_the_load_fast_and_keeps_the_export(
     text = failure_text(result)
     for phrase in (f"PID {holder.pid}", "python", "Close that program", "re-run the load step"):
         assert phrase in text, f"{phrase!r} not in:\n{text[-2000:]}"
-    holder.kill()
-    holder.wait()
+    release(holder)
     assert rows(loaded) == before
     # Once the holder is gone, the staged export loads: no new Marketo job.
     assert materialize(sim, loaded, [leads]).success
