@@ -22,8 +22,9 @@ lint: setup
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen lint-imports
+	$(UV) run --frozen mypy marketo_assets
 
-# The fast loop while editing: lint, layer contracts and the unit tests (no servers, no Dagster
+# The fast loop while editing: lint, types, layer contracts and the unit tests (no servers, no Dagster
 # runs). `make test` is the whole suite.
 check: lint
 	$(UV) run --frozen pytest -q marketo_assets_tests/unit

@@ -42,7 +42,8 @@ NOT_RETRYABLE = (
 class ExportClient(Protocol):
     """The Marketo client calls the engine makes (`MarketoClient` has them all)."""
 
-    calls_made: int
+    @property
+    def calls_made(self) -> int: ...
 
     def create_export(self, request: ExportRequest) -> ExportJob: ...
     def export_usable(self, export_id: str) -> ExportJob | None: ...
