@@ -9,7 +9,7 @@ through a plain `on_event` callback and fail with `ExportFailed`.
 from .capabilities import FilterCapabilities, FilterStatus, capability_for
 from .claims import RunStatus, claim_partition
 from .errors import ExportFailed
-from .events import Notice, OnEvent
+from .events import EventLines, Notice, OnEvent
 from .export import ExportClient, ExportLimits, ExportOutcome, clean_staging_area, export
 from .ledger import Claim, ExportLedger, LedgerEntry
 from .load import LoadedPartition, LoadOutcome, header_columns, load, staged_exports
@@ -28,6 +28,7 @@ __all__ = [
     "NOT_EXPORTABLE",
     "RESERVED_COLUMNS",
     "Claim",
+    "EventLines",
     "ExportClient",
     "ExportFailed",
     "ExportLedger",

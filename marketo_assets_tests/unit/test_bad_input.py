@@ -19,7 +19,8 @@ import httpx
 import pydantic
 import pytest
 
-from marketo_assets.defs.resources import ExportOptions, MarketoResource, SecretConfigError
+from marketo_assets.defs.resources import ExportOptions, MarketoResource
+from marketo_assets.settings import SecretConfigError
 from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.extract.staging import MARKER, OWNED, clean_staging, private_dir, staging_root
 from marketo_assets.marketo import ExportFilter, ExportJob, ExportRequest, errors

@@ -1,0 +1,51 @@
+"""The project's files on this machine: the export ledger, the staging folder and the filter
+capabilities file, from the Marketo resource's paths. A path that cannot work fails the step at
+once (`ExportFailed`, not retryable), naming the setting and the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .capabilities import FilterCapabilities
+from .errors import ExportFailed
+from .ledger import ExportLedger
+from .local_paths import LocalPathError
+from .staging import Staging, staging_root
+
+__all__ = ["LEDGER_SETTING", "STAGING_SETTING", "LocalState"]
+
+LEDGER_SETTING = "MARKETO_LEDGER_PATH (ledger_path)"
+STAGING_SETTING = "MARKETO_STAGING_DIR (staging_dir)"
+
+
+@dataclass(frozen=True)
+class LocalState:
+    ledger_path: str
+    staging_dir: str
+    staging_max_age_hours: float
+    capabilities_path: str = ""  # empty: filter_capabilities.json next to the ledger
+
+    def ledger(self) -> ExportLedger:
+        with _not_transient():
+            return ExportLedger(self.ledger_path, setting=LEDGER_SETTING)
+
+    def staging(self) -> Staging:
+        """The project's own folder inside staging_dir (see staging.staging_root)."""
+        with _not_transient():
+            root = staging_root(Path(self.staging_dir), STAGING_SETTING)
+        return Staging(root, self.staging_max_age_hours)
+
+    def capabilities(self) -> FilterCapabilities:
+        default = Path(self.ledger_path).with_name("filter_capabilities.json")
+        return FilterCapabilities(self.capabilities_path or default)
+
+
+@contextmanager
+def _not_transient() -> Iterator[None]:
+    try:
+        yield
+    except LocalPathError as exc:
+        raise ExportFailed(str(exc), retryable=False) from exc
