@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -191,19 +192,20 @@ def run_load(
     extra_checks, extra_metadata = outcome.inspected or ([], {})
     rows = {"loaded_rows": result.rows, "marketo_records": outcome.records}
     ids = {"duplicate_ids": stats["duplicate_ids"], "null_ids": stats["null_ids"]}
-    exports = (
+    exports: dict[str, Any] = (
         {"export_id": entries[0].export_id}
         if len(entries) == 1
         else {"export_ids": dg.MetadataValue.json(outcome.export_ids)}
     )
+    metadata = {
+        **table_metadata(table, result),
+        **exports,
+        "marketo_records": outcome.records,
+        "load_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+        **extra_metadata,
+    }
     return dg.MaterializeResult(
-        metadata={
-            **table_metadata(table, result),
-            **exports,
-            "marketo_records": outcome.records,
-            "load_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
-            **extra_metadata,
-        },
+        metadata=metadata,
         check_results=[
             dg.AssetCheckResult(
                 check_name=CHECK_ROWS, passed=result.rows == outcome.records, metadata=rows
@@ -218,7 +220,7 @@ def run_load(
     )
 
 
-def table_metadata(table: str, result) -> dict[str, object]:
+def table_metadata(table: str, result) -> dict[str, Any]:
     """Row count, table name and column schema of a loaded table (`result`: rows, columns)."""
     columns = [dg.TableColumn(name, type_) for name, type_ in result.columns]
     return {

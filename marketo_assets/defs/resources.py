@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import dagster as dg
 import duckdb
@@ -92,10 +92,10 @@ class MarketoResource(dg.ConfigurableResource):
     def from_settings(cls, settings: s.ProjectSettings) -> MarketoResource:
         """The resource of the code location: credentials read by Dagster at run time
         (`EnvVar`, so the UI shows their names only), the rest from the settings."""
-        credentials = {
-            name.removeprefix("MARKETO_").lower(): dg.EnvVar(name) for name in s.CREDENTIALS
-        }
-        return cls(**credentials, **s.marketo_config(settings))
+        config: dict[str, Any] = s.marketo_config(settings)
+        for name in s.CREDENTIALS:  # MARKETO_BASE_URL -> base_url
+            config[name.removeprefix("MARKETO_").lower()] = dg.EnvVar(name)
+        return cls(**config)
 
     @field_validator("*", mode="wrap")
     @classmethod

@@ -15,7 +15,7 @@ from .ledger import ExportLedger
 from .local_paths import LocalPathError
 from .staging import Staging, staging_root
 
-__all__ = ["LEDGER_SETTING", "STAGING_SETTING", "LocalState"]
+__all__ = ["LEDGER_SETTING", "STAGING_SETTING", "LocalState", "capabilities_at"]
 
 LEDGER_SETTING = "MARKETO_LEDGER_PATH (ledger_path)"
 STAGING_SETTING = "MARKETO_STAGING_DIR (staging_dir)"
@@ -39,8 +39,12 @@ class LocalState:
         return Staging(root, self.staging_max_age_hours)
 
     def capabilities(self) -> FilterCapabilities:
-        default = Path(self.ledger_path).with_name("filter_capabilities.json")
-        return FilterCapabilities(self.capabilities_path or default)
+        return capabilities_at(self.ledger_path, self.capabilities_path)
+
+
+def capabilities_at(ledger_path: str | Path, path: str | Path = "") -> FilterCapabilities:
+    """The capabilities file `path`, by default filter_capabilities.json next to the ledger."""
+    return FilterCapabilities(path or Path(ledger_path).with_name("filter_capabilities.json"))
 
 
 @contextmanager
