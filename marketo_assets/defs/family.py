@@ -15,7 +15,8 @@ from typing import Any
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from marketo_assets.marketo import ExportFilter, ExportRequest, MarketoClient
+from marketo_assets.extract.spec import spec_for
+from marketo_assets.marketo import ExportFilter, MarketoClient
 
 from .cycle import (
     CHECK_PARTITIONS,
@@ -25,7 +26,6 @@ from .cycle import (
     run_export,
     run_generation,
     run_load,
-    select_fields,
 )
 from .resources import ExportOptions, MarketoResource
 
@@ -99,31 +99,19 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
     ) -> dg.MaterializeResult:
         if family.off_reason:
             raise dg.Failure(family.off_reason, allow_retries=False)
-        filters = family.filters(context)
+        filters, options = family.filters(context), export_options
 
         def spec(client: MarketoClient) -> ExportSpec:
-            wanted = export_options.list_fields if family.list_fields else export_options.fields
-            field_types = select_fields(
-                family.describe(client), wanted, required=list(family.required_fields)
-            )
-            names = [name for name, _ in field_types]
-            headers = export_options.column_header_names
-            if family.list_fields:
-                headers = {k: v for k, v in headers.items() if k in names}
-            requests = [
-                ExportRequest(
-                    fields=names,
-                    filter=export_filter,
-                    format=export_options.format,
-                    column_header_names=headers,
-                )
-                for export_filter in filters
-            ]
-            return ExportSpec.of(
+            return spec_for(
                 family.ledger_asset,
                 context.partition_key,
-                requests,
-                field_types,
+                family.describe(client),
+                filters,
+                fields=options.list_fields if family.list_fields else options.fields,
+                required=family.required_fields,
+                file_format=options.format,
+                headers=options.column_header_names,
+                exported_headers_only=family.list_fields,
                 unsupported_hint=family.unsupported_hint,
                 generation=run_generation(context) if family.generation else "",
             )
