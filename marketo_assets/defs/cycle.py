@@ -58,14 +58,8 @@ def log_events(context: dg.AssetExecutionContext) -> OnEvent:
 
 
 class RunTerminated(dg.DagsterError, dg.DagsterExecutionInterruptedError):
-    """The run is being terminated: end the step as interrupted, without a retry.
-
-    Dagster honours a step's RetryPolicy after an interrupt (meant for pre-empted workers), and
-    the in-process executor has nothing else that stops the run: a terminated export step slept
-    its retry delay and then ran again, creating a new Marketo job, and the run stayed
-    CANCELING. Raised instead of the interrupt when the run's status is CANCELING: as a
-    DagsterError it passes the retry policy untouched, as an interrupt it ends the run CANCELED.
-    """
+    """The run is being terminated: end the step without a retry. As a DagsterError it skips
+    the step's retry policy, as an interrupt it ends the run CANCELED (docs/RELIABILITY.md)."""
 
 
 @contextmanager

@@ -1,15 +1,8 @@
-"""Incremental updates: leads changed on each day, exported with Marketo's `updatedAt` filter.
+"""Incremental updates: the leads changed on each day (`updatedAt` filter), daily partitions.
 
-`marketo/lead_change_export_files` → `marketo/lead_changes`, daily partitions. Marketo's
-updatedAt filter matches the *last change to any field*, so the visible `updatedAt` column of a
-returned lead can fall outside the day: such rows are kept (never filtered away) and counted in
-the metadata.
-
-Not every subscription has the updatedAt filter (Marketo answers 1035). The daily schedule
-checks once (a 1-second updatedAt job created and cancelled: no quota used), remembers the
-answer in a small JSON file next to the export ledger, and stays off (skips, saying why) while
-the filter is not enabled; a run started by hand fails with the same explanation.
-"""
+Rows whose visible `updatedAt` falls outside the day are kept and counted. Without the filter
+(1035) the daily schedule skips, saying why (the answer is remembered, see
+`extract.capabilities`); a run started by hand fails with the same explanation."""
 
 from datetime import UTC, datetime, timedelta
 

@@ -1,16 +1,7 @@
-"""List sensors: discover Marketo lists, keep one dynamic partition per selected list, and
-request an export run when a list is new or its `updatedAt` moved.
-
-One sensor per list type (`static_list_sensor`, `smart_list_sensor`). Each tick calls Marketo
-only to list the lists (one call per 300 static / 200 smart lists, plus a token), never opens
-DuckDB, and returns ONE `SensorResult`: partitions to add and delete, run requests and the new
-cursor, applied together by the daemon; what they are is planned by `extract.list_plan`.
-The runs use the in-process executor: one process per run instead of one per step.
-
-Selection (ids, exact names, glob patterns) comes from MARKETO_STATIC_LISTS / MARKETO_SMART_LISTS
-(see `settings.ListSelection`); an empty selection means no list. A bad list setting switches
-off the sensors it concerns (their ticks fail saying why), not the code location.
-"""
+"""List sensors (`static_list_sensor`, `smart_list_sensor`): one dynamic partition per selected
+list, an export run when a list is new or its `updatedAt` moved. A tick only lists Marketo's
+lists, never opens DuckDB and returns one SensorResult, planned by `extract.list_plan`. A bad
+list setting switches off the sensors it concerns (their ticks fail saying why)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -42,8 +33,6 @@ list_member_jobs = {
     )
     for kind in ("static", "smart")
 }
-export_static_lists_job = list_member_jobs["static"]
-export_smart_lists_job = list_member_jobs["smart"]
 
 LIST_ID_TAG = "marketo/list_id"
 REASON_TAG = "marketo/list_change"

@@ -1,12 +1,5 @@
-"""List assets: one bulk export per static or smart list, and the catalog of lists.
-
-`marketo/static_list_export_files` → `marketo/static_list_members` and
-`marketo/smart_list_export_files` → `marketo/smart_list_members` are partitioned by list
-(dynamic partitions `static-<id>` / `smart-<id>`, managed by the sensors in `list_sensors.py`).
-They use the same export and load steps as the lead partitions (`cycle.py`): ledger, reattach,
-quota, cancellation, checksum, metadata, pools. `marketo/lists` is the catalog of every list so
-dbt can join memberships to names.
-"""
+"""List assets: the members of each selected static or smart list (one partition per list,
+managed by `list_sensors.py`), and `marketo/lists`, the catalog of every list."""
 
 from typing import Any
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from marketo_assets.settings import ProjectSettings
 
 __all__ = [
+    "created_inside",
     "future_start",
     "lead_changes_future_start",
     "lead_window",
@@ -78,3 +79,23 @@ def start_warnings(settings: ProjectSettings) -> list[str]:
     """What the definitions warn about at load: start dates in the future."""
     reasons = [future_start(settings), lead_changes_future_start(settings)]
     return [reason for reason in dict.fromkeys(reasons) if reason]
+
+
+def created_inside(
+    stats: dict, column: str | None, start: datetime, end: datetime
+) -> tuple[bool, dict]:
+    """Are a loaded lead partition's `column` (createdAt) values all inside [start, end]?
+    `stats`: the partition's (rows, min_/max_/null_<column>). A lead without createdAt is in
+    no window. Returns (passed, the check's metadata)."""
+    lo, hi = stats[f"min_{column}"], stats[f"max_{column}"]
+    nulls = stats[f"null_{column}"]
+    inside = nulls == 0 and (
+        stats["rows"] == 0 or (lo is not None and lo >= start and hi is not None and hi <= end)
+    )
+    return bool(inside), {
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
+        "min_created_at": str(lo),
+        "max_created_at": str(hi),
+        "null_created_at": nulls,
+    }
