@@ -11,8 +11,6 @@ holder is gone, without a new export.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,10 +22,8 @@ import pytest
 
 from marketo_assets.defs.resources import ExportOptions, WarehouseResource
 from marketo_assets.simulator.process import run_simulator
-from marketo_assets_tests.assets import lead_export_files, leads
-
-from .conftest import SIM_ARGS, marketo_resource
-from .test_bad_input_runs import failure_text
+from marketo_assets_tests.support.assets import lead_export_files, leads
+from marketo_assets_tests.support.dagster import SIM_ARGS, failure_text, marketo_resource, read_only
 
 CREATE = "/bulk/v1/leads/export/create.json"
 KEY = "2025-01-01"
@@ -213,18 +209,8 @@ def read_only_folder(loaded) -> Iterator[Path]:
     """`loaded`'s folder made read-only: the DuckDB file in it stays writable, but no new
     file (DuckDB's .wal) can be created. Root ignores permission bits: the folder is made
     immutable (chattr +i) instead, or the test is skipped where that is not possible."""
-    if os.geteuid() != 0:
-        loaded.chmod(0o555)
+    with read_only(loaded):
         yield loaded
-        loaded.chmod(0o755)
-        return
-    chattr = shutil.which("chattr")
-    if chattr is None or subprocess.run([chattr, "+i", str(loaded)]).returncode != 0:
-        pytest.skip("running as root without chattr +i: no way to make a folder read-only")
-    try:
-        yield loaded
-    finally:
-        subprocess.run([chattr, "-i", str(loaded)], check=True)
 
 
 def test_a_read_only_folder_fails_before_any_job(sim, read_only_folder):

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .pg_cluster import PgServer, throwaway_cluster, unavailable_reason
+from marketo_assets_tests.support.pg_cluster import PgServer, throwaway_cluster, unavailable_reason
 
 
 def pytest_collection_modifyitems(config, items):
