@@ -30,7 +30,6 @@ from marketo_assets.extract.local_state import LocalState
 from marketo_assets.extract.preflight import open_for_load
 from marketo_assets.marketo import ClientSettings, Event, MarketoClient
 from marketo_assets.marketo import settings as ms
-from marketo_assets.marketo.throttle import shared_throttle
 from marketo_assets.warehouse import DuckDBSession, WarehouseSession
 from marketo_assets.warehouse.postgres import PostgresWarehouse
 
@@ -118,14 +117,7 @@ class MarketoResource(dg.ConfigurableResource):
         """A client for one run (or one sensor tick: pass smaller retry budgets as
         `overrides` of ClientSettings, since a tick must finish within a minute)."""
         settings = self.client_settings(**overrides)
-        # Runs and sensor ticks in one process share Marketo's 100 calls / 20 s.
-        throttle = shared_throttle(
-            settings.base_url,
-            settings.max_calls_per_window,
-            settings.window_seconds,
-            settings.max_concurrent,
-        )
-        with MarketoClient(settings, on_event=on_event, throttle=throttle) as client:
+        with MarketoClient.sharing_throttle(settings, on_event) as client:
             yield client
 
     def client_settings(self, **overrides: object) -> ClientSettings:
