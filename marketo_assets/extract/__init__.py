@@ -10,7 +10,7 @@ report progress through a plain `on_event` callback and fail with `ExportFailed`
 from .capabilities import FilterCapabilities, FilterStatus, capability_for
 from .claims import RunStatus, claim_partition
 from .errors import ExportFailed
-from .events import Notice, OnEvent
+from .events import EventLines, Notice, OnEvent
 from .export import ExportClient, ExportLimits, ExportOutcome, clean_staging_area, export
 from .ledger import ExportLedger
 from .ledger_base import Claim, Ledger, LedgerEntry
@@ -32,6 +32,7 @@ __all__ = [
     "NOT_EXPORTABLE",
     "RESERVED_COLUMNS",
     "Claim",
+    "EventLines",
     "ExportClient",
     "ExportFailed",
     "ExportLedger",
