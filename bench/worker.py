@@ -174,6 +174,41 @@ def materialize(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def create_run(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Create a run of `marketo/lead_export_files` for one partition, as the UI or a backfill
+    would, from the code location `marketo_assets.definitions`; return the serialized arguments
+    of `dagster api execute_run` (the run process of row 0)."""
+    import dagster as dg
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._grpc.types import ExecuteRunArgs
+    from dagster._serdes import serialize_value
+
+    from marketo_assets.defs.leads import LEAD_EXPORTS
+    from marketo_assets.settings import PROJECT_ROOT
+
+    repo = ReconstructableRepository.for_module(
+        "marketo_assets.definitions", "defs", working_directory=str(PROJECT_ROOT)
+    )
+    job = repo.get_reconstructable_job("__ASSET_JOB").get_subset(
+        asset_selection=frozenset({LEAD_EXPORTS})
+    )
+    job_def = job.get_definition()
+    with dg.DagsterInstance.get() as instance:
+        run = instance.create_run_for_job(
+            job_def=job_def,
+            run_config={},
+            tags={"dagster/partition": cfg["partition"]},
+            asset_selection=frozenset({LEAD_EXPORTS}),
+            job_code_origin=job.get_python_origin(),
+        )
+        args = ExecuteRunArgs(
+            job_origin=job.get_python_origin(),
+            run_id=run.run_id,
+            instance_ref=instance.get_ref(),
+        )
+    return {"args": serialize_value(args), "run_id": run.run_id}
+
+
 def api_calls(cfg: dict[str, Any]) -> dict[str, Any]:
     """Row 5: run the export step once per entry of cfg["runs"] (same process, so Dagster is
     imported once) and read the simulator's request counters around each run."""
@@ -354,6 +389,7 @@ KINDS = {
     "load": load,
     "materialize": materialize,
     "api_calls": api_calls,
+    "create_run": create_run,
     "slots": slots,
 }
 

@@ -3,9 +3,12 @@
 Settings are read once, when the definitions load (`marketo_assets.definitions`), never when a
 module under defs/ is imported; tests build definitions for the settings they choose.
 
+The dbt models are another code location (`marketo_assets.dbt_definitions`, built by
+`defs/dbt.py`): a run of these assets never imports dagster-dbt or dbt-core.
+
 The default executor of every job, including the asset jobs of backfills and UI launches, is
-in-process: one process per run instead of one per step (each step process re-imports dagster,
-dagster_dbt and the definitions: seconds of CPU per step on a small machine). Pools are still
+in-process: one process per run instead of one per step (each step process re-imports dagster and
+the definitions: seconds of CPU per step on a small machine). Pools are still
 claimed per step: an export step waits for a `marketo_bulk_export` slot, a load or dbt step for
 the `duckdb` slot (the pool keeps its name with MARKETO_WAREHOUSE=postgres: one writer at a time
 either way). Terminating a run stops the running step and cancels its Marketo job
@@ -18,8 +21,6 @@ import dagster as dg
 
 from marketo_assets.settings import ListConfig, ProjectSettings, SettingsWarning
 
-from .dbt import dbt_models, dbt_models_after_raw_loads
-from .dbt_resources import dbt_resource
 from .lead_changes import build_lead_changes_schedule, lead_change_assets
 from .leads import lead_assets, open_window_schedule
 from .list_sensors import list_catalog_job, list_member_jobs, list_sensors
@@ -44,11 +45,10 @@ def build_definitions(settings: ProjectSettings, list_settings: ListConfig) -> d
             *lead_change_assets(settings),
             *(asset for kind in LIST_KINDS for asset in list_assets(kind, list_settings)),
             lists,
-            dbt_models(settings),
         ],
         jobs=[list_catalog_job, *list_member_jobs.values()],
         schedules=[open_window_schedule(settings), build_lead_changes_schedule(settings)],
-        sensors=[*list_sensors(settings, list_settings), dbt_models_after_raw_loads],
-        resources={**build_resources(settings, list_settings), "dbt": dbt_resource(settings)},
+        sensors=list_sensors(settings, list_settings),
+        resources=build_resources(settings, list_settings),
         executor=dg.in_process_executor,
     )

@@ -47,7 +47,7 @@ def test_future_start_and_bad_list_setting_warn_when_the_definitions_load():
         m.startswith("The static-list sensor is off: MARKETO_STATIC_LISTS") for m in messages
     )
     assert defs.resolve_sensor_def("static_list_sensor").description.startswith("OFF: ")
-    assert set(defs.resources) == {"marketo", "export_options", "warehouse", "dbt"}
+    assert set(defs.resources) == {"marketo", "export_options", "warehouse"}
 
 
 EXPORTS = ["lead_export_files", "lead_change_export_files"] + [
