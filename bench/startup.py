@@ -52,7 +52,7 @@ class _FirstCall:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            do_GET = do_POST = _any  # noqa: N815
+            do_GET = do_POST = _any
 
             def log_message(self, *args: object) -> None:
                 return None

@@ -9,6 +9,7 @@ again. Leads, lead changes and list memberships all go through these two functio
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 MB = 1024 * 1024
+PROGRESS_SECONDS = 10.0  # download progress: one log line at most this often
 # Run tag set by sensors and schedules: the source state a run exports (see ExportSpec).
 GENERATION_TAG = "marketo/export_generation"
 CHECK_ROWS = "rows_match_marketo"
@@ -86,8 +88,13 @@ def check_columns(request: ExportRequest) -> None:
 
 
 def log_events(context: dg.AssetExecutionContext) -> Callable[[Notice | Event], None]:
-    """The engine's notices and the client's events as log lines of the step."""
-    last_progress = {"mb": -1}
+    """The engine's notices and the client's events as log lines of the step.
+
+    Every log line is an event Dagster stores (a write to its event log), so routine progress
+    is kept short: no line for the `Created` status (the engine's notice says it), and
+    download progress at most every PROGRESS_SECONDS (a quick download logs none; its size
+    and speed are in the materialization's metadata)."""
+    last_progress = {"at": time.monotonic()}
 
     def handle(event: Notice | Event) -> None:
         if isinstance(event, Notice):
@@ -95,11 +102,11 @@ def log_events(context: dg.AssetExecutionContext) -> Callable[[Notice | Event], 
             return
         data = event.data
         if event.kind == "status":
-            context.log.info(f"Export {event.export_id}: {data.get('status')}")
+            if data.get("status") != "Created":
+                context.log.info(f"Export {event.export_id}: {data.get('status')}")
         elif event.kind == "download_progress":
-            mb = int(data.get("bytes", 0) // (64 * MB))
-            if mb != last_progress["mb"]:
-                last_progress["mb"] = mb
+            if time.monotonic() - last_progress["at"] >= PROGRESS_SECONDS:
+                last_progress["at"] = time.monotonic()
                 context.log.info(
                     f"Export {event.export_id}: downloaded {data.get('bytes', 0) / MB:.1f} MB"
                     f" of {(data.get('total') or 0) / MB:.1f} MB"
