@@ -1,4 +1,4 @@
-"""`python -m bench.run [--quick]`: the six measurements of issue 7, side by side, one table.
+"""`python -m bench.run [--quick]`: the measurements of issues 7 and 17, side by side, one table.
 
 Writes bench/results/bench-<profile>-<time>.{json,md} and latest-<profile>.{json,md}, prints
 the table. Loopback only; every step has a timeout, so the run always stops by itself. Exit
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import api_calls, memory, slots, transfer
+from bench import api_calls, memory, slots, startup, transfer
 from bench.common import RESULTS, Row, load_average, machine, missed, save, say, table_lines
 
 
@@ -94,8 +94,9 @@ PROFILES = {
         skip_by_default=("slots",),
     ),
 }
-SECTIONS = ("download", "load", "e2e", "memory", "api", "slots")
+SECTIONS = ("startup", "download", "load", "e2e", "memory", "api", "slots")
 KEYS = {
+    "startup": ("0", "Start-up to the first Marketo call", f"≤ {startup.GOAL_SECONDS} s"),
     "download": ("1a", "Download vs curl", "≤ 1.10x"),
     "load": ("2", "Load vs CTAS", "≤ 1.15x"),
     "e2e": ("3", "End to end vs curl + CTAS", "≤ 1.3x"),
@@ -159,7 +160,8 @@ def run(
                 rows += [_failed(s, exc) for s in SECTIONS if s in wanted]
             meta["sections"]["transfer"] = round(time.monotonic() - t0, 1)
         deadline = started + profile.budget
-        for section, module in (("memory", memory), ("api", api_calls), ("slots", slots)):
+        sections = (("startup", startup), ("memory", memory), ("api", api_calls), ("slots", slots))
+        for section, module in sections:
             if section not in only:
                 continue
             t0 = time.monotonic()
