@@ -182,6 +182,7 @@ def run(
     meta["seconds"] = round(time.monotonic() - started, 1)
     meta["load_after"] = load_average()
     rows.sort(key=lambda r: r.key)
+    meta["short_names"] = {key: name for key, name, _ in KEYS.values()} | {"1b": "Download, resets"}
     json_path, md_path = save(rows, meta, out_dir)
     meta["files"] = [str(json_path), str(md_path)]
     return rows, meta
