@@ -71,3 +71,17 @@ def test_every_export_family_has_its_pools_retries_and_row_check():
         assert "rows_match_marketo" in {spec.name for spec in load_def.check_specs}
         spec = load_def.specs_by_key[dg.AssetKey(["marketo", load])]
         assert [dep.asset_key for dep in spec.deps] == [dg.AssetKey(["marketo", export])]
+
+
+def test_a_process_builds_the_definitions_once_per_settings(monkeypatch):
+    """A run process loads the definitions more than once (its job, then the job's repository):
+    the same settings return the same definitions; changed settings build new ones."""
+    from marketo_assets.definitions import defs
+
+    monkeypatch.setenv("MARKETO_PARTITION_WINDOW", "monthly")
+    first = defs()
+    assert defs() is first
+    monkeypatch.setenv("MARKETO_PARTITION_WINDOW", "weekly")
+    weekly = defs()
+    assert weekly is not first
+    assert weekly.get_assets_def(LEADS).partitions_def != first.get_assets_def(LEADS).partitions_def
