@@ -48,6 +48,7 @@ TYPES = [  # id, name, primary attribute
     (22, "Change Score", "Score Name"),
     (32, "Merge Leads", None),
 ]
+# fmt: off
 ACTIVITIES = [  # guid, leadId, day, type, primary id, primary value, attributes
     ("visit", 5, 7, 1, 101, "example.com/pricing", {
         "Webpage URL": "https://example.com/pricing", "Referrer URL": "https://search.example/",
@@ -71,6 +72,7 @@ ACTIVITIES = [  # guid, leadId, day, type, primary id, primary value, attributes
     ("merge-3-1", 1, 12, 32, None, None, {"Merge IDs": [3]}),
     ("merge-6-5", 5, 12, 32, None, None, {"Merge IDs": ["6"]}),
 ]
+# fmt: on
 DELETED = [(9001, 4, _at(13)), (9002, 7, _at(14)), (9003, 6, _at(14))]  # id, leadId, deletedAt
 MEMBERS = [  # programId, leadId, program, statusName, reachedSuccess
     (1001, 5, "June Webinar", "Attended", True),

@@ -16,8 +16,6 @@
 
 {%- set sources = {'stg_marketo__leads': 'leads', 'stg_marketo__lead_changes': 'lead_changes'} %}
 {%- set built = built_relations(sources.keys() | list) %}
-{%- set merges = built_relations(['map_lead_merges']) %}
-{%- set deletions = built_relations(['stg_marketo__deleted_leads']) %}
 {%- set lead_columns = [] %}
 {%- for field in marketo_lead_fields() %}{% do lead_columns.append(field[1]) %}{% endfor %}
 {%- set lineage = ['_partition_key', '_export_id', '_loaded_at'] %}
@@ -39,26 +37,18 @@ with versions as (
 ),
 
 merged_away as (
-{%- if merges %}
-    select merged_lead_id from {{ merges[0] }}
-{%- else %}
-    select cast(null as bigint) as merged_lead_id from (select 1) as nothing where false
-{%- endif %}
+    {{ select_built('map_lead_merges', [("merged_lead_id", "bigint")]) | indent(4) }}
+),
+
+deletions as (
+    {{ select_built('stg_marketo__deleted_leads', [("lead_id", "bigint"), ("deleted_at", "timestamptz")]) | indent(4) }}
 ),
 
 deleted as (
-{%- if deletions %}
     select lead_id, max(deleted_at) as deleted_at
-    from {{ deletions[0] }}
+    from deletions
     where lead_id is not null
     group by lead_id
-{%- else %}
-    select
-        cast(null as bigint) as lead_id,
-        cast(null as {{ marketo_sql_type('timestamptz') }}) as deleted_at
-    from (select 1) as nothing
-    where false
-{%- endif %}
 ),
 
 ranked as (

@@ -4,55 +4,41 @@
 -- score changes. Every activity keeps its `attributes` JSON for the rest.
 -- `lead_id` is the lead as exported; `surviving_lead_id` the lead it is now (map_lead_merges).
 -- A staging table not built yet contributes no rows (activities) or no names (types).
--- (The activity type CTE renames its id: the unpacking macros read `activity_type_id`.)
 
 {%- set groups = marketo_activity_groups() %}
-{%- set activities = built_relations(['stg_marketo__activities']) %}
-{%- set catalog = built_relations(['stg_marketo__activity_types']) %}
-{%- set merges = built_relations(['map_lead_merges']) %}
 {%- set opened = [10, 11] %}
 {%- set visited = [1, 2, 3] %}
 
 with activities as (
-{%- if activities %}
-    select * from {{ activities[0] }}
-{%- else %}
-    select
-        cast(null as varchar) as marketo_guid,
-        cast(null as bigint) as lead_id,
-        cast(null as {{ marketo_sql_type('timestamptz') }}) as activity_date,
-        cast(null as integer) as activity_type_id,
-        cast(null as bigint) as campaign_id,
-        cast(null as bigint) as primary_attribute_value_id,
-        cast(null as varchar) as primary_attribute_value,
-        cast(null as {{ marketo_sql_type('json') }}) as attributes,
-        cast(null as varchar) as action_result,
-        cast(null as varchar) as _partition_key,
-        cast(null as varchar) as _export_id,
-        cast(null as {{ marketo_sql_type('timestamptz') }}) as _loaded_at
-    from (select 1) as nothing
-    where false
-{%- endif %}
+    {{ select_built('stg_marketo__activities', [
+        ("marketo_guid", "varchar"),
+        ("lead_id", "bigint"),
+        ("activity_date", "timestamptz"),
+        ("activity_type_id", "integer"),
+        ("campaign_id", "bigint"),
+        ("primary_attribute_value_id", "bigint"),
+        ("primary_attribute_value", "varchar"),
+        ("attributes", "json"),
+        ("action_result", "varchar"),
+        ("_partition_key", "varchar"),
+        ("_export_id", "varchar"),
+        ("_loaded_at", "timestamptz"),
+    ]) | indent(4) }}
 ),
 
+catalog as (
+    {{ select_built('stg_marketo__activity_types', [
+        ("activity_type_id", "integer"), ("activity_type_name", "varchar")
+    ]) | indent(4) }}
+),
+
+-- renamed: the unpacking macros read `activity_type_id`, which must be the activity's alone
 activity_types as (
-{%- if catalog %}
-    select activity_type_id as type_id, activity_type_name from {{ catalog[0] }}
-{%- else %}
-    select cast(null as integer) as type_id, cast(null as varchar) as activity_type_name
-    from (select 1) as nothing
-    where false
-{%- endif %}
+    select activity_type_id as type_id, activity_type_name from catalog
 ),
 
 merges as (
-{%- if merges %}
-    select merged_lead_id, surviving_lead_id from {{ merges[0] }}
-{%- else %}
-    select cast(null as bigint) as merged_lead_id, cast(null as bigint) as surviving_lead_id
-    from (select 1) as nothing
-    where false
-{%- endif %}
+    {{ select_built('map_lead_merges', [("merged_lead_id", "bigint"), ("surviving_lead_id", "bigint")]) | indent(4) }}
 )
 
 select

@@ -3,8 +3,6 @@
 -- `surviving_lead_id` the lead it is now (map_lead_merges). A staging table not built yet
 -- contributes no rows.
 
-{%- set members = built_relations(['stg_marketo__program_members']) %}
-{%- set merges = built_relations(['map_lead_merges']) %}
 {%- set columns = [
     ("program_name", "varchar"),
     ("status_name", "varchar"),
@@ -25,44 +23,19 @@
 ] %}
 
 with members as (
-{%- if members %}
-    select
-        program_id,
-        lead_id,
-        {%- for name, type in columns %}
-        {%- if name == 'status_name' %}
-        coalesce(status_name, progression_status) as status_name,
-        {%- else %}
-        {{ name }},
-        {%- endif %}
-        {%- endfor %}
-        _partition_key,
-        _export_id,
-        _loaded_at
-    from {{ members[0] }}
-{%- else %}
-    select
-        cast(null as bigint) as program_id,
-        cast(null as bigint) as lead_id,
-        {%- for name, type in columns %}
-        cast(null as {{ marketo_sql_type(type) }}) as {{ name }},
-        {%- endfor %}
-        cast(null as varchar) as _partition_key,
-        cast(null as varchar) as _export_id,
-        cast(null as {{ marketo_sql_type('timestamptz') }}) as _loaded_at
-    from (select 1) as nothing
-    where false
-{%- endif %}
+    {{ select_built('stg_marketo__program_members', [
+        ("program_id", "bigint"),
+        ("lead_id", "bigint"),
+        ("progression_status", "varchar"),
+    ] + columns + [
+        ("_partition_key", "varchar"),
+        ("_export_id", "varchar"),
+        ("_loaded_at", "timestamptz"),
+    ]) | indent(4) }}
 ),
 
 merges as (
-{%- if merges %}
-    select merged_lead_id, surviving_lead_id from {{ merges[0] }}
-{%- else %}
-    select cast(null as bigint) as merged_lead_id, cast(null as bigint) as surviving_lead_id
-    from (select 1) as nothing
-    where false
-{%- endif %}
+    {{ select_built('map_lead_merges', [("merged_lead_id", "bigint"), ("surviving_lead_id", "bigint")]) | indent(4) }}
 )
 
 select
@@ -71,7 +44,11 @@ select
     members.lead_id,
     coalesce(merges.surviving_lead_id, members.lead_id) as surviving_lead_id,
     {%- for name, type in columns %}
+    {%- if name == 'status_name' %}
+    coalesce(members.status_name, members.progression_status) as status_name,
+    {%- else %}
     members.{{ name }},
+    {%- endif %}
     {%- endfor %}
     members._loaded_at as observed_at,
     members._export_id as export_id,

@@ -6,22 +6,20 @@
 -- twice (not expected: a merged-away lead no longer exists) keeps its latest merge; a cycle
 -- (impossible in Marketo) stops where it would come back to the id itself.
 
-{%- set activities = built_relations(['stg_marketo__activities']) %}
+with recursive activities as (
+    {{ select_built('stg_marketo__activities', [
+        ("marketo_guid", "varchar"),
+        ("lead_id", "bigint"),
+        ("activity_date", "timestamptz"),
+        ("activity_type_id", "integer"),
+        ("attributes", "json"),
+    ]) | indent(4) }}
+),
 
-with recursive merge_activities as (
-{%- if activities %}
+merge_activities as (
     select marketo_guid, lead_id, activity_date, attributes
-    from {{ activities[0] }}
+    from activities
     where activity_type_id = 32 and lead_id is not null
-{%- else %}
-    select
-        cast(null as varchar) as marketo_guid,
-        cast(null as bigint) as lead_id,
-        cast(null as {{ marketo_sql_type('timestamptz') }}) as activity_date,
-        cast(null as {{ marketo_sql_type('json') }}) as attributes
-    from (select 1) as nothing
-    where false
-{%- endif %}
 ),
 
 merged_ids as (
