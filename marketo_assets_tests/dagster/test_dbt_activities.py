@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import duckdb
 from marketo_assets.settings import PROJECT_ROOT
 
 DBT = str(Path(sys.executable).with_name("dbt"))
-LINEAGE = "_partition_key VARCHAR, _export_id VARCHAR, _loaded_at TIMESTAMPTZ"
+ACTIVITY_TABLES = ["activities", "activity_types", "deleted_leads", "program_members"]
 LOADED = datetime(2025, 6, 16, 3, 0, tzinfo=UTC)
 
 
@@ -81,72 +82,71 @@ MEMBERS = [  # programId, leadId, program, statusName, reachedSuccess
 ]
 
 
-def _raw_leads(conn) -> None:
-    conn.execute("CREATE SCHEMA marketo")
-    conn.execute(
-        "CREATE TABLE marketo.marketo.leads (id BIGINT, email VARCHAR, firstName VARCHAR, "
-        f"createdAt TIMESTAMPTZ, updatedAt TIMESTAMPTZ, {LINEAGE})"
-    )
-    conn.executemany(
-        "INSERT INTO marketo.marketo.leads VALUES (?, ?, ?, ?, ?, '2025-06-01', 'e-leads', ?)",
-        [(*row, LOADED) for row in LEADS],
-    )
+def _raw_tables() -> dict[str, tuple[list[tuple[str, str]], list[tuple]]]:
+    """Raw table -> (columns as (REST name, type), rows), lineage columns included. `JSON` is
+    `jsonb` on PostgreSQL. The program member export left out most fields: NULL columns."""
+    lineage = [
+        ("_partition_key", "VARCHAR"),
+        ("_export_id", "VARCHAR"),
+        ("_loaded_at", "TIMESTAMPTZ"),
+    ]
+    return {
+        "leads": (
+            [("id", "BIGINT"), ("email", "VARCHAR"), ("firstName", "VARCHAR"),
+             ("createdAt", "TIMESTAMPTZ"), ("updatedAt", "TIMESTAMPTZ"), *lineage],
+            [(*row, "2025-06-01", "e-leads", LOADED) for row in LEADS],
+        ),
+        "activities": (
+            [("marketoGUID", "VARCHAR"), ("leadId", "BIGINT"), ("activityDate", "TIMESTAMPTZ"),
+             ("activityTypeId", "INTEGER"), ("campaignId", "INTEGER"),
+             ("primaryAttributeValueId", "BIGINT"), ("primaryAttributeValue", "VARCHAR"),
+             ("attributes", "JSON"), *lineage],
+            [(guid, lead, _at(day), kind, None, pid, pvalue,
+              None if attrs is None else json.dumps(attrs), f"2025-06-{day:02d}", "e-act", LOADED)
+             for guid, lead, day, kind, pid, pvalue, attrs in ACTIVITIES],
+        ),
+        "activity_types": (
+            [("id", "INTEGER"), ("name", "VARCHAR"), ("description", "VARCHAR"),
+             ("primaryAttribute", "JSON"), ("attributes", "JSON"), *lineage],
+            [(tid, name, None,
+              json.dumps({"name": primary, "dataType": "integer"}) if primary else None, "[]",
+              "all", "e-types", LOADED)
+             for tid, name, primary in TYPES],
+        ),
+        "deleted_leads": (
+            [("id", "BIGINT"), ("leadId", "BIGINT"), ("deletedAt", "TIMESTAMPTZ"), *lineage],
+            [(*row, row[2].date().isoformat(), "rest", LOADED) for row in DELETED],
+        ),
+        "program_members": (
+            [("programId", "INTEGER"), ("leadId", "BIGINT"), ("program", "VARCHAR"),
+             ("statusName", "VARCHAR"), ("reachedSuccess", "BOOLEAN"), *lineage],
+            [(*row, str(row[0]), "e-pm", LOADED) for row in MEMBERS],
+        ),
+    }  # fmt: skip
 
 
-def _raw_activity_tables(conn) -> None:
-    conn.execute(
-        "CREATE TABLE marketo.marketo.activities (marketoGUID VARCHAR, leadId BIGINT, "
-        "activityDate TIMESTAMPTZ, activityTypeId INTEGER, campaignId INTEGER, "
-        "primaryAttributeValueId BIGINT, primaryAttributeValue VARCHAR, attributes JSON, "
-        f"{LINEAGE})"
-    )
-    conn.executemany(
-        "INSERT INTO marketo.marketo.activities VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, 'e-act', ?)",
-        [
-            (guid, lead, _at(day), kind, pid, pvalue, None if attrs is None else json.dumps(attrs),
-             f"2025-06-{day:02d}", LOADED)
-            for guid, lead, day, kind, pid, pvalue, attrs in ACTIVITIES
-        ],
-    )  # fmt: skip
-    conn.execute(
-        "CREATE TABLE marketo.marketo.activity_types (id INTEGER, name VARCHAR, "
-        f"description VARCHAR, primaryAttribute JSON, attributes JSON, {LINEAGE})"
-    )
-    conn.executemany(
-        "INSERT INTO marketo.marketo.activity_types VALUES (?, ?, NULL, ?, '[]', 'all', 'x', ?)",
-        [
-            (tid, name, json.dumps({"name": primary, "dataType": "integer"}) if primary else None,
-             LOADED)
-            for tid, name, primary in TYPES
-        ],
-    )  # fmt: skip
-    conn.execute(
-        "CREATE TABLE marketo.marketo.deleted_leads (id BIGINT, leadId BIGINT, "
-        f"deletedAt TIMESTAMPTZ, {LINEAGE})"
-    )
-    conn.executemany(
-        "INSERT INTO marketo.marketo.deleted_leads VALUES (?, ?, ?, ?, 'rest', ?)",
-        [(*row, row[2].date().isoformat(), LOADED) for row in DELETED],
-    )
-    # The export left out most member fields: they are NULL columns in the models.
-    conn.execute(
-        "CREATE TABLE marketo.marketo.program_members (programId INTEGER, leadId BIGINT, "
-        f"program VARCHAR, statusName VARCHAR, reachedSuccess BOOLEAN, {LINEAGE})"
-    )
-    conn.executemany(
-        "INSERT INTO marketo.marketo.program_members VALUES (?, ?, ?, ?, ?, ?, 'e-pm', ?)",
-        [(*row, str(row[0]), LOADED) for row in MEMBERS],
-    )
+def create_raw_tables(cursor, names: list[str], schema: str, postgres: bool = False) -> None:
+    """Create and fill the raw tables `names` in `schema` (`marketo.marketo` on DuckDB, whose
+    catalog is also `marketo`; `marketo` on PostgreSQL) through a DB-API cursor."""
+    tables = _raw_tables()
+    for name in names:
+        columns, rows = tables[name]
+        spelled = ", ".join(
+            f'"{col}" {"JSONB" if postgres and kind == "JSON" else kind}' for col, kind in columns
+        )
+        cursor.execute(f"CREATE TABLE {schema}.{name} ({spelled})")
+        marks = ", ".join(["%s" if postgres else "?"] * len(columns))
+        cursor.executemany(f"INSERT INTO {schema}.{name} VALUES ({marks})", rows)
 
 
-def _dbt_build(tmp_path: Path, db: Path) -> dict[str, tuple[str, int | None]]:
-    """`dbt build` on `db`; {node name: (status, failures)}."""
+def dbt_build(tmp_path: Path, env: dict[str, str], *args: str) -> dict[str, tuple[str, int | None]]:
+    """`dbt build` with `env` added; {node name: (status, failures)}."""
     target = tmp_path / "dbt_target"  # never the project's target/ (Dagster's manifest)
     done = subprocess.run(
         [DBT, "build", "--project-dir", "dbt_project", "--profiles-dir", "dbt_project",
-         "--target-path", str(target), "--log-path", str(tmp_path / "dbt_logs")],
+         "--target-path", str(target), "--log-path", str(tmp_path / "dbt_logs"), *args],
         cwd=PROJECT_ROOT,
-        env={**os.environ, "DUCKDB_PATH": str(db), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        env={**os.environ, **env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
         capture_output=True,
         text=True,
         timeout=240,
@@ -161,18 +161,22 @@ def _rows(db: Path, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
 
 
-def _by_guid(db: Path, columns: str) -> dict[str, tuple]:
-    rows = _rows(db, f"SELECT marketo_guid, {columns} FROM marts.fct_activities")
-    return {row[0]: row[1:] for row in rows}
+def only_warning_is_the_unknown_activity_type(results: dict) -> None:
+    """Every model built and every test passed but one warning: the activity whose type is
+    not in the catalog."""
+    odd = {name: result for name, result in results.items() if result[0] not in ("success", "pass")}
+    assert list(odd.values()) == [("warn", 1)], odd
+    assert "fct_activities_activity_type_id" in next(iter(odd))
 
 
 def test_activity_merge_and_deletion_models(tmp_path):
     db = tmp_path / "marketo.duckdb"
     with duckdb.connect(str(db)) as conn:
-        _raw_leads(conn)
+        conn.execute("CREATE SCHEMA marketo")
+        create_raw_tables(conn, ["leads"], "marketo.marketo")
 
     # No activity, program member or deletion exported yet: everything builds, empty.
-    results = _dbt_build(tmp_path, db)
+    results = dbt_build(tmp_path, {"DUCKDB_PATH": str(db)})
     assert {status for status, _ in results.values()} == {"success", "pass"}, results
     for model in ("fct_activities", "fct_program_membership", "map_lead_merges"):
         assert _rows(db, f"SELECT count(*) FROM marts.{model}") == [(0,)]
@@ -181,23 +185,25 @@ def test_activity_merge_and_deletion_models(tmp_path):
     ]
 
     with duckdb.connect(str(db)) as conn:
-        _raw_activity_tables(conn)
-    results = _dbt_build(tmp_path, db)
-    # Every test passes but one warning: the activity whose type the catalog does not know.
-    not_passed = {name: result for name, result in results.items() if result[0] != "pass"}
-    not_passed = {n: r for n, r in not_passed.items() if r[0] != "success"}
-    assert list(not_passed.values()) == [("warn", 1)], not_passed
-    assert "fct_activities_activity_type_id" in next(iter(not_passed))
+        create_raw_tables(conn, ACTIVITY_TABLES, "marketo.marketo")
+    only_warning_is_the_unknown_activity_type(dbt_build(tmp_path, {"DUCKDB_PATH": str(db)}))
+    check_models(lambda sql: _rows(db, sql))
+
+
+def check_models(rows: Callable[[str], list[tuple]]) -> None:
+    """The models built from the raw rows above; `rows(sql)` queries the warehouse."""
+
+    def by_guid(columns: str) -> dict[str, tuple]:
+        found = rows(f"SELECT marketo_guid, {columns} FROM marts.fct_activities")
+        return {row[0]: row[1:] for row in found}
 
     # Merges: chains resolve to the final survivor; a lead merged away has no dim_leads row,
     # even when it is in the deletions too.
-    assert _rows(
-        db,
+    assert rows(
         "SELECT merged_lead_id, surviving_lead_id, merged_into_lead_id, merge_hops, "
         "merge_activity_guid FROM marts.map_lead_merges ORDER BY 1",
     ) == [(2, 1, 3, 2, "merge-2-3"), (3, 1, 1, 1, "merge-3-1"), (6, 5, 5, 1, "merge-6-5")]
-    dim = _rows(
-        db,
+    dim = rows(
         "SELECT lead_id, first_name, created_at IS NOT NULL, is_deleted, deleted_at, "
         "_source_table, _versions_seen FROM marts.dim_leads ORDER BY 1",
     )
@@ -207,10 +213,10 @@ def test_activity_merge_and_deletion_models(tmp_path):
         (5, "Five", True, False, None, "leads", 1),
         (7, None, False, True, _at(14), "deleted_leads", 0),  # deleted, never exported
     ]
-    assert _rows(db, "SELECT lead_id FROM marts.dim_leads_active ORDER BY 1") == [(1,), (5,)]
+    assert rows("SELECT lead_id FROM marts.dim_leads_active ORDER BY 1") == [(1,), (5,)]
 
     # Activities: one row each, the type's name, the lead they belong to now.
-    facts = _by_guid(db, "activity_type_name, activity_group, lead_id, surviving_lead_id")
+    facts = by_guid("activity_type_name, activity_group, lead_id, surviving_lead_id")
     assert len(facts) == len(ACTIVITIES)
     assert facts["open"] == ("Open Email", "email", 2, 1)
     assert facts["click"] == ("Click Email", "email", 3, 1)
@@ -218,8 +224,7 @@ def test_activity_merge_and_deletion_models(tmp_path):
     assert facts["custom"] == (None, "other", 5, 5)
     assert facts["new-lead"] == ("New Lead", "other", 4, 4)
 
-    email = _by_guid(
-        db,
+    email = by_guid(
         "mailing_id, mailing_name, campaign_run_id, email_step_id, email_choice_number, "
         "email_link, email_link_id, device, platform, is_mobile_device",
     )
@@ -232,8 +237,7 @@ def test_activity_merge_and_deletion_models(tmp_path):
     assert email["click-bare"] == (901, None, None, None, None, None, None, None, None, None)
     assert email["visit"] == (None,) * 10  # not an email activity
 
-    web = _by_guid(
-        db,
+    web = by_guid(
         "form_id, form_name, webpage_id, webpage_url, referrer_url, query_parameters, "
         "client_ip_address, user_agent",
     )
@@ -244,14 +248,13 @@ def test_activity_merge_and_deletion_models(tmp_path):
     assert web["form"] == (55, "Contact Us", 101, None, None, None, "10.0.0.1", None)
     assert web["score"] == (None,) * 8
 
-    score = _by_guid(db, "score_change, score_old_value, score_new_value, score_reason")
+    score = by_guid("score_change, score_old_value, score_new_value, score_reason")
     assert score["score"] == (5, 10, 15, "Visited pricing")
     assert score["score-odd"] == (None, None, None, None)  # "n/a" is not a score: NULL
     assert score["open"] == (None,) * 4
 
     # Program membership: exported lead and the lead it is now; fields not exported are NULL.
-    members = _rows(
-        db,
+    members = rows(
         "SELECT membership_key, lead_id, surviving_lead_id, program_name, status_name, "
         "reached_success, is_exhausted, observed_at FROM marts.fct_program_membership ORDER BY 1",
     )
