@@ -6,6 +6,7 @@
 {%- set columns = [
     ("program_name", "varchar"),
     ("status_name", "varchar"),
+    ("status_reason", "varchar"),
     ("progression_status_type", "varchar"),
     ("membership_date", "timestamptz"),
     ("reached_success", "boolean"),
@@ -13,7 +14,7 @@
     ("is_exhausted", "boolean"),
     ("acquired_by", "boolean"),
     ("nurture_cadence", "varchar"),
-    ("track_name", "varchar"),
+    ("nurture_track", "varchar"),
     ("webinar_url", "varchar"),
     ("registration_likelihood", "varchar"),
     ("attendance_likelihood", "varchar"),
@@ -27,6 +28,7 @@ with members as (
         ("program_id", "bigint"),
         ("lead_id", "bigint"),
         ("progression_status", "varchar"),
+        ("track_name", "varchar"),
     ] + columns + [
         ("_partition_key", "varchar"),
         ("_export_id", "varchar"),
@@ -46,6 +48,8 @@ select
     {%- for name, type in columns %}
     {%- if name == 'status_name' %}
     coalesce(members.status_name, members.progression_status) as status_name,
+    {%- elif name == 'nurture_track' %}
+    coalesce(members.nurture_track, members.track_name) as nurture_track,
     {%- else %}
     members.{{ name }},
     {%- endif %}
