@@ -57,6 +57,7 @@ CHICAGO = ZoneInfo("America/Chicago")  # Marketo's quota day
 QUOTA_USAGE_TABLE = "marketo.quota_usage"
 QUOTA_USAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("day", "DATE NOT NULL"),
+    ("export_type", "VARCHAR NOT NULL"),  # leads, activities, program_members
     ("asset", "VARCHAR NOT NULL"),
     ("jobs", "BIGINT NOT NULL"),
     ("bytes", "BIGINT NOT NULL"),
@@ -268,17 +269,20 @@ def quota_day(moment: datetime) -> date:
 def usage_rows(ledger: Ledger, budget_bytes: int) -> list[dict[str, object]]:
     """Rows of QUOTA_USAGE_TABLE: per quota day and asset, the jobs that finished and their
     bytes (Marketo counts a job's file on the day it completes), next to the budget."""
-    days: dict[tuple[date, str], list[int]] = {}
+    days: dict[tuple[date, str, str], list[int]] = {}
     for entry in ledger.entries():
         if entry.finished_at is None or entry.bytes is None:
             continue
-        day = days.setdefault((quota_day(_parse(entry.finished_at)), entry.asset), [0, 0])
+        kind = str(entry.request.get("export_type") or "leads")
+        key = (quota_day(_parse(entry.finished_at)), kind, entry.asset)
+        day = days.setdefault(key, [0, 0])
         day[0] += 1
         day[1] += entry.bytes
     return [
-        {"day": day, "asset": asset, "jobs": jobs, "bytes": size, "budget_bytes": budget_bytes}
-        for (day, asset), (jobs, size) in sorted(days.items())
-    ]
+        {"day": day, "export_type": kind, "asset": asset, "jobs": jobs, "bytes": size,
+         "budget_bytes": budget_bytes}
+        for (day, kind, asset), (jobs, size) in sorted(days.items())
+    ]  # fmt: skip
 
 
 def smallest_job(ledger: Ledger) -> tuple[int, str] | None:
