@@ -31,6 +31,7 @@ from marketo_assets.warehouse import WarehouseSession
 from .resources import MarketoResource, check_warehouse, warehouse_session
 
 __all__ = [
+    "BATCH_TAG",
     "CHECK_PARTITIONS",
     "CHECK_ROWS",
     "GENERATION_TAG",
@@ -42,6 +43,7 @@ __all__ = [
     "log_events",
     "lost_partitions",
     "partitions_check",
+    "run_batch",
     "run_export",
     "run_generation",
     "run_load",
@@ -54,6 +56,8 @@ __all__ = [
 MB = 1024 * 1024
 # Run tag set by sensors and schedules: the source state a run exports (see ExportSpec).
 GENERATION_TAG = "marketo/export_generation"
+# Run tag set by the program sensor: the partitions one Marketo job exports (extract.batch).
+BATCH_TAG = "marketo/export_batch"
 CHECK_ROWS = "rows_match_marketo"
 CHECK_PARTITIONS = "materialized_partitions_in_table"
 
@@ -204,6 +208,20 @@ def run_export(
             )
 
 
+def run_batch(
+    context: dg.AssetExecutionContext, marketo: MarketoResource, asset: str
+) -> tuple[extract.Batch | None, tuple[str, ...]]:
+    """The run's export batch (None: export the partition alone) and the partitions whose
+    rows the export's file will hold that are still to load."""
+    with as_failure():
+        ledger = marketo.ledger()
+        tag = context.run.tags.get(BATCH_TAG, "")
+        batch = extract.batch_for(ledger, asset, tag, context.partition_key)
+        if batch is None:
+            return None, (context.partition_key,)
+        return batch, extract.open_members(ledger, asset, batch)
+
+
 def run_generation(context: dg.AssetExecutionContext) -> str:
     return context.run.tags.get(GENERATION_TAG, "")
 
@@ -230,6 +248,7 @@ def run_load(
     extra: ExtraChecks | None = None,
     check_partitions: bool = False,
     id_column: str = "id",
+    shared_column: str | None = None,
 ) -> dg.MaterializeResult:
     """Load the staged export of this partition into `table`, replacing the partition's rows in
     one transaction, then evaluate the shared checks (rows = numberOfRecords, no lead twice in
@@ -267,6 +286,7 @@ def run_load(
             # Only when the staged file is on another machine: download it again by export id.
             client=lambda: marketo.client(on_event=log_events(context)),
             quota_budget_bytes=int(marketo.budget_mb * MB),
+            shared_column=shared_column,
         )
     result, stats, entries = outcome.loaded.result, outcome.loaded.stats, outcome.loaded.entries
     extra_checks, extra_metadata = outcome.inspected or ([], {})

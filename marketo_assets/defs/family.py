@@ -15,6 +15,7 @@ from typing import Any
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from marketo_assets.extract import Batch
 from marketo_assets.marketo import AnyFilter, ExportRequest, MarketoClient
 
 from .cycle import (
@@ -22,6 +23,7 @@ from .cycle import (
     CHECK_ROWS,
     ExportSpec,
     ExtraChecks,
+    run_batch,
     run_export,
     run_generation,
     run_load,
@@ -82,6 +84,10 @@ class ExportFamily:
     )
     fixed_fields: bool = False  # export every described field (not MARKETO_FIELDS), no renames
     id_field: str = "id"  # the key: unique in a partition, never NULL
+    # One job for the partitions a run's BATCH_TAG names (extract.batch): their filters, and the
+    # file's column that holds each row's partition key (each load reads only its rows).
+    batch_filters: Callable[[Sequence[str]], Sequence[AnyFilter]] | None = None
+    shared_column: str | None = None
 
     @property
     def unique_check(self) -> str:
@@ -109,7 +115,15 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
     ) -> dg.MaterializeResult:
         if family.off_reason:
             raise dg.Failure(family.off_reason, allow_retries=False)
-        filters = family.filters(context)
+        batch: Batch | None = None
+        members: tuple[str, ...] = ()
+        if family.shared_column:
+            batch, members = run_batch(context, marketo, family.ledger_asset)
+        if batch is not None and family.batch_filters:
+            filters = family.batch_filters(batch.members)
+        else:
+            filters = family.filters(context)
+        generation = run_generation(context) if family.generation else ""
 
         def spec(client: MarketoClient) -> ExportSpec:
             wanted = export_options.list_fields if family.list_fields else export_options.fields
@@ -134,11 +148,13 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
             ]
             return ExportSpec.of(
                 family.ledger_asset,
-                context.partition_key,
+                batch.key if batch else context.partition_key,
                 requests,
                 field_types,
                 unsupported_hint=family.unsupported_hint,
-                generation=run_generation(context) if family.generation else "",
+                generation=batch.tag if batch else generation,
+                members=members,
+                member=context.partition_key if batch else "",
             )
 
         metadata: dict[str, Any] = dict(
@@ -184,6 +200,7 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
             extra=family.load_checks(context) if family.load_checks else None,
             check_partitions=family.check_partitions,
             id_column=family.id_field,
+            shared_column=family.shared_column,
         )
 
     return export, load
