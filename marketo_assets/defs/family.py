@@ -162,6 +162,8 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
         )
         if family.export_metadata:
             metadata.update(family.export_metadata(context))
+        if batch is not None:  # the partitions whose rows the shared file holds
+            metadata["export_batch"] = list(batch.members)
         if family.stamp_exported_at:
             metadata["exported_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         return dg.MaterializeResult(metadata=metadata)

@@ -77,6 +77,14 @@ def test_program_sensor_partitions_and_member_rows(simulator_factory, tmp_path):
             assert result.success
             checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
             assert set(checks.values()) == {True} and len(checks) == 3
+            (export,) = [
+                e.materialization.metadata
+                for e in result.get_asset_materialization_events()
+                if e.asset_key == program_member_export_files.key
+            ]
+            assert export["export_batch"].value == ["3001", "3003", "3007"]
+            # The first program's step created the job; the others reused its file.
+            assert ("reused_staged_file" in export) == (n > 0)
         # One Marketo job for the three programs; each partition holds exactly its rows.
         (job,) = member_jobs(sim)
         assert staged_files(tmp_path) == []
