@@ -116,13 +116,14 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
         if family.off_reason:
             raise dg.Failure(family.off_reason, allow_retries=False)
         batch: Batch | None = None
-        members: tuple[str, ...] = ()
-        if family.shared_column:
+        members: tuple[str, ...] = (context.partition_key,) if family.shared_column else ()
+        if family.shared_column and family.batch_filters:
             batch, members = run_batch(context, marketo, family.ledger_asset)
-        if batch is not None and family.batch_filters:
-            filters = family.batch_filters(batch.members)
-        else:
-            filters = family.filters(context)
+        filters = (
+            family.batch_filters(batch.members)
+            if batch is not None and family.batch_filters
+            else family.filters(context)
+        )
         generation = run_generation(context) if family.generation else ""
 
         def spec(client: MarketoClient) -> ExportSpec:
