@@ -4,6 +4,8 @@ recording which partitions its file holds."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -127,3 +129,24 @@ def test_a_batch_job_is_predicted_from_its_members_last_rows(engine: Engine):
     per_row = (entry.bytes or 0) / (entry.records or 1)
     later = predict(entries, PM, "batch-x:3000,3001", "other", [], member_rows=150.0)
     assert later.rows == 150.0 and later.bytes == pytest.approx(150 * per_row * 1.1, abs=1)
+
+
+def test_a_member_step_waits_while_another_makes_the_batchs_job(engine: Engine):
+    """Two member runs at once (two pool slots): the second waits for the batch's claim and
+    then reuses the first one's file; the job is created once."""
+    batch = plan(runs(2))["3000"]
+    engine.limits = replace(engine.limits, budget_poll_seconds=0.02)
+    engine.ledger.claim(PM, batch.key, "run-a")  # run-a's step is making the job
+    second: list = []
+    waiter = threading.Thread(
+        target=lambda: second.append(
+            engine.export(batch_spec(batch, "3001", batch.members), run_id="run-b")
+        )
+    )
+    waiter.start()
+    time.sleep(0.3)
+    assert waiter.is_alive() and engine.marketo.methods().count("create") == 0
+    first = engine.export(batch_spec(batch, "3000", batch.members), run_id="run-a")
+    waiter.join(timeout=30)
+    assert second and second[0].export_id == first.export_id and second[0].reused
+    assert engine.marketo.methods().count("create") == 1
