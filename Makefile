@@ -22,11 +22,12 @@ lint: setup
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen lint-imports
+	$(UV) run --frozen mypy marketo_assets
 
-# The fast loop while editing: lint, layer contracts and the unit tests (no servers, no Dagster
-# runs). `make test` is the whole suite.
+# The fast loop while editing: lint, types, layer contracts and the unit tests (no servers, no
+# Dagster runs; one pytest worker per core). `make test` is the whole suite.
 check: lint
-	$(UV) run --frozen pytest -q marketo_assets_tests/unit
+	$(UV) run --frozen pytest -q -n auto marketo_assets_tests/unit
 
 manifest: setup
 	$(UV) run --frozen python -m marketo_assets.defs.dbt_manifest

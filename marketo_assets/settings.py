@@ -15,12 +15,14 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import httpx
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +36,8 @@ from marketo_assets.marketo.settings import (
     JobTimeout,
     MaxConcurrent,
     PollInterval,
+    instance_root,
+    is_loopback_host,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -609,3 +613,169 @@ def load_settings() -> ProjectSettings:
         return ProjectSettings()
     except ValidationError as exc:
         raise SettingsError(_settings_message(exc)) from None
+
+
+# ------------------------------------------------------------------ the resources' run config
+# The Dagster resources (defs/resources.py) take these values from the settings above, and
+# check a value changed in the Launchpad with the functions below (same bounds, same words).
+MAX_JOB_ATTEMPTS = 3
+MaxJobAttempts = Annotated[
+    int, Field(ge=1, description="Re-create a job Marketo marks Failed this often")
+]
+CLAIM_LEASE_SECONDS = 3600.0
+ClaimLeaseSeconds = Annotated[
+    float,
+    Field(
+        gt=0,
+        description="A partition claimed by a run between its export and load steps (or by a "
+        "process on another host) is taken over by another run after this many seconds",
+    ),
+]
+QUEUE_FULL_HELP = "Waits (s) when Marketo's export queue is full (1029), then the step fails"
+CAPABILITIES_HELP = (
+    "JSON file remembering whether the updatedAt / smart-list filters are enabled (1035); "
+    "empty = filter_capabilities.json next to the ledger"
+)
+
+
+def help_of(name: str) -> str:
+    """The help text of the project setting `name`."""
+    info = ProjectSettings.model_fields.get(name) or ListSettings.model_fields[name]
+    return str(info.description)
+
+
+def marketo_config(settings: ProjectSettings) -> dict[str, Any]:
+    """The Marketo resource's config from the settings (credentials apart: see CREDENTIALS)."""
+    names = ("poll_interval", "job_timeout", "max_calls_per_window", "max_concurrent",
+             "daily_quota_mb", "quota_budget_mb", "staging_max_age_hours", "ledger_store",
+             "ledger_schema")  # fmt: skip
+    config: dict[str, Any] = {name: getattr(settings, name) for name in names}
+    return {**config, "staging_dir": str(settings.staging_dir),
+            "ledger_path": str(settings.ledger_path)}  # fmt: skip
+
+
+def export_config(settings: ProjectSettings, lists: ListSettings) -> dict[str, Any]:
+    """The export options' config from the settings."""
+    try:
+        headers = parse_header_names(settings.column_header_names)  # checked at load already
+    except ValueError as exc:
+        raise ValueError(f"MARKETO_COLUMN_HEADER_NAMES: {exc}") from None
+    return {
+        "fields": field_list(settings.export_fields),
+        "column_header_names": headers,
+        "format": settings.export_format,
+        "list_fields": field_list(lists.list_fields) or list(LIST_FIELDS),
+    }
+
+
+def bounds_error(name: str, info: FieldInfo) -> ValueError:
+    """A resource value out of bounds: the bounds, and the variable that sets the default."""
+    variable = variable_of(name)
+    where = f" ({variable})" if variable else ""
+    return ValueError(
+        f"{name} must be {bounds_text(info)}{where}: fix the resource's {name} config"
+        + (f" or {variable}" if variable else "")
+    )
+
+
+class SecretConfigError(Exception):
+    """A credential has an unusable value. Not a ValueError on purpose: pydantic keeps the
+    input value of a ValueError in `ValidationError.errors()`; this exception holds none."""
+
+
+def check_base_url(value: str) -> str:
+    """MARKETO_BASE_URL as the instance root; refused: not http(s), plain http to a host that
+    is not loopback, a query, a fragment, a user name or an unknown path."""
+    try:
+        url: httpx.URL | None = httpx.URL(value.strip())
+    except Exception:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(
+            "MARKETO_BASE_URL (base_url) is not an absolute http(s) URL: set it to your "
+            "REST endpoint, e.g. https://123-ABC-456.mktorest.com (Admin > Web Services)"
+        )
+    if url.scheme != "https" and not is_loopback_host(url.host):
+        raise ValueError(
+            f"MARKETO_BASE_URL (base_url) uses plain http for host {url.host!r}: "
+            "credentials and personal data would travel unencrypted. Use https:// "
+            "(plain http is accepted only for loopback hosts such as 127.0.0.1)"
+        )
+    if url.query or url.fragment:
+        raise ValueError("MARKETO_BASE_URL (base_url) must not contain a query string or fragment")
+    try:
+        return instance_root(url)
+    except ValueError as exc:
+        raise ValueError(f"MARKETO_BASE_URL (base_url) {exc}") from None
+
+
+def check_client_id(value: str) -> str:
+    if not value.strip() or value != value.strip():
+        raise ValueError(
+            "MARKETO_CLIENT_ID (client_id) is empty or has leading/trailing whitespace: "
+            "set it to the Client Id of your LaunchPoint custom service"
+        )
+    return value
+
+
+def check_client_secret(value: str) -> str:
+    if not value.strip():
+        raise SecretConfigError(
+            "MARKETO_CLIENT_SECRET (client_secret) is empty: set it to the Client Secret "
+            "of your LaunchPoint custom service"
+        )
+    if value != value.strip():
+        raise SecretConfigError(
+            "MARKETO_CLIENT_SECRET (client_secret) has leading or trailing whitespace "
+            "(a copy-paste error?): remove it"
+        )
+    return value
+
+
+def check_field_names(value: list[str]) -> list[str]:
+    """Export field names: none blank, none with surrounding spaces."""
+    blank = [i for i, name in enumerate(value) if not name or not name.strip()]
+    if blank:
+        raise ValueError(
+            f"field names must not be empty (positions {blank}): give REST field names "
+            "such as email, or an empty list for the default"
+        )
+    padded = [name for name in value if name != name.strip()]
+    if padded:
+        raise ValueError(f"field names must not have surrounding spaces: {padded}")
+    return value
+
+
+def check_header_names(value: dict[str, str], reserved: Sequence[str]) -> dict[str, str]:
+    """Header names: none empty, none twice (DuckDB column names ignore case), none `reserved`
+    (the lineage columns)."""
+    empty = [key for key, name in value.items() if not key.strip() or not name.strip()]
+    if empty:
+        raise ValueError(
+            f"column_header_names has empty field or header names for {empty}: map each "
+            'REST field name to a non-empty header, e.g. {"email": "Email Address"}'
+        )
+    seen: dict[str, str] = {}
+    for key, name in value.items():
+        folded = name.casefold()
+        if folded in seen:
+            raise ValueError(
+                f"column_header_names gives {seen[folded]!r} and {key!r} the same header "
+                f"{name!r} (DuckDB column names ignore case): give each field its own header"
+            )
+        seen[folded] = key
+        if folded in reserved:
+            raise ValueError(
+                f"column_header_names: header {name!r} for {key!r} is a lineage column "
+                f"name ({', '.join(reserved)}): choose another header"
+            )
+    return value
+
+
+def check_export_format(value: str) -> str:
+    upper = format_name(value)
+    if upper not in FORMATS:
+        raise ValueError(
+            f"format {value!r} is not an export format Marketo supports: use CSV, TSV or SSV"
+        )
+    return upper

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from marketo_assets.simulator.process import SimulatorHandle, run_simulator
-
-from .postgres.pg_cluster import PgServer, throwaway_cluster, unavailable_reason
+from marketo_assets_tests.support.pg_cluster import PgServer, throwaway_cluster, unavailable_reason
 
 
 @pytest.fixture

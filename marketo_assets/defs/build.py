@@ -1,16 +1,6 @@
-"""The definitions as a function of the settings: `build_definitions(settings, lists)`.
-
-Settings are read once, when the definitions load (`marketo_assets.definitions`), never when a
-module under defs/ is imported; tests build definitions for the settings they choose.
-
-The default executor of every job, including the asset jobs of backfills and UI launches, is
-in-process: one process per run instead of one per step (each step process re-imports dagster,
-dagster_dbt and the definitions: seconds of CPU per step on a small machine). Pools are still
-claimed per step: an export step waits for a `marketo_bulk_export` slot, a load or dbt step for
-the `duckdb` slot (the pool keeps its name with MARKETO_WAREHOUSE=postgres: one writer at a time
-either way). Terminating a run stops the running step and cancels its Marketo job
-(`cycle.RunTerminated`).
-"""
+"""The definitions as a function of the settings: `build_definitions(settings, lists)`, called
+when `marketo_assets.definitions` loads (tests build them for the settings they choose). Every
+job runs in-process: one process per run, pools still claimed per step (docs/RELIABILITY.md)."""
 
 import warnings
 

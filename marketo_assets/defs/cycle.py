@@ -4,7 +4,7 @@ Glue around the export engine (`marketo_assets.extract`): `run_export` and `run_
 asset's context and resources into one engine call each, its notices into log lines, its
 outcome into metadata and checks, and `ExportFailed` into `dg.Failure`. The two steps meet
 only through the export ledger, so a failed load is retried without spending export quota
-again. Leads, lead changes and list memberships all go through these two functions.
+again.
 """
 
 from __future__ import annotations
@@ -12,67 +12,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from marketo_assets import extract
-from marketo_assets.extract import (
-    ExportFailed,
-    ExportOutcome,
-    ExportSpec,
-    LoadedPartition,
-    Notice,
-    safe_name,
-)
-from marketo_assets.marketo import Event, ExportRequest, LeadField, MarketoClient
+from marketo_assets.extract import EventLines, ExportOutcome, ExportSpec, LoadedPartition, OnEvent
+from marketo_assets.extract.preflight import check_before_export
+from marketo_assets.extract.quota import MB
+from marketo_assets.marketo import ExportRequest, LeadField, MarketoClient
 from marketo_assets.warehouse import WarehouseSession
 
-from .resources import MarketoResource, check_warehouse, warehouse_session
+from .resources import MarketoResource, as_failure, duckdb_config, warehouse_kind, warehouse_session
 
-__all__ = [
-    "BATCH_TAG",
-    "CHECK_PARTITIONS",
-    "CHECK_ROWS",
-    "GENERATION_TAG",
-    "ExportOutcome",
-    "ExportSpec",
-    "LoadedPartition",
-    "RunTerminated",
-    "check_columns",
-    "log_events",
-    "lost_partitions",
-    "partitions_check",
-    "run_batch",
-    "run_export",
-    "run_generation",
-    "run_load",
-    "safe_name",
-    "select_fields",
-    "stop_when_terminated",
-    "window_bounds",
-]
-
-MB = 1024 * 1024
 # Run tag set by sensors and schedules: the source state a run exports (see ExportSpec).
 GENERATION_TAG = "marketo/export_generation"
 # Run tag set by the program sensor: the partitions one Marketo job exports (extract.batch).
 BATCH_TAG = "marketo/export_batch"
 CHECK_ROWS = "rows_match_marketo"
 CHECK_PARTITIONS = "materialized_partitions_in_table"
-
-
-@contextmanager
-def as_failure() -> Iterator[None]:
-    """The engine's ExportFailed as the dg.Failure Dagster shows (and retries, or not)."""
-    try:
-        yield
-    except ExportFailed as exc:
-        raise dg.Failure(
-            description=exc.message,
-            metadata=exc.metadata,
-            allow_retries=exc.retryable,
-        ) from exc
+ExtraChecks = Callable[[WarehouseSession, LoadedPartition], tuple[list[dg.AssetCheckResult], dict]]
 
 
 def select_fields(
@@ -89,57 +49,20 @@ def check_columns(request: ExportRequest) -> None:
         extract.check_columns(request)
 
 
-def log_events(context: dg.AssetExecutionContext) -> Callable[[Notice | Event], None]:
+def log_events(context: dg.AssetExecutionContext) -> OnEvent:
     """The engine's notices and the client's events as log lines of the step."""
-    last_progress = {"mb": -1}
+    lines = EventLines()
 
-    def handle(event: Notice | Event) -> None:
-        if isinstance(event, Notice):
-            getattr(context.log, event.level)(event.message)
-            return
-        data = event.data
-        if event.kind == "status":
-            context.log.info(f"Export {event.export_id}: {data.get('status')}")
-        elif event.kind == "download_progress":
-            mb = int(data.get("bytes", 0) // (64 * MB))
-            if mb != last_progress["mb"]:
-                last_progress["mb"] = mb
-                context.log.info(
-                    f"Export {event.export_id}: downloaded {data.get('bytes', 0) / MB:.1f} MB"
-                    f" of {(data.get('total') or 0) / MB:.1f} MB"
-                )
-        elif event.kind in ("retry", "rate_limited", "enqueue_wait", "download_resumed"):
-            context.log.warning(f"Marketo {event.kind}: {_short(data)}")
-        elif event.kind == "checksum_mismatch":
-            context.log.warning(f"Export {event.export_id}: checksum mismatch, downloading again")
+    def handle(event):
+        if line := lines(event):
+            getattr(context.log, line[0])(line[1])
 
     return handle
 
 
-def _short(data: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in data.items())
-
-
 class RunTerminated(dg.DagsterError, dg.DagsterExecutionInterruptedError):
-    """The run is being terminated: end the step as interrupted, without a retry.
-
-    Dagster honours a step's RetryPolicy after an interrupt (meant for pre-empted workers), and
-    the in-process executor has nothing else that stops the run: a terminated export step slept
-    its retry delay and then ran again, creating a new Marketo job, and the run stayed
-    CANCELING. Raised instead of the interrupt when the run's status is CANCELING: as a
-    DagsterError it passes the retry policy untouched, as an interrupt it ends the run CANCELED.
-    """
-
-
-def _terminating(context: dg.AssetExecutionContext) -> bool:
-    try:
-        run = context.instance.get_run_by_id(context.run.run_id)
-    except Exception:  # the check must never hide the interrupt itself
-        return False
-    return run is not None and run.status in (
-        dg.DagsterRunStatus.CANCELING,
-        dg.DagsterRunStatus.CANCELED,
-    )
+    """The run is being terminated: end the step without a retry. As a DagsterError it skips
+    the step's retry policy, as an interrupt it ends the run CANCELED (docs/RELIABILITY.md)."""
 
 
 @contextmanager
@@ -154,22 +77,23 @@ def stop_when_terminated(context: dg.AssetExecutionContext) -> Iterator[None]:
         raise
 
 
+def _terminating(context: dg.AssetExecutionContext) -> bool:
+    try:
+        run = context.instance.get_run_by_id(context.run.run_id)
+    except Exception:  # the check must never hide the interrupt itself
+        return False
+    ending = (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
+    return run is not None and run.status in ending
+
+
 def _run_status(context: dg.AssetExecutionContext) -> extract.RunStatus:
-    """What Dagster knows of a run holding a partition claim (see ExportLedger.claim)."""
-    instance = context.instance
+    """What Dagster knows of a run holding a partition claim (see Ledger.claim)."""
 
     def run_status(run_id: str) -> str | None:
-        run = instance.get_run_by_id(run_id)
-        if run is None:
-            return None
-        return "finished" if run.is_finished else "active"
+        run = context.instance.get_run_by_id(run_id)
+        return None if run is None else "finished" if run.is_finished else "active"
 
     return run_status
-
-
-def _staging(marketo: MarketoResource) -> extract.Staging:
-    """The project's own staging folder; one that cannot work fails the step at once."""
-    return extract.Staging(marketo.staging_root(), marketo.staging_max_age_hours)
 
 
 def run_export(
@@ -182,29 +106,32 @@ def run_export(
     """Check that the load can write to `warehouse` (before any Marketo call), build the
     request (describe, validation), then create or reattach, wait and download.
     Terminating the run cancels the Marketo job and ends the step without a retry."""
-    on_event = log_events(context)
+    on_event, local = log_events(context), marketo.local()
     limits = extract.ExportLimits(
         daily_quota_mb=marketo.daily_quota_mb,
         max_job_attempts=marketo.max_job_attempts,
         claim_lease_seconds=marketo.claim_lease_seconds,
         budget_mb=marketo.budget_mb,
     )
+    kind, config = warehouse_kind(warehouse), duckdb_config(warehouse)
     with stop_when_terminated(context), as_failure():
         # Local state first (ledger, staging folder: created if missing), then the warehouse
         # (the engine's preflight); all before any Marketo call.
-        ledger, staging = marketo.ledger(), _staging(marketo)
+        ledger, staging = local.ledger(), local.staging()
         with marketo.client(on_event=on_event) as client:
             return extract.export(
                 make_spec,
                 client,
                 ledger,
                 staging,
-                marketo.capabilities(),
+                local.capabilities(),
                 run_id=context.run.run_id,
                 run_status=_run_status(context),
                 limits=limits,
                 on_event=on_event,
-                preflight=lambda: check_warehouse(warehouse, marketo, context.log),
+                preflight=lambda: check_before_export(
+                    kind, warehouse.database, config, local.ledger, on_event
+                ),
             )
 
 
@@ -231,10 +158,6 @@ def window_bounds(context: dg.AssetExecutionContext) -> tuple[datetime, datetime
     return window.start, window.end - timedelta(seconds=1)
 
 
-# ---------------------------------------------------------------------------------- load step
-ExtraChecks = Callable[[WarehouseSession, LoadedPartition], tuple[list[dg.AssetCheckResult], dict]]
-
-
 def run_load(
     context: dg.AssetExecutionContext,
     marketo: MarketoResource,
@@ -250,27 +173,23 @@ def run_load(
     id_column: str = "id",
     shared_column: str | None = None,
 ) -> dg.MaterializeResult:
-    """Load the staged export of this partition into `table`, replacing the partition's rows in
-    one transaction, then evaluate the shared checks (rows = numberOfRecords, no lead twice in
-    the partition) and the asset's `extra` checks (given the warehouse session) while the
-    connection is open; with `check_partitions`, also CHECK_PARTITIONS (every partition
-    Dagster shows as materialized with rows still has rows in `table`). The warehouse is the
-    `duckdb` resource's: the DuckDB file, or PostgreSQL
-    with MARKETO_WAREHOUSE=postgres. The connection is opened only around the SQL; the staged
-    file (personal data) is deleted afterwards."""
+    """Load the staged export of this partition into `table` (the warehouse resource's DuckDB
+    file or PostgreSQL), replacing the partition's rows in one transaction, then evaluate the
+    shared checks (rows = numberOfRecords, no lead twice in the partition), the asset's `extra`
+    checks and, with `check_partitions`, CHECK_PARTITIONS while the connection is open. The
+    staged file (personal data) is deleted afterwards."""
 
-    def inspect(
-        wh: WarehouseSession, loaded: LoadedPartition
-    ) -> tuple[list[dg.AssetCheckResult], dict]:
+    def inspect(wh: WarehouseSession, loaded: LoadedPartition):
         checks, metadata = extra(wh, loaded) if extra else ([], {})
         if check_partitions:
             checks.append(partitions_check(context, table, wh.partition_keys(table)))
         return checks, metadata
 
+    local = marketo.local()
     with stop_when_terminated(context), as_failure():
         outcome = extract.load(
-            marketo.ledger(),
-            _staging(marketo),
+            local.ledger(),
+            local.staging(),
             lambda: warehouse_session(duckdb),
             asset=ledger_asset,
             partition_key=context.partition_key,
@@ -290,37 +209,44 @@ def run_load(
         )
     result, stats, entries = outcome.loaded.result, outcome.loaded.stats, outcome.loaded.entries
     extra_checks, extra_metadata = outcome.inspected or ([], {})
-    checks = [
-        dg.AssetCheckResult(
-            check_name=CHECK_ROWS,
-            passed=result.rows == outcome.records,
-            metadata={"loaded_rows": result.rows, "marketo_records": outcome.records},
-        ),
-        dg.AssetCheckResult(
-            check_name=unique_check,
-            passed=stats["duplicate_ids"] == 0 and stats["null_ids"] == 0,
-            metadata={"duplicate_ids": stats["duplicate_ids"], "null_ids": stats["null_ids"]},
-        ),
-        *extra_checks,
-    ]
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": result.rows,
-            "dagster/table_name": table,
-            "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(name, type_) for name, type_ in result.columns]
-            ),
-            **(
-                {"export_id": entries[0].export_id}
-                if len(entries) == 1
-                else {"export_ids": dg.MetadataValue.json(outcome.export_ids)}
-            ),
-            "marketo_records": outcome.records,
-            "load_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
-            **extra_metadata,
-        },
-        check_results=checks,
+    rows = {"loaded_rows": result.rows, "marketo_records": outcome.records}
+    ids = {"duplicate_ids": stats["duplicate_ids"], "null_ids": stats["null_ids"]}
+    exports: dict[str, Any] = (
+        {"export_id": entries[0].export_id}
+        if len(entries) == 1
+        else {"export_ids": dg.MetadataValue.json(outcome.export_ids)}
     )
+    metadata = {
+        **table_metadata(table, result),
+        **exports,
+        "marketo_records": outcome.records,
+        "load_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+        **extra_metadata,
+    }
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=CHECK_ROWS, passed=result.rows == outcome.records, metadata=rows
+            ),
+            dg.AssetCheckResult(
+                check_name=unique_check,
+                passed=ids["duplicate_ids"] == 0 and ids["null_ids"] == 0,
+                metadata=ids,
+            ),
+            *extra_checks,
+        ],
+    )
+
+
+def table_metadata(table: str, result) -> dict[str, Any]:
+    """Row count, table name and column schema of a loaded table (`result`: rows, columns)."""
+    columns = [dg.TableColumn(name, type_) for name, type_ in result.columns]
+    return {
+        "dagster/row_count": result.rows,
+        "dagster/table_name": table,
+        "dagster/column_schema": dg.TableSchema(columns=columns),
+    }
 
 
 def partitions_check(
@@ -329,14 +255,13 @@ def partitions_check(
     """CHECK_PARTITIONS: fails naming the partitions Dagster shows as materialized (with rows)
     whose rows `table` does not have, e.g. after the DuckDB file was deleted or replaced."""
     missing = lost_partitions(context, in_table)
-    names = ", ".join(missing)
     assets = [k.to_user_string() for k in sorted(context.assets_def.dependency_keys)]
     assets.append(context.asset_key.to_user_string())
     fix = (
-        f"Partitions {names} are materialized in Dagster but have no rows in {table} (was the "
-        "database file deleted or replaced?). Restore them with a backfill of those partitions "
-        f"of {' and '.join(assets)} (Materialize, select the partitions; this exports them "
-        "again)."
+        f"Partitions {', '.join(missing)} are materialized in Dagster but have no rows in "
+        f"{table} (was the database file deleted or replaced?). Restore them with a backfill "
+        f"of those partitions of {' and '.join(assets)} (Materialize, select the partitions; "
+        "this exports them again)."
     )
     return dg.AssetCheckResult(
         check_name=CHECK_PARTITIONS,

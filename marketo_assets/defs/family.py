@@ -16,7 +16,8 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from marketo_assets.extract import Batch
-from marketo_assets.marketo import AnyFilter, ExportRequest, MarketoClient
+from marketo_assets.extract.spec import spec_for
+from marketo_assets.marketo import AnyFilter, MarketoClient
 
 from .cycle import (
     CHECK_PARTITIONS,
@@ -27,7 +28,6 @@ from .cycle import (
     run_export,
     run_generation,
     run_load,
-    select_fields,
 )
 from .resources import ExportOptions, MarketoResource
 
@@ -125,33 +125,21 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
             else family.filters(context)
         )
         generation = run_generation(context) if family.generation else ""
+        options = export_options
 
         def spec(client: MarketoClient) -> ExportSpec:
-            wanted = export_options.list_fields if family.list_fields else export_options.fields
-            if family.fixed_fields:
-                wanted = []
-            field_types = select_fields(
-                family.describe(client), wanted, required=list(family.required_fields)
-            )
-            names = [name for name, _ in field_types]
-            headers = {} if family.fixed_fields else export_options.column_header_names
-            if family.list_fields:
-                headers = {k: v for k, v in headers.items() if k in names}
             parts = family.resolve_filters(client, filters) if family.resolve_filters else filters
-            requests = [
-                ExportRequest(
-                    fields=names,
-                    filter=export_filter,
-                    format=export_options.format,
-                    column_header_names=headers,
-                )
-                for export_filter in parts
-            ]
-            return ExportSpec.of(
+            fields = options.list_fields if family.list_fields else options.fields
+            return spec_for(
                 family.ledger_asset,
                 batch.key if batch else context.partition_key,
-                requests,
-                field_types,
+                family.describe(client),
+                parts,
+                fields=[] if family.fixed_fields else fields,  # [] = every described field
+                required=family.required_fields,
+                file_format=options.format,
+                headers={} if family.fixed_fields else options.column_header_names,
+                exported_headers_only=family.list_fields,
                 unsupported_hint=family.unsupported_hint,
                 generation=batch.tag if batch else generation,
                 members=members,

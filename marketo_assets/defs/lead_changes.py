@@ -1,21 +1,15 @@
-"""Incremental updates: leads changed on each day, exported with Marketo's `updatedAt` filter.
+"""Incremental updates: the leads changed on each day (`updatedAt` filter), daily partitions.
 
-`marketo/lead_change_export_files` → `marketo/lead_changes`, daily partitions. Marketo's
-updatedAt filter matches the *last change to any field*, so the visible `updatedAt` column of a
-returned lead can fall outside the day: such rows are kept (never filtered away) and counted in
-the metadata.
-
-Not every subscription has the updatedAt filter (Marketo answers 1035). The daily schedule
-checks once (a 1-second updatedAt job created and cancelled: no quota used), remembers the
-answer in a small JSON file next to the export ledger, and stays off (skips, saying why) while
-the filter is not enabled; a run started by hand fails with the same explanation.
-"""
+Rows whose visible `updatedAt` falls outside the day are kept and counted. Without the filter
+(1035) the daily schedule skips, saying why (the answer is remembered, see
+`extract.capabilities`); a run started by hand fails with the same explanation."""
 
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from marketo_assets.extract import FilterCapabilities
+from marketo_assets.extract.capabilities import updated_at_answer, updated_at_note, updated_at_probe
+from marketo_assets.extract.local_state import capabilities_at
 from marketo_assets.marketo import ExportFilter
 from marketo_assets.settings import ProjectSettings, SettingsError
 
@@ -44,21 +38,6 @@ LOAD_DESCRIPTION = (
 visible `updatedAt` lies outside the day are kept (Marketo's filter matches the last change
 to any field); their number is in `rows_updated_at_outside_day`. Runs in the `duckdb` pool."""
 )
-
-
-def _capability_note(settings: ProjectSettings) -> str:
-    """Shown in the asset description: what the remembered 1035 state is (read at load)."""
-    path = settings.ledger_path.with_name("filter_capabilities.json")
-    status = FilterCapabilities(path).get("updatedAt")
-    if status is None:
-        return "Filter status: not checked yet (the daily schedule checks it first)."
-    when = status.checked_at.isoformat(timespec="seconds")
-    if status.supported:
-        return f"Filter status: enabled (checked {when})."
-    return (
-        f"Filter status: NOT enabled for this subscription (1035, {status.source} at {when}): "
-        "the daily schedule skips. Ask Marketo Support to enable the updatedAt filter."
-    )
 
 
 def _filters(context: Context) -> list[ExportFilter]:
@@ -99,7 +78,7 @@ def lead_change_family(settings: ProjectSettings) -> ExportFamily:
             "`updatedAt` filter `[day start, next day start - 1 s]`. Same cycle as the lead "
             "exports (ledger, reattach, quota, checksum, cancellation). Needs the updatedAt "
             "filter: without it Marketo answers 1035 and the run fails without retries, "
-            "saying so. " + _capability_note(settings)
+            "saying so. " + updated_at_note(capabilities_at(settings.ledger_path))
         ),
         load_description=LOAD_DESCRIPTION,
         checks=((CHECK_UNIQUE, "No lead twice in a partition"),),
@@ -129,20 +108,9 @@ def updated_at_filter_status(
     marketo: MarketoResource, now: datetime, recheck: timedelta | None, log=None
 ) -> tuple[bool, str]:
     """(enabled, explanation). Probes Marketo only when the answer is unknown or stale."""
-    probe_start = now.astimezone(UTC).replace(microsecond=0) - timedelta(days=1)
-    probe = ExportFilter.updated_at(probe_start, probe_start + timedelta(seconds=1))
-    status = filter_status(marketo, "updatedAt", probe, recheck, log)
+    status = filter_status(marketo, "updatedAt", updated_at_probe(now), recheck, log)
     assert status is not None
-    when = status.checked_at.isoformat(timespec="seconds")
-    if status.supported:
-        return True, f"updatedAt filter enabled (checked {when})"
-    return False, (
-        "Incremental updates are off: Marketo's updatedAt filter is not enabled for this "
-        f"subscription (1035, {status.source} at {when}). Ask Marketo Support to enable it. "
-        f"Checked again after MARKETO_FILTER_RECHECK_HOURS, or delete "
-        f"{marketo.capabilities().path} to check on the next tick. Lead partitions (createdAt) "
-        "are not affected."
-    )
+    return updated_at_answer(status, marketo.capabilities().path)
 
 
 def build_lead_changes_schedule(

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from marketo_assets.extract.windows import created_inside
 from marketo_assets.marketo import ExportFilter
 from marketo_assets.marketo.exports import split_window
 from marketo_assets.settings import ProjectSettings, SettingsError
@@ -49,33 +50,20 @@ def lead_family(settings: ProjectSettings) -> ExportFamily:
         start, end = window(context)
 
         def checks(wh: WarehouseSession, loaded: LoadedPartition):
-            stats, created_col = loaded.stats, loaded.timestamp_column
-            table_duplicates = wh.duplicate_ids(LEADS_TABLE, id_column=loaded.id_column)
-            lo, hi = stats[f"min_{created_col}"], stats[f"max_{created_col}"]
-            nulls = stats[f"null_{created_col}"]  # a lead without createdAt is in no window
-            inside = nulls == 0 and (
-                stats["rows"] == 0
-                or (lo is not None and lo >= start and hi is not None and hi <= end)
+            inside, window_metadata = created_inside(
+                loaded.stats, loaded.timestamp_column, start, end
             )
-            results = [
+            table_duplicates = wh.duplicate_ids(LEADS_TABLE, id_column=loaded.id_column)
+            return [
                 dg.AssetCheckResult(
-                    check_name=CHECK_WINDOW,
-                    passed=bool(inside),
-                    metadata={
-                        "window_start": start.isoformat(),
-                        "window_end": end.isoformat(),
-                        "min_created_at": str(lo),
-                        "max_created_at": str(hi),
-                        "null_created_at": nulls,
-                    },
+                    check_name=CHECK_WINDOW, passed=inside, metadata=window_metadata
                 ),
                 dg.AssetCheckResult(
                     check_name=CHECK_TABLE_UNIQUE,
                     passed=table_duplicates == 0,
                     metadata={"duplicate_ids": table_duplicates},
                 ),
-            ]
-            return results, {}
+            ], {}
 
         return checks
 

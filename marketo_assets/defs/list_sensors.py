@@ -1,28 +1,14 @@
-"""List sensors: discover Marketo lists, keep one dynamic partition per selected list, and
-request an export run when a list is new or its `updatedAt` moved.
+"""List sensors (`static_list_sensor`, `smart_list_sensor`): one dynamic partition per selected
+list, an export run when a list is new or its `updatedAt` moved. A tick only lists Marketo's
+lists, never opens DuckDB and returns one SensorResult, planned by `extract.list_plan`. A bad
+list setting switches off the sensors it concerns (their ticks fail saying why)."""
 
-One sensor per list type (`static_list_sensor`, `smart_list_sensor`). Each tick calls Marketo
-only to list the lists (one call per 300 static / 200 smart lists, plus a token), never opens
-DuckDB, and returns ONE `SensorResult`: partitions to add and delete, run requests and the new
-cursor, applied together by the daemon; what they are is planned by `extract.list_plan`.
-The runs use the in-process executor: one process per run instead of one per step.
-
-Selection (ids, exact names, glob patterns) comes from MARKETO_STATIC_LISTS / MARKETO_SMART_LISTS
-(see `settings.ListSelection`); an empty selection means no list. A bad list setting switches
-off the sensors it concerns (their ticks fail saying why), not the code location.
-"""
-
-import json
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from marketo_assets.extract.list_plan import (
-    DiscoveredList,
-    load_cursor,
-    plan_tick,
-    unmatched_message,
-)
+from marketo_assets.extract.capabilities import smart_list_answer
+from marketo_assets.extract.list_plan import DiscoveredList, run_tick
 from marketo_assets.marketo import ExportFilter
 from marketo_assets.settings import ListConfig, ListSelection, ProjectSettings, SettingsError
 
@@ -47,8 +33,6 @@ list_member_jobs = {
     )
     for kind in ("static", "smart")
 }
-export_static_lists_job = list_member_jobs["static"]
-export_smart_lists_job = list_member_jobs["smart"]
 
 LIST_ID_TAG = "marketo/list_id"
 REASON_TAG = "marketo/list_change"
@@ -69,16 +53,7 @@ def smart_filter_enabled(
     """Is the smart-list filter enabled? (see `probes.filter_status`)"""
     probe = ExportFilter.smart_list_id(probe_list_id)
     status = filter_status(marketo, "smartList", probe, recheck, context.log, inconclusive_ok=True)
-    if status is None or status.supported:
-        return True, None
-    when = status.checked_at.isoformat(timespec="seconds")
-    return False, (
-        f"The smart-list filter is not enabled for this Marketo subscription (1035, "
-        f"{status.source} at {when}); smart-list export runs are not requested. Ask Marketo "
-        "Support to enable it, or export these audiences as static lists. It is checked again "
-        "after MARKETO_FILTER_RECHECK_HOURS, or delete "
-        f"{marketo.capabilities().path} to check on the next tick."
-    )
+    return smart_list_answer(status, marketo.capabilities().path)
 
 
 def build_list_sensor(
@@ -127,27 +102,22 @@ def build_list_sensor(
                 f"The {kind}-list sensor is off: {off_reason} Lead partitions are not affected."
             )
         existing = set(context.instance.get_dynamic_partitions(str(partitions.name)))
-        if selection.empty:
-            message = f"No {kind} list selected: set {setting} (ids, names or patterns)."
-            if not existing:
-                return dg.SkipReason(message)
-            context.log.info(f"Selection is empty: deleting partitions {sorted(existing)}")
-            return dg.SensorResult(
-                dynamic_partitions_requests=[partitions.build_delete_request(sorted(existing))],
-                cursor=json.dumps(load_cursor(None)),
-                skip_reason=message,
-            )
-
-        discovered = _discover(kind, marketo)
-        cursor = load_cursor(context.cursor)
-        now = datetime.now(UTC)
-        plan = plan_tick(kind, discovered, selection, existing, cursor, now, refresh)
-        notice = None
-        if kind == "smart" and plan.runs:
-            enabled, notice = smart_filter_enabled(context, marketo, plan.runs[0][3], recheck)
-            if not enabled:
-                plan = plan_tick(kind, discovered, selection, existing, cursor, now, refresh, False)
-
+        tick = run_tick(
+            kind,
+            selection,
+            existing,
+            context.cursor,
+            datetime.now(UTC),
+            refresh,
+            lambda: _discover(kind, marketo),
+            (lambda list_id: smart_filter_enabled(context, marketo, list_id, recheck))
+            if kind == "smart"
+            else None,
+        )
+        if tick.cursor is None:
+            return dg.SkipReason(tick.skip)
+        for level, line in tick.logs:
+            getattr(context.log, level)(line)
         run_requests = [
             dg.RunRequest(
                 run_key=run_key,
@@ -155,35 +125,22 @@ def build_list_sensor(
                 partition_key=key,
                 tags={LIST_ID_TAG: str(list_id), REASON_TAG: reason, GENERATION_TAG: run_key},
             )
-            for key, run_key, reason, list_id in plan.runs
+            for key, run_key, reason, list_id in tick.runs
         ]
-        if plan.catalog_run_key:
+        if tick.catalog_run_key:
             run_requests.append(
-                dg.RunRequest(run_key=plan.catalog_run_key, job_name=list_catalog_job.name)
+                dg.RunRequest(run_key=tick.catalog_run_key, job_name=list_catalog_job.name)
             )
         requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
-        if plan.add:
-            requests.append(partitions.build_add_request(plan.add))
-        if plan.delete:
-            context.log.info(f"Deleting partitions of deleted or unselected lists: {plan.delete}")
-            requests.append(partitions.build_delete_request(plan.delete))
-        for key, run_key, reason, _ in plan.runs:
-            context.log.info(f"{key}: {reason}; requesting run {run_key}")
-        if notice:
-            context.log.warning(notice)
-        missing = unmatched_message(kind, plan.unmatched, len(discovered)) if plan.unmatched else ""
-        if missing:
-            context.log.warning(missing)
-        skip = None
-        if not run_requests:
-            skip = notice or f"No {kind} list changed ({len(plan.cursor['lists'])} selected)."
-            if missing:
-                skip = f"{skip} {missing}"
+        if tick.add:
+            requests.append(partitions.build_add_request(tick.add))
+        if tick.delete:
+            requests.append(partitions.build_delete_request(tick.delete))
         return dg.SensorResult(
             run_requests=run_requests,
             dynamic_partitions_requests=requests,
-            cursor=json.dumps(plan.cursor, sort_keys=True),
-            skip_reason=skip,
+            cursor=tick.cursor,
+            skip_reason=tick.skip,
         )
 
     return list_sensor

@@ -1,25 +1,18 @@
-"""List assets: one bulk export per static or smart list, and the catalog of lists.
+"""List assets: the members of each selected static or smart list (one partition per list,
+managed by `list_sensors.py`), and `marketo/lists`, the catalog of every list."""
 
-`marketo/static_list_export_files` → `marketo/static_list_members` and
-`marketo/smart_list_export_files` → `marketo/smart_list_members` are partitioned by list
-(dynamic partitions `static-<id>` / `smart-<id>`, managed by the sensors in `list_sensors.py`).
-They use the same export and load steps as the lead partitions (`cycle.py`): ledger, reattach,
-quota, cancellation, checksum, metadata, pools. `marketo/lists` is the catalog of every list so
-dbt can join memberships to names.
-"""
-
-from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from marketo_assets.marketo import ExportFilter, errors
+from marketo_assets.extract.list_catalog import read_catalog
+from marketo_assets.marketo import ExportFilter
 from marketo_assets.settings import ListConfig
 
-from .cycle import log_events
+from .cycle import log_events, table_metadata
 from .family import Context, ExportFamily, build_family
-from .partitions import LIST_PARTITIONS, list_id_from_key, list_partition_key
+from .partitions import LIST_PARTITIONS, list_id_from_key
 from .resources import MarketoResource, warehouse_session
 
 LIST_KINDS = ("static", "smart")
@@ -127,54 +120,19 @@ def lists(
     user lacks Asset API permission) the catalog holds static lists only and smart members are
     left alone.
     """
-    smart_error: str | None = None
     with marketo.client(on_event=log_events(context)) as client:
-        statics = list(client.iter_static_lists())
-        try:
-            smarts = list(client.iter_smart_lists())
-        except errors.MarketoAPIError as exc:
-            if isinstance(exc, errors.QuotaExceededError | errors.DailyCallLimitError):
-                raise
-            smart_error = str(exc)
-            smarts = []
-            context.log.warning(f"Cannot read smart lists ({exc}); cataloging static lists only")
-
-    rows = [
-        {
-            "list_id": lst.id,
-            "list_type": kind,
-            "partition_key": list_partition_key(kind, lst.id),
-            "name": lst.name,
-            "description": lst.description,
-            "program_name": getattr(lst, "program_name", None),  # smart lists have none
-            "workspace_name": lst.workspace_name,
-            "created_at": lst.created_at,
-            "updated_at": lst.updated_at,
-        }
-        for kind, found in (("static", statics), ("smart", smarts))
-        for lst in found
-    ]
-    prune = {MEMBER_TABLES["static"]: ("static", [lst.id for lst in statics])}
-    if smart_error is None:
-        prune[MEMBER_TABLES["smart"]] = ("smart", [lst.id for lst in smarts])
+        catalog = read_catalog(client, context.log.warning)
     with warehouse_session(warehouse) as wh:
-        result = wh.replace_list_catalog(
-            table=LISTS_TABLE, rows=rows, loaded_at=datetime.now(UTC), prune=prune
-        )
-    keys = [(r["list_type"], r["list_id"]) for r in rows]
-    duplicates = len(keys) - len(set(keys))
+        result = catalog.save(wh, LISTS_TABLE, MEMBER_TABLES)
     metadata: dict[str, Any] = {
-        "dagster/row_count": result.rows,
-        "dagster/table_name": LISTS_TABLE,
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name, type_) for name, type_ in result.columns]
-        ),
-        "static_lists": len(statics),
-        "smart_lists": len(smarts),
+        **table_metadata(LISTS_TABLE, result),
+        "static_lists": len(catalog.statics),
+        "smart_lists": len(catalog.smarts),
         "pruned_member_rows": dg.MetadataValue.json(result.pruned_member_rows),
     }
-    if smart_error:
-        metadata["smart_lists_error"] = smart_error
+    if catalog.smart_error:
+        metadata["smart_lists_error"] = catalog.smart_error
+    duplicates = catalog.duplicates()
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[

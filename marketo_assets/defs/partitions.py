@@ -1,50 +1,33 @@
-"""Partitions: one per Marketo date window (monthly by default, weekly or daily by setting).
+"""Partitions: one per Marketo date window (monthly by default, weekly or daily by setting),
+one per selected list, one per day of lead changes; built from the settings at load.
 
-The last partition is the current, still-open window (`end_offset=1`) so the daily schedule can
-refresh it. Marketo windows are inclusive at both ends and have no milliseconds, so a partition
-[start, end) is sent as `startAt = start`, `endAt = end - 1 s`.
-
-The first partition is the window that contains MARKETO_PARTITION_START (weeks start on Sunday,
-months on the 1st): Dagster starts a partitions definition at the first window boundary on or
-after its start date, so the definition starts at the boundary on or before it. That first
-partition exports from MARKETO_PARTITION_START (midnight in MARKETO_PARTITION_TIMEZONE), not
-from its window start (`lead_window`): every lead created at or after the start date is in
-exactly one partition, and none created before it.
-
-Lists: one dynamic partition per selected list, keyed by its stable id (`static-1021`,
-`smart-5001`; never by name), added and removed by the list sensors. Lead changes: one daily
-partition per day of `updatedAt` changes.
-
-The date partitions are functions of the settings, built when the definitions load.
+The last date partition is the current, still-open window (`end_offset=1`) so the daily
+schedules can refresh it. Marketo windows are inclusive at both ends and have no milliseconds,
+so a partition [start, end) is sent as `startAt = start`, `endAt = end - 1 s`. Where the first
+partition starts: `extract/windows.py`. Lists are keyed by their stable id (`static-1021`,
+`smart-5001`; never by name), added and removed by the list sensors.
 """
-
-from __future__ import annotations
-
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from marketo_assets.extract.list_plan import list_id_from_key, list_partition_key
+from marketo_assets.extract.windows import (
+    future_start,
+    lead_changes_future_start,
+    lead_window,
+    start_warnings,
+    window_start,
+)
 from marketo_assets.settings import ProjectSettings
 
-__all__ = ["list_id_from_key", "list_partition_key"]  # with the partitions they key
+__all__ = ["future_start", "lead_changes_future_start", "lead_window", "list_id_from_key"]
+__all__ += ["list_partition_key", "start_warnings", "window_start"]  # as before their move
 
 _WINDOWS = {
     "monthly": dg.MonthlyPartitionsDefinition,
     "weekly": dg.WeeklyPartitionsDefinition,
     "daily": dg.DailyPartitionsDefinition,
 }
-
-
-def window_start(day: date, window: str) -> date:
-    """The first day of the daily, weekly (Sunday, Dagster's default) or monthly window that
-    contains `day`."""
-    if window == "weekly":
-        return day - timedelta(days=(day.weekday() + 1) % 7)
-    if window == "monthly":
-        return day.replace(day=1)
-    return day
 
 
 def lead_windows(settings: ProjectSettings) -> dg.TimeWindowPartitionsDefinition:
@@ -66,17 +49,6 @@ def activity_windows(settings: ProjectSettings) -> dg.TimeWindowPartitionsDefini
     )
 
 
-def lead_window(
-    settings: ProjectSettings, start: datetime, end: datetime
-) -> tuple[datetime, datetime]:
-    """A lead partition's window [start, end] with the first one cut at MARKETO_PARTITION_START
-    (local midnight): leads created before it are in no partition."""
-    leads_start = datetime.combine(
-        settings.partition_start, time(), ZoneInfo(settings.partition_timezone)
-    )
-    return max(start, leads_start), end
-
-
 def lead_change_days(settings: ProjectSettings) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(
         start_date=settings.lead_changes_first_day.isoformat(),
@@ -88,38 +60,3 @@ def lead_change_days(settings: ProjectSettings) -> dg.DailyPartitionsDefinition:
 static_lists = dg.DynamicPartitionsDefinition(name="static_lists")
 smart_lists = dg.DynamicPartitionsDefinition(name="smart_lists")
 LIST_PARTITIONS = {"static": static_lists, "smart": smart_lists}
-
-
-def future_start(settings: ProjectSettings, current_time: datetime | None = None) -> str | None:
-    """Why no lead partition can run yet (MARKETO_PARTITION_START after today), or None."""
-    return _future(settings, "MARKETO_PARTITION_START", settings.partition_start, current_time)
-
-
-def lead_changes_future_start(
-    settings: ProjectSettings, current_time: datetime | None = None
-) -> str | None:
-    """The same for the lead-change days (MARKETO_LEAD_CHANGES_START, default the above)."""
-    own = settings.lead_changes_start is not None
-    variable = "MARKETO_LEAD_CHANGES_START" if own else "MARKETO_PARTITION_START"
-    return _future(settings, variable, settings.lead_changes_first_day, current_time)
-
-
-def _future(
-    settings: ProjectSettings, variable: str, start: date, current_time: datetime | None
-) -> str | None:
-    zone = ZoneInfo(settings.partition_timezone)
-    today = (current_time or datetime.now(zone)).astimezone(zone).date()
-    if start <= today:
-        return None
-    return (
-        f"{variable} is {start.isoformat()}, in the future (today is {today.isoformat()} in "
-        f'{zone.key}): there is no partition yet to export, hence "Could not find a partition '
-        f'with key". Set {variable} to a past date (YYYY-MM-DD), e.g. the first day of the '
-        "month your Marketo data starts."
-    )
-
-
-def start_warnings(settings: ProjectSettings) -> list[str]:
-    """What the definitions warn about at load: start dates in the future."""
-    reasons = [future_start(settings), lead_changes_future_start(settings)]
-    return [reason for reason in dict.fromkeys(reasons) if reason]

@@ -11,7 +11,7 @@ from .batch import MAX_BATCH, Batch, batch_for, open_members, plan_batches
 from .capabilities import FilterCapabilities, FilterStatus, capability_for
 from .claims import RunStatus, claim_partition
 from .errors import ExportFailed
-from .events import Notice, OnEvent
+from .events import EventLines, Notice, OnEvent
 from .export import ExportClient, ExportLimits, ExportOutcome, clean_staging_area, export
 from .ledger import ExportLedger
 from .ledger_base import Claim, Ledger, LedgerEntry
@@ -35,6 +35,7 @@ __all__ = [
     "RESERVED_COLUMNS",
     "Batch",
     "Claim",
+    "EventLines",
     "ExportClient",
     "ExportFailed",
     "ExportLedger",

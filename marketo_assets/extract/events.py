@@ -8,7 +8,9 @@ from typing import Literal
 
 from marketo_assets.marketo import Event
 
-__all__ = ["Notice", "OnEvent", "ignore"]
+__all__ = ["EventLines", "Notice", "OnEvent", "ignore"]
+
+MB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -28,3 +30,32 @@ OnEvent = Callable[[Notice | Event], None]
 
 def ignore(_event: Notice | Event) -> None:
     """The default callback: nobody listens."""
+
+
+class EventLines:
+    """The engine's notices and the client's events as log lines `(level, text)` (None: not
+    worth a line); download progress once per 64 MB."""
+
+    def __init__(self) -> None:
+        self._progress = -1
+
+    def __call__(self, event: Notice | Event) -> tuple[str, str] | None:
+        if isinstance(event, Notice):
+            return event.level, event.message
+        data, export = event.data, f"Export {event.export_id}"
+        if event.kind == "status":
+            return "info", f"{export}: {data.get('status')}"
+        if event.kind == "download_progress":
+            progress = int(data.get("bytes", 0) // (64 * MB))
+            if progress == self._progress:
+                return None
+            self._progress = progress
+            done, total = data.get("bytes", 0) / MB, (data.get("total") or 0) / MB
+            return "info", f"{export}: downloaded {done:.1f} MB of {total:.1f} MB"
+        if event.kind in ("retry", "rate_limited", "enqueue_wait", "download_resumed"):
+            return "warning", f"Marketo {event.kind}: " + ", ".join(
+                f"{k}={v}" for k, v in data.items()
+            )
+        if event.kind == "checksum_mismatch":
+            return "warning", f"{export}: checksum mismatch, downloading again"
+        return None

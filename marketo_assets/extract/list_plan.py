@@ -137,6 +137,66 @@ def plan_tick(
     return plan
 
 
+@dataclass
+class Tick:
+    """What a list-sensor tick returns, as plain values: partitions to add and delete, runs to
+    request, the new cursor (None: skip only, nothing to apply), log lines (level, text)."""
+
+    runs: list[tuple[str, str, str, int]] = field(default_factory=list)  # as in TickPlan
+    catalog_run_key: str | None = None
+    add: list[str] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+    cursor: str | None = None
+    skip: str | None = None
+    logs: list[tuple[str, str]] = field(default_factory=list)
+
+
+def run_tick(
+    kind: str,
+    selection: ListSelection,
+    existing: set[str],
+    raw_cursor: str | None,
+    now: datetime,
+    refresh: timedelta | None,
+    discover: Callable[[], list[DiscoveredList]],
+    filter_enabled: Callable[[int], tuple[bool, str | None]] | None = None,
+) -> Tick:
+    """One tick of the `kind` list sensor: `discover` lists Marketo's lists (not called for an
+    empty selection); `filter_enabled(list_id)` (smart lists) says whether runs may be
+    requested, and why not."""
+    if selection.empty:
+        message = (
+            f"No {kind} list selected: set MARKETO_{kind.upper()}_LISTS (ids, names or patterns)."
+        )
+        if not existing:
+            return Tick(skip=message)
+        gone = sorted(existing)
+        logs = [("info", f"Selection is empty: deleting partitions {gone}")]
+        return Tick(delete=gone, cursor=json.dumps(load_cursor(None)), skip=message, logs=logs)
+    discovered = discover()
+    cursor = load_cursor(raw_cursor)
+    plan = plan_tick(kind, discovered, selection, existing, cursor, now, refresh)
+    notice = None
+    if filter_enabled and plan.runs:
+        enabled, notice = filter_enabled(plan.runs[0][3])
+        if not enabled:
+            plan = plan_tick(kind, discovered, selection, existing, cursor, now, refresh, False)
+    tick = Tick(plan.runs, plan.catalog_run_key, plan.add, plan.delete)
+    tick.cursor = json.dumps(plan.cursor, sort_keys=True)
+    if plan.delete:
+        tick.logs.append(
+            ("info", f"Deleting partitions of deleted or unselected lists: {plan.delete}")
+        )
+    tick.logs += [("info", f"{key}: {why}; requesting run {run}") for key, run, why, _ in plan.runs]
+    missing = unmatched_message(kind, plan.unmatched, len(discovered)) if plan.unmatched else ""
+    tick.logs += [("warning", line) for line in (notice, missing) if line]
+    if not plan.runs and not plan.catalog_run_key:
+        tick.skip = notice or f"No {kind} list changed ({len(plan.cursor['lists'])} selected)."
+        if missing:
+            tick.skip = f"{tick.skip} {missing}"
+    return tick
+
+
 def unmatched_entries(selection: ListSelection, lists: list[DiscoveredList]) -> list[str]:
     """Entries of the selection that match no list Marketo has (a typo, a deleted list)."""
     ids = {lst.id for lst in lists}

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from marketo_assets.marketo import ExportRequest, LeadField
+from marketo_assets.marketo import AnyFilter, ExportRequest, LeadField
 
 from .errors import ExportFailed
 
@@ -25,6 +25,7 @@ __all__ = [
     "check_columns",
     "safe_name",
     "select_fields",
+    "spec_for",
 ]
 
 # Lineage columns every loaded table has next to the exported fields.
@@ -184,3 +185,31 @@ def check_columns(request: ExportRequest) -> None:
                 retryable=False,
             )
         seen[folded] = header
+
+
+def spec_for(
+    asset: str,
+    partition_key: str,
+    described: Sequence[LeadField],
+    filters: Sequence[AnyFilter],
+    *,
+    fields: list[str],
+    required: Sequence[str],
+    file_format: str,
+    headers: dict[str, str],
+    exported_headers_only: bool = False,
+    **options: Any,
+) -> ExportSpec:
+    """The spec of one partition: a job per filter (loaded together) of the `fields` (every
+    exportable field when empty) and the `required` ones, with the header names `headers` (a
+    name for a field not exported is refused, unless `exported_headers_only` drops it).
+    `options`: ExportSpec's (unsupported_hint, generation)."""
+    field_types = select_fields(described, fields, list(required))
+    names = [name for name, _ in field_types]
+    if exported_headers_only:
+        headers = {k: v for k, v in headers.items() if k in names}
+    requests = [
+        ExportRequest(fields=names, filter=f, format=file_format, column_header_names=headers)
+        for f in filters
+    ]
+    return ExportSpec.of(asset, partition_key, requests, field_types, **options)

@@ -54,7 +54,7 @@ def demo_partitions(defs: dg.Definitions, simulated: bool) -> list[str]:
     keys = windows.get_partition_keys()
     if simulated:
         return [k for k in keys if "2025-01-01" <= k < "2025-07-01"]
-    return keys[-7:-1]  # the six most recent complete windows
+    return list(keys[-7:-1])  # the six most recent complete windows
 
 
 def main() -> int:
@@ -112,7 +112,7 @@ def _run() -> int:
                 # leave nothing unfinished for a later daemon to pick up.
                 abandon_runs(instance, sensors_since)
         _say(f"Backfill finished: {status.value}")
-        quota = target.simulator.state()["quota_used_bytes"] if target.is_simulator else None
+        quota = target.simulator.state()["quota_used_bytes"] if target.simulator else None
 
     lists_ok = _list_summary(settings.duckdb_path, lists)
     model_lines, models_ok = model_summary(settings.duckdb_path)
@@ -164,9 +164,9 @@ def _summary(duckdb_path: Path, keys: list[str], quota_bytes: int | None, second
                 "SELECT _partition_key, count(*) FROM marketo.marketo.leads GROUP BY 1 ORDER BY 1"
             ).fetchall()
         )
-        distinct = conn.execute("SELECT count(DISTINCT id) FROM marketo.marketo.leads").fetchone()[
-            0
-        ]
+        (distinct,) = conn.execute(
+            "SELECT count(DISTINCT id) FROM marketo.marketo.leads"
+        ).fetchall()[0]
     _say("")
     _say("Partition    Rows")
     for key in keys:

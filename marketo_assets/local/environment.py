@@ -6,6 +6,10 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from marketo_assets.simulator.process import SimulatorHandle
 
 REAL_MARKETO_VARS = ("MARKETO_BASE_URL", "MARKETO_CLIENT_ID", "MARKETO_CLIENT_SECRET")
 
@@ -22,7 +26,7 @@ DEMO_SIMULATOR = {
 @dataclass
 class MarketoTarget:
     env: dict[str, str]
-    simulator: object | None  # a SimulatorHandle when running against the simulator
+    simulator: SimulatorHandle | None  # None: a real Marketo
 
     @property
     def is_simulator(self) -> bool:

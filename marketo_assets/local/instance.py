@@ -46,12 +46,12 @@ def running_daemon(
     env: dict[str, str] | None = None, log_path: Path | None = None
 ) -> Iterator[subprocess.Popen]:
     """`dagster-daemon run` on the project's workspace (runs queued runs and backfills)."""
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    log = open(log_path, "ab") if log_path else None  # noqa: SIM115
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
         cwd=PROJECT_ROOT,
         env={**os.environ, **(env or {})},
-        stdout=log,
+        stdout=log or subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -59,7 +59,7 @@ def running_daemon(
         yield proc
     finally:
         stop_process_group(proc)
-        if log_path:
+        if log:
             log.close()
 
 
@@ -188,6 +188,8 @@ def wait_for_backfill(
     deadline = time.monotonic() + timeout
     while True:
         backfill = instance.get_backfill(backfill_id)
+        if backfill is None:
+            raise LookupError(f"no backfill {backfill_id}")
         runs = backfill_runs(instance, backfill_id)
         if on_tick:
             on_tick(backfill, runs)

@@ -20,7 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType, TickStatus
+from dagster._core.scheduler.instigation import (
+    InstigatorStatus,
+    InstigatorTick,
+    InstigatorType,
+    TickStatus,
+)
 
 LIST_SENSORS = ("static_list_sensor", "smart_list_sensor")
 _DONE = {TickStatus.SUCCESS, TickStatus.SKIPPED, TickStatus.FAILURE}
@@ -49,8 +54,8 @@ def forget_list_sensor_state(instance: dg.DagsterInstance) -> list[str]:
     return forgotten
 
 
-def _first_ticks(instance: dg.DagsterInstance, since: float) -> dict[str, object]:
-    found: dict[str, object] = {}
+def _first_ticks(instance: dg.DagsterInstance, since: float) -> dict[str, InstigatorTick]:
+    found: dict[str, InstigatorTick] = {}
     for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
         if state.instigator_name not in LIST_SENSORS:
             continue
@@ -70,7 +75,7 @@ def wait_for_list_sensors(
     """Wait for each list sensor's first tick after `since`, then for the runs it requested."""
     outcome = ListSensorOutcome()
     deadline = time.monotonic() + timeout
-    ticks: dict[str, object] = {}
+    ticks: dict[str, InstigatorTick] = {}
     while len(ticks) < len(LIST_SENSORS) and time.monotonic() < deadline:
         ticks = _first_ticks(instance, since)
         time.sleep(1.0)

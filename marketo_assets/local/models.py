@@ -129,9 +129,10 @@ def _dbt_runs(instance: dg.DagsterInstance, keys: list[dg.AssetKey], since: floa
 def _backfill_done(instance: dg.DagsterInstance, backfill_id: str | None) -> bool:
     """Done when the daemon says so, or (sooner: it looks every 30 s) when the backfill's
     runs all succeeded."""
-    if backfill_id is None or instance.get_backfill(backfill_id).status in BACKFILL_DONE:
+    backfill = instance.get_backfill(backfill_id) if backfill_id else None
+    if backfill is None or backfill.status in BACKFILL_DONE:
         return True
-    runs = backfill_runs(instance, backfill_id)
+    runs = backfill_runs(instance, backfill.backfill_id)
     return bool(runs) and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
 
 
@@ -170,13 +171,13 @@ def model_summary(duckdb_path: Path) -> tuple[list[str], bool]:
         counts = {}
         for table in (DIM_LEADS, LIST_MEMBERSHIP, LEADS_DAILY):
             try:
-                counts[table] = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                counts[table] = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
             except duckdb.CatalogException:
                 counts[table] = None
         lists = None
         if counts[LIST_MEMBERSHIP] is not None:
-            lists = conn.execute(f"SELECT count(DISTINCT list_key) FROM {LIST_MEMBERSHIP}")
-            lists = lists.fetchone()[0]
+            sql = f"SELECT count(DISTINCT list_key) FROM {LIST_MEMBERSHIP}"
+            lists = conn.execute(sql).fetchall()[0][0]
     notes = {
         DIM_LEADS: "one row per lead id",
         LIST_MEMBERSHIP: f"lead x list, {lists} lists" if lists is not None else "",

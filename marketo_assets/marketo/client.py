@@ -44,7 +44,7 @@ from .models import ActivityType, DownloadResult, Event, LeadField, SmartList, S
 from .programs import Program
 from .retry import AUTH_RETRIES
 from .settings import ClientSettings
-from .throttle import Throttle
+from .throttle import Throttle, shared_throttle
 
 __all__ = ["AUTH_RETRIES", "MarketoClient", "checked_export_id", "export_path"]
 
@@ -102,6 +102,20 @@ class MarketoClient:
             f"MarketoClient(base_url={self.settings.base_url!r}, "
             f"client_id={self.settings.client_id!r}, calls_made={self.calls_made})"
         )
+
+    @classmethod
+    def sharing_throttle(
+        cls, settings: ClientSettings, on_event: Callable[[Event], None] | None = None
+    ) -> MarketoClient:
+        """A client drawing from the throttle of its Marketo instance shared in this process
+        (`throttle.shared_throttle`): runs and sensor ticks share Marketo's 100 calls / 20 s."""
+        throttle = shared_throttle(
+            settings.base_url,
+            settings.max_calls_per_window,
+            settings.window_seconds,
+            settings.max_concurrent,
+        )
+        return cls(settings, on_event=on_event, throttle=throttle)
 
     def __enter__(self) -> MarketoClient:
         return self

@@ -8,6 +8,7 @@ from .backend import (
     Warehouse,
     WarehouseConfigError,
     WarehouseSession,
+    check_warehouse,
     warehouse_from_config,
 )
 from .catalog import LIST_COLUMNS, CatalogResult, replace_list_catalog
@@ -52,6 +53,7 @@ __all__ = [
     "WarehouseLockedError",
     "WarehouseSession",
     "WarehouseUnavailableError",
+    "check_warehouse",
     "check_writable",
     "columns_for",
     "connect_for_write",

@@ -21,7 +21,7 @@ machine). `warehouse_from_config` picks one from `MARKETO_WAREHOUSE`-style setti
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -32,7 +32,7 @@ from . import catalog as _catalog
 from . import loader as _loader
 from . import queries as _queries
 from .catalog import CatalogResult
-from .duckdb_file import check_writable, connect_for_write
+from .duckdb_file import LockHolder, check_writable, connect_for_write
 from .loader import LoadResult, PartFiles
 from .types import Column
 
@@ -165,6 +165,27 @@ class DuckDBWarehouse:
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse({self.database!r})"
+
+
+def check_warehouse(
+    kind: str,
+    database: str,
+    config: dict | None = None,
+    *,
+    create_folder: bool = False,
+    is_ours: Callable[[LockHolder], bool] | None = None,
+) -> LockHolder | None:
+    """Raise WarehouseUnavailableError if a load into the `kind` warehouse ("postgres": the PG*
+    variables; else the DuckDB file `database`) could not write; see duckdb_file.check_writable
+    for `create_folder`, `is_ours` and the holder returned."""
+    if kind == "postgres":
+        from .postgres import PostgresWarehouse
+
+        PostgresWarehouse().check()
+        return None
+    if database == ":memory:" or database.startswith("md:"):
+        return None
+    return check_writable(database, config, create_folder=create_folder, is_ours=is_ours)
 
 
 class WarehouseConfigError(ValueError):

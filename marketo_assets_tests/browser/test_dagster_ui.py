@@ -16,8 +16,8 @@ import duckdb
 import pytest
 from playwright.sync_api import Page, expect
 
-from ..dagster.test_lead_partitions import _window
-from .conftest import LOCATION, DagsterUI, screenshot
+from marketo_assets_tests.support.browser import LOCATION, DagsterUI, screenshot
+from marketo_assets_tests.support.dagster import created_at_window
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
@@ -117,7 +117,7 @@ def _metadata_value(page: Page, key: str) -> str:
 
 def _export_job(ui: DagsterUI, partition: str) -> dict:
     """The simulator's record of the latest export job created for a monthly partition."""
-    start = _window(partition)["createdAt"]["startAt"]
+    start = created_at_window(partition)["createdAt"]["startAt"]
     jobs = [j for j in ui.sim.state()["jobs"] if j["filter"]["createdAt"]["startAt"] == start]
     assert jobs, f"no export job for {partition}"
     return jobs[-1]
@@ -216,7 +216,7 @@ def test_lead_partition_run_shows_export_metadata_and_passed_checks(page: Page, 
     screenshot(page, "06-lead-partition-run")
 
     job = _export_job(dagster_ui, SINGLE_PARTITION)
-    expected_records = dagster_ui.sim.truth(_window(SINGLE_PARTITION))["count"]
+    expected_records = dagster_ui.sim.truth(created_at_window(SINGLE_PARTITION))["count"]
     assert job["numberOfRecords"] == expected_records > 0
 
     _open(
@@ -315,4 +315,4 @@ def test_backfill_of_three_windows_from_the_materialize_dialog_completes(page: P
 
     rows = _partition_rows(dagster_ui)
     for partition in BACKFILL_PARTITIONS:
-        assert rows[partition] == dagster_ui.sim.truth(_window(partition))["count"]
+        assert rows[partition] == dagster_ui.sim.truth(created_at_window(partition))["count"]

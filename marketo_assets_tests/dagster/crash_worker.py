@@ -32,7 +32,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from marketo_assets.defs.resources import ExportOptions, MarketoResource
-from marketo_assets_tests.assets import lead_export_files, leads
+from marketo_assets_tests.support.assets import lead_export_files, leads
 
 
 class _PausingConnection:

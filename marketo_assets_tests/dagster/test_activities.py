@@ -14,8 +14,7 @@ from dagster._core.execution.backfill import BulkActionStatus
 
 from marketo_assets.defs.activities import activity_assets, activity_types
 from marketo_assets.settings import ProjectSettings
-
-from .conftest import SIM_ARGS, resources_for, run_env
+from marketo_assets_tests.support.dagster import SIM_ARGS, resources_for, run_env
 
 DAY = "2025-03-03"
 ACTIVITY_CREATES = "/bulk/v1/activities/export/create.json"

@@ -7,25 +7,28 @@ input (header names with quotes, semicolons, spaces, unicode or SQL; odd list na
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from marketo_assets.defs.list_sensors import build_list_sensor
 from marketo_assets.defs.resources import ExportOptions
-from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.settings import ListSelection
 from marketo_assets.simulator.process import run_simulator
-from marketo_assets_tests.assets import lead_export_files, leads
+from marketo_assets_tests.support.assets import lead_export_files, leads
+from marketo_assets_tests.support.dagster import (
+    SIM_ARGS,
+    created_at_window,
+    failure_text,
+    leads_and_ledger,
+    materialize_leads,
+    request_counts,
+    resources_for,
+    step_attempts,
+)
+from marketo_assets_tests.support.list_runs import catalog, execute, members, tick, truth
 
-from .conftest import SIM_ARGS, marketo_resource
-from .test_lead_partitions import _window
-from .test_list_exports import catalog, execute, members, tick, truth
-
-CREATE = "/bulk/v1/leads/export/create.json"
 LOADED = "2025-01-01"  # loaded first; every bad run re-runs it
 BAD_KEY = "2025-02-01"
 
@@ -39,62 +42,7 @@ def sim():
 @pytest.fixture(scope="module")
 def loaded(sim, tmp_path_factory):
     """A data dir with partition LOADED already in DuckDB."""
-    root = tmp_path_factory.mktemp("loaded")
-    result = dg.materialize(
-        [lead_export_files, leads],
-        partition_key=LOADED,
-        resources=_resources(sim, root),
-        instance=dg.DagsterInstance.ephemeral(),
-    )
-    assert result.success
-    return root
-
-
-def _resources(sim, root: Path, options: ExportOptions | None = None, **marketo) -> dict:
-    return {
-        "marketo": marketo_resource(sim, root, **marketo),
-        "export_options": options or ExportOptions(),
-        "warehouse": DuckDBResource(database=str(root / "marketo.duckdb")),
-    }
-
-
-def _snapshot(root: Path) -> tuple:
-    with duckdb.connect(str(root / "marketo.duckdb"), read_only=True) as conn:
-        rows = conn.execute("SELECT * FROM marketo.marketo.leads ORDER BY id").fetchall()
-    ledger = [(e.export_id, e.status) for e in ExportLedger(root / "ledger.sqlite").entries()]
-    return rows, ledger
-
-
-def _calls(sim) -> dict:
-    requests = sim.state()["requests"]
-    return {
-        "marketo": requests["marketo"],
-        "identity": requests["identity"],
-        "create": requests["by_path"].get(CREATE, 0),
-    }
-
-
-def failure_text(result) -> str:
-    """Every error message of a failed run: step failures and run/resource-init failures."""
-    parts = []
-
-    def add(error) -> None:
-        while error is not None:
-            parts.append(error.message)
-            error = error.cause
-
-    for event in result.all_events:
-        if event.is_step_failure:
-            add(event.step_failure_data.error)
-        data = event.event_specific_data
-        error = getattr(data, "error", None)
-        if error is not None and hasattr(error, "message"):
-            add(error)
-    return "\n".join(parts)
-
-
-def _step_attempts(result) -> int:
-    return sum(1 for e in result.all_events if e.event_type_value == "STEP_START")
+    return materialize_leads(sim, tmp_path_factory.mktemp("loaded"), LOADED)
 
 
 CASES = {
@@ -177,13 +125,13 @@ def test_bad_input_fails_early_and_changes_nothing(sim, loaded, case, monkeypatc
         options = None
     else:
         run_config = None
-    before, calls = _snapshot(loaded), _calls(sim)
+    before, calls = leads_and_ledger(loaded), request_counts(sim)
 
     try:
         result = dg.materialize(
             [lead_export_files, leads],
             partition_key=LOADED,
-            resources=_resources(sim, loaded, options, **env_marketo),
+            resources=resources_for(sim, loaded, options, **env_marketo),
             instance=dg.DagsterInstance.ephemeral(),
             run_config=run_config,
             raise_on_error=False,
@@ -196,13 +144,13 @@ def test_bad_input_fails_early_and_changes_nothing(sim, loaded, case, monkeypatc
     for phrase in phrases:
         assert phrase in text, f"{phrase!r} not in:\n{text[-2000:]}"
     assert "not-the-right-secret" not in text and sim.client_secret not in text
-    after = _calls(sim)
+    after = request_counts(sim)
     assert after["create"] == calls["create"], "an export job was created"
     if no_calls:
         assert after == calls, "Marketo was called for a configuration error"
     if result is not None:
-        assert _step_attempts(result) <= 1  # no retries of an error a retry cannot fix
-    assert _snapshot(loaded) == before  # rows, lineage and ledger untouched
+        assert step_attempts(result) <= 1  # no retries of an error a retry cannot fix
+    assert leads_and_ledger(loaded) == before  # rows, lineage and ledger untouched
 
 
 HEADERS = {
@@ -226,13 +174,13 @@ def test_odd_header_names_load_as_quoted_identifiers(sim, tmp_path, fmt):
     result = dg.materialize(
         [lead_export_files, leads],
         partition_key=BAD_KEY,
-        resources=_resources(sim, tmp_path, options),
+        resources=resources_for(sim, tmp_path, options),
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert all(checks.values()), checks  # incl. createdAt inside the window
-    expected = sim.truth(_window(BAD_KEY), ids=True)
+    expected = sim.truth(created_at_window(BAD_KEY), ids=True)
     with duckdb.connect(str(tmp_path / "marketo.duckdb"), read_only=True) as conn:
         columns = [
             r[0]
@@ -259,10 +207,10 @@ def test_odd_header_names_load_as_quoted_identifiers(sim, tmp_path, fmt):
 
 
 def test_a_list_name_that_does_not_exist_is_reported_by_the_sensor(sim, tmp_path):
-    calls = _calls(sim)
+    calls = request_counts(sim)
     selection = ListSelection.parse('["No Such List", "id:99999", "Webinar 2031*"]')
     sensor = build_list_sensor("static", selection=selection)
-    resources = _resources(sim, tmp_path)
+    resources = resources_for(sim, tmp_path)
     with dg.instance_for_test() as instance:
         first = tick(sensor, instance, resources)  # logs the warning; requests the catalog
         assert not [r for r in first.run_requests if r.partition_key]
@@ -272,7 +220,7 @@ def test_a_list_name_that_does_not_exist_is_reported_by_the_sensor(sim, tmp_path
     reason = str(result.skip_reason)
     for phrase in ("name 'No Such List'", "id 99999", "pattern 'Webinar 2031*'", "spelling"):
         assert phrase in reason, reason
-    assert _calls(sim)["create"] == calls["create"]
+    assert request_counts(sim)["create"] == calls["create"]
     assert not (tmp_path / "marketo.duckdb").exists()  # the sensor never opens DuckDB
 
 
@@ -287,7 +235,7 @@ def test_odd_list_names_that_exist_are_exported(sim, tmp_path):
         lst = sim.create_list("static", name)
         sim.set_list_members("static", lst["id"], add=[n + 1, n + 10, n + 20])
         created[lst["id"]] = name
-    resources = _resources(sim, tmp_path)
+    resources = resources_for(sim, tmp_path)
     sensor = build_list_sensor("static", selection=ListSelection.parse(json.dumps(names)))
     with dg.instance_for_test() as instance:
         result = tick(sensor, instance, resources)

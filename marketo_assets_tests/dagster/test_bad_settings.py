@@ -23,11 +23,13 @@ from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
 from marketo_assets.local.instance import ensure_pools, running_daemon
 from marketo_assets.settings import PROJECT_ROOT
+from marketo_assets_tests.support.dagster import (
+    created_at_window,
+    materialize_cli,
+    run_env,
+    wait_for,
+)
 
-from .conftest import run_env, wait_for
-from .test_lead_partitions import _window
-
-DAGSTER = str(Path(sys.executable).with_name("dagster"))
 KEY = "2025-01-01"
 LISTS = {"MARKETO_STATIC_LISTS": "1001", "MARKETO_SMART_LISTS": "5001"}
 
@@ -77,7 +79,7 @@ def test_a_bad_list_setting_switches_off_only_the_list_sensors(lead_sim, tmp_pat
 
     assert "load_error" not in report, report.get("load_error")
     assert report["materialized"], report
-    assert lead_rows(tmp_path) == {KEY: lead_sim.truth(_window(KEY))["count"]}
+    assert lead_rows(tmp_path) == {KEY: lead_sim.truth(created_at_window(KEY))["count"]}
     assert any(variable in w and value.strip() in w for w in report["warnings"]), report
     for kind in ("static", "smart"):
         tick = report["sensors"][f"{kind}_list_sensor"]
@@ -112,15 +114,7 @@ def test_the_daemon_shows_the_reason_and_lead_partitions_still_run(lead_sim, tmp
         monkeypatch.setenv(name, value)
     with dg.DagsterInstance.get() as instance:
         ensure_pools(instance)
-        done = subprocess.run(
-            [DAGSTER, "asset", "materialize", "-m", "marketo_assets.definitions", "--select",
-             "marketo/lead_export_files,marketo/leads", "--partition", KEY],
-            cwd=PROJECT_ROOT,
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )  # fmt: skip
+        done = materialize_cli(env, KEY)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "MARKETO_STATIC_LISTS" in done.stderr  # the warning at load
         with running_daemon(log_path=tmp_path / "daemon.log"):
@@ -130,7 +124,7 @@ def test_the_daemon_shows_the_reason_and_lead_partitions_still_run(lead_sim, tmp
     text = _error_chain(static.error)
     assert "MARKETO_STATIC_LISTS" in text and "'id:0'" in text, text
     assert smart.status == TickStatus.SUCCESS, _error_chain(smart.error)
-    assert lead_rows(tmp_path) == {KEY: lead_sim.truth(_window(KEY))["count"]}
+    assert lead_rows(tmp_path) == {KEY: lead_sim.truth(created_at_window(KEY))["count"]}
 
 
 def _first_ticks(instance) -> dict | None:
@@ -169,7 +163,7 @@ def test_format_is_case_insensitive_in_env_and_run_config(lead_sim, tmp_path):
     assert report["materialized"], report
     assert [j["format"] for j in lead_sim.state()["jobs"]] == ["TSV", "SSV"]
     rows = lead_rows(tmp_path)
-    assert rows == {k: lead_sim.truth(_window(k))["count"] for k in (KEY, "2025-02-01")}
+    assert rows == {k: lead_sim.truth(created_at_window(k))["count"] for k in (KEY, "2025-02-01")}
 
 
 # ------------------------------------------------------------------ partition start
@@ -193,14 +187,6 @@ def test_a_partition_start_in_the_future_says_so(lead_sim, tmp_path):
     assert expected in report["demo_error"], report
     assert lead_sim.state()["jobs"] == []  # nothing probed or exported
 
-    done = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "marketo_assets.definitions", "--select",
-         "marketo/lead_export_files,marketo/leads", "--partition", start],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )  # fmt: skip
+    done = materialize_cli(env, start)
     assert done.returncode != 0
     assert expected in done.stderr, done.stderr[-3000:]

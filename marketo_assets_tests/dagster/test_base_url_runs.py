@@ -13,20 +13,21 @@ import pytest
 
 from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.simulator.process import run_simulator
-from marketo_assets_tests.assets import lead_export_files, leads
-from marketo_assets_tests.integration.client_support import not_marketo
-
-from .conftest import SIM_ARGS
-from .test_bad_input_runs import (
-    BAD_KEY,
-    LOADED,
-    _calls,
-    _resources,
-    _snapshot,
-    _step_attempts,
+from marketo_assets_tests.support.assets import lead_export_files, leads
+from marketo_assets_tests.support.client import not_marketo
+from marketo_assets_tests.support.dagster import (
+    SIM_ARGS,
+    created_at_window,
     failure_text,
+    leads_and_ledger,
+    materialize_leads,
+    request_counts,
+    resources_for,
+    step_attempts,
 )
-from .test_lead_partitions import _window
+
+LOADED = "2025-01-01"  # loaded first; every bad run re-runs it
+BAD_KEY = "2025-02-01"
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +38,7 @@ def sim():
 
 @pytest.fixture(scope="module")
 def loaded(sim, tmp_path_factory):
-    root = tmp_path_factory.mktemp("loaded")
-    result = dg.materialize(
-        [lead_export_files, leads],
-        partition_key=LOADED,
-        resources=_resources(sim, root),
-        instance=dg.DagsterInstance.ephemeral(),
-    )
-    assert result.success
-    return root
+    return materialize_leads(sim, tmp_path_factory.mktemp("loaded"), LOADED)
 
 
 def _run(sim, root, partition_key: str, monkeypatch, base_url: str):
@@ -55,7 +48,7 @@ def _run(sim, root, partition_key: str, monkeypatch, base_url: str):
     result = dg.materialize(
         [lead_export_files, leads],
         partition_key=partition_key,
-        resources=_resources(sim, root, base_url=dg.EnvVar("MARKETO_TEST_BASE_URL")),
+        resources=resources_for(sim, root, base_url=dg.EnvVar("MARKETO_TEST_BASE_URL")),
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
@@ -68,7 +61,7 @@ def test_the_rest_endpoint_as_marketo_shows_it_loads(sim, tmp_path, monkeypatch,
     assert result.success, failure_text(result)
     with duckdb.connect(str(tmp_path / "marketo.duckdb"), read_only=True) as conn:
         rows = conn.execute("SELECT count(*) FROM marketo.marketo.leads").fetchone()[0]
-    assert rows == sim.truth(_window(BAD_KEY))["count"]
+    assert rows == sim.truth(created_at_window(BAD_KEY))["count"]
 
 
 LOGIN_PAGE = b"<!DOCTYPE html><html><title>Adobe Marketo Engage - Sign in</title></html>"
@@ -92,7 +85,7 @@ LOGIN_PAGE = b"<!DOCTYPE html><html><title>Adobe Marketo Engage - Sign in</title
     ],
 )
 def test_a_bad_base_url_fails_at_once_and_changes_nothing(sim, loaded, monkeypatch, case, phrases):
-    before, calls = _snapshot(loaded), _calls(sim)
+    before, calls = leads_and_ledger(loaded), request_counts(sim)
     with not_marketo(LOGIN_PAGE, "text/html") as (login_url, seen):
         base_url = {
             "other_path": sim.base_url + "/rest/v1",
@@ -106,10 +99,10 @@ def test_a_bad_base_url_fails_at_once_and_changes_nothing(sim, loaded, monkeypat
         assert phrase in text, f"{phrase!r} not in:\n{text[-2000:]}"
     assert sim.client_secret not in text
     assert elapsed < 30  # not minutes of retries (a slow, shared machine: a wide margin)
-    assert _step_attempts(result) <= 1
-    assert _calls(sim) == calls  # the simulator was never called: no export job
+    assert step_attempts(result) <= 1
+    assert request_counts(sim) == calls  # the simulator was never called: no export job
     assert len(seen) <= 1
-    assert _snapshot(loaded) == before
+    assert leads_and_ledger(loaded) == before
 
 
 def test_a_file_longer_than_its_file_size_fails_the_run_once(sim, tmp_path):
@@ -119,7 +112,7 @@ def test_a_file_longer_than_its_file_size_fails_the_run_once(sim, tmp_path):
         result = dg.materialize(
             [lead_export_files, leads],
             partition_key=BAD_KEY,
-            resources=_resources(sim, tmp_path),
+            resources=resources_for(sim, tmp_path),
             instance=dg.DagsterInstance.ephemeral(),
             raise_on_error=False,
         )
@@ -135,7 +128,7 @@ def test_a_file_longer_than_its_file_size_fails_the_run_once(sim, tmp_path):
     assert f"Marketo announced {size} bytes (fileSize)" in text
     assert f"a body of {size + (50 << 20)} bytes" in text
     assert len(served) == 3  # one step, three downloads: not retried by the step
-    assert _step_attempts(result) == 1
+    assert step_attempts(result) == 1
     assert entry.status == "failed"  # the next run creates a new job
     assert not (tmp_path / "marketo.duckdb").exists() or not _has_leads(tmp_path)
     assert elapsed < 60

@@ -8,23 +8,23 @@ the ledger, the simulator and the staging folder, kills the process there and re
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from marketo_assets.extract.ledger import ExportLedger
-from marketo_assets.settings import PROJECT_ROOT
-
-from .conftest import run_env
-from .test_lead_partitions import _window
+from marketo_assets_tests.support.crash_runs import (
+    FAST,
+    RunProcesses,
+    duplicate_ids,
+    jobs_for,
+    partition_rows,
+    wait_until,
+)
+from marketo_assets_tests.support.dagster import created_at_window, run_env
 
 LEDGER_ASSET = "marketo/leads"
 STATUS_PATH = "/bulk/v1/leads/export/{exportId}/status.json"
@@ -37,20 +37,7 @@ HOLD = {
     "downloading": {"download_bytes_per_second": 20_000},
     "loading": {},  # the worker stops before COMMIT (--pause-load)
 }
-FAST = {"latency": 0.0, "max_processing": 2, "rows_per_second": 0, "download_bytes_per_second": 0}
 PHASES = list(HOLD)
-
-
-def _wait_for(predicate, timeout: float, what: str, proc: RunProcess | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.ended():
-            raise AssertionError(f"the run process ended before {what}: {proc.output()[-3000:]}")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -66,63 +53,6 @@ def crash_env(lead_sim, tmp_path):
     return {**os.environ, **env}
 
 
-class RunProcesses:
-    """Starts run processes (forked by `crash_worker --fork-server`, which imported everything
-    once) and kills them."""
-
-    def __init__(self, env: dict[str, str], logs: Path):
-        self.logs = logs
-        self.count = 0
-        self.server = subprocess.Popen(
-            [sys.executable, "-m", "marketo_assets_tests.dagster.crash_worker", "--fork-server"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def _ask(self, command: dict) -> int:
-        self.server.stdin.write(json.dumps(command) + "\n")
-        self.server.stdin.flush()
-        return int(self.server.stdout.readline())
-
-    def start(self, partitions: list[str], pause_load: str = "") -> RunProcess:
-        self.count += 1
-        log = self.logs / f"run-{self.count}.log"
-        command = {"partitions": partitions, "pause_load": pause_load, "log": str(log)}
-        return RunProcess(self._ask(command), log, self)
-
-    def reap(self, pid: int) -> None:
-        self._ask({"wait": pid})
-
-    def close(self) -> None:
-        self.server.stdin.close()
-        self.server.wait(timeout=60)
-
-
-class RunProcess:
-    def __init__(self, pid: int, log: Path, server: RunProcesses):
-        self.pid, self.log, self.server = pid, log, server
-        self.rc_file = Path(str(log) + ".rc")
-
-    def ended(self) -> bool:
-        return self.rc_file.exists()
-
-    def output(self) -> str:
-        return self.log.read_text() if self.log.exists() else ""
-
-    def kill(self) -> None:
-        # The main thread turns zombie before DuckDB's threads are gone (and the file's lock
-        # with them): wait for the parent to reap the whole process.
-        os.kill(self.pid, signal.SIGKILL)
-        self.server.reap(self.pid)
-
-    def wait(self, timeout: float) -> int:
-        _wait_for(self.ended, timeout, f"run process {self.pid} to end")
-        return int(self.rc_file.read_text())
-
-
 @pytest.fixture
 def run_processes(crash_env, tmp_path):
     logs = tmp_path / "logs"
@@ -130,38 +60,6 @@ def run_processes(crash_env, tmp_path):
     processes = RunProcesses(crash_env, logs)
     yield processes
     processes.close()
-
-
-def _rows(tmp_path) -> dict[str, int]:
-    path = tmp_path / "marketo.duckdb"
-    if not path.exists():
-        return {}
-    with duckdb.connect(str(path), read_only=True) as conn:
-        if not conn.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'leads'"
-        ).fetchone()[0]:
-            return {}
-        return dict(
-            conn.execute(
-                "SELECT _partition_key, count(*) FROM marketo.marketo.leads GROUP BY 1"
-            ).fetchall()
-        )
-
-
-def _duplicates(tmp_path) -> int:
-    with duckdb.connect(str(tmp_path / "marketo.duckdb"), read_only=True) as conn:
-        return conn.execute(
-            "SELECT count(*) - count(DISTINCT id) FROM marketo.marketo.leads"
-        ).fetchone()[0]
-
-
-def _jobs_for(sim, key: str) -> list[dict]:
-    window = _window(key)["createdAt"]
-    return [
-        j
-        for j in sim.state()["jobs"]
-        if (j.get("filter") or {}).get("createdAt", {}).get("startAt") == window["startAt"]
-    ]
 
 
 def _status_polls(sim) -> int:
@@ -197,12 +95,12 @@ def test_sigkill_at_every_phase_then_relaunch_reattaches_and_loads_exactly(
                 return ledger.entries(LEDGER_ASSET, key)
 
             if phase == "created":
-                _wait_for(entries, 120, f"{key}: the export to be created", proc)
+                wait_until(entries, 120, f"{key}: the export to be created", proc)
             elif phase in ("queued", "processing"):
                 status = phase.capitalize()
-                _wait_for(
+                wait_until(
                     lambda key=key, status=status, before=polls_before: (
-                        [j["status"] for j in _jobs_for(lead_sim, key)] == [status]
+                        [j["status"] for j in jobs_for(lead_sim, key)] == [status]
                         and _status_polls(lead_sim) >= before + 3
                     ),
                     120,
@@ -210,14 +108,14 @@ def test_sigkill_at_every_phase_then_relaunch_reattaches_and_loads_exactly(
                     proc,
                 )
             elif phase == "downloading":
-                _wait_for(
+                wait_until(
                     lambda: any(p.stat().st_size > 0 for p in staging.rglob("*.part")),
                     120,
                     f"{key}: the download to be under way",
                     proc,
                 )
             else:
-                _wait_for(marker.exists, 120, f"{key}: the load transaction", proc)
+                wait_until(marker.exists, 120, f"{key}: the load transaction", proc)
             proc.kill()
             kills.append((key, phase))
             print(f"killed {key} {phase} at {time.monotonic() - t0:.1f}s", flush=True)
@@ -225,7 +123,7 @@ def test_sigkill_at_every_phase_then_relaunch_reattaches_and_loads_exactly(
             (entry,) = entries()  # one export per partition, whatever was killed
             export_ids.setdefault(key, entry.export_id)
             assert entry.export_id == export_ids[key], f"{key} after {phase}: a new export"
-            jobs = _jobs_for(lead_sim, key)
+            jobs = jobs_for(lead_sim, key)
             assert [j["exportId"] for j in jobs] == [export_ids[key]], f"{key}: two jobs"
             expected_status = {"created": "Created", "queued": "Queued", "processing": "Processing"}
             if phase in expected_status:
@@ -239,15 +137,17 @@ def test_sigkill_at_every_phase_then_relaunch_reattaches_and_loads_exactly(
                 marker.unlink()
                 finish_first = [key]
             # The load is atomic: a killed load leaves no row of its partition.
-            assert key not in _rows(tmp_path), f"{key} after {phase}: partial rows"
+            assert key not in partition_rows(tmp_path), f"{key} after {phase}: partial rows"
 
     lead_sim.configure(**FAST)
     proc = run_processes.start(finish_first)
     assert proc.wait(timeout=300) == 0, proc.output()[-3000:]
 
     assert len(kills) == 10
-    assert _rows(tmp_path) == {k: lead_sim.truth(_window(k))["count"] for k in partitions}
-    assert _duplicates(tmp_path) == 0
+    assert partition_rows(tmp_path) == {
+        k: lead_sim.truth(created_at_window(k))["count"] for k in partitions
+    }
+    assert duplicate_ids(tmp_path) == 0
     for key in partitions:
         assert [(e.export_id, e.status) for e in ledger.entries(LEDGER_ASSET, key)] == [
             (export_ids[key], "loaded")
@@ -273,18 +173,18 @@ def test_two_runs_of_one_partition_at_once_one_loads_the_other_fails_naming_it(
     ledger = ExportLedger(tmp_path / "ledger.sqlite")
     lead_sim.configure(**{**FAST, **HOLD["queued"]})
     first, second = run_processes.start([key]), run_processes.start([key])
-    loser = _wait_for(
+    loser = wait_until(
         lambda: next((p for p in (first, second) if p.ended()), None), 120, "one run to stop"
     )
     winner = second if loser is first else first
     assert loser.wait(timeout=10) == 1
     (entry,) = ledger.entries(LEDGER_ASSET, key)
     assert f"already being exported or loaded by run {entry.run_id}" in loser.output()
-    assert [j["status"] for j in _jobs_for(lead_sim, key)] == ["Queued"]
+    assert [j["status"] for j in jobs_for(lead_sim, key)] == ["Queued"]
 
     lead_sim.configure(**FAST)
     assert winner.wait(timeout=240) == 0, winner.output()[-3000:]
-    assert _rows(tmp_path) == {key: lead_sim.truth(_window(key))["count"]}
-    assert _duplicates(tmp_path) == 0
+    assert partition_rows(tmp_path) == {key: lead_sim.truth(created_at_window(key))["count"]}
+    assert duplicate_ids(tmp_path) == 0
     assert len(lead_sim.state()["jobs"]) == 1
     assert ledger.current_claim(LEDGER_ASSET, key) is None

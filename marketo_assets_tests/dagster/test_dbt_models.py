@@ -22,7 +22,7 @@ from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS
 from marketo_assets.defs.lists import lists
 from marketo_assets.defs.partitions import static_lists
 from marketo_assets.local.instance import launch_backfill
-from marketo_assets_tests.assets import (
+from marketo_assets_tests.support.assets import (
     lead_change_export_files,
     lead_changes,
     lead_export_files,
@@ -30,8 +30,7 @@ from marketo_assets_tests.assets import (
     static_list_export_files,
     static_list_members,
 )
-
-from .conftest import SIM_ARGS, resources_for
+from marketo_assets_tests.support.dagster import SIM_ARGS, resources_for
 
 NOW = "2025-06-15T12:00:00Z"  # the simulated clock: inside the data set's update span
 CHANGE_DAY = "2025-06-15"
@@ -74,7 +73,7 @@ class Automation:
         self.instance, self.defs, self.cursor = instance, defs, None
 
     def tick(self) -> set[dg.AssetKey]:
-        from marketo_assets_tests.assets import dbt_models
+        from marketo_assets_tests.support.assets import dbt_models
 
         marketo_dbt_models = dbt_models()
 
@@ -94,7 +93,7 @@ def _row_count(event) -> int | None:
 
 
 def test_raw_partitions_then_dbt_models(simulator_factory, tmp_path, monkeypatch, dbt):
-    from marketo_assets_tests.assets import dbt_models
+    from marketo_assets_tests.support.assets import dbt_models
 
     marketo_dbt_models = dbt_models()
 

@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import duckdb
 
-from marketo_assets_tests.assets import deleted_leads
-
-from .conftest import resources_for
+from marketo_assets_tests.support.assets import deleted_leads
+from marketo_assets_tests.support.dagster import resources_for
 
 
 def truth(sim, start: datetime, end: datetime) -> dict[str, list[int]]:

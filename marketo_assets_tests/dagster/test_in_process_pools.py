@@ -9,11 +9,16 @@ import dagster as dg
 import pytest
 
 from marketo_assets.local.instance import ensure_pools
-
-from .conftest import run_env
-from .test_crash_recovery import FAST, RunProcesses, _duplicates, _jobs_for, _rows
-from .test_instance_runs import max_overlap, step_intervals
-from .test_lead_partitions import _window
+from marketo_assets_tests.support.crash_runs import (
+    FAST,
+    RunProcesses,
+    duplicate_ids,
+    jobs_for,
+    max_overlap,
+    partition_rows,
+    step_intervals,
+)
+from marketo_assets_tests.support.dagster import created_at_window, run_env
 
 PARTITIONS = ["2025-01-01", "2025-02-01", "2025-03-01"]  # 3 exports, pool of 2
 
@@ -48,6 +53,8 @@ def test_in_process_runs_wait_for_pool_slots(lead_sim, tmp_path, monkeypatch):
     assert max_overlap(steps["marketo__leads"]) <= 1
     assert any("blocked by limit for pool marketo_bulk_export" in m for m in messages)
     assert any("blocked by limit for pool duckdb" in m for m in messages)
-    assert _rows(tmp_path) == {k: lead_sim.truth(_window(k))["count"] for k in PARTITIONS}
-    assert _duplicates(tmp_path) == 0
-    assert all(len(_jobs_for(lead_sim, k)) == 1 for k in PARTITIONS)
+    assert partition_rows(tmp_path) == {
+        k: lead_sim.truth(created_at_window(k))["count"] for k in PARTITIONS
+    }
+    assert duplicate_ids(tmp_path) == 0
+    assert all(len(jobs_for(lead_sim, k)) == 1 for k in PARTITIONS)

@@ -23,9 +23,8 @@ from marketo_assets.local.instance import (
     wait_for_backfill,
 )
 from marketo_assets.settings import PROJECT_ROOT
-
-from .conftest import run_env, wait_for
-from .test_lead_partitions import _window
+from marketo_assets_tests.support.crash_runs import max_overlap, step_intervals
+from marketo_assets_tests.support.dagster import created_at_window, run_env, wait_for
 
 SIX_MONTHS = ["2025-01-01", "2025-02-01", "2025-03-01", "2025-04-01", "2025-05-01", "2025-06-01"]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -65,7 +64,7 @@ def test_parallel_backfill_respects_pools_and_loads_every_partition(
     assert len(runs) == 6 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
     assert "Could not set lock" not in logs
     rows = _partition_rows(tmp_path)
-    assert rows == {k: lead_sim.truth(_window(k))["count"] for k in SIX_MONTHS}
+    assert rows == {k: lead_sim.truth(created_at_window(k))["count"] for k in SIX_MONTHS}
     state = lead_sim.state()
     assert state["max_processing_seen"] <= 2
     assert len(state["jobs"]) == 6  # one export job per partition: no quota spent twice
@@ -75,33 +74,6 @@ def test_parallel_backfill_respects_pools_and_loads_every_partition(
         steps = step_intervals(instance, runs)
     assert max_overlap(steps["marketo__lead_export_files"]) <= 2
     assert max_overlap(steps["marketo__leads"]) <= 1
-
-
-def step_intervals(instance, runs) -> dict[str, list[tuple[float, float]]]:
-    """(start, end) of every step execution, by step key, from the runs' event logs."""
-    out: dict[str, list[tuple[float, float]]] = {}
-    for run in runs:
-        started: dict[str, float] = {}
-        for event in instance.all_logs(run.run_id):
-            kind, key = event.dagster_event_type, event.step_key
-            if kind == dg.DagsterEventType.STEP_START:
-                started[key] = event.timestamp
-            elif key in started and kind in (
-                dg.DagsterEventType.STEP_SUCCESS,
-                dg.DagsterEventType.STEP_FAILURE,
-                dg.DagsterEventType.STEP_UP_FOR_RETRY,
-            ):
-                out.setdefault(key, []).append((started.pop(key), event.timestamp))
-    return out
-
-
-def max_overlap(intervals: list[tuple[float, float]]) -> int:
-    edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-    best = current = 0
-    for _, step in edges:
-        current += step
-        best = max(best, current)
-    return best
 
 
 def _materialize_cmd(partition: str) -> list[str]:
@@ -159,7 +131,7 @@ def test_killed_run_reattaches_to_the_same_export(lead_sim, dagster_env, tmp_pat
     assert [e.export_id for e in ledger.entries()] == [entry.export_id]
     assert ledger.get(entry.export_id).status == "loaded"
     assert [j["exportId"] for j in lead_sim.state()["jobs"]] == [entry.export_id]
-    expected = lead_sim.truth(_window("2025-03-01"))["count"]
+    expected = lead_sim.truth(created_at_window("2025-03-01"))["count"]
     assert _partition_rows(tmp_path) == {"2025-03-01": expected}
 
 

@@ -8,9 +8,8 @@ import dagster as dg
 import duckdb
 
 from marketo_assets.defs.lead_changes import build_lead_changes_schedule
-from marketo_assets_tests.assets import SETTINGS, lead_change_export_files, lead_changes
-
-from .conftest import SIM_ARGS, marketo_resource, resources_for
+from marketo_assets_tests.support.assets import SETTINGS, lead_change_export_files, lead_changes
+from marketo_assets_tests.support.dagster import SIM_ARGS, marketo_resource, resources_for
 
 # The simulated clock sits inside the data set (updatedAt = createdAt + up to 60 days), so a
 # change made through the control API lands on a day that also has ordinary updates.

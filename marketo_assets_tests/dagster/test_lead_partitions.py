@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import dagster as dg
 import duckdb
 
 from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS
 from marketo_assets.defs.resources import ExportOptions
-from marketo_assets_tests.assets import lead_export_files, leads
-
-from .conftest import resources_for
-
-MONTHS = dg.MonthlyPartitionsDefinition(start_date="2025-01-01")
-
-
-def _window(key: str) -> dict:
-    """The createdAt filter a partition must send: inclusive ends, no milliseconds."""
-    window = MONTHS.time_window_for_partition_key(key)
-    end = window.end - timedelta(seconds=1)
-    return {
-        "createdAt": {
-            "startAt": window.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "endAt": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-    }
+from marketo_assets_tests.support.assets import lead_export_files, leads
+from marketo_assets_tests.support.dagster import created_at_window, resources_for
 
 
 def _materialize(sim, tmp_path, key, instance, **overrides):
@@ -52,7 +35,7 @@ def test_partition_loads_exactly_the_simulators_leads(lead_sim, tmp_path):
     result = _materialize(lead_sim, tmp_path, "2025-02-01", instance)
     assert result.success
 
-    truth = lead_sim.truth(_window("2025-02-01"), ids=True)
+    truth = lead_sim.truth(created_at_window("2025-02-01"), ids=True)
     with duckdb.connect(str(tmp_path / "marketo.duckdb"), read_only=True) as conn:
         ids = [
             r[0]
@@ -104,8 +87,8 @@ def test_rerunning_partitions_never_duplicates(lead_sim, tmp_path):
     instance = dg.DagsterInstance.ephemeral()
     for key in ("2025-01-01", "2025-02-01", "2025-01-01"):
         assert _materialize(lead_sim, tmp_path, key, instance).success
-    jan = lead_sim.truth(_window("2025-01-01"))["count"]
-    feb = lead_sim.truth(_window("2025-02-01"))["count"]
+    jan = lead_sim.truth(created_at_window("2025-01-01"))["count"]
+    feb = lead_sim.truth(created_at_window("2025-02-01"))["count"]
     assert _rows(tmp_path, "2025-01-01") == jan
     assert _rows(tmp_path, "2025-02-01") == feb
     assert _rows(tmp_path) == jan + feb

@@ -5,23 +5,23 @@ Marketo export job is created, and leave the user's files as they were."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from marketo_assets.simulator.process import run_simulator
-from marketo_assets_tests.assets import lead_export_files, leads
-
-from .conftest import SIM_ARGS, resources_for
-from .test_bad_input_runs import CREATE, failure_text
+from marketo_assets_tests.support.assets import lead_export_files, leads
+from marketo_assets_tests.support.dagster import (
+    CREATE,
+    SIM_ARGS,
+    failure_text,
+    read_only,
+    resources_for,
+)
 
 KEY = "2025-02-01"
 NOT_A_DATABASE = b"SQLite format 2\x00 this is not an export ledger\n" * 64
@@ -31,26 +31,6 @@ NOT_A_DATABASE = b"SQLite format 2\x00 this is not an export ledger\n" * 64
 def sim():
     with run_simulator(**SIM_ARGS) as handle:
         yield handle
-
-
-@contextmanager
-def read_only(folder: Path) -> Iterator[None]:
-    """A folder nobody may write into: mode 0500, or for root (whom modes do not stop) the
-    immutable attribute; skipped where neither is possible."""
-    if os.geteuid() != 0:
-        folder.chmod(0o500)
-        try:
-            yield
-        finally:
-            folder.chmod(0o700)
-        return
-    chattr = shutil.which("chattr")
-    if chattr is None or subprocess.run([chattr, "+i", str(folder)]).returncode != 0:
-        pytest.skip("running as root without chattr +i: a folder cannot be made read-only")
-    try:
-        yield
-    finally:
-        subprocess.run([chattr, "-i", str(folder)], check=True)
 
 
 def _ledger_is_a_folder(tmp: Path) -> dict:

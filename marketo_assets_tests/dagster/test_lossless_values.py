@@ -16,9 +16,8 @@ from dagster_duckdb import DuckDBResource
 from marketo_assets.defs.resources import ExportOptions
 from marketo_assets.simulator.data import FIELDS
 from marketo_assets.simulator.process import run_simulator
-from marketo_assets_tests.assets import lead_export_files, leads
-
-from .conftest import SIM_ARGS, marketo_resource
+from marketo_assets_tests.support.assets import lead_export_files, leads
+from marketo_assets_tests.support.dagster import SIM_ARGS, marketo_resource
 
 PARTITION = "2025-02-01"
 WINDOW = {"createdAt": {"startAt": "2025-02-01T00:00:00Z", "endAt": "2025-02-28T23:59:59Z"}}
@@ -140,7 +139,7 @@ def test_every_value_loads_as_the_simulator_holds_it(nasty_sim, tmp_path, fmt, s
 def test_dbt_staging_keeps_every_digit(tmp_path, monkeypatch, dbt_manifest):
     """The staging model types currency/float/percent like the raw table: no rounding in dbt."""
     from marketo_assets.defs.dbt_resources import dbt_resource
-    from marketo_assets_tests.assets import dbt_models
+    from marketo_assets_tests.support.assets import dbt_models
 
     marketo_dbt_models = dbt_models()
 

@@ -20,8 +20,7 @@ import duckdb
 import pytest
 
 from marketo_assets.extract.ledger import ExportLedger
-
-from .conftest import run_env
+from marketo_assets_tests.support.dagster import run_env
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_CHECKS = {

@@ -12,10 +12,9 @@ import pytest
 from marketo_assets.defs.cycle import BATCH_TAG
 from marketo_assets.defs.program_sensor import program_sensor
 from marketo_assets.settings import ListConfig, ListSettings, SettingsError
-from marketo_assets_tests.assets import program_member_export_files, program_members
-
-from .conftest import SIM_ARGS, resources_for
-from .test_list_exports import apply_partitions, partition_requests, tick
+from marketo_assets_tests.support.assets import program_member_export_files, program_members
+from marketo_assets_tests.support.dagster import SIM_ARGS, resources_for
+from marketo_assets_tests.support.list_runs import apply_partitions, partition_requests, tick
 
 
 def sensor_for(selection: str):

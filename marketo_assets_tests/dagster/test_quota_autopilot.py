@@ -26,9 +26,8 @@ from marketo_assets.local.instance import (
     launch_backfill,
     running_daemon,
 )
-
-from .conftest import SIM_ARGS, run_env, wait_for
-from .test_lead_partitions import _window
+from marketo_assets_tests.support.dagster import SIM_ARGS, run_env, wait_for
+from marketo_assets_tests.support.dagster import created_at_window as _window
 
 KEYS = ["2025-01-01", "2025-02-01", "2025-03-01"]
 CHICAGO = ZoneInfo("America/Chicago")

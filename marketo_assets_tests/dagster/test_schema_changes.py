@@ -16,11 +16,13 @@ from marketo_assets.defs.leads import CHECK_UNIQUE, CHECK_WINDOW, LEDGER_ASSET
 from marketo_assets.defs.resources import ExportOptions
 from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.simulator.process import run_simulator
-from marketo_assets_tests.assets import lead_export_files, leads
-
-from .conftest import SIM_ARGS, resources_for
-from .test_bad_input_runs import failure_text
-from .test_lead_partitions import _window
+from marketo_assets_tests.support.assets import lead_export_files, leads
+from marketo_assets_tests.support.dagster import (
+    SIM_ARGS,
+    created_at_window,
+    failure_text,
+    resources_for,
+)
 
 A, B, C = "2025-01-01", "2025-02-01", "2025-03-01"
 EMPTY = "2025-07-01"  # no lead created in July: materialized with 0 rows, never "missing"
@@ -90,7 +92,7 @@ def test_header_and_field_changes_keep_one_column_per_field(sim, tmp_path):
     columns = _columns(tmp_path)
     assert [c for c in columns if not c.startswith("_")] == ["id", "email", "createdAt", "company"]
     for key in (A, B):
-        assert _ids(tmp_path, key) == sorted(sim.truth(_window(key), ids=True)["ids"])
+        assert _ids(tmp_path, key) == sorted(sim.truth(created_at_window(key), ids=True)["ids"])
     with duckdb.connect(str(tmp_path / "marketo.duckdb"), read_only=True) as conn:
         per_key = dict(
             conn.execute(
@@ -160,7 +162,7 @@ def test_partitions_lost_from_the_table_fail_a_check(sim, tmp_path):
         assert check.metadata["missing_partitions"].value == [A, B]
         text = check.description or ""
         assert f"{A}, {B}" in text and "backfill" in text, text
-        assert _ids(tmp_path, C) == sorted(sim.truth(_window(C), ids=True)["ids"])
+        assert _ids(tmp_path, C) == sorted(sim.truth(created_at_window(C), ids=True)["ids"])
         # The backfill of the two partitions restores the table: the check passes again.
         for key in (A, B):
             assert _run(sim, tmp_path, key, instance=instance).success

@@ -22,15 +22,13 @@ import duckdb
 import pytest
 
 from marketo_assets.extract.staging import MARKER
-from marketo_assets_tests.assets import (
+from marketo_assets_tests.support.assets import (
     lead_export_files,
     leads,
     static_list_export_files,
     static_list_members,
 )
-
-from .conftest import SIM_ARGS, run_env
-from .test_bad_input_runs import failure_text
+from marketo_assets_tests.support.dagster import SIM_ARGS, failure_text, run_env
 
 SECRET = f"S3CR3T-{uuid.uuid4()}"
 WRONG = f"WR0NG-S3CR3T-{uuid.uuid4()}"

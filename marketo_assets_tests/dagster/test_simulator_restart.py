@@ -5,9 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from marketo_assets.extract.ledger import ExportLedger
-from marketo_assets_tests.assets import lead_export_files, leads
-
-from .conftest import SIM_ARGS, resources_for
+from marketo_assets_tests.support.assets import lead_export_files, leads
+from marketo_assets_tests.support.dagster import SIM_ARGS, resources_for
 
 
 def test_a_restarted_simulator_needs_no_step_retry(simulator_factory, tmp_path):

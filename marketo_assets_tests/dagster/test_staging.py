@@ -23,11 +23,13 @@ from dagster_duckdb import DuckDBResource
 from marketo_assets.defs.resources import ExportOptions
 from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.extract.staging import MARKER, OWNED, staging_root
-from marketo_assets_tests.assets import lead_export_files, leads
-
-from .conftest import marketo_resource, resources_for
-from .test_bad_input_runs import failure_text
-from .test_lead_partitions import _window
+from marketo_assets_tests.support.assets import lead_export_files, leads
+from marketo_assets_tests.support.dagster import (
+    created_at_window,
+    failure_text,
+    marketo_resource,
+    resources_for,
+)
 
 KEY = "2025-03-01"
 
@@ -113,7 +115,7 @@ def test_staged_files_private_kept_until_loaded_and_cleaned_by_age(lead_sim, tmp
     assert [j["exportId"] for j in lead_sim.state()["jobs"]] == [entry.export_id]
     with resources["warehouse"].get_connection() as conn:
         (rows,) = conn.execute("SELECT count(*) FROM marketo.marketo.leads").fetchone()
-    assert rows == lead_sim.truth(_window(KEY))["count"]
+    assert rows == lead_sim.truth(created_at_window(KEY))["count"]
     assert old_pending.exists()  # still not final: still kept
 
 

@@ -18,8 +18,7 @@ import pytest
 from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.local.instance import ensure_pools, running_daemon
 from marketo_assets.settings import PROJECT_ROOT
-
-from .conftest import run_env, wait_for
+from marketo_assets_tests.support.dagster import run_env, wait_for
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 JOBS = ("export_static_lists", "refresh_lead_changes")  # both use the in-process executor

@@ -11,8 +11,6 @@ holder is gone, without a new export.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,20 +22,18 @@ import pytest
 
 from marketo_assets.defs.resources import ExportOptions, WarehouseResource
 from marketo_assets.simulator.process import run_simulator
-from marketo_assets_tests.assets import lead_export_files, leads
-
-from .conftest import SIM_ARGS, marketo_resource
-from .test_bad_input_runs import failure_text
+from marketo_assets_tests.support.assets import lead_export_files, leads
+from marketo_assets_tests.support.dagster import SIM_ARGS, failure_text, marketo_resource, read_only
 
 CREATE = "/bulk/v1/leads/export/create.json"
 KEY = "2025-01-01"
 EXPORT_STEP, LOAD_STEP = "marketo__lead_export_files", "marketo__leads"
 FAIL_WITHIN = 10.0  # seconds from the step's start to its failure
 HOLD = (
-    "import duckdb, sys, time\n"
+    "import duckdb, sys\n"
     "conn = duckdb.connect(sys.argv[1])\n"
     "print('holding', flush=True)\n"
-    "time.sleep(600)\n"
+    "sys.stdin.read()\n"  # until the test closes its stdin (or ends: the pipe closes)
 )
 
 
@@ -81,7 +77,10 @@ def hold() -> Iterator:
 
     def start(path: Path) -> subprocess.Popen:
         proc = subprocess.Popen(
-            [sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", HOLD, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         started.append(proc)
         assert proc.stdout.readline().strip() == "holding"
@@ -89,6 +88,16 @@ def hold() -> Iterator:
 
     yield start
     for proc in started:
+        release(proc)
+
+
+def release(proc: subprocess.Popen) -> None:
+    """Let the holder go: it exits when its stdin closes."""
+    if proc.stdin and not proc.stdin.closed:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
 
@@ -138,8 +147,7 @@ def test_a_held_file_fails_the_export_before_any_job(sim, loaded, hold):
         assert phrase in text, f"{phrase!r} not in:\n{text[-2000:]}"
     assert "No Marketo export job was created" in text
     assert creates(sim) == jobs, "an export job was created"
-    holder.kill()
-    holder.wait()
+    release(holder)
     assert rows(loaded) == before
 
 
@@ -156,8 +164,7 @@ def test_a_lock_taken_after_the_export_fails_the_load_fast_and_keeps_the_export(
     text = failure_text(result)
     for phrase in (f"PID {holder.pid}", "python", "Close that program", "re-run the load step"):
         assert phrase in text, f"{phrase!r} not in:\n{text[-2000:]}"
-    holder.kill()
-    holder.wait()
+    release(holder)
     assert rows(loaded) == before
     # Once the holder is gone, the staged export loads: no new Marketo job.
     assert materialize(sim, loaded, [leads]).success
@@ -202,18 +209,8 @@ def read_only_folder(loaded) -> Iterator[Path]:
     """`loaded`'s folder made read-only: the DuckDB file in it stays writable, but no new
     file (DuckDB's .wal) can be created. Root ignores permission bits: the folder is made
     immutable (chattr +i) instead, or the test is skipped where that is not possible."""
-    if os.geteuid() != 0:
-        loaded.chmod(0o555)
+    with read_only(loaded):
         yield loaded
-        loaded.chmod(0o755)
-        return
-    chattr = shutil.which("chattr")
-    if chattr is None or subprocess.run([chattr, "+i", str(loaded)]).returncode != 0:
-        pytest.skip("running as root without chattr +i: no way to make a folder read-only")
-    try:
-        yield loaded
-    finally:
-        subprocess.run([chattr, "-i", str(loaded)], check=True)
 
 
 def test_a_read_only_folder_fails_before_any_job(sim, read_only_folder):

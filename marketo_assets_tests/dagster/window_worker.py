@@ -21,7 +21,7 @@ import dagster as dg
 from marketo_assets.defs.partitions import lead_windows
 from marketo_assets.defs.resources import build_resources
 from marketo_assets.settings import load_list_settings, load_settings
-from marketo_assets_tests.assets import lead_export_files, leads
+from marketo_assets_tests.support.assets import lead_export_files, leads
 
 
 def _value(entry) -> object:

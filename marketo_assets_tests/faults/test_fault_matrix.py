@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from .matrix import (
+from marketo_assets_tests.support.fault_matrix import (
     ALL_KEYS,
     SIM_ARGS,
     Backfill,

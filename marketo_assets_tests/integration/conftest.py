@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .client_support import control, make_client
+from marketo_assets_tests.support.client import control, make_client
 
 
 def _process() -> Any:

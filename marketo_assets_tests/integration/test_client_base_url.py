@@ -10,8 +10,7 @@ import time
 import pytest
 
 from marketo_assets.marketo import Event, errors
-
-from .client_support import make_client, not_marketo
+from marketo_assets_tests.support.client import make_client, not_marketo
 
 
 @pytest.mark.parametrize("shown", ["/rest", "/rest/", "/identity", "/identity/", "/"])

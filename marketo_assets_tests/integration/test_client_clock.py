@@ -8,8 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from marketo_assets.marketo import ExportFilter, ExportRequest, errors
-
-from .client_support import make_client
+from marketo_assets_tests.support.client import make_client
 
 CHICAGO = ZoneInfo("America/Chicago")
 

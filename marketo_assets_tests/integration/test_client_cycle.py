@@ -18,8 +18,7 @@ from marketo_assets.marketo import (
     MarketoClient,
     errors,
 )
-
-from .client_support import FIELDS, control, ids_in, make_client, read_export
+from marketo_assets_tests.support.client import FIELDS, control, ids_in, make_client, read_export
 
 JAN = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 31, 23, 59, 59, tzinfo=UTC))
 

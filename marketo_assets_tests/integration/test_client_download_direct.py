@@ -8,9 +8,7 @@ import time
 
 from marketo_assets.marketo import ClientSettings, Event, MarketoClient
 from marketo_assets.marketo import writer as writer_module
-
-from .client_support import client_settings
-from .test_client_faults import finished_job, request
+from marketo_assets_tests.support.client import client_settings, finished_job, request
 
 
 def _client(sim, sleeps: list[float], events: list[Event] | None = None, **kw) -> MarketoClient:

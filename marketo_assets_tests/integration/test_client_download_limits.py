@@ -11,9 +11,7 @@ import time
 import pytest
 
 from marketo_assets.marketo import Event, errors
-
-from .client_support import make_client
-from .test_client_faults import finished_job
+from marketo_assets_tests.support.client import finished_job, make_client
 
 EXTRA = 50 << 20  # what the server streams after the file
 

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 
-from marketo_assets.marketo import Event, ExportFilter, ExportRequest, MarketoClient, errors
-
-from .client_support import ids_in, make_client
-
-JAN = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 31, 23, 59, 59, tzinfo=UTC))
-FEB = (datetime(2025, 2, 1, tzinfo=UTC), datetime(2025, 2, 28, 23, 59, 59, tzinfo=UTC))
-
-
-def request(window=JAN, fields=("id", "email", "firstName", "lastName")) -> ExportRequest:
-    return ExportRequest(fields=list(fields), filter=ExportFilter.created_at(*window))
-
-
-def finished_job(client: MarketoClient, window=JAN):
-    job = client.create_export(request(window))
-    return client.wait_for_export(job.export_id)
+from marketo_assets.marketo import Event, MarketoClient, errors
+from marketo_assets_tests.support.client import FEB, finished_job, ids_in, make_client, request
 
 
 def test_range_resume_after_mid_file_resets(sim, tmp_path):

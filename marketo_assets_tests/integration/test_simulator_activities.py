@@ -11,8 +11,16 @@ from datetime import datetime
 import pytest
 
 from marketo_assets.simulator.process import SimulatorHandle, run_simulator
-
-from .simulator_support import ACTIVITIES, LEADS, PROGRAM_MEMBERS, Api, error, parse, sha, sim_job
+from marketo_assets_tests.support.simulator import (
+    ACTIVITIES,
+    LEADS,
+    PROGRAM_MEMBERS,
+    Api,
+    error,
+    parse,
+    sha,
+    sim_job,
+)
 
 START, END = "2025-03-01T00:00:00Z", "2025-03-07T23:59:59Z"
 WEEK = {"createdAt": {"startAt": START, "endAt": END}}

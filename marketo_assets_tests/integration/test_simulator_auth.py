@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from .simulator_support import Api, error
+from marketo_assets_tests.support.simulator import Api, error
 
 DESCRIBE = "/rest/v1/leads/describe2.json"
 

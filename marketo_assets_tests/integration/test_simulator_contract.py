@@ -25,7 +25,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from .simulator_support import JAN, Api
+from marketo_assets_tests.support.simulator import JAN, Api
 
 # Vendored copies of Marketo's official OpenAPI files (see spec/README.md).
 SPEC_DIR = Path(__file__).parents[1] / "spec"

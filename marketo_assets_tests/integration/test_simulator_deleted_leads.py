@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from marketo_assets.simulator.process import SimulatorHandle
-
-from .simulator_support import Api, error
+from marketo_assets_tests.support.simulator import Api, error
 
 
 def _all_pages(api: Api, since: str, batch: int) -> tuple[list[dict], int]:

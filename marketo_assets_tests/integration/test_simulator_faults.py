@@ -6,7 +6,7 @@ import itertools
 
 import httpx
 
-from .simulator_support import Api, error, sha, sim_job, wait_status
+from marketo_assets_tests.support.simulator import Api, error, sha, sim_job, wait_status
 
 DESCRIBE = "/rest/v1/leads/describe2.json"
 

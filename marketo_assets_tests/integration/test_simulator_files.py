@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from marketo_assets.simulator.data import EXPORTABLE
-
-from .simulator_support import JAN, Api, parse, sha
+from marketo_assets_tests.support.simulator import JAN, Api, parse, sha
 
 ALL = list(EXPORTABLE)
 

@@ -9,8 +9,7 @@ from datetime import datetime
 import pytest
 
 from marketo_assets.simulator.process import run_simulator
-
-from .simulator_support import JAN, Api, error, sha, sim_job, wait_status
+from marketo_assets_tests.support.simulator import JAN, Api, error, sha, sim_job, wait_status
 
 
 def _epoch(text: str) -> float:

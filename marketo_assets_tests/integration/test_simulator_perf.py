@@ -9,8 +9,7 @@ import pytest
 
 from marketo_assets.simulator.data import EXPORTABLE
 from marketo_assets.simulator.process import run_simulator
-
-from .simulator_support import Api, wait_status
+from marketo_assets_tests.support.simulator import Api, wait_status
 
 
 def test_starts_with_a_million_leads_in_under_15_seconds():

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from marketo_assets.simulator.process import SimulatorHandle, run_simulator
-
-from .simulator_support import PROGRAM_MEMBERS, Api, error, parse, sha, sim_job
+from marketo_assets_tests.support.simulator import PROGRAM_MEMBERS, Api, error, parse, sha, sim_job
 
 FIELDS = ["leadId", "statusName", "isExhausted", "nurtureCadence", "updatedAt", "email"]
 

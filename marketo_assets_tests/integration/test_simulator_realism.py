@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from .simulator_support import JAN, Api, error, parse
+from marketo_assets_tests.support.simulator import JAN, Api, error, parse
 
 CREATE = "/bulk/v1/leads/export/create.json"
 CHICAGO = ZoneInfo("America/Chicago")

@@ -8,7 +8,7 @@ import io
 import httpx
 import pytest
 
-from .simulator_support import JAN, Api
+from marketo_assets_tests.support.simulator import JAN, Api
 
 FIELDS = ["id", "firstName", "company", "city", "createdAt"]
 

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from .pg_cluster import PgServer
+from marketo_assets_tests.support.pg_cluster import PgServer
 
 
 def pytest_collection_modifyitems(config, items):

@@ -11,15 +11,13 @@ import pytest
 from marketo_assets.defs.lists import lists
 from marketo_assets.defs.partitions import static_lists
 from marketo_assets.defs.resources import WarehouseResource
-from marketo_assets_tests.assets import (
+from marketo_assets_tests.support.assets import (
     lead_export_files,
     leads,
     static_list_export_files,
     static_list_members,
 )
-
-from ..dagster.conftest import SIM_ARGS, resources_for
-from ..dagster.test_lead_partitions import _window
+from marketo_assets_tests.support.dagster import SIM_ARGS, created_at_window, resources_for
 
 SIM = {**SIM_ARGS, "leads": 1200, "created_from": "2025-05-01"}
 WINDOWS = ["2025-05-01", "2025-06-01"]
@@ -31,7 +29,7 @@ def test_assets_load_into_postgres_and_dbt_builds_there(
     simulator_factory, pg_server, pg_database, tmp_path, monkeypatch, dbt_manifest
 ):
     from marketo_assets.defs.dbt_resources import dbt_resource
-    from marketo_assets_tests.assets import dbt_models
+    from marketo_assets_tests.support.assets import dbt_models
 
     marketo_dbt_models = dbt_models()
 
@@ -81,7 +79,9 @@ def test_assets_load_into_postgres_and_dbt_builds_there(
     assert counts["dim_leads"] == SIM["leads"] and counts["fct_list_membership"] == members
     with psycopg2.connect(pg_server.dsn(pg_database)) as conn, conn.cursor() as cur:
         cur.execute("SELECT _partition_key, count(*) FROM marketo.leads GROUP BY 1")
-        assert dict(cur.fetchall()) == {k: sim.truth(_window(k))["count"] for k in WINDOWS}
+        assert dict(cur.fetchall()) == {
+            k: sim.truth(created_at_window(k))["count"] for k in WINDOWS
+        }
         cur.execute("SELECT count(*) FROM marketo.static_list_members")
         assert cur.fetchone() == (members,)
     conn.close()

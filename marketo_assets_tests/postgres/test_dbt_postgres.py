@@ -18,8 +18,7 @@ from marketo_assets.marketo import ClientSettings, ExportFilter, ExportRequest, 
 from marketo_assets.settings import PROJECT_ROOT
 from marketo_assets.warehouse import columns_for
 from marketo_assets.warehouse.postgres import PostgresWarehouse
-
-from ..dagster.conftest import SIM_ARGS
+from marketo_assets_tests.support.dagster import SIM_ARGS
 
 MONTHS = ["2025-01-01", "2025-02-01", "2025-03-01", "2025-04-01", "2025-05-01", "2025-06-01"]
 LIST_FIELDS = ["id", "email", "firstName", "lastName", "company", "createdAt", "updatedAt"]

@@ -27,9 +27,7 @@ from marketo_assets.local.instance import (
     wait_for_backfill,
 )
 from marketo_assets.settings import PROJECT_ROOT
-
-from ..dagster.conftest import SIM_ARGS, run_env
-from ..dagster.test_lead_partitions import _window
+from marketo_assets_tests.support.dagster import SIM_ARGS, created_at_window, run_env
 
 PARTITIONS = ["2025-01-01", "2025-02-01", "2025-03-01", "2025-04-01"]
 EXPORT_STEP = "marketo__lead_export_files"
@@ -148,7 +146,7 @@ def test_daemon_on_postgres_runs_a_backfill_within_the_pools(
                 "SELECT _partition_key, count(*) FROM marketo.marketo.leads GROUP BY 1"
             ).fetchall()
         )
-    assert rows == {k: sim.truth(_window(k))["count"] for k in PARTITIONS}
+    assert rows == {k: sim.truth(created_at_window(k))["count"] for k in PARTITIONS}
 
     # The runs, their events and the pool limits are recorded in PostgreSQL itself.
     conn = psycopg2.connect(pg_server.dsn(pg_database))

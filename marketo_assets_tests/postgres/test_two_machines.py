@@ -19,10 +19,9 @@ import pytest
 from marketo_assets.defs.resources import WarehouseResource
 from marketo_assets.extract import Staging
 from marketo_assets.settings import PROJECT_ROOT
-from marketo_assets_tests.assets import lead_export_files, leads
-
-from ..dagster.conftest import SIM_ARGS, resources_for
-from ..dagster.test_lead_partitions import _window
+from marketo_assets_tests.support.assets import lead_export_files, leads
+from marketo_assets_tests.support.dagster import SIM_ARGS, resources_for
+from marketo_assets_tests.support.dagster import created_at_window as _window
 
 KEY = "2025-05-01"
 SIM = {**SIM_ARGS, "leads": 600, "created_from": "2025-05-01"}

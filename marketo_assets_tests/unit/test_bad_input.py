@@ -19,19 +19,26 @@ import httpx
 import pydantic
 import pytest
 
-from marketo_assets.defs.resources import ExportOptions, MarketoResource, SecretConfigError
+from marketo_assets.defs.resources import ExportOptions, MarketoResource
 from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.extract.staging import MARKER, OWNED, clean_staging, private_dir, staging_root
 from marketo_assets.marketo import ExportFilter, ExportJob, ExportRequest, errors
 from marketo_assets.settings import (
     ListSettings,
     ProjectSettings,
+    SecretConfigError,
     SettingsError,
     load_list_settings,
     load_settings,
 )
-
-from .client_fakes import EXPORT_ID, SECRET, FakeMarketo, job, make_client, ok
+from marketo_assets_tests.support.client_fakes import (
+    EXPORT_ID,
+    SECRET,
+    FakeMarketo,
+    job,
+    make_client,
+    ok,
+)
 
 BASE = "/bulk/v1/leads/export"
 JAN = datetime(2025, 1, 1, tzinfo=UTC)

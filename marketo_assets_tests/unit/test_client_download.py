@@ -9,8 +9,14 @@ import httpx
 import pytest
 
 from marketo_assets.marketo import ExportJob, errors
-
-from .client_fakes import EXPORT_ID, FakeMarketo, file_body, job, make_client, sha
+from marketo_assets_tests.support.client_fakes import (
+    EXPORT_ID,
+    FakeMarketo,
+    file_body,
+    job,
+    make_client,
+    sha,
+)
 
 FILE = f"/bulk/v1/leads/export/{EXPORT_ID}/file.json"
 BODY = file_body(3 * 1024 * 1024 + 17)

@@ -5,8 +5,15 @@ from __future__ import annotations
 import httpx
 
 from marketo_assets.marketo import ExportJob
-
-from .client_fakes import EXPORT_ID, FakeClock, FakeMarketo, file_body, job, make_client, sha
+from marketo_assets_tests.support.client_fakes import (
+    EXPORT_ID,
+    FakeClock,
+    FakeMarketo,
+    file_body,
+    job,
+    make_client,
+    sha,
+)
 
 FILE = f"/bulk/v1/leads/export/{EXPORT_ID}/file.json"
 BODY = file_body(2 * 1024 * 1024 + 5)

@@ -10,8 +10,15 @@ import pytest
 
 from marketo_assets.marketo import ExportJob, errors
 from marketo_assets.marketo.error_map import RULES, Failure, Rule
-
-from .client_fakes import EXPORT_ID, FakeClock, FakeMarketo, err, job, make_client, ok
+from marketo_assets_tests.support.client_fakes import (
+    EXPORT_ID,
+    FakeClock,
+    FakeMarketo,
+    err,
+    job,
+    make_client,
+    ok,
+)
 
 STATUS = f"/bulk/v1/leads/export/{EXPORT_ID}/status.json"
 ENQUEUE = f"/bulk/v1/leads/export/{EXPORT_ID}/enqueue.json"

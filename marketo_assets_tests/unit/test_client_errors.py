@@ -9,8 +9,15 @@ import pytest
 
 from marketo_assets.marketo import ExportFilter, ExportRequest, MarketoClient, errors
 from marketo_assets.marketo.client import AUTH_RETRIES
-
-from .client_fakes import EXPORT_ID, FakeClock, FakeMarketo, err, job, make_client, ok
+from marketo_assets_tests.support.client_fakes import (
+    EXPORT_ID,
+    FakeClock,
+    FakeMarketo,
+    err,
+    job,
+    make_client,
+    ok,
+)
 
 BASE = "/bulk/v1/leads/export"
 CREATE = f"{BASE}/create.json"

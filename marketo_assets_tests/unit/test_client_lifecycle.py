@@ -8,8 +8,15 @@ import httpx
 import pytest
 
 from marketo_assets.marketo import errors
-
-from .client_fakes import EXPORT_ID, FakeClock, FakeMarketo, err, job, make_client, ok
+from marketo_assets_tests.support.client_fakes import (
+    EXPORT_ID,
+    FakeClock,
+    FakeMarketo,
+    err,
+    job,
+    make_client,
+    ok,
+)
 
 BASE = "/bulk/v1/leads/export"
 ENQUEUE = f"{BASE}/{EXPORT_ID}/enqueue.json"

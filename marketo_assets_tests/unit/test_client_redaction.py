@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from marketo_assets.marketo import ExportFilter, ExportRequest, errors
-
-from .client_fakes import (
+from marketo_assets_tests.support.client_fakes import (
     EXPORT_ID,
     SECRET,
     TOKEN_PREFIX,

@@ -9,8 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from marketo_assets.marketo import ClientSettings, ExportFilter, ExportJob, ExportRequest, errors
-
-from .client_fakes import FakeMarketo, make_client
+from marketo_assets_tests.support.client_fakes import FakeMarketo, make_client
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

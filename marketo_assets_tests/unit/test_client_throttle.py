@@ -10,8 +10,7 @@ import httpx
 
 from marketo_assets.marketo import MarketoClient
 from marketo_assets.marketo.throttle import Throttle
-
-from .client_fakes import EXPORT_ID, FakeMarketo, job, ok, settings
+from marketo_assets_tests.support.client_fakes import EXPORT_ID, FakeMarketo, job, ok, settings
 
 STATUS = f"/bulk/v1/leads/export/{EXPORT_ID}/status.json"
 

@@ -14,8 +14,7 @@ import pytest
 from marketo_assets.extract import MAX_BATCH, Batch, ExportFailed, batch_for, open_members
 from marketo_assets.extract import plan_batches as plan
 from marketo_assets.extract.quota import member_rows, predict
-
-from .extract_fakes import MB, Engine, lead_spec
+from marketo_assets_tests.support.extract_fakes import MB, Engine, lead_spec
 
 PM = "marketo/leads"  # the fake engine's asset (its files are lead files)
 

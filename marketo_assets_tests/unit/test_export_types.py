@@ -17,8 +17,14 @@ from marketo_assets.marketo import (
     ProgramMemberFilter,
     errors,
 )
-
-from .client_fakes import EXPORT_ID, FakeMarketo, err, job, make_client, ok
+from marketo_assets_tests.support.client_fakes import (
+    EXPORT_ID,
+    FakeMarketo,
+    err,
+    job,
+    make_client,
+    ok,
+)
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 DAY = (T0, T0 + timedelta(days=1, seconds=-1))

@@ -12,8 +12,15 @@ from marketo_assets import extract
 from marketo_assets.extract import ExportFailed, ExportLimits, ExportSpec
 from marketo_assets.marketo import ExportFilter, ExportRequest
 from marketo_assets.marketo import errors as marketo_errors
-
-from .extract_fakes import MB, POLL_SECONDS, T0, Engine, Script, lead_request, lead_spec
+from marketo_assets_tests.support.extract_fakes import (
+    MB,
+    POLL_SECONDS,
+    T0,
+    Engine,
+    Script,
+    lead_request,
+    lead_spec,
+)
 
 LEADS = "marketo/leads"
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from marketo_assets.extract import ExportFailed
-
-from .extract_fakes import KEY, LEADS, Engine, Script, long_window_spec
+from marketo_assets_tests.support.extract_fakes import KEY, LEADS, Engine, Script, long_window_spec
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ import pytest
 
 from marketo_assets.extract import ExportFailed, Staging
 from marketo_assets.extract.staging import staging_root
-
-from .extract_fakes import Engine
+from marketo_assets_tests.support.extract_fakes import Engine
 
 
 @pytest.fixture

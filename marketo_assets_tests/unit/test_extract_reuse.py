@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from marketo_assets.extract import ExportFailed, ExportSpec
-
-from .extract_fakes import (
+from marketo_assets_tests.support.extract_fakes import (
     FIELD_TYPES,
     KEY,
     LEADS,

@@ -11,8 +11,7 @@ import pytest
 
 from marketo_assets.extract import ExportFailed, ExportSpec
 from marketo_assets.marketo import ActivityFilter, ExportFilter, ExportRequest
-
-from .extract_fakes import Engine, Script, lead_spec
+from marketo_assets_tests.support.extract_fakes import Engine, Script, lead_spec
 
 ASSET, KEY = "marketo/activities", "2026-02-01"
 START = datetime(2026, 2, 1, tzinfo=UTC)

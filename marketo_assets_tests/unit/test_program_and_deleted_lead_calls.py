@@ -10,8 +10,7 @@ import pytest
 from marketo_assets.extract.list_plan import DiscoveredList, load_cursor, plan_tick
 from marketo_assets.marketo import ExportRequest, ProgramMemberFilter, errors
 from marketo_assets.settings import ListSelection, load_list_settings
-
-from .client_fakes import FakeMarketo, make_client, ok
+from marketo_assets_tests.support.client_fakes import FakeMarketo, make_client, ok
 
 TOKEN = "/rest/v1/activities/pagingtoken.json"
 PAGE = "/rest/v1/activities/deletedleads.json"

@@ -13,8 +13,7 @@ import pytest
 from marketo_assets.defs.build import build_definitions
 from marketo_assets.extract import ExportFailed, ExportLimits, quota
 from marketo_assets.settings import ListConfig, ListSettings, ProjectSettings, SettingsError
-
-from .extract_fakes import MB, T0, Engine, Script, lead_spec
+from marketo_assets_tests.support.extract_fakes import MB, T0, Engine, Script, lead_spec
 
 
 @pytest.fixture

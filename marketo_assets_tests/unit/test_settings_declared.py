@@ -22,8 +22,7 @@ from marketo_assets.settings import (
     load_list_settings,
     load_settings,
 )
-
-from .client_fakes import SECRET
+from marketo_assets_tests.support.client_fakes import SECRET
 
 RESOURCE = {
     "base_url": "https://123-ABC-456.mktorest.com",

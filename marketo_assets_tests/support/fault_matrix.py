@@ -24,7 +24,7 @@ import duckdb
 from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.marketo import ClientSettings, MarketoClient
 from marketo_assets.warehouse import columns_for, load_partition
-from marketo_assets_tests.assets import (
+from marketo_assets_tests.support.assets import (
     lead_export_files,
     leads,
     smart_list_export_files,
@@ -32,7 +32,7 @@ from marketo_assets_tests.assets import (
     static_list_export_files,
     static_list_members,
 )
-from marketo_assets_tests.dagster.conftest import resources_for
+from marketo_assets_tests.support.dagster import resources_for
 
 MONTHS = [f"2025-{month:02d}-01" for month in range(1, 13)]
 LIST_KEYS = ["static-1001", "smart-5001"]

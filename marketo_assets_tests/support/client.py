@@ -7,13 +7,14 @@ import io
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from marketo_assets.marketo import ClientSettings, Event, MarketoClient
+from marketo_assets.marketo import ClientSettings, Event, ExportFilter, ExportRequest, MarketoClient
 
 DELIMS = {"CSV": ",", "TSV": "\t", "SSV": ";"}
 FIELDS = ["id", "email", "firstName", "lastName", "createdAt", "updatedAt"]
@@ -92,3 +93,17 @@ def not_marketo(body: bytes, content_type: str) -> Iterator[tuple[str, list[str]
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+# Export windows and a finished job of the simulator's data.
+JAN = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 31, 23, 59, 59, tzinfo=UTC))
+FEB = (datetime(2025, 2, 1, tzinfo=UTC), datetime(2025, 2, 28, 23, 59, 59, tzinfo=UTC))
+
+
+def request(window=JAN, fields=("id", "email", "firstName", "lastName")) -> ExportRequest:
+    return ExportRequest(fields=list(fields), filter=ExportFilter.created_at(*window))
+
+
+def finished_job(client: MarketoClient, window=JAN):
+    job = client.create_export(request(window))
+    return client.wait_for_export(job.export_id)
