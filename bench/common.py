@@ -309,6 +309,20 @@ def table_lines(rows: list[Row]) -> list[str]:
     return out
 
 
+def short_table_lines(rows: list[Row], names: dict[str, str]) -> list[str]:
+    """The table with short figure names (`names`: row key -> name), for the README."""
+    head = ["#", "figure", "ours", "reference", "ratio", "goal", "met?"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
+        met = {True: "yes", False: "**no**", None: "-"}[r.met]
+        ours = r.ours_text.split(" (")[0]
+        reference = r.reference_text.split(" (")[0]
+        cells = [r.key, names.get(r.key, r.figure), ours, reference, ratio, r.goal, met]
+        out.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return out
+
+
 def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
     m = meta["machine"]
     lines = [
@@ -322,6 +336,9 @@ def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
     notes = [f"- {r.key}: {r.details['note']}" for r in rows if r.details.get("note")]
     if notes:
         lines += ["Notes:", *notes, ""]
+    if meta.get("short_names"):
+        lines += ["Short table (the README's):", "", *short_table_lines(rows, meta["short_names"])]
+        lines.append("")
     return "\n".join(lines)
 
 

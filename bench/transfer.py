@@ -29,6 +29,7 @@ from bench.common import (
 )
 
 RESETS = 3
+FIXED_GOAL = 0.3  # seconds per partition outside Marketo's wait, the download and the load
 
 
 @dataclass
@@ -277,11 +278,18 @@ def e2e_row(t: Transfer) -> Row:
     load = md.get("leads.load_seconds")
     parts = []
     if download is not None and load is not None:
+        wait = best.get("marketo_wait_seconds", 0.0)
+        fixed = ours - download - load - wait
         parts.append(
-            f"inside: download {download:.2f} s, load {load:.2f} s, "
-            f"Dagster + Marketo cycle + checks {ours - download - load:.2f} s"
+            f"inside: download {download:.2f} s, load {load:.2f} s, Marketo's wait (status "
+            f"polls) {wait:.2f} s; fixed in-run cost (the rest: Dagster's run, steps and "
+            f"{best.get('dagster_events', '?')} stored events, ledger, checks) {fixed:.2f} s "
+            f"(goal ≤ {FIXED_GOAL} s: {'met' if fixed <= FIXED_GOAL else 'not met'}), of which "
+            f"creating the run {best.get('before_run_start_seconds') or 0:.2f} s"
         )
-    parts.append(f"process start-up before the run (not counted): {best['ready_seconds']:.1f} s")
+    parts.append(
+        f"process start-up before the run (see row 0; not counted): {best['ready_seconds']:.1f} s"
+    )
     return Row(
         "3",
         f"End to end: one partition of {t.rows:,} leads through Dagster (in-process run, Marketo "

@@ -145,9 +145,9 @@ def materialize(cfg: dict[str, Any]) -> dict[str, Any]:
     lead_export_files, leads = lead_assets(load_settings())
     assets = [lead_export_files] if cfg.get("export_only") else [lead_export_files, leads]
     resources = _resources(cfg)
-    with dg.DagsterInstance.get() as instance:
+    with dg.DagsterInstance.get() as instance, _timed_marketo_wait() as waited:
         ready = _ready_seconds()
-        cpu0, t0 = _cpu(), time.perf_counter()
+        cpu0, t0, wall0 = _cpu(), time.perf_counter(), time.time()
         result = dg.materialize(
             assets,
             partition_key=cfg["partition"],
@@ -158,6 +158,9 @@ def materialize(cfg: dict[str, Any]) -> dict[str, Any]:
         seconds = time.perf_counter() - t0
         cpu = _cpu() - cpu0
         steps = _step_seconds(instance, result.run_id)
+        logs = instance.all_logs(result.run_id)
+        started = [e.timestamp for e in logs if e.dagster_event and e.dagster_event.is_job_event]
+        before_start = round(min(started) - wall0, 3) if started else None
     metadata: dict[str, Any] = {}
     for node in ("marketo__lead_export_files", "marketo__leads"):
         if result.success or node == "marketo__lead_export_files":
@@ -170,8 +173,69 @@ def materialize(cfg: dict[str, Any]) -> dict[str, Any]:
         "cpu_seconds": cpu,
         "ready_seconds": ready,
         "steps": steps,
+        "marketo_wait_seconds": round(sum(waited), 3),
+        "dagster_events": len(logs),
+        "before_run_start_seconds": before_start,  # creating the run: planned events
         "metadata": {k: v for k, v in metadata.items() if isinstance(v, int | float | str)},
     }
+
+
+@contextmanager
+def _timed_marketo_wait():
+    """Seconds spent in `MarketoClient.wait_for_export` (Marketo's queue and processing, as
+    the client polls it), collected while the block runs."""
+    from marketo_assets.marketo import MarketoClient
+
+    original = MarketoClient.wait_for_export
+    waited: list[float] = []
+
+    def timed(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            waited.append(time.perf_counter() - t0)
+
+    MarketoClient.wait_for_export = timed  # type: ignore[method-assign]
+    try:
+        yield waited
+    finally:
+        MarketoClient.wait_for_export = original  # type: ignore[method-assign]
+
+
+def create_run(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Create a run of `marketo/lead_export_files` for one partition, as the UI or a backfill
+    would, from the code location `marketo_assets.definitions`; return the serialized arguments
+    of `dagster api execute_run` (the run process of row 0)."""
+    import dagster as dg
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._grpc.types import ExecuteRunArgs
+    from dagster._serdes import serialize_value
+
+    from marketo_assets.defs.leads import LEAD_EXPORTS
+    from marketo_assets.settings import PROJECT_ROOT
+
+    repo = ReconstructableRepository.for_module(
+        "marketo_assets.definitions", "defs", working_directory=str(PROJECT_ROOT)
+    )
+    job = repo.get_reconstructable_job("__ASSET_JOB").get_subset(
+        asset_selection=frozenset({LEAD_EXPORTS})
+    )
+    job_def = job.get_definition()
+    with dg.DagsterInstance.get() as instance:
+        run = instance.create_run_for_job(
+            job_def=job_def,
+            run_config={},
+            tags={"dagster/partition": cfg["partition"]},
+            asset_selection=frozenset({LEAD_EXPORTS}),
+            job_code_origin=job.get_python_origin(),
+        )
+        args = ExecuteRunArgs(
+            job_origin=job.get_python_origin(),
+            run_id=run.run_id,
+            instance_ref=instance.get_ref(),
+        )
+    return {"args": serialize_value(args), "run_id": run.run_id}
 
 
 def api_calls(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -354,6 +418,7 @@ KINDS = {
     "load": load,
     "materialize": materialize,
     "api_calls": api_calls,
+    "create_run": create_run,
     "slots": slots,
 }
 

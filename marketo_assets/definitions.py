@@ -11,4 +11,13 @@ from marketo_assets.settings import load_list_settings, load_settings
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_definitions(load_settings(), load_list_settings())
+    settings, lists = load_settings(), load_list_settings()
+    if _last and _last[0] == (settings, lists):
+        return _last[1]
+    _last[:] = [(settings, lists), build_definitions(settings, lists)]
+    return _last[1]
+
+
+# The definitions last built, with their settings: a run process loads the definitions more
+# than once (its job, then the job's repository); the same settings build the same definitions.
+_last: list = []

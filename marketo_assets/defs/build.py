@@ -1,6 +1,8 @@
 """The definitions as a function of the settings: `build_definitions(settings, lists)`, called
 when `marketo_assets.definitions` loads (tests build them for the settings they choose). Every
-job runs in-process: one process per run, pools still claimed per step (docs/RELIABILITY.md)."""
+job runs in-process: one process per run, pools still claimed per step (docs/RELIABILITY.md).
+The dbt models are another code location (`marketo_assets.dbt_definitions`): a run of these
+assets never imports dagster-dbt or dbt-core."""
 
 import warnings
 
@@ -10,8 +12,6 @@ from marketo_assets.extract.quota import check_budget
 from marketo_assets.settings import ListConfig, ProjectSettings, SettingsWarning
 
 from .activities import activity_assets, activity_types
-from .dbt import dbt_models, dbt_models_after_raw_loads
-from .dbt_resources import dbt_resource
 from .deleted_leads import deleted_leads_asset, deleted_leads_job, deleted_leads_schedule
 from .lead_changes import build_lead_changes_schedule, lead_change_assets
 from .leads import lead_assets, open_window_schedule
@@ -50,7 +50,6 @@ def build_definitions(settings: ProjectSettings, list_settings: ListConfig) -> d
             activity_types,
             lists,
             deleted_leads_asset(settings),
-            dbt_models(settings),
         ],
         jobs=[list_catalog_job, *list_member_jobs.values(), program_members_job, deleted_leads_job],
         schedules=[
@@ -61,9 +60,8 @@ def build_definitions(settings: ProjectSettings, list_settings: ListConfig) -> d
         sensors=[
             *list_sensors(settings, list_settings),
             program_sensor(list_settings),
-            dbt_models_after_raw_loads,
             quota_resume_sensor(settings, exports),
         ],
-        resources={**build_resources(settings, list_settings), "dbt": dbt_resource(settings)},
+        resources=build_resources(settings, list_settings),
         executor=dg.in_process_executor,
     )

@@ -1,14 +1,20 @@
 """dbt models (dbt_project/) as Dagster assets: staging, marts and reporting over the raw tables.
 
+They are their own code location (`marketo_assets.dbt_definitions`, `build_dbt_definitions`
+below): the export and load runs never import dagster-dbt or dbt-core (seconds per process).
+
 Every dbt model is an asset in the `marketo_models` group and every dbt test an asset check on
 its model. dbt sources map to the raw assets that load them (`meta.dagster.asset_key` in
 `_marketo__sources.yml`: `marketo/leads`, `marketo/lead_changes`, ...), so the graph runs
-unbroken from the Marketo exports to the marts.
+unbroken from the Marketo exports to the marts, across the two code locations. Any source
+whose meta names an asset key maps to it: a new raw table only needs its source entry.
 
 When it runs: the `dbt_models_after_raw_loads` sensor (running by default) requests the models
 whose raw tables were loaded since their last build, once no raw partition of theirs is still
 queued or running, so a backfill of many partitions ends with one dbt build, not one per
-partition. The build runs in the `duckdb` pool (limit 1): `dbt build` holds DuckDB's single
+partition. The sensor runs in the dbt location; Dagster evaluates its conditions on the
+workspace's whole asset graph, so the raw assets of the other location are its upstream. The
+build runs in the `duckdb` pool (limit 1): `dbt build` holds DuckDB's single
 write lock from start to end, so it waits for loads and loads wait for it.
 """
 
@@ -112,6 +118,18 @@ dbt_models_after_raw_loads = dg.AutomationConditionSensorDefinition(
     minimum_interval_seconds=30,
     description="Builds the dbt models after their raw Marketo tables are loaded.",
 )
+
+
+def build_dbt_definitions(settings: ProjectSettings) -> dg.Definitions:
+    """The dbt code location: the models, their automation sensor and the `dbt` resource."""
+    from .dbt_resources import dbt_resource
+
+    return dg.Definitions(
+        assets=[dbt_models(settings)],
+        sensors=[dbt_models_after_raw_loads],
+        resources={"dbt": dbt_resource(settings)},
+        executor=dg.in_process_executor,
+    )
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -34,22 +35,26 @@ def ignore(_event: Notice | Event) -> None:
 
 class EventLines:
     """The engine's notices and the client's events as log lines `(level, text)` (None: not
-    worth a line); download progress once per 64 MB."""
+    worth a line). Every line is an event Dagster stores (a write to its event log), so routine
+    progress is kept short: no line for the `Created` status (the engine's notice says it), and
+    download progress at most every `progress_seconds` (a quick download logs none; its size and
+    speed are in the materialization's metadata)."""
 
-    def __init__(self) -> None:
-        self._progress = -1
+    def __init__(self, progress_seconds: float = 10.0) -> None:
+        self._every = progress_seconds
+        self._last = time.monotonic()
 
     def __call__(self, event: Notice | Event) -> tuple[str, str] | None:
         if isinstance(event, Notice):
             return event.level, event.message
         data, export = event.data, f"Export {event.export_id}"
         if event.kind == "status":
-            return "info", f"{export}: {data.get('status')}"
+            status = data.get("status")
+            return None if status == "Created" else ("info", f"{export}: {status}")
         if event.kind == "download_progress":
-            progress = int(data.get("bytes", 0) // (64 * MB))
-            if progress == self._progress:
+            if time.monotonic() - self._last < self._every:
                 return None
-            self._progress = progress
+            self._last = time.monotonic()
             done, total = data.get("bytes", 0) / MB, (data.get("total") or 0) / MB
             return "info", f"{export}: downloaded {done:.1f} MB of {total:.1f} MB"
         if event.kind in ("retry", "rate_limited", "enqueue_wait", "download_resumed"):

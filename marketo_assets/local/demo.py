@@ -106,7 +106,11 @@ def _run() -> int:
                         instance, backfill_id, timeout=900, on_tick=_progress(), partition_keys=keys
                     )
                     lists = wait_for_list_sensors(instance, sensors_since, say=_say)
-                    models = build_models(instance, defs, sensors_since, say=_say)  # dbt
+                    # dbt: the other code location, over the raw assets of this one
+                    from marketo_assets.dbt_definitions import defs as load_dbt_defs
+
+                    both = dg.Definitions.merge(defs, load_dbt_defs())
+                    models = build_models(instance, both, sensors_since, say=_say)
             finally:
                 # The daemon and its runs are stopped (also a run a sensor started at the end):
                 # leave nothing unfinished for a later daemon to pick up.

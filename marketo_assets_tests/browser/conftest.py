@@ -16,6 +16,7 @@ from marketo_assets.local.instance import ensure_pools, running_daemon
 from marketo_assets.simulator.process import run_simulator
 from marketo_assets_tests.support.browser import (
     ARTIFACTS,
+    DBT_LOCATION,
     DagsterUI,
     chromium_path,
     running_webserver,
@@ -60,7 +61,7 @@ def dagster_ui(chromium, tmp_path_factory) -> Iterator[DagsterUI]:
             ui = DagsterUI(url, env, tmp, sim, ui_log, daemon_log)
             # The dbt models are not under test here (marketo_assets_tests/dagster covers
             # them): keep their automation sensor from adding dbt builds to the runs below.
-            stop_sensor(ui, "dbt_models_after_raw_loads")
+            stop_sensor(ui, "dbt_models_after_raw_loads", DBT_LOCATION)
             yield ui
 
 

@@ -226,10 +226,14 @@ def test_raw_partitions_then_dbt_models(simulator_factory, tmp_path, monkeypatch
 
 
 def test_dbt_assets_wiring():
-    from marketo_assets.definitions import defs
+    """The dbt models are their own code location; their sources are the raw assets of the
+    other one, so the merged graph (what the UI and the daemon see) is one lineage."""
+    from marketo_assets.dbt_definitions import defs as dbt_defs
+    from marketo_assets.definitions import defs as raw_defs
     from marketo_assets.defs.dbt import AFTER_RAW_LOADS, MODELS_GROUP
 
-    d = defs()
+    raw, dbt = raw_defs(), dbt_defs()
+    d = dg.Definitions.merge(raw, dbt)
     graph = d.resolve_asset_graph()
     models = [graph.get(k) for k in graph.get_all_asset_keys()]
     models = [m for m in models if m.group_name == MODELS_GROUP]
@@ -239,6 +243,7 @@ def test_dbt_assets_wiring():
         "fct_list_membership",
         "rpt_leads_created_daily",
     }
+    assert not dg.AssetSelection.groups(MODELS_GROUP).resolve(raw.resolve_asset_graph())
     for model in models:
         assert model.pools == {"duckdb"}
         assert model.automation_condition == AFTER_RAW_LOADS
@@ -249,9 +254,22 @@ def test_dbt_assets_wiring():
     assert graph.get(DIM_LEADS).parent_keys == {STG_LEADS, STG_CHANGES}
     assert graph.get(LEADS).child_keys >= {STG_LEADS}
     assert len(graph.get(DIM_LEADS).check_keys) >= 4  # dbt tests as asset checks
-    sensor = d.get_sensor_def("dbt_models_after_raw_loads")
+    sensor = dbt.get_sensor_def("dbt_models_after_raw_loads")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert "dbt" in d.resources
+    assert "dbt" in dbt.resources and "dbt" not in raw.resources
+
+
+def test_the_raw_location_loads_without_dbt():
+    """A run of the export and load assets never imports dagster-dbt or dbt-core (seconds of
+    start-up per run process)."""
+    code = (
+        "import sys, marketo_assets.definitions as d; d.defs(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dbt', 'dagster_dbt')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]"
 
 
 _ENSURE = """

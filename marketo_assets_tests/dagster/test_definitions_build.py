@@ -47,7 +47,7 @@ def test_future_start_and_bad_list_setting_warn_when_the_definitions_load():
         m.startswith("The static-list sensor is off: MARKETO_STATIC_LISTS") for m in messages
     )
     assert defs.resolve_sensor_def("static_list_sensor").description.startswith("OFF: ")
-    assert set(defs.resources) == {"marketo", "export_options", "warehouse", "dbt"}
+    assert set(defs.resources) == {"marketo", "export_options", "warehouse"}
 
 
 EXPORTS = ["lead_export_files", "lead_change_export_files"] + [
@@ -96,3 +96,17 @@ def test_the_deleted_leads_schedule_reloads_yesterday_and_today_from_the_start_d
         with dg.build_schedule_context(scheduled_execution_time=when) as context:
             requests = schedule(context)
         assert [r.partition_key for r in requests] == days
+
+
+def test_a_process_builds_the_definitions_once_per_settings(monkeypatch):
+    """A run process loads the definitions more than once (its job, then the job's repository):
+    the same settings return the same definitions; changed settings build new ones."""
+    from marketo_assets.definitions import defs
+
+    monkeypatch.setenv("MARKETO_PARTITION_WINDOW", "monthly")
+    first = defs()
+    assert defs() is first
+    monkeypatch.setenv("MARKETO_PARTITION_WINDOW", "weekly")
+    weekly = defs()
+    assert weekly is not first
+    assert weekly.get_assets_def(LEADS).partitions_def != first.get_assets_def(LEADS).partitions_def

@@ -22,6 +22,7 @@ from marketo_assets.simulator.process import SimulatorHandle
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "browser"
 LOCATION = "marketo_assets"
+DBT_LOCATION = "marketo_dbt"  # the dbt models' own code location (workspace.yaml)
 # A loaded machine: the webserver loads the definitions (dbt manifest included) in a subprocess.
 STARTUP_TIMEOUT = 180
 
@@ -92,13 +93,15 @@ def _wait_until_loaded(url: str, proc: subprocess.Popen, log: Path) -> None:
         try:
             response = httpx.post(f"{url}/graphql", json={"query": _LOCATION_STATUS}, timeout=10)
             entries = response.json()["data"]["workspaceOrError"]["locationEntries"]
-            (entry,) = [e for e in entries if e["name"] == LOCATION]
-            loaded = entry["locationOrLoadError"] or {}
-            if loaded.get("__typename") == "PythonError":
-                raise RuntimeError(f"code location failed to load: {loaded['message']}")
-            if entry["loadStatus"] == "LOADED" and loaded.get("__typename"):
+            ready = []
+            for entry in [e for e in entries if e["name"] in (LOCATION, DBT_LOCATION)]:
+                loaded = entry["locationOrLoadError"] or {}
+                if loaded.get("__typename") == "PythonError":
+                    raise RuntimeError(f"code location failed to load: {loaded['message']}")
+                ready.append(entry["loadStatus"] == "LOADED" and bool(loaded.get("__typename")))
+            if len(ready) == 2 and all(ready):
                 return
-            last = entry["loadStatus"]
+            last = str([(e["name"], e["loadStatus"]) for e in entries])
         except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
             last = repr(exc)
         time.sleep(1)
@@ -141,8 +144,8 @@ mutation ($id: String) { stopSensor(id: $id) {
 """
 
 
-def stop_sensor(ui: DagsterUI, name: str) -> None:
-    selector = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
+def stop_sensor(ui: DagsterUI, name: str, location: str = LOCATION) -> None:
+    selector = {"repositoryLocationName": location, "repositoryName": "__repository__"}
     found = ui.graphql(_SENSOR, {"selector": {**selector, "sensorName": name}})["sensorOrError"]
     assert found["__typename"] == "Sensor", found
     stopped = ui.graphql(_STOP_SENSOR, {"id": found["id"]})["stopSensor"]

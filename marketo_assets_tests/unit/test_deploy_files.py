@@ -37,10 +37,12 @@ def test_the_docker_instance_is_the_tested_instance_with_one_container_per_run()
 
 def test_kubernetes_runs_share_no_volume_and_keep_the_ledger_in_postgres():
     values = _yaml("helm-values.yaml")
-    (deployment,) = values["dagster-user-deployments"]["deployments"]
-    env = {e["name"]: e.get("value") for e in deployment["env"]}
-    assert env["MARKETO_LEDGER"] == env["MARKETO_WAREHOUSE"] == "postgres"
-    assert all("persistentVolumeClaim" not in v for v in deployment["volumes"])
+    deployments = values["dagster-user-deployments"]["deployments"]
+    assert {d["name"] for d in deployments} == {"marketo-assets", "marketo-dbt"}
+    for deployment in deployments:  # the raw exports and the dbt models' code location
+        env = {e["name"]: e.get("value") for e in deployment["env"]}
+        assert env["MARKETO_LEDGER"] == env["MARKETO_WAREHOUSE"] == "postgres"
+        assert all("persistentVolumeClaim" not in v for v in deployment.get("volumes", []))
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     coordinator = values["dagsterDaemon"]["runCoordinator"]
     assert coordinator["type"] == "QueuedRunCoordinator"
