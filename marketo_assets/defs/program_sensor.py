@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from marketo_assets.extract.batch import plan_batches
 from marketo_assets.extract.list_plan import DiscoveredList, load_cursor, plan_tick
 from marketo_assets.extract.list_plan import unmatched_message as unmatched_text
 from marketo_assets.settings import ListConfig, SettingsError
 
-from .cycle import GENERATION_TAG
+from .cycle import BATCH_TAG, GENERATION_TAG
 from .probes import TICK_CLIENT
 from .programs import PM_EXPORTS, PROGRAM_MEMBERS, PROGRAM_PARTITIONS
 from .resources import MarketoResource
@@ -21,7 +22,8 @@ SETTING = "MARKETO_PROGRAMS"
 program_members_job = dg.define_asset_job(
     "export_program_members",
     selection=dg.AssetSelection.assets(PM_EXPORTS, PROGRAM_MEMBERS),
-    description="Export one program's members and load them into the warehouse.",
+    description="Export one program's members (a job shared with the programs requested "
+    "with it) and load them into the warehouse.",
     executor_def=dg.in_process_executor,
 )
 
@@ -41,7 +43,8 @@ def program_sensor(lists: ListConfig) -> dg.SensorDefinition:
             f"Keeps one partition `<program id>` per program selected by {SETTING} "
             f"({selection.describe()}), deletes those of deleted or unselected programs, and "
             "requests a member export when a program is new, its updatedAt moved, or "
-            f"{refresh_hours:g} h after its last export (0 = never). Never opens the warehouse."
+            f"{refresh_hours:g} h after its last export (0 = never); the programs of one tick "
+            "share Marketo jobs of up to 10. Never opens the warehouse."
         ),
     )
     def program_members_sensor(
@@ -87,8 +90,15 @@ def program_sensor(lists: ListConfig) -> dg.SensorDefinition:
             requests.append(PROGRAM_PARTITIONS.build_add_request(plan.add))
         if plan.delete:
             requests.append(PROGRAM_PARTITIONS.build_delete_request(plan.delete))
+        # The programs requested together share jobs of up to 10 (each run's BATCH_TAG).
+        batches = plan_batches([(key, run_key) for key, run_key, _, _ in plan.runs])
         runs = [
-            dg.RunRequest(run_key=run_key, partition_key=key, tags={GENERATION_TAG: run_key})
+            dg.RunRequest(
+                run_key=run_key,
+                partition_key=key,
+                tags={GENERATION_TAG: run_key}
+                | ({BATCH_TAG: batches[key].tag} if key in batches else {}),
+            )
             for key, run_key, _, _ in plan.runs
         ]
         return dg.SensorResult(

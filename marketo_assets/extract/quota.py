@@ -39,6 +39,7 @@ __all__ = [
     "check_budget",
     "defer",
     "in_flight",
+    "member_rows",
     "order_stops",
     "plan_resume",
     "predict",
@@ -97,9 +98,11 @@ def predict(
     partition_key: str,
     request_hash: str,
     fields: Sequence[str],
+    member_rows: float | None = None,
 ) -> Prediction:
     """The file size of a job of `asset` for this partition and request, from `entries` (the
-    ledger's history; entries of other assets are ignored)."""
+    ledger's history; entries of other assets are ignored). `member_rows`: the rows a job
+    shared by several partitions will hold (see `member_rows`)."""
     sized = _sized([e for e in entries if e.asset == asset])
     if not sized:
         others = _sized(entries)
@@ -116,13 +119,27 @@ def predict(
         per_row = float(max(e.bytes or 0 for e in sized))
     same_request = [e for e in sized if e.partition_key == partition_key]
     exact = [e for e in same_request if e.request_hash == request_hash]
-    if exact or same_request:
+    if member_rows is not None:
+        rows, basis = member_rows, "last rows of the batch's partitions"
+    elif exact or same_request:
         rows, basis = float((exact or same_request)[-1].records or 0), "last export of this window"
     else:
         rows = sum(e.records or 0 for e in sized) / len(sized)
         basis = "average export of this type"
     size = math.ceil(max(rows, 1.0) * per_row * HEADROOM)
     return Prediction(size, per_row, rows, basis)
+
+
+def member_rows(ledger: Ledger, asset: str, partition_keys: Sequence[str]) -> float | None:
+    """The rows of a job shared by these partitions: the sum of each one's last loaded rows;
+    None when one has never been loaded."""
+    last: dict[str, int] = {}
+    for member in ledger.members(asset):
+        if member["status"] == "loaded" and member["row_count"] is not None:
+            last[member["partition_key"]] = member["row_count"]
+    if not partition_keys or any(k not in last for k in partition_keys):
+        return None
+    return float(sum(last[k] for k in partition_keys))
 
 
 def predict_entry(entries: Sequence[LedgerEntry], entry: LedgerEntry) -> int | None:
