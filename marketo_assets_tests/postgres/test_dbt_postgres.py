@@ -134,11 +134,11 @@ def test_dbt_build_on_postgres_from_a_simulator_export(
 def test_activity_merge_and_deletion_models_on_postgres(pg_server, pg_database, tmp_path):
     """The hand-written raw rows of the DuckDB test (`attributes` as jsonb): the JSON
     unpacking, the merge chains and the deletions give the same models on PostgreSQL."""
-    from ..dagster.test_dbt_activities import (
+    from marketo_assets_tests.support.dbt import dbt_build
+    from marketo_assets_tests.support.dbt_rows import (
         ACTIVITY_TABLES,
         check_models,
         create_raw_tables,
-        dbt_build,
         only_warning_is_the_unknown_activity_type,
     )
 
