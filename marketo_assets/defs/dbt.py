@@ -29,9 +29,10 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from marketo_assets.extract.local_paths import private_umask
 from marketo_assets.settings import ProjectSettings, load_settings
+from marketo_assets.transform.manifest import ensure_manifest
 from marketo_assets.warehouse.counts import CountError, count_rows
 
-from .dbt_manifest import dbt_project, ensure_manifest
+from .dbt_resources import dbt_project, dbt_resource
 
 MODELS_GROUP = "marketo_models"
 
@@ -122,8 +123,6 @@ dbt_models_after_raw_loads = dg.AutomationConditionSensorDefinition(
 
 def build_dbt_definitions(settings: ProjectSettings) -> dg.Definitions:
     """The dbt code location: the models, their automation sensor and the `dbt` resource."""
-    from .dbt_resources import dbt_resource
-
     return dg.Definitions(
         assets=[dbt_models(settings)],
         sensors=[dbt_models_after_raw_loads],

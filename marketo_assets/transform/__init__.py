@@ -1,0 +1,1 @@
+"""dbt machinery without Dagster: the dbt project's manifest, prepared once (`manifest`)."""
