@@ -9,7 +9,7 @@ again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,32 +19,18 @@ from dagster_duckdb import DuckDBResource
 
 from marketo_assets import extract
 from marketo_assets.extract import EventLines, ExportOutcome, ExportSpec, LoadedPartition, OnEvent
+from marketo_assets.extract.checks import Check
 from marketo_assets.extract.preflight import check_before_export
 from marketo_assets.extract.quota import MB
-from marketo_assets.marketo import ExportRequest, LeadField, MarketoClient
+from marketo_assets.marketo import MarketoClient
 from marketo_assets.warehouse import WarehouseSession
 
 from .resources import MarketoResource, as_failure, duckdb_config, warehouse_kind, warehouse_session
 
 # Run tag set by sensors and schedules: the source state a run exports (see ExportSpec).
 GENERATION_TAG = "marketo/export_generation"
-CHECK_ROWS = "rows_match_marketo"
 CHECK_PARTITIONS = "materialized_partitions_in_table"
-ExtraChecks = Callable[[WarehouseSession, LoadedPartition], tuple[list[dg.AssetCheckResult], dict]]
-
-
-def select_fields(
-    described: Sequence[LeadField], wanted: list[str], required: list[str]
-) -> list[tuple[str, str]]:
-    """(name, data_type) pairs to export; unknown names fail before any job."""
-    with as_failure():
-        return extract.select_fields(described, wanted, required)
-
-
-def check_columns(request: ExportRequest) -> None:
-    """Fail before the export when two of its columns would be one table column."""
-    with as_failure():
-        extract.check_columns(request)
+ExtraChecks = Callable[[WarehouseSession, LoadedPartition], tuple[list[Check], dict]]
 
 
 def log_events(context: dg.AssetExecutionContext) -> OnEvent:
@@ -164,9 +150,10 @@ def run_load(
 
     def inspect(wh: WarehouseSession, loaded: LoadedPartition):
         checks, metadata = extra(wh, loaded) if extra else ([], {})
+        results = check_results(checks)
         if check_partitions:
-            checks.append(partitions_check(context, table, wh.partition_keys(table)))
-        return checks, metadata
+            results.append(partitions_check(context, table, wh.partition_keys(table)))
+        return results, metadata
 
     local = marketo.local()
     with stop_when_terminated(context), as_failure():
@@ -189,36 +176,23 @@ def run_load(
             client=lambda: marketo.client(on_event=log_events(context)),
             quota_budget_bytes=int(marketo.budget_mb * MB),
         )
-    result, stats, entries = outcome.loaded.result, outcome.loaded.stats, outcome.loaded.entries
     extra_checks, extra_metadata = outcome.inspected or ([], {})
-    rows = {"loaded_rows": result.rows, "marketo_records": outcome.records}
-    ids = {"duplicate_ids": stats["duplicate_ids"], "null_ids": stats["null_ids"]}
-    exports: dict[str, Any] = (
-        {"export_id": entries[0].export_id}
-        if len(entries) == 1
-        else {"export_ids": dg.MetadataValue.json(outcome.export_ids)}
-    )
-    metadata = {
-        **table_metadata(table, result),
-        **exports,
-        "marketo_records": outcome.records,
-        "load_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
-        **extra_metadata,
-    }
+    metadata: dict[str, Any] = {**table_metadata(table, outcome.loaded.result)}
+    metadata.update(outcome.metadata(), **extra_metadata)
     return dg.MaterializeResult(
         metadata=metadata,
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=CHECK_ROWS, passed=result.rows == outcome.records, metadata=rows
-            ),
-            dg.AssetCheckResult(
-                check_name=unique_check,
-                passed=ids["duplicate_ids"] == 0 and ids["null_ids"] == 0,
-                metadata=ids,
-            ),
-            *extra_checks,
-        ],
+        check_results=[*check_results(outcome.checks(unique_check)), *extra_checks],
     )
+
+
+def check_results(checks: list[Check]) -> list[dg.AssetCheckResult]:
+    """The engine's checks (plain data) as Dagster check results."""
+    return [
+        dg.AssetCheckResult(
+            check_name=c.name, passed=c.passed, metadata=c.metadata, description=c.description
+        )
+        for c in checks
+    ]
 
 
 def table_metadata(table: str, result) -> dict[str, Any]:

@@ -1,0 +1,78 @@
+"""Asset check results as plain data: what the engine checked; defs/ shows them in Dagster.
+Also the load checks of the export families that need more than rows and unique ids (each
+evaluated inside the load's warehouse session: `(checks, metadata)`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .activities import inside_window
+from .windows import created_inside
+
+if TYPE_CHECKING:
+    from marketo_assets.warehouse import WarehouseSession
+
+    from .load import LoadedPartition
+
+__all__ = ["CHECK_ROWS", "Check", "activity_checks", "lead_checks", "program_checks"]
+__all__ += ["updated_outside_day"]
+
+CHECK_ROWS = "rows_match_marketo"  # loaded rows = the rows Marketo said it returned
+CHECK_WINDOW = "created_at_inside_window"
+CHECK_TABLE_UNIQUE = "lead_ids_unique_in_table"
+CHECK_ACTIVITY_WINDOW = "activity_date_inside_window"
+CHECK_PROGRAM = "program_id_is_the_partition"
+Checked = tuple[list["Check"], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    metadata: dict[str, Any] = field(default_factory=dict)
+    description: str | None = None
+
+
+def lead_checks(
+    wh: WarehouseSession, loaded: LoadedPartition, table: str, start: datetime, end: datetime
+) -> Checked:
+    """createdAt inside the window; no lead id twice in the whole `table`."""
+    inside, window = created_inside(loaded.stats, loaded.timestamp_column, start, end)
+    duplicates = wh.duplicate_ids(table, id_column=loaded.id_column)
+    return [
+        Check(CHECK_WINDOW, inside, window),
+        Check(CHECK_TABLE_UNIQUE, duplicates == 0, {"duplicate_ids": duplicates}),
+    ], {}
+
+
+def activity_checks(loaded: LoadedPartition, start: datetime, end: datetime) -> Checked:
+    """activityDate inside the window."""
+    passed, metadata = inside_window(loaded.stats, "activityDate", start, end)
+    return [Check(CHECK_ACTIVITY_WINDOW, passed, metadata)], {}
+
+
+def updated_outside_day(
+    wh: WarehouseSession,
+    loaded: LoadedPartition,
+    table: str,
+    key: str,
+    start: datetime,
+    end: datetime,
+) -> Checked:
+    """No check: the rows whose visible updatedAt lies outside the day are counted (Marketo's
+    filter matches the last change to any field)."""
+    column = loaded.timestamp_column or "updatedAt"
+    count = wh.rows_outside_window(table, key, column, start, end)
+    return [], {
+        "rows_updated_at_outside_day": count,
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
+    }
+
+
+def program_checks(wh: WarehouseSession, table: str, key: str, program_id: int) -> Checked:
+    """Every row's programId is the partition's program."""
+    other = wh.rows_outside_window(table, key, "programId", program_id, program_id)
+    return [Check(CHECK_PROGRAM, other == 0, {"other_rows": other})], {"program_id": program_id}
