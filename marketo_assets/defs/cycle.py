@@ -19,7 +19,7 @@ from dagster_duckdb import DuckDBResource
 
 from marketo_assets import extract
 from marketo_assets.extract import EventLines, ExportOutcome, ExportSpec, LoadedPartition, OnEvent
-from marketo_assets.extract.checks import Check
+from marketo_assets.extract.checks import Check, partitions_in_table
 from marketo_assets.extract.preflight import check_before_export
 from marketo_assets.extract.quota import MB
 from marketo_assets.marketo import MarketoClient
@@ -29,7 +29,6 @@ from .resources import MarketoResource, as_failure, duckdb_config, warehouse_kin
 
 # Run tag set by sensors and schedules: the source state a run exports (see ExportSpec).
 GENERATION_TAG = "marketo/export_generation"
-CHECK_PARTITIONS = "materialized_partitions_in_table"
 ExtraChecks = Callable[[WarehouseSession, LoadedPartition], tuple[list[Check], dict]]
 
 
@@ -150,10 +149,9 @@ def run_load(
 
     def inspect(wh: WarehouseSession, loaded: LoadedPartition):
         checks, metadata = extra(wh, loaded) if extra else ([], {})
-        results = check_results(checks)
         if check_partitions:
-            results.append(partitions_check(context, table, wh.partition_keys(table)))
-        return results, metadata
+            checks = [*checks, partitions_check(context, table, wh.partition_keys(table))]
+        return check_results(checks), metadata
 
     local = marketo.local()
     with stop_when_terminated(context), as_failure():
@@ -205,29 +203,12 @@ def table_metadata(table: str, result) -> dict[str, Any]:
     }
 
 
-def partitions_check(
-    context: dg.AssetExecutionContext, table: str, in_table: set[str]
-) -> dg.AssetCheckResult:
-    """CHECK_PARTITIONS: fails naming the partitions Dagster shows as materialized (with rows)
-    whose rows `table` does not have, e.g. after the DuckDB file was deleted or replaced."""
-    missing = lost_partitions(context, in_table)
+def partitions_check(context: dg.AssetExecutionContext, table: str, in_table: set[str]) -> Check:
+    """CHECK_PARTITIONS of this asset (see `extract.checks.partitions_in_table`)."""
     assets = [k.to_user_string() for k in sorted(context.assets_def.dependency_keys)]
     assets.append(context.asset_key.to_user_string())
-    fix = (
-        f"Partitions {', '.join(missing)} are materialized in Dagster but have no rows in "
-        f"{table} (was the database file deleted or replaced?). Restore them with a backfill "
-        f"of those partitions of {' and '.join(assets)} (Materialize, select the partitions; "
-        "this exports them again)."
-    )
-    return dg.AssetCheckResult(
-        check_name=CHECK_PARTITIONS,
-        passed=not missing,
-        description=fix if missing else None,
-        metadata={
-            "missing_partitions": dg.MetadataValue.json(missing),
-            "partitions_in_table": len(in_table),
-        },
-    )
+    missing = lost_partitions(context, in_table)
+    return partitions_in_table(missing, len(in_table), table, assets)
 
 
 def lost_partitions(context: dg.AssetExecutionContext, in_table: set[str]) -> list[str]:

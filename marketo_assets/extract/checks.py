@@ -17,13 +17,14 @@ if TYPE_CHECKING:
     from .load import LoadedPartition
 
 __all__ = ["CHECK_ROWS", "Check", "activity_checks", "lead_checks", "program_checks"]
-__all__ += ["updated_outside_day"]
+__all__ += ["partitions_in_table", "updated_outside_day"]
 
 CHECK_ROWS = "rows_match_marketo"  # loaded rows = the rows Marketo said it returned
 CHECK_WINDOW = "created_at_inside_window"
 CHECK_TABLE_UNIQUE = "lead_ids_unique_in_table"
 CHECK_ACTIVITY_WINDOW = "activity_date_inside_window"
 CHECK_PROGRAM = "program_id_is_the_partition"
+CHECK_PARTITIONS = "materialized_partitions_in_table"
 Checked = tuple[list["Check"], dict[str, Any]]
 
 
@@ -76,3 +77,17 @@ def program_checks(wh: WarehouseSession, table: str, key: str, program_id: int) 
     """Every row's programId is the partition's program."""
     other = wh.rows_outside_window(table, key, "programId", program_id, program_id)
     return [Check(CHECK_PROGRAM, other == 0, {"other_rows": other})], {"program_id": program_id}
+
+
+def partitions_in_table(missing: list[str], in_table: int, table: str, assets: list[str]) -> Check:
+    """CHECK_PARTITIONS: fails naming the partitions shown as materialized (with rows) whose
+    rows `table` does not have (`missing`), e.g. after the database file was deleted or
+    replaced, and how to restore them (a backfill of `assets`)."""
+    fix = (
+        f"Partitions {', '.join(missing)} are materialized in Dagster but have no rows in "
+        f"{table} (was the database file deleted or replaced?). Restore them with a backfill "
+        f"of those partitions of {' and '.join(assets)} (Materialize, select the partitions; "
+        "this exports them again)."
+    )
+    metadata = {"missing_partitions": missing, "partitions_in_table": in_table}
+    return Check(CHECK_PARTITIONS, not missing, metadata, fix if missing else None)
