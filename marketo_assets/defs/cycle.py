@@ -29,6 +29,8 @@ from .resources import MarketoResource, as_failure, duckdb_config, warehouse_kin
 
 # Run tag set by sensors and schedules: the source state a run exports (see ExportSpec).
 GENERATION_TAG = "marketo/export_generation"
+# Run tag set by the program sensor: the partitions one Marketo job exports (extract.batch).
+BATCH_TAG = "marketo/export_batch"
 ExtraChecks = Callable[[WarehouseSession, LoadedPartition], tuple[list[Check], dict]]
 
 
@@ -118,6 +120,20 @@ def run_export(
             )
 
 
+def run_batch(
+    context: dg.AssetExecutionContext, marketo: MarketoResource, asset: str
+) -> tuple[extract.Batch | None, tuple[str, ...]]:
+    """The run's export batch (None: export the partition alone) and the partitions whose
+    rows the export's file will hold that are still to load."""
+    with as_failure():
+        ledger = marketo.ledger()
+        tag = context.run.tags.get(BATCH_TAG, "")
+        batch = extract.batch_for(ledger, asset, tag, context.partition_key)
+        if batch is None:
+            return None, (context.partition_key,)
+        return batch, extract.open_members(ledger, asset, batch)
+
+
 def run_generation(context: dg.AssetExecutionContext) -> str:
     return context.run.tags.get(GENERATION_TAG, "")
 
@@ -140,6 +156,7 @@ def run_load(
     extra: ExtraChecks | None = None,
     check_partitions: bool = False,
     id_column: str = "id",
+    shared_column: str | None = None,
 ) -> dg.MaterializeResult:
     """Load the staged export of this partition into `table` (the warehouse resource's DuckDB
     file or PostgreSQL), replacing the partition's rows in one transaction, then evaluate the
@@ -173,6 +190,7 @@ def run_load(
             # Only when the staged file is on another machine: download it again by export id.
             client=lambda: marketo.client(on_event=log_events(context)),
             quota_budget_bytes=int(marketo.budget_mb * MB),
+            shared_column=shared_column,
         )
     extra_checks, extra_metadata = outcome.inspected or ([], {})
     metadata: dict[str, Any] = {**table_metadata(table, outcome.loaded.result)}

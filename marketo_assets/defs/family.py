@@ -15,6 +15,7 @@ from typing import Any
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from marketo_assets.extract import Batch
 from marketo_assets.extract.checks import CHECK_PARTITIONS, CHECK_ROWS
 from marketo_assets.extract.spec import spec_for
 from marketo_assets.marketo import AnyFilter, MarketoClient
@@ -22,6 +23,7 @@ from marketo_assets.marketo import AnyFilter, MarketoClient
 from .cycle import (
     ExportSpec,
     ExtraChecks,
+    run_batch,
     run_export,
     run_generation,
     run_load,
@@ -81,6 +83,10 @@ class ExportFamily:
     )
     fixed_fields: bool = False  # export every described field (not MARKETO_FIELDS), no renames
     id_field: str = "id"  # the key: unique in a partition, never NULL
+    # One job for the partitions a run's BATCH_TAG names (extract.batch): their filters, and the
+    # file's column that holds each row's partition key (each load reads only its rows).
+    batch_filters: Callable[[Sequence[str]], Sequence[AnyFilter]] | None = None
+    shared_column: str | None = None
 
     @property
     def unique_check(self) -> str:
@@ -108,14 +114,24 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
     ) -> dg.MaterializeResult:
         if family.off_reason:
             raise dg.Failure(family.off_reason, allow_retries=False)
-        filters, options = family.filters(context), export_options
+        batch: Batch | None = None
+        members: tuple[str, ...] = (context.partition_key,) if family.shared_column else ()
+        if family.shared_column and family.batch_filters:
+            batch, members = run_batch(context, marketo, family.ledger_asset)
+        filters = (
+            family.batch_filters(batch.members)
+            if batch is not None and family.batch_filters
+            else family.filters(context)
+        )
+        generation = run_generation(context) if family.generation else ""
+        options = export_options
 
         def spec(client: MarketoClient) -> ExportSpec:
             parts = family.resolve_filters(client, filters) if family.resolve_filters else filters
             fields = options.list_fields if family.list_fields else options.fields
             return spec_for(
                 family.ledger_asset,
-                context.partition_key,
+                batch.key if batch else context.partition_key,
                 family.describe(client),
                 parts,
                 fields=[] if family.fixed_fields else fields,  # [] = every described field
@@ -124,7 +140,9 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
                 headers={} if family.fixed_fields else options.column_header_names,
                 exported_headers_only=family.list_fields,
                 unsupported_hint=family.unsupported_hint,
-                generation=run_generation(context) if family.generation else "",
+                generation=batch.tag if batch else generation,
+                members=members,
+                member=context.partition_key if batch else "",
             )
 
         metadata: dict[str, Any] = dict(
@@ -132,6 +150,8 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
         )
         if family.export_metadata:
             metadata.update(family.export_metadata(context))
+        if batch is not None:  # the partitions whose rows the shared file holds
+            metadata["export_batch"] = list(batch.members)
         if family.stamp_exported_at:
             metadata["exported_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         return dg.MaterializeResult(metadata=metadata)
@@ -170,6 +190,7 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
             extra=family.load_checks(context) if family.load_checks else None,
             check_partitions=family.check_partitions,
             id_column=family.id_field,
+            shared_column=family.shared_column,
         )
 
     return export, load

@@ -1,9 +1,11 @@
 """Program members: `marketo/program_member_export_files` → `marketo/program_members`, one
 dynamic partition per selected program (its id), kept by `program_sensor.py`.
 
-One Marketo job per program (filter `programId`): the engine's unit is one partition's ledger
-slot (claim, reattach, staged file deleted when that partition's load commits), and the daily
-quota counts bytes, not jobs, so a 10-program job would save queue slots but no quota.
+The programs one sensor tick requests share Marketo jobs (filter `programIds`, up to 10 per
+job; run tag BATCH_TAG, see extract/batch.py): the first member's export step creates the job,
+the others reuse its verified file; each partition still loads only its program's rows, in its
+own transaction. A program requested alone (a manual run, a re-run) gets its own job (filter
+`programId`). The quota counts bytes, so batching saves queue slots and calls, not quota.
 """
 
 from dataclasses import replace
@@ -55,10 +57,14 @@ def program_family(lists: ListConfig) -> ExportFamily:
         id_field="leadId",
         fixed_fields=True,
         filters=lambda context: [ProgramMemberFilter(program_id=program_id(context))],
+        batch_filters=lambda keys: [ProgramMemberFilter(program_ids=tuple(int(k) for k in keys))],
+        shared_column="programId",
         describe=member_fields,
         export_description=(
             "Marketo bulk program member export of one program (partition `<program id>`, "
-            "filter `programId`), every field of the program member describe. Creates (or "
+            "filter `programId`), every field of the program member describe; programs a "
+            "sensor tick requests together share one job (filter `programIds`, up to 10), "
+            "created by the first of their steps and reused by the others. Creates (or "
             "reattaches to) the job, waits, downloads and verifies the file and stages it for "
             "the load step. Runs in the `marketo_bulk_export` pool; terminating the run "
             "cancels the Marketo job." + (f" OFF: {problem}" if problem else "")
@@ -67,7 +73,9 @@ def program_family(lists: ListConfig) -> ExportFamily:
             f"Table `{TABLE}`: one row per (programId, leadId), columns typed from the program "
             "member describe, plus `_partition_key` (the program id), `_export_id`, "
             "`_loaded_at`. Each partition's load replaces that program's rows in one "
-            "transaction. Runs in the `duckdb` pool (one writer)."
+            "transaction (from a shared file: only its program's rows, checked against their "
+            "count in the file; the file is deleted once every program of it is loaded). "
+            "Runs in the `duckdb` pool (one writer)."
         ),
         checks=(
             (CHECK_UNIQUE, "No lead twice in a program: (programId, leadId) unique"),

@@ -7,6 +7,7 @@ export ledger (which also holds the partition claims: SQLite, or PostgreSQL acro
 report progress through a plain `on_event` callback and fail with `ExportFailed`.
 """
 
+from .batch import MAX_BATCH, Batch, batch_for, open_members, plan_batches
 from .capabilities import FilterCapabilities, FilterStatus, capability_for
 from .claims import RunStatus, claim_partition
 from .errors import ExportFailed
@@ -29,8 +30,10 @@ from .spec import (
 from .staging import Staging, clean_staging, private_dir
 
 __all__ = [
+    "MAX_BATCH",
     "NOT_EXPORTABLE",
     "RESERVED_COLUMNS",
+    "Batch",
     "Claim",
     "EventLines",
     "ExportClient",
@@ -52,6 +55,7 @@ __all__ = [
     "PostgresLedger",
     "RunStatus",
     "Staging",
+    "batch_for",
     "capability_for",
     "check_columns",
     "claim_partition",
@@ -61,6 +65,8 @@ __all__ = [
     "header_columns",
     "load",
     "open_ledger",
+    "open_members",
+    "plan_batches",
     "private_dir",
     "safe_name",
     "select_fields",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from .errors import ExportFailed
@@ -21,12 +22,20 @@ def claim_partition(
     *,
     lease_seconds: float,
     run_status: RunStatus | None = None,
+    wait_seconds: float = 0.0,
+    poll_seconds: float = 1.0,
 ) -> None:
     """Claim the partition for `run_id`, or fail naming the run that holds it. A claim of a run
-    that ended, or of a killed process, is taken over."""
-    other = ledger.claim(
-        asset, partition_key, run_id, lease_seconds=lease_seconds, run_status=run_status
-    )
+    that ended, or of a killed process, is taken over. With `wait_seconds`, a live claim of
+    another run is waited for that long first (a shared export another step is making)."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        other = ledger.claim(
+            asset, partition_key, run_id, lease_seconds=lease_seconds, run_status=run_status
+        )
+        if other is None or time.monotonic() >= deadline:
+            break
+        time.sleep(poll_seconds)
     if other is not None:
         raise ExportFailed(
             f"Partition {partition_key} of {asset} is already being exported or loaded by "

@@ -29,7 +29,7 @@ from .claims import RunStatus, claim_partition
 from .errors import ExportFailed
 from .events import Notice, OnEvent, ignore
 from .ledger_base import ExportIdConflictError, Ledger, LedgerEntry
-from .quota import Prediction, in_flight, predict, progress
+from .quota import Prediction, in_flight, member_rows, predict, progress
 from .spec import ExportPart, ExportSpec, check_columns, safe_name
 from .staging import Staging, staged_ok
 
@@ -157,15 +157,8 @@ def export(
         built = spec if isinstance(spec, ExportSpec) else spec(client)
         check_columns(built.request)
         folder = staging.folder(safe_name(built.asset), safe_name(built.partition_key))
-        asset, key = built.asset, built.partition_key
-        claim_partition(
-            ledger,
-            asset,
-            key,
-            run_id,
-            lease_seconds=limits.claim_lease_seconds,
-            run_status=run_status,
-        )
+        asset, key, step_key = built.asset, built.partition_key, built.step_key
+        claims = _claim_slots(ledger, built, run_id, limits, run_status)
         job = _Job(built, client, ledger, folder, capabilities, run_id, limits, on_event, now)
         try:
             plan = built.plan()
@@ -182,16 +175,21 @@ def export(
                 outcomes.append(job.run(part))
             outcome = outcomes[0] if len(plan) == 1 else _combined(plan, outcomes)
         except BaseException:
-            ledger.release(asset, key, run_id)
+            for claimed in claims:
+                ledger.release(asset, claimed, run_id)
             raise
+        if key != step_key:  # a batch's slot: the next member's step reuses its file
+            ledger.release(asset, key, run_id)
+        if built.members:
+            ledger.add_members(outcome.export_id, asset, built.members)
         # The claim stays with this run until its load step has loaded the file.
-        ledger.hand_over(asset, key, run_id)
-        ledger.clear_stop(asset, key)
+        ledger.hand_over(asset, step_key, run_id)
+        ledger.clear_stop(asset, step_key)
     except errors.QuotaExceededError as exc:
         if built is not None:
             ledger.record_stop(
                 built.asset,
-                built.partition_key,
+                built.step_key,
                 reason="quota",
                 resets_at=exc.reset_at,
                 predicted_bytes=None,
@@ -223,6 +221,38 @@ def export(
     if limits.budget_bytes is not None:
         outcome.metadata.update(progress(ledger, used, limits.budget_bytes))
     return outcome
+
+
+def _claim_slots(
+    ledger: Ledger,
+    spec: ExportSpec,
+    run_id: str,
+    limits: ExportLimits,
+    run_status: RunStatus | None,
+) -> list[str]:
+    """Claim the step's partition; for a batch also the batch's slot, waiting while the step of
+    another member creates (or reattaches to) and downloads the shared job."""
+    asset, lease = spec.asset, limits.claim_lease_seconds
+    claim_partition(
+        ledger, asset, spec.step_key, run_id, lease_seconds=lease, run_status=run_status
+    )
+    if spec.partition_key == spec.step_key:
+        return [spec.step_key]
+    try:
+        claim_partition(
+            ledger,
+            asset,
+            spec.partition_key,
+            run_id,
+            lease_seconds=lease,
+            run_status=run_status,
+            wait_seconds=lease,
+            poll_seconds=limits.budget_poll_seconds,
+        )
+    except BaseException:
+        ledger.release(asset, spec.step_key, run_id)
+        raise
+    return [spec.step_key, spec.partition_key]
 
 
 def _unsupported(
@@ -411,7 +441,12 @@ class _Job:
         quota_mb = limits.daily_quota_mb
         entries = self.ledger.entries()
         fields = part.record.get("payload", {}).get("fields", [])
-        prediction = predict(entries, spec.asset, spec.partition_key, part.request_hash, fields)
+        batch_rows = None
+        if spec.partition_key != spec.step_key:  # a batch: its partitions' last rows
+            batch_rows = member_rows(self.ledger, spec.asset, spec.members)
+        prediction = predict(
+            entries, spec.asset, spec.partition_key, part.request_hash, fields, batch_rows
+        )
         resume = "The quota_resume sensor launches this partition again then; nothing was changed."
         if used >= quota_mb * MB:
             self._stop("quota", reset, prediction)
@@ -462,7 +497,7 @@ class _Job:
     def _stop(self, reason: str, reset: datetime, prediction: Prediction) -> None:
         self.ledger.record_stop(
             self.spec.asset,
-            self.spec.partition_key,
+            self.spec.step_key,
             reason=reason,
             resets_at=reset,
             predicted_bytes=prediction.bytes,

@@ -85,6 +85,17 @@ CREATE TABLE IF NOT EXISTS quota_stops (
     stopped_at      TEXT NOT NULL,
     PRIMARY KEY (asset, partition_key)
 );
+CREATE TABLE IF NOT EXISTS export_members (
+    export_id      TEXT NOT NULL,
+    asset          TEXT NOT NULL,
+    partition_key  TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    row_count      INTEGER,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL,
+    PRIMARY KEY (export_id, partition_key)
+);
+CREATE INDEX IF NOT EXISTS export_members_partition ON export_members (asset, partition_key);
 """
 
 

@@ -281,6 +281,74 @@ class Ledger(ABC):
         order = f" ORDER BY downloaded_at DESC, {self.order_column} DESC LIMIT 1"
         return self._entry(sql + order, params)
 
+    # ---------------------------------------------------------------------- shared exports
+    def add_members(self, export_id: str, asset: str, partition_keys: Sequence[str]) -> None:
+        """The export's file holds the rows of these partitions of `asset` (one job for several
+        partitions: each partition's load reads its own rows). Pending memberships of the same
+        partitions in other exports are superseded (this export is newer), and an export left
+        with no pending member is finished (see `_finish`)."""
+        now = _now()
+        keys = list(dict.fromkeys(partition_keys))
+        marks = ",".join("?" * len(keys))
+        with self._write() as tx:
+            older = tx.rows(
+                f"SELECT DISTINCT export_id FROM export_members WHERE asset = ? AND"
+                f" partition_key IN ({marks}) AND export_id != ? AND status = 'pending'",
+                (asset, *keys, export_id),
+            )
+            tx.run(
+                f"UPDATE export_members SET status = 'superseded', updated_at = ? WHERE asset = ?"
+                f" AND partition_key IN ({marks}) AND export_id != ? AND status = 'pending'",
+                (now, asset, *keys, export_id),
+            )
+            for key in keys:
+                tx.run(
+                    "INSERT INTO export_members (export_id, asset, partition_key, status,"
+                    " created_at, updated_at) VALUES (?,?,?,'pending',?,?)"
+                    " ON CONFLICT (export_id, partition_key) DO NOTHING",
+                    (export_id, asset, key, now, now),
+                )
+            for row in older:
+                _finish(tx, row["export_id"], now)
+
+    def members(
+        self,
+        asset: str | None = None,
+        partition_key: str | None = None,
+        export_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Memberships (export_id, asset, partition_key, status, row_count, created_at, slot: the
+        export's own ledger partition key), oldest first."""
+        sql = (
+            "SELECT m.export_id, m.asset, m.partition_key, m.status, m.row_count, m.created_at,"
+            " e.partition_key AS slot FROM export_members m JOIN exports e"
+            " ON e.export_id = m.export_id WHERE 1=1"
+        )
+        params: list[str] = []
+        for column, value in (("asset", asset), ("partition_key", partition_key),
+                              ("export_id", export_id)):  # fmt: skip
+            if value is not None:
+                sql += f" AND m.{column} = ?"
+                params.append(value)
+        return self._rows(sql + f" ORDER BY m.created_at, m.{self.order_column}", params)
+
+    def pending_export(self, asset: str, partition_key: str) -> LedgerEntry | None:
+        """The newest export whose file holds the partition's rows, not loaded yet."""
+        pending = [m for m in self.members(asset, partition_key) if m["status"] == "pending"]
+        return self.get(pending[-1]["export_id"]) if pending else None
+
+    def member_loaded(self, export_id: str, partition_key: str, rows: int) -> bool:
+        """The partition's rows are loaded from the export; True when no partition of the
+        export is pending any more (the export is then marked loaded: its file may go)."""
+        now = _now()
+        with self._write() as tx:
+            tx.run(
+                "UPDATE export_members SET status = 'loaded', row_count = ?, updated_at = ?"
+                " WHERE export_id = ? AND partition_key = ?",
+                (rows, now, export_id, partition_key),
+            )
+            return _finish(tx, export_id, now)
+
     def supersede_others(
         self, asset: str, partition_key: str, keep: str, siblings: Sequence[str] = ()
     ) -> None:
@@ -412,6 +480,27 @@ class Ledger(ABC):
         pids = [(r["pid"], r["pid_start"]) for r in rows]
         live = {pid: process_start(pid) for pid, _ in pids}
         return {pid for pid, start in pids if live[pid] is not None and live[pid] in ("", start)}
+
+
+def _finish(tx: Tx, export_id: str, now: str) -> bool:
+    """Mark a shared export with no pending member loaded (or superseded when none of its
+    members was loaded from it); True when it is finished."""
+    counts = {
+        r["status"]: r["n"]
+        for r in tx.rows(
+            "SELECT status, COUNT(*) AS n FROM export_members WHERE export_id = ? GROUP BY status",
+            (export_id,),
+        )
+    }
+    if counts.get("pending"):
+        return False
+    status = "loaded" if counts.get("loaded") else "superseded"
+    tx.run(
+        "UPDATE exports SET status = ?, loaded_at = COALESCE(?, loaded_at), updated_at = ?"
+        " WHERE export_id = ? AND status = 'downloaded'",
+        (status, now if status == "loaded" else None, now, export_id),
+    )
+    return True
 
 
 def _claim_live(

@@ -29,7 +29,7 @@ SCHEMA_SETTING = "MARKETO_LEDGER_SCHEMA"
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 # Every table of _TABLES: a ledger missing one gets it at the next open.
-TABLES = ("exports", "claims", "quota_stops")
+TABLES = ("exports", "claims", "quota_stops", "export_members")
 _TABLES = """
 CREATE TABLE IF NOT EXISTS exports (
     export_id      TEXT PRIMARY KEY,
@@ -76,6 +76,18 @@ CREATE TABLE IF NOT EXISTS quota_stops (
     stopped_at      TEXT NOT NULL,
     PRIMARY KEY (asset, partition_key)
 );
+CREATE TABLE IF NOT EXISTS export_members (
+    export_id      TEXT NOT NULL,
+    asset          TEXT NOT NULL,
+    partition_key  TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    row_count      BIGINT,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL,
+    seq            BIGINT GENERATED ALWAYS AS IDENTITY,
+    PRIMARY KEY (export_id, partition_key)
+);
+CREATE INDEX IF NOT EXISTS export_members_partition ON export_members (asset, partition_key);
 """
 
 

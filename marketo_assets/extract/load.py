@@ -12,6 +12,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from marketo_assets.warehouse import (
@@ -21,6 +22,7 @@ from marketo_assets.warehouse import (
     SchemaConflictError,
     WarehouseSession,
     columns_for,
+    count_where,
 )
 
 from .checks import CHECK_ROWS, Check
@@ -94,11 +96,17 @@ def staged_exports(
     asset: str,
     partition_key: str,
     fetch: Callable[[LedgerEntry], LedgerEntry] | None = None,
+    shared: bool = False,
 ) -> list[LedgerEntry]:
     """The staged files of the partition's newest export: one, or every part of an export
     sent as several jobs (each part's ledger record lists the request hashes of all parts).
-    A file that is not on this machine is `fetch`ed (downloaded again) when given."""
-    entry = ledger.latest_downloaded(asset, partition_key)
+    `shared`: the newest export holding the partition's rows not loaded yet (its ledger
+    members, see batch.py). A file that is not on this machine is `fetch`ed (downloaded again)
+    when given."""
+    if shared:
+        entry = ledger.pending_export(asset, partition_key)
+    else:
+        entry = ledger.latest_downloaded(asset, partition_key)
     hashes = entry.request.get("parts") if entry else None
     if entry is None or (not hashes and not staged_ok(entry) and fetch is None):
         raise ExportFailed(
@@ -162,6 +170,7 @@ def load(
     id_column: str = "id",
     client: Callable[[], AbstractContextManager[FileClient]] | None = None,
     quota_budget_bytes: int | None = None,
+    shared_column: str | None = None,
 ) -> LoadOutcome[T]:
     """Load the staged export of `partition_key` (ledger slot `asset`) into `table`, replacing
     the partition's rows in one transaction. `session()` opens the warehouse only around the
@@ -171,7 +180,10 @@ def load(
     `client()`, opened only then; without `client` the load fails asking for the export step.
     `id_column` is the key the stats count (duplicates, NULLs): `id`, or e.g. `marketoGUID`.
     With `quota_budget_bytes`, the table QUOTA_USAGE_TABLE (bytes exported per day and asset)
-    is refreshed too."""
+    is refreshed too. `shared_column`: the partition's export may be one file for several
+    partitions (batch.py); only the rows whose `shared_column` is the partition key are loaded,
+    checked against their count in the file, and the file is deleted once every partition of
+    it is loaded."""
     clean_staging_area(staging, ledger, on_event)
     claim_partition(
         ledger,
@@ -184,7 +196,9 @@ def load(
     try:
         return _load(
             ledger,
-            _staged_here(ledger, staging, asset, partition_key, client, on_event),
+            _staged_here(
+                ledger, staging, asset, partition_key, client, on_event, bool(shared_column)
+            ),
             session,
             asset=asset,
             partition_key=partition_key,
@@ -196,6 +210,7 @@ def load(
             now=now,
             id_column=id_column,
             quota_budget_bytes=quota_budget_bytes,
+            shared_column=shared_column,
         )
     finally:
         ledger.release(asset, partition_key, run_id)
@@ -208,11 +223,12 @@ def _staged_here(
     partition_key: str,
     client: Callable[[], AbstractContextManager[FileClient]] | None,
     on_event: OnEvent,
+    shared: bool = False,
 ) -> list[LedgerEntry]:
     """The partition's staged files on this machine, downloaded again where missing (through
     one client, opened at the first file missing here) when `client` is given."""
     if client is None:
-        return staged_exports(ledger, asset, partition_key)
+        return staged_exports(ledger, asset, partition_key, shared=shared)
     with ExitStack() as stack:
         opened: list[FileClient] = []
 
@@ -221,7 +237,7 @@ def _staged_here(
                 opened.append(stack.enter_context(client()))
             return fetch_again(opened[0], ledger, staging, entry, on_event)
 
-        return staged_exports(ledger, asset, partition_key, fetch)
+        return staged_exports(ledger, asset, partition_key, fetch, shared=shared)
 
 
 def _load(
@@ -239,6 +255,7 @@ def _load(
     now: Callable[[], datetime],
     id_column: str,
     quota_budget_bytes: int | None,
+    shared_column: str | None = None,
 ) -> LoadOutcome[T]:
     entry = entries[0]
     record: dict[str, Any] = entry.request
@@ -246,6 +263,16 @@ def _load(
     columns = columns_for([(name, type_) for name, type_ in record["field_types"]], headers)
     # Table columns are the REST field names, whatever the file's headers (Column).
     id_col, ts_col = id_column, timestamp_field
+    file_format = record["payload"].get("format", "CSV")
+    rows_where = (shared_column, partition_key) if shared_column else None
+    records = sum(e.records or 0 for e in entries)
+    if shared_column:  # this partition's rows of the shared file, counted apart from the load
+        header = [c.name for c in columns]
+        column = next(c.name for c in columns if c.field == shared_column)
+        records = sum(
+            count_where(Path(e.staged_file or ""), file_format, header, column, partition_key)
+            for e in entries
+        )
 
     with session() as wh:
         try:
@@ -260,10 +287,11 @@ def _load(
             result = wh.load_partition(
                 table=table,
                 files=[(e.staged_file or "", {"_export_id": e.export_id}) for e in entries],
-                file_format=record["payload"].get("format", "CSV"),
+                file_format=file_format,
                 columns=columns,
                 partition_key=partition_key,
                 lineage={"_loaded_at": now(), **(lineage or {})},
+                rows_where=rows_where,
             )
         except (SchemaConflictError, HeaderMismatchError, CastError) as exc:
             # The same file fails the same way: retrying would only wait. The table is
@@ -285,7 +313,18 @@ def _load(
             )
 
     for loaded_entry in entries:
-        ledger.update(loaded_entry.export_id, status="loaded", loaded_at=now())
+        if shared_column:
+            if not ledger.member_loaded(loaded_entry.export_id, partition_key, result.rows):
+                on_event(
+                    Notice(
+                        "staged_kept",
+                        "Kept the staged export file: other partitions load their rows from it",
+                        export_id=loaded_entry.export_id,
+                    )
+                )
+                continue
+        else:
+            ledger.update(loaded_entry.export_id, status="loaded", loaded_at=now())
         if discard_staged(loaded_entry.staged_file):
             on_event(
                 Notice(
@@ -294,4 +333,4 @@ def _load(
                     export_id=loaded_entry.export_id,
                 )
             )
-    return LoadOutcome(loaded, sum(e.records or 0 for e in entries), inspected)
+    return LoadOutcome(loaded, records, inspected)

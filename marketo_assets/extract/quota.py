@@ -39,6 +39,7 @@ __all__ = [
     "check_budget",
     "defer",
     "in_flight",
+    "member_rows",
     "order_stops",
     "plan_resume",
     "predict",
@@ -58,6 +59,7 @@ CHICAGO = ZoneInfo("America/Chicago")  # Marketo's quota day
 QUOTA_USAGE_TABLE = "marketo.quota_usage"
 QUOTA_USAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("day", "DATE NOT NULL"),
+    ("export_type", "VARCHAR NOT NULL"),  # leads, activities, program_members
     ("asset", "VARCHAR NOT NULL"),
     ("jobs", "BIGINT NOT NULL"),
     ("bytes", "BIGINT NOT NULL"),
@@ -97,9 +99,11 @@ def predict(
     partition_key: str,
     request_hash: str,
     fields: Sequence[str],
+    member_rows: float | None = None,
 ) -> Prediction:
     """The file size of a job of `asset` for this partition and request, from `entries` (the
-    ledger's history; entries of other assets are ignored)."""
+    ledger's history; entries of other assets are ignored). `member_rows`: the rows a job
+    shared by several partitions will hold (see `member_rows`)."""
     sized = _sized([e for e in entries if e.asset == asset])
     if not sized:
         others = _sized(entries)
@@ -116,13 +120,27 @@ def predict(
         per_row = float(max(e.bytes or 0 for e in sized))
     same_request = [e for e in sized if e.partition_key == partition_key]
     exact = [e for e in same_request if e.request_hash == request_hash]
-    if exact or same_request:
+    if member_rows is not None:
+        rows, basis = member_rows, "last rows of the batch's partitions"
+    elif exact or same_request:
         rows, basis = float((exact or same_request)[-1].records or 0), "last export of this window"
     else:
         rows = sum(e.records or 0 for e in sized) / len(sized)
         basis = "average export of this type"
     size = math.ceil(max(rows, 1.0) * per_row * HEADROOM)
     return Prediction(size, per_row, rows, basis)
+
+
+def member_rows(ledger: Ledger, asset: str, partition_keys: Sequence[str]) -> float | None:
+    """The rows of a job shared by these partitions: the sum of each one's last loaded rows;
+    None when one has never been loaded."""
+    last: dict[str, int] = {}
+    for member in ledger.members(asset):
+        if member["status"] == "loaded" and member["row_count"] is not None:
+            last[member["partition_key"]] = member["row_count"]
+    if not partition_keys or any(k not in last for k in partition_keys):
+        return None
+    return float(sum(last[k] for k in partition_keys))
 
 
 def predict_entry(entries: Sequence[LedgerEntry], entry: LedgerEntry) -> int | None:
@@ -301,17 +319,20 @@ def quota_day(moment: datetime) -> date:
 def usage_rows(ledger: Ledger, budget_bytes: int) -> list[dict[str, object]]:
     """Rows of QUOTA_USAGE_TABLE: per quota day and asset, the jobs that finished and their
     bytes (Marketo counts a job's file on the day it completes), next to the budget."""
-    days: dict[tuple[date, str], list[int]] = {}
+    days: dict[tuple[date, str, str], list[int]] = {}
     for entry in ledger.entries():
         if entry.finished_at is None or entry.bytes is None:
             continue
-        day = days.setdefault((quota_day(_parse(entry.finished_at)), entry.asset), [0, 0])
+        kind = str(entry.request.get("export_type") or "leads")
+        key = (quota_day(_parse(entry.finished_at)), kind, entry.asset)
+        day = days.setdefault(key, [0, 0])
         day[0] += 1
         day[1] += entry.bytes
     return [
-        {"day": day, "asset": asset, "jobs": jobs, "bytes": size, "budget_bytes": budget_bytes}
-        for (day, asset), (jobs, size) in sorted(days.items())
-    ]
+        {"day": day, "export_type": kind, "asset": asset, "jobs": jobs, "bytes": size,
+         "budget_bytes": budget_bytes}
+        for (day, kind, asset), (jobs, size) in sorted(days.items())
+    ]  # fmt: skip
 
 
 def smallest_job(ledger: Ledger) -> tuple[int, str] | None:

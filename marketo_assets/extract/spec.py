@@ -64,6 +64,16 @@ class ExportSpec:
     generation: str = ""
     # Every job of a partition exported as several (`request` is the first); empty for one.
     parts: tuple[ExportRequest, ...] = ()
+    # The partitions whose rows the file holds, each loaded on its own with a row filter (one
+    # job for several partitions, see batch.py); empty: the file is `partition_key`'s alone.
+    members: tuple[str, ...] = ()
+    # The partition this step materializes, when the ledger slot `partition_key` is a batch.
+    member: str = ""
+
+    @property
+    def step_key(self) -> str:
+        """The partition the step runs for (claimed, handed to its load, stopped by quota)."""
+        return self.member or self.partition_key
 
     @classmethod
     def of(

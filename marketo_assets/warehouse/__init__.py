@@ -13,6 +13,7 @@ from .backend import (
 )
 from .catalog import LIST_COLUMNS, CatalogResult, replace_list_catalog
 from .duckdb_file import LockHolder, check_writable, connect_for_write
+from .files import count_where
 from .loader import (
     CastError,
     HeaderMismatchError,
@@ -56,6 +57,7 @@ __all__ = [
     "check_writable",
     "columns_for",
     "connect_for_write",
+    "count_where",
     "duckdb_type",
     "duplicate_ids",
     "list_member_counts",

@@ -55,6 +55,7 @@ class WarehouseSession(Protocol):
         partition_key: str,
         lineage: dict[str, object] | None = None,
         files: PartFiles | None = None,
+        rows_where: tuple[str, str] | None = None,
     ) -> LoadResult: ...
 
     def replace_list_catalog(

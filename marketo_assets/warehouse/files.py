@@ -63,6 +63,20 @@ def header_and_delimiter(
     return max(found, key=lambda hd: len(set(hd[0] or ()) & set(expected)))
 
 
+def count_where(path: Path, file_format: str, expected: list[str], column: str, value: str) -> int:
+    """Rows of the export file (header `expected`) whose `column` is `value` (a shared export's
+    rows of one partition), counted apart from the load so its row count can be checked."""
+    delimiter = header_and_delimiter(path, file_format, expected)[1]
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        lines = (line.replace("\x00", "") for line in fh)
+        reader = csv.reader(lines, delimiter=delimiter, quotechar='"', strict=True)
+        header = next(reader, None)
+        if header is None:
+            return 0
+        index = header.index(column)
+        return sum(1 for row in reader if row and row[index] == value)
+
+
 def has_nul(path: Path) -> bool:
     """True if the file holds a NUL byte: chunked scan into one reused buffer (memchr speed,
     constant memory; ~2% of the load time of a large file, the pages stay cached for DuckDB)."""

@@ -335,11 +335,14 @@ def load_partition(
     partition_key: str,
     lineage: dict[str, object] | None = None,
     files: PartFiles | None = None,
+    rows_where: tuple[str, str] | None = None,
 ) -> LoadResult:
     """Replace the rows of `partition_key` in `table` ("schema.table") with the rows of the
     export file, in one transaction: on any error the table keeps its previous rows.
     `files` instead of `file_path`: several export files (a window exported as several jobs),
-    each as (path, its own lineage values), loaded in that one transaction."""
+    each as (path, its own lineage values), loaded in that one transaction. `rows_where`
+    (field, text): only the file's rows whose field is that text (a file shared by several
+    partitions)."""
     started = time.perf_counter()
     delimiter_for(file_format)  # a known format
     if not columns:
@@ -363,7 +366,7 @@ def load_partition(
             load_path = strip_nul(path) if has_nul(path) else path
             loads.append((load_path, path.name, values, delim))
         with bounded_memory(conn):
-            rows = _load(conn, schema, name, target, loads, columns, types)
+            rows = _load(conn, schema, name, target, loads, columns, types, rows_where)
     finally:
         for (path, _), (load_path, _, _, _) in zip(parts, loads, strict=False):
             if load_path != path:
@@ -457,7 +460,7 @@ def bounded_memory(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
             conn.execute(f"SET preserve_insertion_order = {old_order}")
 
 
-def _load(conn, schema, name, target, loads, columns, types) -> int:
+def _load(conn, schema, name, target, loads, columns, types, rows_where=None) -> int:
     """The transaction. `loads`: (file DuckDB reads, the export file's name, lineage values,
     delimiter) for each export file of the partition."""
     lineage_values = loads[0][2]
@@ -510,8 +513,15 @@ def _load(conn, schema, name, target, loads, columns, types) -> int:
                 f"encoding = 'utf-8', parallel = true, columns = $2)"
             )
             collist = ", ".join(quote_ident(c) for c, _, _ in wanted)
+            where = ""
+            if rows_where is not None:
+                params.append(rows_where[1])
+                where = f" WHERE {quote_ident(rows_where[0])} = ${len(params)}"
             try:
-                insert = f"INSERT INTO {target} ({collist}) SELECT {', '.join(exprs)} FROM {read}"
+                insert = (
+                    f"INSERT INTO {target} ({collist}) SELECT {', '.join(exprs)} FROM {read}"
+                    + where
+                )
                 rows += int(conn.execute(insert, params).fetchone()[0])
             except duckdb.ConversionException as exc:
                 conn.execute("ROLLBACK")

@@ -173,10 +173,11 @@ class PostgresSession:
         partition_key: str,
         lineage: dict[str, object] | None = None,
         files: PartFiles | None = None,
+        rows_where: tuple[str, str] | None = None,
     ) -> LoadResult:
         """Replace the rows of `partition_key` in `table` with the export file's rows (or those
         of several `files`, each with its own lineage), in one transaction (see the module
-        docstring)."""
+        docstring); with `rows_where` (field, text), only the rows whose field is that text."""
         started = time.perf_counter()
         delimiter_for(file_format)  # a known format
         if not columns:
@@ -199,7 +200,7 @@ class PostgresSession:
             for (path, values), delim in zip(parts, delims, strict=True):
                 load_path = strip_nul(path) if has_nul(path) else path
                 loads.append((load_path, path.name, values, delim))
-            rows = self._load(schema, name, target, loads, columns, types)
+            rows = self._load(schema, name, target, loads, columns, types, rows_where)
         finally:
             for (path, _), (load_path, _, _, _) in zip(parts, loads, strict=False):
                 if load_path != path:
@@ -241,7 +242,7 @@ class PostgresSession:
                     "partition)."
                 )
 
-    def _load(self, schema, name, target, loads, columns, types):
+    def _load(self, schema, name, target, loads, columns, types, rows_where=None):
         """The transaction. `loads`: (file to read, the export file's name, lineage values,
         delimiter) for each export file of the partition."""
         import psycopg2
@@ -288,11 +289,15 @@ class PostgresSession:
                         params.append(v)
                         exprs.append(f"CAST(%s AS {t})")
                     all_cols = ", ".join(quote_ident(c) for c, _ in wanted)
+                    where = ""
+                    if rows_where is not None:
+                        params.append(rows_where[1])
+                        where = f" WHERE {quote_ident(rows_where[0])} = %s"
                     cur.execute("SAVEPOINT before_insert")
                     try:
                         cur.execute(
                             f"INSERT INTO {target} ({all_cols}) SELECT {', '.join(exprs)} "
-                            "FROM _marketo_stage",
+                            "FROM _marketo_stage" + where,
                             params,
                         )
                     except psycopg2.DataError as exc:

@@ -1,6 +1,7 @@
 """Program members against the simulator over HTTP: the program sensor keeps one partition per
-selected program, each run exports one program and its rows equal the simulator's truth; an
-unknown program name fails the tick before any bulk call."""
+selected program; the programs of one tick share one Marketo job (`programIds`) and each
+partition loads exactly its program's rows, equal to the simulator's truth; a re-run of one
+program gets its own job; an unknown program name fails the tick before any bulk call."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from marketo_assets.defs.cycle import BATCH_TAG
 from marketo_assets.defs.program_sensor import program_sensor
 from marketo_assets.settings import ListConfig, ListSettings, SettingsError
 from marketo_assets_tests.support.assets import program_member_export_files, program_members
@@ -35,6 +37,14 @@ def bulk_creates(sim) -> int:
     return len(sim.job_record()["jobs"])
 
 
+def member_jobs(sim) -> list[dict]:
+    return [j for j in sim.job_record()["jobs"] if j["type"] == "program_members"]
+
+
+def staged_files(tmp_path) -> list[str]:
+    return sorted(p.name for p in (tmp_path / "exports").rglob("*.csv"))
+
+
 def test_program_sensor_partitions_and_member_rows(simulator_factory, tmp_path):
     sim = simulator_factory(**SIM_ARGS)
     resources = resources_for(sim, tmp_path)
@@ -45,11 +55,17 @@ def test_program_sensor_partitions_and_member_rows(simulator_factory, tmp_path):
         assert bulk_creates(sim) == 0
         assert instance.get_dynamic_partitions("programs") == []
 
-        first = tick(sensor_for("3001, Webinar: Act*"), instance, resources)
+        selection = "3001, 3003, Webinar: Act*"
+        first = tick(sensor_for(selection), instance, resources)
         added, _ = partition_requests(first)
-        assert added == ["3001", "3007"]
+        assert added == ["3001", "3003", "3007"]
+        assert {r.tags[BATCH_TAG] for r in first.run_requests} == {
+            first.run_requests[0].tags[BATCH_TAG]
+        }
         apply_partitions(instance, first)
-        for request in first.run_requests:
+        for n, request in enumerate(first.run_requests):
+            # The shared file stays staged until the last program of the job is loaded.
+            assert bool(staged_files(tmp_path)) == (0 < n < len(first.run_requests))
             result = dg.materialize(
                 [program_member_export_files, program_members],
                 partition_key=request.partition_key,
@@ -60,9 +76,35 @@ def test_program_sensor_partitions_and_member_rows(simulator_factory, tmp_path):
             assert result.success
             checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
             assert set(checks.values()) == {True} and len(checks) == 3
+            (export,) = [
+                e.materialization.metadata
+                for e in result.get_asset_materialization_events()
+                if e.asset_key == program_member_export_files.key
+            ]
+            assert export["export_batch"].value == ["3001", "3003", "3007"]
+            # The first program's step created the job; the others reused its file.
+            assert ("reused_staged_file" in export) == (n > 0)
+        # One Marketo job for the three programs; each partition holds exactly its rows.
+        (job,) = member_jobs(sim)
+        assert staged_files(tmp_path) == []
         programs = sorted(int(key) for key in added)
         assert loaded(tmp_path) == truth(sim, programs)
-        assert truth(sim, programs)  # the selected programs have members
+        assert all(truth(sim, [p]) for p in programs)  # each selected program has members
+
+        # A re-execution of one program's run (same tags) gets its own job, same rows.
+        again = first.run_requests[1]
+        result = dg.materialize(
+            [program_member_export_files, program_members],
+            partition_key=again.partition_key,
+            resources=resources,
+            instance=instance,
+            tags=again.tags,
+        )
+        assert result.success
+        jobs = member_jobs(sim)
+        assert len(jobs) == 2 and jobs[0]["exportId"] == job["exportId"]
+        assert loaded(tmp_path) == truth(sim, programs)
+        assert staged_files(tmp_path) == []
         with duckdb.connect(str(tmp_path / "marketo.duckdb"), read_only=True) as conn:
             types = dict(
                 conn.execute(
@@ -74,10 +116,8 @@ def test_program_sensor_partitions_and_member_rows(simulator_factory, tmp_path):
         assert types["membershipDate"] == "TIMESTAMP WITH TIME ZONE"
 
         # Nothing changed: no run; a narrower selection deletes the other partitions.
-        assert not tick(
-            sensor_for("3001, Webinar: Act*"), instance, resources, first.cursor
-        ).run_requests
+        assert not tick(sensor_for(selection), instance, resources, first.cursor).run_requests
         narrower = tick(sensor_for("3001"), instance, resources, first.cursor)
-        assert partition_requests(narrower) == ([], ["3007"])
+        assert partition_requests(narrower) == ([], ["3003", "3007"])
         apply_partitions(instance, narrower)
         assert instance.get_dynamic_partitions("programs") == ["3001"]

@@ -78,8 +78,8 @@ def test_export_on_a_load_retried_on_b_one_job_same_rows_nothing_left(
         monkeypatch.setenv(name, value)
     instance_a, on_a = _machine(tmp_path, "a", sim)
     instance_b, on_b = _machine(tmp_path, "b", sim)
-    staging_a = Staging(on_a["marketo"].staging_root())
-    staging_b = Staging(on_b["marketo"].staging_root())
+    staging_a = on_a["marketo"].local().staging()
+    staging_b = on_b["marketo"].local().staging()
 
     dsn = pg_server.dsn(pg_database)
     _sql(dsn, "CREATE SCHEMA marketo; CREATE TABLE marketo.leads (id text, note text)")

@@ -19,6 +19,7 @@ from marketo_assets.warehouse import (
     SchemaConflictError,
     WarehouseConfigError,
     columns_for,
+    count_where,
     warehouse_from_config,
 )
 from marketo_assets.warehouse.postgres import PostgresWarehouse
@@ -144,6 +145,27 @@ def test_reloading_a_partition_replaces_only_its_rows(tmp_path, warehouse):
             "null_ids": 0,
         }
         assert s.duplicate_ids(TABLE) == 0
+
+
+def test_a_shared_file_loads_only_the_partitions_rows(tmp_path, warehouse):
+    """A program member export of several programs: each partition loads its program's rows
+    (`rows_where`), replacing only its own, and the file's count of them agrees."""
+    cols = [Column("programId", "programId", "INTEGER"), *simple(["id"])]
+    shared = write(tmp_path, "shared.csv", "programId,id\n10,1\n20,2\n10,3\n30,4\n20,5\n")
+    with warehouse.session() as s:
+        for key in ("10", "20", "30"):
+            result = s.load_partition(
+                table=TABLE,
+                file_path=shared,
+                file_format="CSV",
+                columns=cols,
+                partition_key=key,
+                lineage={"export_id": "exp-1"},
+                rows_where=("programId", key),
+            )
+            assert result.rows == count_where(shared, "CSV", ["programId", "id"], "programId", key)
+        assert ids(s) == [("10", 1), ("10", 3), ("20", 2), ("20", 5), ("30", 4)]
+        assert s.rows_outside_window(TABLE, "20", "programId", 20, 20) == 0
 
 
 def test_several_files_load_as_one_partition_in_one_transaction(tmp_path, warehouse):

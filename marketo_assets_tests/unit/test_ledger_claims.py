@@ -248,3 +248,76 @@ def test_postgres_ledger_created_once_then_used_by_a_role_without_create(pg_serv
     assert ledger.claim(A, P, "run-a") is None
     ledger.record_created(export_id="e-1", asset=A, partition_key=P, request_hash="h", request={})
     assert ledger.get("e-1").status == "created"
+
+
+# ---------------------------------------------------------------- exports shared by partitions
+PM = "marketo/program_members"
+
+
+def _created(ledger: Ledger, export_id: str, slot: str) -> None:
+    ledger.record_created(
+        export_id=export_id, asset=PM, partition_key=slot, request_hash="h", request={}
+    )
+    ledger.update(export_id, status="downloaded", staged_file=f"/tmp/{export_id}.csv")
+
+
+def test_a_shared_export_is_loaded_once_every_member_partition_is(store):
+    """One job for three programs: each partition finds it, and the export counts as loaded
+    (its file may go) only after the last partition's load."""
+    ledger = store.open()
+    _created(ledger, "job-1", "batch-t:1,2,3")
+    ledger.add_members("job-1", PM, ["1", "2", "3"])
+    for key in ("1", "2", "3"):
+        found = ledger.pending_export(PM, key)
+        assert found is not None and found.export_id == "job-1"
+    assert ledger.member_loaded("job-1", "1", 5) is False
+    assert ledger.member_loaded("job-1", "3", 7) is False
+    assert ledger.get("job-1").status == "downloaded"
+    assert ledger.pending_export(PM, "1") is None
+    assert ledger.member_loaded("job-1", "2", 0) is True
+    entry = ledger.get("job-1")
+    assert entry.status == "loaded" and entry.loaded_at
+    members = ledger.members(PM, export_id="job-1")
+    assert [(m["partition_key"], m["status"], m["row_count"], m["slot"]) for m in members] == [
+        ("1", "loaded", 5, "batch-t:1,2,3"),
+        ("2", "loaded", 0, "batch-t:1,2,3"),
+        ("3", "loaded", 7, "batch-t:1,2,3"),
+    ]
+
+
+def test_a_newer_export_of_a_member_supersedes_its_share_of_the_old_one(store):
+    ledger = store.open()
+    _created(ledger, "job-1", "batch-t:1,2")
+    ledger.add_members("job-1", PM, ["1", "2"])
+    ledger.member_loaded("job-1", "1", 4)
+    # Program 2 is exported alone before its share of job-1 was loaded.
+    _created(ledger, "job-2", "2")
+    ledger.add_members("job-2", PM, ["2"])
+    assert ledger.pending_export(PM, "2").export_id == "job-2"
+    assert ledger.get("job-1").status == "loaded"  # nothing pending: its file may go
+    # An export none of whose members was loaded from it is superseded.
+    _created(ledger, "job-3", "batch-u:2,3")
+    ledger.add_members("job-3", PM, ["2", "3"])
+    _created(ledger, "job-4", "batch-v:2,3")
+    ledger.add_members("job-4", PM, ["2", "3"])
+    assert ledger.get("job-3").status == "superseded"
+    assert ledger.get("job-2").status == "superseded"
+    # Adding the same members again (another member's step reusing the file) changes nothing.
+    ledger.add_members("job-4", PM, ["2", "3"])
+    assert [m["status"] for m in ledger.members(PM, export_id="job-4")] == ["pending"] * 2
+
+
+def test_a_batch_slot_claim_is_waited_for(store):
+    """The step of another member waits while the batch's job is being made, then gets it."""
+    ledger = store.open()
+    ledger.claim(A, "batch-t:1,2", "run-a")
+    started = time.monotonic()
+    with pytest.raises(ExportFailed, match="run-a"):
+        claim_partition(
+            ledger, A, "batch-t:1,2", "run-b", lease_seconds=60, wait_seconds=0.3,
+            poll_seconds=0.05,
+        )  # fmt: skip
+    assert time.monotonic() - started >= 0.3
+    ledger.release(A, "batch-t:1,2", "run-a")
+    claim_partition(ledger, A, "batch-t:1,2", "run-b", lease_seconds=60, wait_seconds=5)
+    assert ledger.current_claim(A, "batch-t:1,2").run_id == "run-b"

@@ -151,12 +151,12 @@ def test_quota_usage_table_per_day_and_asset(engine: Engine):
     engine.load(key="2026-02-02", quota_budget_bytes=1000)
     with duckdb.connect(str(engine.root / "warehouse.duckdb")) as conn:
         rows = conn.execute(
-            "SELECT day::VARCHAR, asset, jobs, bytes, budget_bytes FROM marketo.quota_usage "
-            "ORDER BY day"
+            "SELECT day::VARCHAR, export_type, asset, jobs, bytes, budget_bytes"
+            " FROM marketo.quota_usage ORDER BY day"
         ).fetchall()
     assert rows == [
-        ("2026-03-02", "marketo/leads", 1, first.bytes, 1000),
-        ("2026-03-03", "marketo/leads", 1, second.bytes, 1000),
+        ("2026-03-02", "leads", "marketo/leads", 1, first.bytes, 1000),
+        ("2026-03-03", "leads", "marketo/leads", 1, second.bytes, 1000),
     ]
 
 
