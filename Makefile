@@ -30,7 +30,7 @@ check: lint
 	$(UV) run --frozen pytest -q -n auto marketo_assets_tests/unit
 
 manifest: setup
-	$(UV) run --frozen python -m marketo_assets.defs.dbt_manifest
+	$(UV) run --frozen python -m marketo_assets.transform.manifest
 
 test: setup manifest
 	$(UV) run --frozen ruff check .

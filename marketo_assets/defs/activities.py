@@ -8,10 +8,11 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from marketo_assets.extract import activities as act
+from marketo_assets.extract.checks import CHECK_ACTIVITY_WINDOW, activity_checks
 from marketo_assets.marketo import AnyFilter, MarketoClient
 from marketo_assets.settings import ProjectSettings
 
-from .cycle import log_events, window_bounds
+from .cycle import log_events, table_metadata, window_bounds
 from .family import Context, ExportFamily, build_family
 from .partitions import activity_windows, lead_window
 from .resources import MarketoResource, warehouse_session
@@ -20,7 +21,7 @@ ACTIVITY_TYPES = dg.AssetKey(["marketo", "activity_types"])
 ACTIVITY_TYPES_TABLE = "marketo.activity_types"
 ACTIVITIES_TABLE = "marketo.activities"
 SETTING = "MARKETO_ACTIVITY_TYPES"
-CHECK_UNIQUE, CHECK_WINDOW = "marketo_guids_unique_in_partition", "activity_date_inside_window"
+CHECK_UNIQUE = "marketo_guids_unique_in_partition"
 
 EXPORT_DESCRIPTION = """Marketo bulk activity export of the activities *created* in this
 partition's window (`createdAt` filter `[window start, window end - 1 s]`), of the types in
@@ -52,14 +53,7 @@ def activity_family(settings: ProjectSettings) -> ExportFamily:
 
     def checks(context: Context):
         start, end = window(context)
-
-        def inspect(wh, loaded):
-            passed, metadata = act.inside_window(loaded.stats, "activityDate", start, end)
-            return [
-                dg.AssetCheckResult(check_name=CHECK_WINDOW, passed=passed, metadata=metadata)
-            ], {}
-
-        return inspect
+        return lambda wh, loaded: activity_checks(loaded, start, end)
 
     return ExportFamily(
         export_key=dg.AssetKey(["marketo", "activity_export_files"]),
@@ -73,7 +67,7 @@ def activity_family(settings: ProjectSettings) -> ExportFamily:
         load_description=LOAD_DESCRIPTION,
         checks=(
             (CHECK_UNIQUE, "No marketoGUID twice (or NULL) in a partition"),
-            (CHECK_WINDOW, "activityDate inside the window"),
+            (CHECK_ACTIVITY_WINDOW, "activityDate inside the window"),
         ),
         load_checks=checks,
         check_partitions=True,
@@ -108,12 +102,4 @@ def activity_types(
             rows=act.activity_type_rows(catalog),
             loaded_at=datetime.now(UTC),
         )
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": result.rows,
-            "dagster/table_name": ACTIVITY_TYPES_TABLE,
-            "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(name, type_) for name, type_ in result.columns]
-            ),
-        }
-    )
+    return dg.MaterializeResult(metadata=table_metadata(ACTIVITY_TYPES_TABLE, result))

@@ -9,7 +9,7 @@ again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,9 +19,10 @@ from dagster_duckdb import DuckDBResource
 
 from marketo_assets import extract
 from marketo_assets.extract import EventLines, ExportOutcome, ExportSpec, LoadedPartition, OnEvent
+from marketo_assets.extract.checks import Check, partitions_in_table
 from marketo_assets.extract.preflight import check_before_export
 from marketo_assets.extract.quota import MB
-from marketo_assets.marketo import ExportRequest, LeadField, MarketoClient
+from marketo_assets.marketo import MarketoClient
 from marketo_assets.warehouse import WarehouseSession
 
 from .resources import MarketoResource, as_failure, duckdb_config, warehouse_kind, warehouse_session
@@ -30,23 +31,7 @@ from .resources import MarketoResource, as_failure, duckdb_config, warehouse_kin
 GENERATION_TAG = "marketo/export_generation"
 # Run tag set by the program sensor: the partitions one Marketo job exports (extract.batch).
 BATCH_TAG = "marketo/export_batch"
-CHECK_ROWS = "rows_match_marketo"
-CHECK_PARTITIONS = "materialized_partitions_in_table"
-ExtraChecks = Callable[[WarehouseSession, LoadedPartition], tuple[list[dg.AssetCheckResult], dict]]
-
-
-def select_fields(
-    described: Sequence[LeadField], wanted: list[str], required: list[str]
-) -> list[tuple[str, str]]:
-    """(name, data_type) pairs to export; unknown names fail before any job."""
-    with as_failure():
-        return extract.select_fields(described, wanted, required)
-
-
-def check_columns(request: ExportRequest) -> None:
-    """Fail before the export when two of its columns would be one table column."""
-    with as_failure():
-        extract.check_columns(request)
+ExtraChecks = Callable[[WarehouseSession, LoadedPartition], tuple[list[Check], dict]]
 
 
 def log_events(context: dg.AssetExecutionContext) -> OnEvent:
@@ -182,8 +167,8 @@ def run_load(
     def inspect(wh: WarehouseSession, loaded: LoadedPartition):
         checks, metadata = extra(wh, loaded) if extra else ([], {})
         if check_partitions:
-            checks.append(partitions_check(context, table, wh.partition_keys(table)))
-        return checks, metadata
+            checks = [*checks, partitions_check(context, table, wh.partition_keys(table))]
+        return check_results(checks), metadata
 
     local = marketo.local()
     with stop_when_terminated(context), as_failure():
@@ -207,36 +192,23 @@ def run_load(
             quota_budget_bytes=int(marketo.budget_mb * MB),
             shared_column=shared_column,
         )
-    result, stats, entries = outcome.loaded.result, outcome.loaded.stats, outcome.loaded.entries
     extra_checks, extra_metadata = outcome.inspected or ([], {})
-    rows = {"loaded_rows": result.rows, "marketo_records": outcome.records}
-    ids = {"duplicate_ids": stats["duplicate_ids"], "null_ids": stats["null_ids"]}
-    exports: dict[str, Any] = (
-        {"export_id": entries[0].export_id}
-        if len(entries) == 1
-        else {"export_ids": dg.MetadataValue.json(outcome.export_ids)}
-    )
-    metadata = {
-        **table_metadata(table, result),
-        **exports,
-        "marketo_records": outcome.records,
-        "load_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
-        **extra_metadata,
-    }
+    metadata: dict[str, Any] = {**table_metadata(table, outcome.loaded.result)}
+    metadata.update(outcome.metadata(), **extra_metadata)
     return dg.MaterializeResult(
         metadata=metadata,
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=CHECK_ROWS, passed=result.rows == outcome.records, metadata=rows
-            ),
-            dg.AssetCheckResult(
-                check_name=unique_check,
-                passed=ids["duplicate_ids"] == 0 and ids["null_ids"] == 0,
-                metadata=ids,
-            ),
-            *extra_checks,
-        ],
+        check_results=[*check_results(outcome.checks(unique_check)), *extra_checks],
     )
+
+
+def check_results(checks: list[Check]) -> list[dg.AssetCheckResult]:
+    """The engine's checks (plain data) as Dagster check results."""
+    return [
+        dg.AssetCheckResult(
+            check_name=c.name, passed=c.passed, metadata=c.metadata, description=c.description
+        )
+        for c in checks
+    ]
 
 
 def table_metadata(table: str, result) -> dict[str, Any]:
@@ -249,29 +221,12 @@ def table_metadata(table: str, result) -> dict[str, Any]:
     }
 
 
-def partitions_check(
-    context: dg.AssetExecutionContext, table: str, in_table: set[str]
-) -> dg.AssetCheckResult:
-    """CHECK_PARTITIONS: fails naming the partitions Dagster shows as materialized (with rows)
-    whose rows `table` does not have, e.g. after the DuckDB file was deleted or replaced."""
-    missing = lost_partitions(context, in_table)
+def partitions_check(context: dg.AssetExecutionContext, table: str, in_table: set[str]) -> Check:
+    """CHECK_PARTITIONS of this asset (see `extract.checks.partitions_in_table`)."""
     assets = [k.to_user_string() for k in sorted(context.assets_def.dependency_keys)]
     assets.append(context.asset_key.to_user_string())
-    fix = (
-        f"Partitions {', '.join(missing)} are materialized in Dagster but have no rows in "
-        f"{table} (was the database file deleted or replaced?). Restore them with a backfill "
-        f"of those partitions of {' and '.join(assets)} (Materialize, select the partitions; "
-        "this exports them again)."
-    )
-    return dg.AssetCheckResult(
-        check_name=CHECK_PARTITIONS,
-        passed=not missing,
-        description=fix if missing else None,
-        metadata={
-            "missing_partitions": dg.MetadataValue.json(missing),
-            "partitions_in_table": len(in_table),
-        },
-    )
+    missing = lost_partitions(context, in_table)
+    return partitions_in_table(missing, len(in_table), table, assets)
 
 
 def lost_partitions(context: dg.AssetExecutionContext, in_table: set[str]) -> list[str]:

@@ -18,9 +18,8 @@ build runs in the `duckdb` pool (limit 1): `dbt build` holds DuckDB's single
 write lock from start to end, so it waits for loads and loads wait for it.
 """
 
-import os
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,11 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from marketo_assets.extract.local_paths import private_umask
-from marketo_assets.settings import ProjectSettings, load_settings
-from marketo_assets.warehouse.counts import CountError, count_rows
+from marketo_assets.settings import ProjectSettings
+from marketo_assets.transform.build import absolute_duckdb_path, with_row_counts
+from marketo_assets.transform.manifest import ensure_manifest
 
-from .dbt_manifest import dbt_project, ensure_manifest
+from .dbt_resources import dbt_project, dbt_resource
 
 MODELS_GROUP = "marketo_models"
 
@@ -99,14 +99,21 @@ def dbt_models(settings: ProjectSettings) -> dg.AssetsDefinition:
         Every model is a table; each materialization carries its row count
         (`dagster/row_count`).
         """
+
+        def counted(events, database: Path | None):
+            def with_count(event, rows: int):
+                return event.with_metadata({**event.metadata, "dagster/row_count": rows})
+
+            table_of = partial(_table_of, context)
+            return with_row_counts(events, database, table_of, with_count, context.log.warning)
+
         if dbt.target == "postgres":
-            invocation = dbt.cli(["build"], context=context)
-            yield from _with_row_counts(context, invocation.stream(), None)
+            yield from counted(dbt.cli(["build"], context=context).stream(), None)
             return
-        with _absolute_duckdb_path() as database:
+        with absolute_duckdb_path() as database:
             with private_umask():  # dbt's process writes lead data: its DuckDB files are private
                 invocation = dbt.cli(["build"], context=context)
-            yield from _with_row_counts(context, invocation.stream(), database)
+            yield from counted(invocation.stream(), database)
 
     return marketo_dbt_models
 
@@ -122,60 +129,12 @@ dbt_models_after_raw_loads = dg.AutomationConditionSensorDefinition(
 
 def build_dbt_definitions(settings: ProjectSettings) -> dg.Definitions:
     """The dbt code location: the models, their automation sensor and the `dbt` resource."""
-    from .dbt_resources import dbt_resource
-
     return dg.Definitions(
         assets=[dbt_models(settings)],
         sensors=[dbt_models_after_raw_loads],
         resources={"dbt": dbt_resource(settings)},
         executor=dg.in_process_executor,
     )
-
-
-@contextmanager
-def _absolute_duckdb_path() -> Iterator[Path]:
-    """dbt runs inside dbt_project/: hand it the loaders' DuckDB file as an absolute path, so
-    a relative DUCKDB_PATH means the same file for both."""
-    database = load_settings().duckdb_path.resolve()
-    before = os.environ.get("DUCKDB_PATH")
-    os.environ["DUCKDB_PATH"] = str(database)
-    try:
-        yield database
-    finally:
-        if before is None:
-            os.environ.pop("DUCKDB_PATH", None)
-        else:
-            os.environ["DUCKDB_PATH"] = before
-
-
-def _with_row_counts(
-    context: dg.AssetExecutionContext, events: Iterable[Any], database: Path | None
-) -> Iterator[Any]:
-    """The build's events, each model's with its row count.
-
-    dagster-dbt's `fetch_row_counts()` queries each table from this process while `dbt build`
-    (another process) still holds DuckDB's only write lock, so it only gets through when its
-    connect retries outlast the build. Instead the events are held until dbt exits, then every
-    built table is counted over one read-only connection; the step still holds the `duckdb`
-    pool slot, so no load writes meanwhile. If dbt fails (a failing test), what was built is
-    still reported before the step fails.
-    """
-    held: list[Any] = []
-    error: Exception | None = None
-    try:
-        for event in events:
-            held.append(event)
-    except Exception as exc:  # re-raised below, after reporting what was built
-        error = exc
-    counts = _count_rows(context, database, [_table_of(context, e) for e in held])
-    for event in held:
-        table = _table_of(context, event)
-        count = counts.get(table) if table else None
-        if count is not None:
-            event = event.with_metadata({**event.metadata, "dagster/row_count": count})
-        yield event
-    if error is not None:
-        raise error
 
 
 def _table_of(context: dg.AssetExecutionContext, event: Any) -> str | None:
@@ -190,13 +149,3 @@ def _table_of(context: dg.AssetExecutionContext, event: Any) -> str | None:
     # `catalog.schema.table` -> `schema.table`: the model schemas are unambiguous on their
     # own, whatever the database file (and so the catalog) is called.
     return ".".join(str(table).split(".")[-2:]) if table else None
-
-
-def _count_rows(
-    context: dg.AssetExecutionContext, database: Path | None, tables: list[str | None]
-) -> dict[str, int]:
-    try:
-        return count_rows(database, [t for t in tables if t])
-    except CountError as exc:
-        context.log.warning(f"Row counts skipped: {exc}")
-        return {}

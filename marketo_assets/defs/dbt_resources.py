@@ -2,16 +2,21 @@
 
 import sys
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cache, cached_property
 from importlib.metadata import version as installed_version
 from pathlib import Path
 
-from dagster_dbt import DbtCliResource
+from dagster_dbt import DbtCliResource, DbtProject
 from packaging import version
 
 from marketo_assets.settings import ProjectSettings, load_settings
+from marketo_assets.transform.manifest import DBT_PROJECT_DIR, TARGET, dbt_executable
 
-from .dbt_manifest import dbt_executable, dbt_project
+
+@cache
+def dbt_project() -> DbtProject:
+    """The project for dagster-dbt (the manifest is prepared by `transform.manifest`)."""
+    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=TARGET)
 
 
 class DuckDBDbtCliResource(DbtCliResource):

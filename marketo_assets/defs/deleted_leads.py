@@ -6,18 +6,15 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from marketo_assets.extract import ExportFailed
-from marketo_assets.extract.deleted_leads import load_deleted_leads
+from marketo_assets.extract.checks import CHECK_ROWS
+from marketo_assets.extract.deleted_leads import CHECK_DAY, CHECK_UNIQUE, load_deleted_leads
 from marketo_assets.settings import ProjectSettings
 
-from .cycle import log_events, stop_when_terminated
-from .resources import MarketoResource, warehouse_session
+from .cycle import check_results, log_events, stop_when_terminated
+from .resources import MarketoResource, as_failure, warehouse_session
 
 DELETED_LEADS = dg.AssetKey(["marketo", "deleted_leads"])
 TABLE = "marketo.deleted_leads"
-CHECK_UNIQUE = "deleted_lead_ids_unique"
-CHECK_DAY = "deleted_at_inside_day"
-CHECK_ROWS = "rows_match_marketo"
 
 
 def deleted_lead_days(start: date) -> dg.DailyPartitionsDefinition:
@@ -51,19 +48,20 @@ def deleted_leads_asset(settings: ProjectSettings) -> dg.AssetsDefinition:
         call per 300 deletions from the day's start, stopping at its end. The day's rows are
         replaced in one transaction. Runs in the `duckdb` pool (one writer)."""
         window = context.partition_time_window
-        with stop_when_terminated(context), marketo.client(on_event=log_events(context)) as client:
-            try:
-                loaded = load_deleted_leads(
-                    client,
-                    lambda: warehouse_session(warehouse),
-                    Path(marketo.staging_dir),
-                    table=TABLE,
-                    partition_key=context.partition_key,
-                    start=window.start,
-                    end=window.end,
-                )
-            except ExportFailed as exc:
-                raise dg.Failure(exc.message, allow_retries=exc.retryable) from exc
+        with (
+            stop_when_terminated(context),
+            as_failure(),
+            marketo.client(on_event=log_events(context)) as client,
+        ):
+            loaded = load_deleted_leads(
+                client,
+                lambda: warehouse_session(warehouse),
+                Path(marketo.staging_dir),
+                table=TABLE,
+                partition_key=context.partition_key,
+                start=window.start,
+                end=window.end,
+            )
         result = loaded.result
         return dg.MaterializeResult(
             metadata={
@@ -72,23 +70,7 @@ def deleted_leads_asset(settings: ProjectSettings) -> dg.AssetsDefinition:
                 "rest_calls": client.calls_made,
                 "load_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
             },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=CHECK_ROWS,
-                    passed=result.rows == loaded.fetched,
-                    metadata={"loaded_rows": result.rows, "marketo_deletions": loaded.fetched},
-                ),
-                dg.AssetCheckResult(
-                    check_name=CHECK_UNIQUE,
-                    passed=loaded.duplicate_lead_ids == 0,
-                    metadata={"duplicate_lead_ids": loaded.duplicate_lead_ids},
-                ),
-                dg.AssetCheckResult(
-                    check_name=CHECK_DAY,
-                    passed=loaded.outside_window == 0,
-                    metadata={"rows_outside_day": loaded.outside_window},
-                ),
-            ],
+            check_results=check_results(loaded.checks()),
         )
 
     return deleted_leads

@@ -16,12 +16,11 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from marketo_assets.extract import Batch
+from marketo_assets.extract.checks import CHECK_PARTITIONS, CHECK_ROWS
 from marketo_assets.extract.spec import spec_for
 from marketo_assets.marketo import AnyFilter, MarketoClient
 
 from .cycle import (
-    CHECK_PARTITIONS,
-    CHECK_ROWS,
     ExportSpec,
     ExtraChecks,
     run_batch,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from marketo_assets.extract.capabilities import updated_at_answer, updated_at_note, updated_at_probe
+from marketo_assets.extract.checks import updated_outside_day
 from marketo_assets.extract.local_state import capabilities_at
 from marketo_assets.marketo import ExportFilter
 from marketo_assets.settings import ProjectSettings, SettingsError
@@ -46,22 +47,8 @@ def _filters(context: Context) -> list[ExportFilter]:
 
 def _outside_day(context: Context):
     start, end = window_bounds(context)
-
-    def outside(wh, loaded):
-        count = wh.rows_outside_window(
-            LEAD_CHANGES_TABLE,
-            context.partition_key,
-            loaded.timestamp_column or "updatedAt",
-            start,
-            end,
-        )
-        return [], {
-            "rows_updated_at_outside_day": count,
-            "window_start": start.isoformat(),
-            "window_end": end.isoformat(),
-        }
-
-    return outside
+    key = context.partition_key
+    return lambda wh, loaded: updated_outside_day(wh, loaded, LEAD_CHANGES_TABLE, key, start, end)
 
 
 def lead_change_family(settings: ProjectSettings) -> ExportFamily:

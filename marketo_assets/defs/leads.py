@@ -2,13 +2,13 @@
 
 import dagster as dg
 
-from marketo_assets.extract.windows import created_inside
+from marketo_assets.extract import checks
+from marketo_assets.extract.checks import CHECK_TABLE_UNIQUE, CHECK_WINDOW
 from marketo_assets.marketo import ExportFilter
 from marketo_assets.marketo.exports import split_window
 from marketo_assets.settings import ProjectSettings, SettingsError
-from marketo_assets.warehouse import WarehouseSession
 
-from .cycle import LoadedPartition, window_bounds
+from .cycle import window_bounds
 from .family import Context, ExportFamily, build_family
 from .partitions import future_start, lead_window, lead_windows
 
@@ -18,8 +18,6 @@ LEADS_TABLE = "marketo.leads"
 LEDGER_ASSET = "marketo/leads"
 
 CHECK_UNIQUE = "lead_ids_unique_in_partition"
-CHECK_WINDOW = "created_at_inside_window"
-CHECK_TABLE_UNIQUE = "lead_ids_unique_in_table"
 
 EXPORT_DESCRIPTION = """Marketo bulk lead export of the leads *created* in this partition's window.
 
@@ -48,24 +46,7 @@ def lead_family(settings: ProjectSettings) -> ExportFamily:
 
     def lead_checks(context: Context):
         start, end = window(context)
-
-        def checks(wh: WarehouseSession, loaded: LoadedPartition):
-            inside, window_metadata = created_inside(
-                loaded.stats, loaded.timestamp_column, start, end
-            )
-            table_duplicates = wh.duplicate_ids(LEADS_TABLE, id_column=loaded.id_column)
-            return [
-                dg.AssetCheckResult(
-                    check_name=CHECK_WINDOW, passed=inside, metadata=window_metadata
-                ),
-                dg.AssetCheckResult(
-                    check_name=CHECK_TABLE_UNIQUE,
-                    passed=table_duplicates == 0,
-                    metadata={"duplicate_ids": table_duplicates},
-                ),
-            ], {}
-
-        return checks
+        return lambda wh, loaded: checks.lead_checks(wh, loaded, LEADS_TABLE, start, end)
 
     return ExportFamily(
         export_key=LEAD_EXPORTS,

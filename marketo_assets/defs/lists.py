@@ -6,11 +6,11 @@ from typing import Any
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from marketo_assets.extract.list_catalog import read_catalog
+from marketo_assets.extract.list_catalog import CHECK_CATALOG_UNIQUE, read_catalog
 from marketo_assets.marketo import ExportFilter
 from marketo_assets.settings import ListConfig
 
-from .cycle import log_events, table_metadata
+from .cycle import check_results, log_events, table_metadata
 from .family import Context, ExportFamily, build_family
 from .partitions import LIST_PARTITIONS, list_id_from_key
 from .resources import MarketoResource, warehouse_session
@@ -24,7 +24,6 @@ LISTS = dg.AssetKey(["marketo", "lists"])
 LISTS_TABLE = "marketo.lists"
 
 CHECK_UNIQUE = "lead_ids_unique_in_list"
-CHECK_CATALOG_UNIQUE = "list_ids_unique"
 
 SMART_LIST_1035_HINT = (
     "Smart-list exports need the smart-list filter, which Marketo enables per subscription: ask "
@@ -124,22 +123,8 @@ def lists(
         catalog = read_catalog(client, context.log.warning)
     with warehouse_session(warehouse) as wh:
         result = catalog.save(wh, LISTS_TABLE, MEMBER_TABLES)
-    metadata: dict[str, Any] = {
-        **table_metadata(LISTS_TABLE, result),
-        "static_lists": len(catalog.statics),
-        "smart_lists": len(catalog.smarts),
-        "pruned_member_rows": dg.MetadataValue.json(result.pruned_member_rows),
-    }
-    if catalog.smart_error:
-        metadata["smart_lists_error"] = catalog.smart_error
-    duplicates = catalog.duplicates()
+    checks, metadata = catalog.checked(result)
     return dg.MaterializeResult(
-        metadata=metadata,
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=CHECK_CATALOG_UNIQUE,
-                passed=duplicates == 0,
-                metadata={"duplicates": duplicates},
-            )
-        ],
+        metadata={**table_metadata(LISTS_TABLE, result), **metadata},
+        check_results=check_results(checks),
     )

@@ -31,17 +31,16 @@ _WINDOWS = {
 
 
 def lead_windows(settings: ProjectSettings) -> dg.TimeWindowPartitionsDefinition:
-    return _WINDOWS[settings.partition_window](
-        start_date=window_start(settings.partition_start, settings.partition_window).isoformat(),
-        timezone=settings.partition_timezone,
-        end_offset=1,
-    )
+    return _windows(settings, settings.partition_window)
 
 
 def activity_windows(settings: ProjectSettings) -> dg.TimeWindowPartitionsDefinition:
     """The activity partitions: MARKETO_ACTIVITY_PARTITION_WINDOW windows (daily by default)
     from MARKETO_PARTITION_START, cut there like the lead windows (`lead_window`)."""
-    window = settings.activity_partition_window
+    return _windows(settings, settings.activity_partition_window)
+
+
+def _windows(settings: ProjectSettings, window: str) -> dg.TimeWindowPartitionsDefinition:
     return _WINDOWS[window](
         start_date=window_start(settings.partition_start, window).isoformat(),
         timezone=settings.partition_timezone,

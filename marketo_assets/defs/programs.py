@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import dagster as dg
 
+from marketo_assets.extract.checks import CHECK_PROGRAM, program_checks
 from marketo_assets.marketo import LeadField, MarketoClient, ProgramMemberFilter
 from marketo_assets.settings import ListConfig
 
@@ -22,7 +23,6 @@ PROGRAM_MEMBERS = dg.AssetKey(["marketo", "program_members"])
 TABLE = "marketo.program_members"
 PROGRAM_PARTITIONS = dg.DynamicPartitionsDefinition(name="programs")
 CHECK_UNIQUE = "program_lead_ids_unique"
-CHECK_PROGRAM = "program_id_is_the_partition"
 
 
 def program_id(context: Context) -> int:
@@ -44,16 +44,8 @@ def program_family(lists: ListConfig) -> ExportFamily:
     problem = lists.problem("MARKETO_PROGRAMS")
 
     def load_checks(context: Context):
-        pid = program_id(context)
-
-        def checks(wh, loaded):
-            other = wh.rows_outside_window(TABLE, context.partition_key, "programId", pid, pid)
-            result = dg.AssetCheckResult(
-                check_name=CHECK_PROGRAM, passed=other == 0, metadata={"other_rows": other}
-            )
-            return [result], {"program_id": pid}
-
-        return checks
+        key, pid = context.partition_key, program_id(context)
+        return lambda wh, loaded: program_checks(wh, TABLE, key, pid)
 
     return ExportFamily(
         export_key=PM_EXPORTS,

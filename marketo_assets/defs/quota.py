@@ -18,7 +18,6 @@ from .family import LEDGER_ASSET
 from .probes import TICK_CLIENT
 from .resources import MarketoResource
 
-MB = 1024 * 1024
 RESUME_TAG = "marketo/quota_resume"
 UNFINISHED = [
     dg.DagsterRunStatus.QUEUED,
@@ -106,29 +105,17 @@ def quota_resume_sensor(
         with marketo.client(**TICK_CLIENT) as client:
             used = client.exported_bytes_today()
             now = client.server_now()
-        flight, unknown = quota.in_flight(ledger.entries(), exclude=pending)
-        flight += sum(
-            s.predicted_bytes or 0 for s in stopped if (s.asset, s.partition_key) in pending
-        )
-        waiting = [
-            s
-            for s in stopped
-            if (s.asset, s.partition_key) not in pending
-            and _exists(context.instance, partitions[s.asset], s.partition_key)
-        ]
-        windows = {
-            (s.asset, s.partition_key): _window(partitions[s.asset], s.partition_key, now)
-            for s in waiting
-        }
-        launch, later = quota.plan_resume(
-            quota.order_stops(waiting, windows, settings.quota_resume_order),
+        launch = quota.resume(
+            ledger,
+            stopped,
+            pending,
+            lambda s: _window(partitions[s.asset], s.partition_key, now),
+            lambda s: _exists(context.instance, partitions[s.asset], s.partition_key),
             now=now,
             used_today=used,
-            in_flight_bytes=flight,
-            in_flight_unknown=unknown,
-            budget_bytes=int(marketo.budget_mb * MB),
+            order=settings.quota_resume_order,
+            budget_bytes=int(marketo.budget_mb * quota.MB),
         )
-        quota.defer(ledger, later, now)
         if not launch:
             return dg.SkipReason(
                 f"{len(stopped)} partition(s) wait for the quota's reset or room in the budget."

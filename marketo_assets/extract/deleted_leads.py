@@ -25,15 +25,25 @@ from marketo_assets.warehouse import (
     columns_for,
 )
 
+from .checks import CHECK_ROWS, Check
 from .errors import ExportFailed
 from .local_paths import LocalPathError
 from .staging import private_dir, staging_root
 
-__all__ = ["DELETED_LEAD_FIELDS", "DeletedLeadsClient", "DeletedLeadsLoad", "load_deleted_leads"]
+__all__ = [
+    "CHECK_DAY",
+    "CHECK_UNIQUE",
+    "DELETED_LEAD_FIELDS",
+    "DeletedLeadsClient",
+    "DeletedLeadsLoad",
+    "load_deleted_leads",
+]
 
 # (column, Marketo data type): BIGINT, BIGINT, TIMESTAMPTZ in the warehouse.
 PREFIX = ".deleted-leads-"  # the staged files' names
 DELETED_LEAD_FIELDS = [("id", "integer"), ("leadId", "integer"), ("deletedAt", "datetime")]
+CHECK_UNIQUE = "deleted_lead_ids_unique"
+CHECK_DAY = "deleted_at_inside_day"
 
 
 class DeletedLeadsClient(Protocol):
@@ -46,6 +56,23 @@ class DeletedLeadsLoad:
     fetched: int  # deletions Marketo returned for the window
     duplicate_lead_ids: int  # rows beyond the first per leadId (and rows without one)
     outside_window: int  # rows whose deletedAt is not in [start, end)
+
+    def checks(self) -> list[Check]:
+        """Rows = deletions read, no leadId twice, every deletedAt inside the window."""
+        rows = self.result.rows
+        return [
+            Check(
+                CHECK_ROWS,
+                rows == self.fetched,
+                {"loaded_rows": rows, "marketo_deletions": self.fetched},
+            ),
+            Check(
+                CHECK_UNIQUE,
+                self.duplicate_lead_ids == 0,
+                {"duplicate_lead_ids": self.duplicate_lead_ids},
+            ),
+            Check(CHECK_DAY, self.outside_window == 0, {"rows_outside_day": self.outside_window}),
+        ]
 
 
 def write_csv(leads: Iterable[DeletedLead], folder: Path) -> tuple[Path, int]:

@@ -13,9 +13,12 @@ from typing import Any
 from marketo_assets.marketo import MarketoClient, errors
 from marketo_assets.warehouse import CatalogResult, WarehouseSession
 
+from .checks import Check
 from .list_plan import list_partition_key
 
-__all__ = ["ListCatalog", "read_catalog"]
+__all__ = ["CHECK_CATALOG_UNIQUE", "ListCatalog", "read_catalog"]
+
+CHECK_CATALOG_UNIQUE = "list_ids_unique"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,18 @@ class ListCatalog:
     def duplicates(self) -> int:
         keys = [(r["list_type"], r["list_id"]) for r in self.rows()]
         return len(keys) - len(set(keys))
+
+    def checked(self, result: CatalogResult) -> tuple[list[Check], dict[str, Any]]:
+        """One row per (list_type, list_id), and what was read and pruned."""
+        metadata: dict[str, Any] = {
+            "static_lists": len(self.statics),
+            "smart_lists": len(self.smarts),
+            "pruned_member_rows": result.pruned_member_rows,
+        }
+        if self.smart_error:
+            metadata["smart_lists_error"] = self.smart_error
+        duplicates = self.duplicates()
+        return [Check(CHECK_CATALOG_UNIQUE, duplicates == 0, {"duplicates": duplicates})], metadata
 
     def save(
         self, wh: WarehouseSession, table: str, member_tables: Mapping[str, str]

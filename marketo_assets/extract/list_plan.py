@@ -1,5 +1,6 @@
 """What one list-sensor tick does, without Dagster or Marketo: which list partitions to add and
-delete, which exports to request, the new cursor (`plan_tick`), and the keys of list partitions.
+delete, which exports to request, the new cursor (`plan_tick`), and the keys of list partitions;
+`run_tick` and `run_program_tick` are whole ticks of the list and program sensors.
 
 Run keys are `<partition key>@<list updatedAt>` (plus `@refresh-<n>` for periodic refreshes),
 so re-evaluating a tick never requests a run twice; a catalog refresh is requested whenever
@@ -13,7 +14,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from marketo_assets.settings import ListSelection
+from marketo_assets.settings import ListSelection, SettingsError
+
+PROGRAMS = "MARKETO_PROGRAMS"
 
 
 def list_partition_key(kind: str, list_id: int) -> str:
@@ -194,6 +197,39 @@ def run_tick(
         tick.skip = notice or f"No {kind} list changed ({len(plan.cursor['lists'])} selected)."
         if missing:
             tick.skip = f"{tick.skip} {missing}"
+    return tick
+
+
+def run_program_tick(
+    selection: ListSelection,
+    existing: set[str],
+    raw_cursor: str | None,
+    now: datetime,
+    refresh: timedelta | None,
+    discover: Callable[[], list[DiscoveredList]],
+) -> Tick:
+    """One tick of the program sensor (as `run_tick`, partitions keyed by program id). A name
+    in MARKETO_PROGRAMS that Marketo does not have refuses the whole tick (SettingsError)."""
+    if selection.empty:
+        if not existing:
+            return Tick(skip=f"No program selected: set {PROGRAMS}.")
+        return Tick(delete=sorted(existing), cursor=json.dumps(load_cursor(None)))
+    found = discover()
+    unknown = sorted(selection.names - {p.name for p in found})
+    if unknown:  # a typo: export nothing rather than a partial, silent selection
+        raise SettingsError(
+            f"{PROGRAMS} names program(s) Marketo does not have: {unknown} (names are exact "
+            f"and case-sensitive; {len(found)} programs found). Fix {PROGRAMS}; nothing "
+            "was requested."
+        )
+    cursor = load_cursor(raw_cursor)
+    plan = plan_tick("program", found, selection, existing, cursor, now, refresh, partition_key=str)
+    tick = Tick(plan.runs, None, plan.add, plan.delete, json.dumps(plan.cursor, sort_keys=True))
+    if plan.unmatched:
+        missing = unmatched_message("program", plan.unmatched, len(found), PROGRAMS, "programs")
+        tick.logs.append(("warning", missing))
+    if not plan.runs:
+        tick.skip = f"No program changed ({len(plan.cursor['lists'])})."
     return tick
 
 

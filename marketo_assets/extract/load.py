@@ -25,6 +25,7 @@ from marketo_assets.warehouse import (
     count_where,
 )
 
+from .checks import CHECK_ROWS, Check
 from .claims import RunStatus, claim_partition
 from .errors import ExportFailed
 from .events import Notice, OnEvent, ignore
@@ -63,6 +64,27 @@ class LoadOutcome(Generic[T]):
     @property
     def export_ids(self) -> list[str]:
         return [e.export_id for e in self.loaded.entries]
+
+    def checks(self, unique_check: str) -> list[Check]:
+        """Rows = numberOfRecords, and no id twice (or NULL) in the partition."""
+        rows, stats = self.loaded.result.rows, self.loaded.stats
+        ids = {"duplicate_ids": stats["duplicate_ids"], "null_ids": stats["null_ids"]}
+        counts = {"loaded_rows": rows, "marketo_records": self.records}
+        return [
+            Check(CHECK_ROWS, rows == self.records, counts),
+            Check(unique_check, ids["duplicate_ids"] == 0 and ids["null_ids"] == 0, ids),
+        ]
+
+    def metadata(self) -> dict[str, Any]:
+        """The export id(s), Marketo's record count and the load's seconds."""
+        entries = self.loaded.entries
+        exports: dict[str, Any] = (
+            {"export_id": entries[0].export_id}
+            if len(entries) == 1
+            else {"export_ids": self.export_ids}
+        )
+        seconds = round(self.loaded.result.seconds, 3)
+        return {**exports, "marketo_records": self.records, "load_seconds": seconds}
 
 
 def _utc_now() -> datetime:

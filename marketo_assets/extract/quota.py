@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -44,6 +44,7 @@ __all__ = [
     "plan_resume",
     "predict",
     "progress",
+    "resume",
     "smallest_job",
     "stops",
     "usage_rows",
@@ -250,6 +251,38 @@ def plan_resume(
         elif in_flight_unknown == 0:
             defer.append(stop)  # keep the order: nothing later jumps the queue today
     return launch, defer
+
+
+def resume(
+    ledger: Ledger,
+    stopped: Sequence[Stop],
+    pending: Collection[tuple[str, str]],
+    window: Callable[[Stop], tuple[bool, datetime | None]],
+    exists: Callable[[Stop], bool],
+    *,
+    now: datetime,
+    used_today: int,
+    order: str,
+    budget_bytes: int,
+) -> list[Stop]:
+    """The stopped partitions to launch now, in `order`, within today's budget; those that do
+    not fit today are deferred to the next reset (in the ledger). `pending`: (asset, partition)
+    of unfinished runs (their stops count as in flight); `window(stop)`: (open, window start),
+    see `order_stops`; a stop whose partition no longer `exists` is left alone."""
+    flight, unknown = in_flight(ledger.entries(), exclude=pending)
+    flight += sum(s.predicted_bytes or 0 for s in stopped if (s.asset, s.partition_key) in pending)
+    waiting = [s for s in stopped if (s.asset, s.partition_key) not in pending and exists(s)]
+    windows = {(s.asset, s.partition_key): window(s) for s in waiting}
+    launch, later = plan_resume(
+        order_stops(waiting, windows, order),
+        now=now,
+        used_today=used_today,
+        in_flight_bytes=flight,
+        in_flight_unknown=unknown,
+        budget_bytes=budget_bytes,
+    )
+    defer(ledger, later, now)
+    return launch
 
 
 def defer(ledger: Ledger, deferred: Sequence[Stop], now: datetime) -> None:

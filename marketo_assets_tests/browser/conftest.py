@@ -45,7 +45,7 @@ def dagster_ui(chromium, tmp_path_factory) -> Iterator[DagsterUI]:
     queued runs, pools, retries, run monitoring), DuckDB file, staging folder and ledger."""
     import dagster as dg
 
-    from marketo_assets.defs.dbt_manifest import ensure_manifest
+    from marketo_assets.transform.manifest import ensure_manifest
 
     ensure_manifest()  # parsed once here, not by each Dagster process (a clean clone has none)
     tmp = tmp_path_factory.mktemp("browser")

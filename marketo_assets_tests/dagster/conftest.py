@@ -19,6 +19,6 @@ def lead_sim(simulator_factory):
 def dbt_manifest() -> Path:
     """The dbt manifest, parsed once before any test loads the definitions (a clean clone has
     none). Under a file lock: parallel pytest workers wait for one parse instead of racing."""
-    from marketo_assets.defs.dbt_manifest import ensure_manifest
+    from marketo_assets.transform.manifest import ensure_manifest
 
     return ensure_manifest()

@@ -301,13 +301,13 @@ def test_the_raw_location_loads_without_dbt():
 _ENSURE = """
 import sys
 from pathlib import Path
-from marketo_assets.defs.dbt_manifest import ensure_manifest
+from marketo_assets.transform.manifest import ensure_manifest
 ensure_manifest(Path(sys.argv[1]), log=lambda text: print("PARSED", text, flush=True))
 """
 
 
 def test_manifest_is_prepared_once_under_a_lock(tmp_path, monkeypatch):
-    from marketo_assets.defs.dbt_manifest import DBT_PROJECT_DIR, manifest_path, stale_reason
+    from marketo_assets.transform.manifest import DBT_PROJECT_DIR, manifest_path, stale_reason
 
     project = tmp_path / "dbt_project"
     shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))

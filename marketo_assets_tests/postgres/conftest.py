@@ -33,6 +33,6 @@ def pg_database(pg_server: PgServer, request) -> str:
 @pytest.fixture(scope="session")
 def dbt_manifest():
     """The dbt manifest, parsed once (under a file lock) before a test loads the definitions."""
-    from marketo_assets.defs.dbt_manifest import ensure_manifest
+    from marketo_assets.transform.manifest import ensure_manifest
 
     return ensure_manifest()

@@ -6,7 +6,7 @@ every Dagster process imports it: the code server, the daemon, each run worker. 
 then race on the same target folder (dagster-io/dagster#33993). Instead:
 
 - `make manifest` (which `make demo`, `make dev` and `make test` run first) parses once:
-  `python -m marketo_assets.defs.dbt_manifest`.
+  `python -m marketo_assets.transform.manifest`.
 - Any process that finds the manifest missing or stale (a dbt file edited since, or a DuckDB
   file with another name, since the catalog name is baked into the manifest) re-parses it, under
   an exclusive file lock. Every other process waits for the lock, sees a fresh manifest and
@@ -25,9 +25,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from marketo_assets.settings import PROJECT_ROOT, load_settings
 
@@ -38,20 +36,9 @@ _SOURCE_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "dependencie
 _SOURCE_DIRS = ("models", "macros", "tests", "seeds", "snapshots", "analyses")
 LOCK_TIMEOUT = 300.0
 
-if TYPE_CHECKING:
-    from dagster_dbt import DbtProject
-
 
 class ManifestError(RuntimeError):
     """The dbt manifest could not be prepared."""
-
-
-@cache
-def dbt_project() -> "DbtProject":
-    """The project for dagster-dbt (imported lazily: `make manifest` does not need it)."""
-    from dagster_dbt import DbtProject
-
-    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=TARGET)
 
 
 def dbt_executable() -> str:
