@@ -31,12 +31,31 @@ where false
 {%- endmacro %}
 
 
-{#- `relationships`, once the parent exists: a membership model can be built before the first
-    lead export has created `dim_leads`. Same SQL as dbt's own test otherwise. -#}
+{#- `relationships`, once both sides exist: a membership model can be built before the first
+    lead export has created `dim_leads`, and building `dim_leads` alone also runs the tests of
+    the facts that point at it, built or not. Same SQL as dbt's own test otherwise. -#}
 {% test relationships_when_built(model, column_name, to, field) %}
-    {%- if execute and load_relation(to) is none %}
+    {%- if execute and (load_relation(to) is none or load_relation(model) is none) %}
 select null as {{ column_name }} from (select 1) as nothing where false
     {%- else %}
 {{ default__test_relationships(model, column_name, to, field) }}
     {%- endif %}
 {% endtest %}
+
+
+{#- `select <columns> from <model>` when the model is built, else the same columns, typed, and
+    no rows. `columns`: (column, type) pairs, DuckDB types (`marketo_sql_type`). -#}
+{% macro select_built(model_name, columns) -%}
+    {%- set found = built_relations([model_name]) -%}
+    {%- if found %}
+select {{ columns | map(attribute=0) | join(', ') }}
+from {{ found[0] }}
+    {%- else %}
+select
+    {%- for name, type in columns %}
+    cast(null as {{ marketo_sql_type(type) }}) as {{ name }}{{ "," if not loop.last }}
+    {%- endfor %}
+from (select 1) as nothing
+where false
+    {%- endif %}
+{%- endmacro %}

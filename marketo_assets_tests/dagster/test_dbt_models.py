@@ -45,6 +45,7 @@ STG_LISTS = dg.AssetKey(["staging", "stg_marketo__lists"])
 STG_STATIC = dg.AssetKey(["staging", "stg_marketo__static_list_members"])
 DIM_LEADS = dg.AssetKey(["marts", "dim_leads"])
 MEMBERSHIP = dg.AssetKey(["marts", "fct_list_membership"])
+DIM_ACTIVE = dg.AssetKey(["marts", "dim_leads_active"])
 DAILY = dg.AssetKey(["reporting", "rpt_leads_created_daily"])
 RAW_KEYS = {
     "stg_marketo__leads": ["marketo", "leads"],
@@ -52,6 +53,19 @@ RAW_KEYS = {
     "stg_marketo__static_list_members": ["marketo", "static_list_members"],
     "stg_marketo__smart_list_members": ["marketo", "smart_list_members"],
     "stg_marketo__lists": ["marketo", "lists"],
+    "stg_marketo__activities": ["marketo", "activities"],
+    "stg_marketo__activity_types": ["marketo", "activity_types"],
+    "stg_marketo__program_members": ["marketo", "program_members"],
+    "stg_marketo__deleted_leads": ["marketo", "deleted_leads"],
+}
+MARTS = {
+    "dim_leads",
+    "dim_leads_active",
+    "map_lead_merges",
+    "fct_list_membership",
+    "fct_activities",
+    "fct_program_membership",
+    "rpt_leads_created_daily",
 }
 
 
@@ -114,14 +128,14 @@ def test_raw_partitions_then_dbt_models(simulator_factory, tmp_path, monkeypatch
         # The marts built by hand on an empty database (no raw or staging table): empty.
         empty = dg.materialize(
             [marketo_dbt_models],
-            selection=[DIM_LEADS, MEMBERSHIP, DAILY],
+            selection=[DIM_LEADS, DIM_ACTIVE, MEMBERSHIP, DAILY],
             resources={"dbt": dbt},
             instance=instance,
         )
         assert empty.success
         assert all(c.passed for c in empty.get_asset_check_evaluations())
         assert {_row_count(e) for e in empty.get_asset_materialization_events()} == {0}
-        assert len(empty.get_asset_materialization_events()) == 3
+        assert len(empty.get_asset_materialization_events()) == 4
         assert automation.tick() == set()
 
         for key in LEAD_WINDOWS:
@@ -159,7 +173,7 @@ def test_raw_partitions_then_dbt_models(simulator_factory, tmp_path, monkeypatch
         backfill = instance.get_backfill(backfill_id)
         instance.update_backfill(backfill.with_status(BulkActionStatus.CANCELED))
         # ... and the rest follows once the backfill is over: one build, not one per partition.
-        assert automation.tick() == {STG_LEADS, DIM_LEADS, DAILY}
+        assert automation.tick() == {STG_LEADS, DIM_LEADS, DIM_ACTIVE, DAILY}
 
         result = dg.materialize([marketo_dbt_models], resources={"dbt": dbt}, instance=instance)
         assert result.success
@@ -228,18 +242,27 @@ def test_raw_partitions_then_dbt_models(simulator_factory, tmp_path, monkeypatch
 
 def test_dbt_assets_wiring():
     from marketo_assets.definitions import defs
-    from marketo_assets.defs.dbt import AFTER_RAW_LOADS, MODELS_GROUP
+    from marketo_assets.defs.dbt import AFTER_RAW_LOADS, MODEL_DEPTH, MODELS_GROUP
 
     d = defs()
     graph = d.resolve_asset_graph()
     models = [graph.get(k) for k in graph.get_all_asset_keys()]
     models = [m for m in models if m.group_name == MODELS_GROUP]
-    assert {m.key.path[-1] for m in models} == {
-        *RAW_KEYS,
-        "dim_leads",
-        "fct_list_membership",
-        "rpt_leads_created_daily",
-    }
+    assert {m.key.path[-1] for m in models} == {*RAW_KEYS, *MARTS}
+    # The automation waits for raw loads up to MODEL_DEPTH steps upstream of a model: the
+    # longest path from a raw table must not be longer.
+    depth: dict[dg.AssetKey, int] = {}
+
+    def steps_from_raw(key: dg.AssetKey) -> int:
+        if key not in depth:
+            parents = [graph.get(p) for p in graph.get(key).parent_keys]
+            depth[key] = 1 + max(
+                (steps_from_raw(p.key) for p in parents if p.group_name == MODELS_GROUP),
+                default=0,
+            )
+        return depth[key]
+
+    assert max(steps_from_raw(m.key) for m in models) <= MODEL_DEPTH
     for model in models:
         assert model.pools == {"duckdb"}
         assert model.automation_condition == AFTER_RAW_LOADS
@@ -247,7 +270,10 @@ def test_dbt_assets_wiring():
     for name, raw_key in RAW_KEYS.items():
         node = graph.get(dg.AssetKey(["staging", name]))
         assert node.parent_keys == {dg.AssetKey(raw_key)}, name
-    assert graph.get(DIM_LEADS).parent_keys == {STG_LEADS, STG_CHANGES}
+    merges = dg.AssetKey(["marts", "map_lead_merges"])
+    deleted = dg.AssetKey(["staging", "stg_marketo__deleted_leads"])
+    assert graph.get(DIM_LEADS).parent_keys == {STG_LEADS, STG_CHANGES, merges, deleted}
+    assert graph.get(merges).parent_keys == {dg.AssetKey(["staging", "stg_marketo__activities"])}
     assert graph.get(LEADS).child_keys >= {STG_LEADS}
     assert len(graph.get(DIM_LEADS).check_keys) >= 4  # dbt tests as asset checks
     sensor = d.get_sensor_def("dbt_models_after_raw_loads")

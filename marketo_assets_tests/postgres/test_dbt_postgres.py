@@ -114,7 +114,7 @@ def test_dbt_build_on_postgres_from_a_simulator_export(
     statuses = {r["unique_id"]: r["status"] for r in results}
     models = [u for u in statuses if u.startswith("model.")]
     tests = [u for u in statuses if u.startswith("test.")]
-    assert len(models) == 8 and len(tests) >= 15
+    assert len(models) == 16 and len(tests) >= 15
     assert {statuses[u] for u in models} == {"success"}
     assert {statuses[u] for u in tests} == {"pass"}, {
         u: s for u, s in statuses.items() if s != "pass"
@@ -130,3 +130,32 @@ def test_dbt_build_on_postgres_from_a_simulator_export(
         cur.execute("SELECT sum(leads_created) FROM reporting.rpt_leads_created_daily")
         assert cur.fetchone() == (SIM_ARGS["leads"],)
     conn.close()
+
+
+def test_activity_merge_and_deletion_models_on_postgres(pg_server, pg_database, tmp_path):
+    """The hand-written raw rows of the DuckDB test (`attributes` as jsonb): the JSON
+    unpacking, the merge chains and the deletions give the same models on PostgreSQL."""
+    from ..dagster.test_dbt_activities import (
+        ACTIVITY_TABLES,
+        check_models,
+        create_raw_tables,
+        dbt_build,
+        only_warning_is_the_unknown_activity_type,
+    )
+
+    dsn = pg_server.dsn(pg_database)
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("CREATE SCHEMA marketo")
+        create_raw_tables(cur, ["leads", *ACTIVITY_TABLES], "marketo", postgres=True)
+    conn.close()
+    env = pg_server.libpq_env(pg_database)
+    only_warning_is_the_unknown_activity_type(dbt_build(tmp_path, env, "--target", "postgres"))
+
+    def rows(sql: str) -> list[tuple]:
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            found = cur.fetchall()
+        conn.close()
+        return found
+
+    check_models(rows)
