@@ -181,7 +181,7 @@ def model_summary(duckdb_path: Path) -> tuple[list[str], bool]:
         types = _distinct(conn, counts, ACTIVITIES, "activity_type_name")
         programs = _distinct(conn, counts, PROGRAM_MEMBERSHIP, "program_id")
     notes = {
-        DIM_LEADS: "one row per lead id",
+        DIM_LEADS: "one row per lead id (merged-away ids: none)",
         LIST_MEMBERSHIP: f"lead x list, {lists} lists" if lists is not None else "",
         ACTIVITIES: f"one row per activity, {types} named types" if types is not None else "",
         PROGRAM_MEMBERSHIP: f"lead x program, {programs} programs" if programs is not None else "",
