@@ -1,7 +1,9 @@
 """`make demo`: simulator → backfill of six monthly partitions through the Dagster daemon → summary.
 
-The list sensors tick in the same daemon and export the selected lists (simulator: static list
-1001 and smart list 5001, see `environment.py`); the summary prints rows per list.
+A second backfill, in the same daemon and pools, exports a week of activities and deleted leads
+(`activity_demo.py`). The list sensors and the program sensor tick in the same daemon and export
+the selected lists and program (simulator: static list 1001, smart list 5001, program 3002, see
+`environment.py`); the summary prints rows per list, of the week and of the program.
 
 Then the dbt models are brought up to date through the same daemon (`models.py`; the dbt
 automation sensor ticks there too) and the summary counts `dim_leads` and `fct_list_membership`.
@@ -18,18 +20,22 @@ from __future__ import annotations
 import os
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 
 from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS
 from marketo_assets.defs.partitions import future_start
+from marketo_assets.defs.programs import PROGRAM_PARTITIONS
 from marketo_assets.settings import PROJECT_ROOT, SettingsError, load_settings
 
-from .environment import marketo_target
+from . import activity_demo as week
+from .environment import DEMO_SIMULATOR, marketo_target
 from .instance import (
     Stopped,
     abandon_runs,
+    backfill_runs,
     ensure_pools,
     launch_backfill,
     running_daemon,
@@ -40,6 +46,7 @@ from .list_demo import forget_list_sensor_state, wait_for_list_sensors
 from .models import build_models, model_summary
 
 MB = 1024 * 1024
+DONE = ("COMPLETED_SUCCESS", "COMPLETED")
 
 
 def _say(text: str) -> None:
@@ -91,6 +98,8 @@ def _run() -> int:
 
         defs = load_defs()
         keys = demo_partitions(defs, target.is_simulator)
+        week_end = _week_end(target.is_simulator)
+        week_parts = week.week_backfills(defs, week_end)
         with dg.DagsterInstance.get() as instance:
             ensure_pools(instance)
             if target.is_simulator:  # a new simulator: the list sensors tick at once
@@ -102,36 +111,78 @@ def _run() -> int:
                         instance, defs, [LEAD_EXPORTS, LEADS], keys, title="make demo"
                     )
                     _say(f"Backfill {backfill_id}: {len(keys)} partitions {keys[0]} … {keys[-1]}")
-                    status = wait_for_backfill(
-                        instance, backfill_id, timeout=900, on_tick=_progress(), partition_keys=keys
-                    )
+                    week_ids = _launch_week(instance, defs, week_parts)
+                    progress = _progress(instance, week_ids)
+                    waits = [(backfill_id, keys)]
+                    waits += [
+                        (b, part.partitions) for b, part in zip(week_ids, week_parts, strict=True)
+                    ]
+                    statuses = [
+                        wait_for_backfill(
+                            instance, b, timeout=900, on_tick=progress, partition_keys=k
+                        )
+                        for b, k in waits
+                    ]
                     lists = wait_for_list_sensors(instance, sensors_since, say=_say)
                     # dbt: the other code location, over the raw assets of this one
                     from marketo_assets.dbt_definitions import defs as load_dbt_defs
 
                     both = dg.Definitions.merge(defs, load_dbt_defs())
                     models = build_models(instance, both, sensors_since, say=_say)
+                    programs = instance.get_dynamic_partitions(str(PROGRAM_PARTITIONS.name))
+                    loaded = week.reported(instance, week_parts, programs)
             finally:
                 # The daemon and its runs are stopped (also a run a sensor started at the end):
                 # leave nothing unfinished for a later daemon to pick up.
                 abandon_runs(instance, sensors_since)
-        _say(f"Backfill finished: {status.value}")
+        status = next((s for s in statuses if s.value not in DONE), statuses[0])
+        _say(f"Backfills finished: {status.value}")
         quota = target.simulator.state()["quota_used_bytes"] if target.simulator else None
+        expected = week.Expected()
+        if target.simulator:
+            start = week_end - timedelta(days=week.DAYS)
+            ids = [int(p) for p in programs if p.isdigit()]
+            expected = week.simulator_truth(target.simulator, start, week_end, ids)
 
     lists_ok = _list_summary(settings.duckdb_path, lists)
+    week_ok = week.week_summary(settings.duckdb_path, week_parts, loaded, expected, say=_say)
     model_lines, models_ok = model_summary(settings.duckdb_path)
     _say("\n".join(model_lines))
     ok = _summary(settings.duckdb_path, keys, quota, time.monotonic() - started)
-    ok = ok and models_ok and models.ok
-    return 0 if ok and lists_ok and status.value in ("COMPLETED_SUCCESS", "COMPLETED") else 1
+    ok = ok and week_ok and models_ok and models.ok
+    return 0 if ok and lists_ok and status.value in DONE else 1
 
 
-def _progress():
+def _week_end(simulated: bool) -> datetime:
+    """The end of the demo's week: the end of the simulator's leads, else today (UTC)."""
+    if simulated:
+        return datetime.fromisoformat(str(DEMO_SIMULATOR["created_to"])).replace(tzinfo=UTC)
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _names(keys) -> str:
+    return ", ".join(k.to_user_string() for k in keys)
+
+
+def _launch_week(instance, defs, parts: list[week.WeekBackfill]) -> list[str]:
+    ids = []
+    for part in parts:
+        ids.append(
+            launch_backfill(instance, defs, part.assets, part.partitions, title="make demo: week")
+        )
+        span = f"{part.partitions[0]} … {part.partitions[-1]}"
+        _say(f"Backfill {ids[-1]}: {_names(part.assets)} {span}")
+    return ids
+
+
+def _progress(instance: dg.DagsterInstance, also: list[str]):
+    """Print each run's status changes, of the backfill waited for and of the `also` ones."""
     seen: dict[str, str] = {}
 
     def tick(backfill, runs) -> None:
-        for run in runs:
-            key = run.tags.get("dagster/partition", "?")
+        others = [r for b in also if b != backfill.backfill_id for r in backfill_runs(instance, b)]
+        for run in [*runs, *others]:
+            key = run.tags.get("dagster/partition") or _names(run.asset_selection or ())
             status = run.status.value
             if seen.get(run.run_id) != status:
                 seen[run.run_id] = status

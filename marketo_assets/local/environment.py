@@ -59,5 +59,7 @@ def marketo_target(**simulator_args) -> Iterator[MarketoTarget]:
             # (static) and "High Score Leads" (smart).
             "MARKETO_STATIC_LISTS": os.environ.get("MARKETO_STATIC_LISTS", "1001"),
             "MARKETO_SMART_LISTS": os.environ.get("MARKETO_SMART_LISTS", "5001"),
+            # The program the program sensor exports: "Webinar: Data Warehouses 101".
+            "MARKETO_PROGRAMS": os.environ.get("MARKETO_PROGRAMS", "3002"),
         }
         yield MarketoTarget(env=env, simulator=sim)

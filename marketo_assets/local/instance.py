@@ -203,9 +203,11 @@ def wait_for_backfill(
 
 
 def _all_succeeded(runs: Sequence[dg.DagsterRun], partition_keys: Sequence[str]) -> bool:
+    """Every key, and every partition a run was for (None: an unpartitioned asset of the
+    backfill), has a successful run (a failed run may have been retried)."""
     if not runs or not all(r.is_finished for r in runs):
         return False
     done = {
         r.tags.get("dagster/partition") for r in runs if r.status == dg.DagsterRunStatus.SUCCESS
     }
-    return set(partition_keys) <= done
+    return {*partition_keys, *(r.tags.get("dagster/partition") for r in runs)} <= done

@@ -1,16 +1,17 @@
-"""`make demo`'s list part: the list sensors tick in the daemon, the demo waits for their runs.
+"""`make demo`'s list part: the list sensors and the program sensor tick in the daemon, the demo
+waits for their runs.
 
 The sensors are running by default. When the daemon starts they evaluate at once: each adds a
-partition per selected list (the simulator demo selects static list 1001 and smart list 5001,
-see `environment.py`), requests one export run per new or changed list and a refresh of the list
-catalog. This module waits for those ticks and runs, and prints rows per list afterwards.
+partition per selected list or program (the simulator demo selects static list 1001, smart list
+5001 and program 3002, see `environment.py`), requests one export run per new or changed one
+(and, for lists, a refresh of the list catalog). This module waits for those ticks and runs.
 
 "At once" needs a sensor state without a recent tick: the daemon spaces ticks by the sensor's
 minimum interval (MARKETO_LIST_SENSOR_INTERVAL, 300 s) counted from the last tick stored in the
 instance, so a re-run within five minutes waited for it. Against the simulator the demo first
-forgets the list sensors' state (`forget_list_sensor_state`): each demo starts a new simulator,
-a new Marketo as far as the sensors know, so their cursor and last tick are about a Marketo that
-is gone. Against a real Marketo the state is kept and the demo waits for the interval.
+forgets the sensors' state (`forget_list_sensor_state`): each demo starts a new simulator, a new
+Marketo as far as the sensors know, so their cursor and last tick are about a Marketo that is
+gone. Against a real Marketo the state is kept and the demo waits for the interval.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dagster._core.scheduler.instigation import (
     TickStatus,
 )
 
-LIST_SENSORS = ("static_list_sensor", "smart_list_sensor")
+LIST_SENSORS = ("static_list_sensor", "smart_list_sensor", "program_members_sensor")
 _DONE = {TickStatus.SUCCESS, TickStatus.SKIPPED, TickStatus.FAILURE}
 
 
@@ -43,8 +44,8 @@ class ListSensorOutcome:
 
 
 def forget_list_sensor_state(instance: dg.DagsterInstance) -> list[str]:
-    """Delete the stored state (cursor, last tick time) of the list sensors: the daemon then
-    treats them as new and evaluates them at once. Tick history and runs are kept."""
+    """Delete the stored state (cursor, last tick time) of the list and program sensors: the
+    daemon then treats them as new and evaluates them at once. Tick history and runs are kept."""
     forgotten = []
     for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
         # A sensor stopped in the UI stays stopped (its state holds that choice).

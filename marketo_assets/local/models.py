@@ -10,6 +10,7 @@ run in the `duckdb` pool, visible in the UI.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from .instance import BACKFILL_DONE, backfill_runs
 
 DIM_LEADS = "marts.dim_leads"
 LIST_MEMBERSHIP = "marts.fct_list_membership"
+ACTIVITIES = "marts.fct_activities"
+PROGRAM_MEMBERSHIP = "marts.fct_program_membership"
 LEADS_DAILY = "reporting.rpt_leads_created_daily"
 AUTOMATION_TAG = "dagster/from_automation_condition"
 
@@ -163,27 +166,38 @@ def _names(keys: list[dg.AssetKey]) -> str:
 
 
 def model_summary(duckdb_path: Path) -> tuple[list[str], bool]:
-    """Summary lines for the dbt models, and whether the lead models are populated."""
+    """Summary lines for the dbt models, and whether the lead and activity models (and the
+    program membership, when MARKETO_PROGRAMS selects programs) are populated."""
     import duckdb
 
     lines = ["", "dbt model                              Rows"]
     with duckdb.connect(str(duckdb_path), read_only=True) as conn:
         counts = {}
-        for table in (DIM_LEADS, LIST_MEMBERSHIP, LEADS_DAILY):
+        for table in (DIM_LEADS, LIST_MEMBERSHIP, ACTIVITIES, PROGRAM_MEMBERSHIP, LEADS_DAILY):
             try:
                 counts[table] = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
             except duckdb.CatalogException:
                 counts[table] = None
-        lists = None
-        if counts[LIST_MEMBERSHIP] is not None:
-            sql = f"SELECT count(DISTINCT list_key) FROM {LIST_MEMBERSHIP}"
-            lists = conn.execute(sql).fetchall()[0][0]
+        lists = _distinct(conn, counts, LIST_MEMBERSHIP, "list_key")
+        types = _distinct(conn, counts, ACTIVITIES, "activity_type_name")
+        programs = _distinct(conn, counts, PROGRAM_MEMBERSHIP, "program_id")
     notes = {
-        DIM_LEADS: "one row per lead id",
+        DIM_LEADS: "one row per lead id (merged-away ids: none)",
         LIST_MEMBERSHIP: f"lead x list, {lists} lists" if lists is not None else "",
+        ACTIVITIES: f"one row per activity, {types} named types" if types is not None else "",
+        PROGRAM_MEMBERSHIP: f"lead x program, {programs} programs" if programs is not None else "",
         LEADS_DAILY: "leads created per day and source",
     }
     for table, count in counts.items():
         shown = f"{count:>8,}" if count is not None else "  (none)"
         lines.append(f"{table:<34} {shown}  {notes[table]}")
-    return lines, bool(counts[DIM_LEADS])
+    wanted = [DIM_LEADS, ACTIVITIES] + (
+        [PROGRAM_MEMBERSHIP] if os.environ.get("MARKETO_PROGRAMS") else []
+    )
+    return lines, all(counts[table] for table in wanted)
+
+
+def _distinct(conn, counts: dict, table: str, column: str) -> int | None:
+    if counts[table] is None:
+        return None
+    return conn.execute(f"SELECT count(DISTINCT {column}) FROM {table}").fetchone()[0]

@@ -48,6 +48,8 @@ def test_terminating_list_and_lead_change_runs_cancels_their_marketo_jobs(
                     "launch",
                     "-w",
                     "workspace.yaml",
+                    "--location",  # the workspace has two: this one and the dbt models'
+                    "marketo_assets",
                     "-j",
                     "refresh_lead_changes",
                     "--tags",
