@@ -32,9 +32,11 @@ check: lint
 manifest: setup
 	$(UV) run --frozen python -m marketo_assets.transform.manifest
 
+# Two workers (pytest-xdist), one test file each at a time: most tests wait on the simulator,
+# Dagster's daemon or a subprocess, so two cores overlap them. PYTEST_ARGS="-n 0" runs serially.
 test: setup manifest
 	$(UV) run --frozen ruff check .
-	$(UV) run --frozen pytest $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 demo: setup manifest
 	$(UV) run --frozen python -m marketo_assets.local.demo
