@@ -18,7 +18,7 @@ import pytest
 from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.local.instance import ensure_pools, running_daemon
 from marketo_assets.settings import PROJECT_ROOT
-from marketo_assets_tests.support.dagster import run_env, wait_for
+from marketo_assets_tests.support.dagster import HISTORY_HASH, run_env, seed_history, wait_for
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 JOBS = ("export_static_lists", "refresh_lead_changes")  # both use the in-process executor
@@ -37,23 +37,7 @@ def test_terminating_list_and_lead_change_runs_cancels_their_marketo_jobs(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     lead_sim.configure(rows_per_second=0.05)  # both jobs stay Processing until cancelled
-    # A ledger with one old job: the quota autopilot starts the very first job of an empty
-    # ledger alone (its size cannot be predicted), and this test needs two at once.
-    history = ExportLedger(tmp_path / "ledger.sqlite")
-    history.record_created(
-        export_id="00000000-0000-4000-8000-000000000001",
-        asset="marketo/leads",
-        partition_key="2024-12-01",
-        request_hash="history",
-        request={"payload": {"fields": ["id"]}, "export_type": "leads"},
-        status="loaded",
-    )
-    history.update(
-        "00000000-0000-4000-8000-000000000001",
-        records=1000,
-        bytes=20_000,
-        finished_at="2024-12-02T00:00:00+00:00",
-    )
+    seed_history(tmp_path / "ledger.sqlite")  # two first jobs at once (see seed_history)
     with dg.DagsterInstance.get() as instance:
         ensure_pools(instance)
         with running_daemon(log_path=tmp_path / "daemon.log"):
@@ -99,6 +83,6 @@ def test_terminating_list_and_lead_change_runs_cancels_their_marketo_jobs(
     for name in JOBS:
         assert final[name].status == dg.DagsterRunStatus.CANCELED, name
     ledger = ExportLedger(tmp_path / "ledger.sqlite")
-    runs_entries = [e for e in ledger.entries() if e.request_hash != "history"]
+    runs_entries = [e for e in ledger.entries() if e.request_hash != HISTORY_HASH]
     assert sorted(e.status for e in runs_entries) == ["cancelled", "cancelled"]
     assert not any(ledger.current_claim(e.asset, e.partition_key) for e in ledger.entries())

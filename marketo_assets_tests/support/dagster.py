@@ -188,3 +188,22 @@ def wait_for(predicate, timeout: float, what: str):
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+HISTORY_HASH = "history"  # the request hash of `seed_history`'s job
+
+
+def seed_history(ledger_path: Path) -> None:
+    """One old, loaded lead job in the ledger: the quota autopilot starts the very first job of
+    an empty ledger alone (its size cannot be predicted), and some tests need jobs at once."""
+    export_id = "00000000-0000-4000-8000-000000000001"
+    ledger = ExportLedger(ledger_path)
+    ledger.record_created(
+        export_id=export_id,
+        asset="marketo/leads",
+        partition_key="2024-12-01",
+        request_hash=HISTORY_HASH,
+        request={"payload": {"fields": ["id"]}, "export_type": "leads"},
+        status="loaded",
+    )
+    ledger.update(export_id, records=1000, bytes=20_000, finished_at="2024-12-02T00:00:00+00:00")
