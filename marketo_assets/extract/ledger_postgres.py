@@ -17,8 +17,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import psycopg2
-
 from .errors import ExportFailed
 from .ledger_base import Ledger, rows_of
 
@@ -124,6 +122,8 @@ class PostgresLedger(Ledger):
 
     @contextmanager
     def _connect(self) -> Iterator[Any]:
+        import psycopg2  # here: only a PostgreSQL ledger needs it (start-up of every run)
+
         try:
             conn = psycopg2.connect(
                 self._dsn,

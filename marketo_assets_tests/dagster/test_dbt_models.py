@@ -285,19 +285,6 @@ def test_dbt_assets_wiring():
     assert "dbt" in dbt.resources and "dbt" not in raw.resources
 
 
-def test_the_raw_location_loads_without_dbt():
-    """A run of the export and load assets never imports dagster-dbt or dbt-core (seconds of
-    start-up per run process)."""
-    code = (
-        "import sys, marketo_assets.definitions as d; d.defs(); "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dbt', 'dagster_dbt')))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert out.stdout.strip() == "[]"
-
-
 _ENSURE = """
 import sys
 from pathlib import Path
