@@ -30,20 +30,22 @@ HEAVY = (
 )
 
 _LOAD = """
-import json, sys
+import gc, json, sys
 connects = []
 sys.addaudithook(lambda event, args: event == "sqlite3.connect" and connects.append(args[0]))
 import marketo_assets.definitions as d
 d.defs()
 heavy = json.loads(sys.argv[1])
 loaded = sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in heavy))
-print(json.dumps({"loaded": loaded, "sqlite": [str(c) for c in connects]}))
+frozen = gc.get_freeze_count()
+print(json.dumps({"loaded": loaded, "sqlite": [str(c) for c in connects], "frozen": frozen}))
 """
 
 
 def test_loading_the_definitions_imports_nothing_heavy_and_opens_no_database(tmp_path):
     """`marketo_assets.definitions` loads without the HEAVY packages, without connecting to
-    SQLite (the ledger) and without creating the DuckDB file, the ledger or the staging area."""
+    SQLite (the ledger) and without creating the DuckDB file, the ledger or the staging area;
+    what is loaded then is frozen (out of the garbage collector's full passes)."""
     state = tmp_path / "state"
     env = {
         **os.environ,
@@ -63,3 +65,4 @@ def test_loading_the_definitions_imports_nothing_heavy_and_opens_no_database(tmp
     assert result["loaded"] == []
     assert result["sqlite"] == []
     assert not state.exists()
+    assert result["frozen"] > 100_000
