@@ -9,12 +9,13 @@ from dagster_duckdb import DuckDBResource
 
 from marketo_assets.extract import activities as act
 from marketo_assets.extract.checks import CHECK_ACTIVITY_WINDOW, activity_checks
+from marketo_assets.extract.windows import lead_window
 from marketo_assets.marketo import AnyFilter, MarketoClient
 from marketo_assets.settings import ProjectSettings
 
 from .cycle import log_events, table_metadata, window_bounds
 from .family import Context, ExportFamily, build_family
-from .partitions import activity_windows, lead_window
+from .partitions import activity_windows
 from .resources import MarketoResource, warehouse_session
 
 ACTIVITY_TYPES = dg.AssetKey(["marketo", "activity_types"])
@@ -23,20 +24,9 @@ ACTIVITIES_TABLE = "marketo.activities"
 SETTING = "MARKETO_ACTIVITY_TYPES"
 CHECK_UNIQUE = "marketo_guids_unique_in_partition"
 
-EXPORT_DESCRIPTION = """Marketo bulk activity export of the activities *created* in this
-partition's window (`createdAt` filter `[window start, window end - 1 s]`), of the types in
-MARKETO_ACTIVITY_TYPES (ids or names; default every type). Names are resolved through the
-activity type catalog before any export job; a name Marketo does not have fails at once. A
-window longer than 31 days is exported as several jobs. Runs in the `marketo_bulk_export`
-pool, which leads, activities and program members share (one Marketo queue and quota)."""
 
-LOAD_DESCRIPTION = """Table `marketo.activities`: one row per activity (key `marketoGUID`):
-`leadId`, `activityDate`, `activityTypeId`, `campaignId`, `primaryAttributeValueId`,
-`primaryAttributeValue` and `attributes` (JSON: attribute name -> value). Each partition's rows
-are replaced in one transaction. Runs in the `duckdb` pool (one writer)."""
-
-
-def activity_family(settings: ProjectSettings) -> ExportFamily:
+def activity_assets(settings: ProjectSettings) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
+    """`marketo/activity_export_files` and `marketo/activities` for these settings."""
     wanted = settings.activity_type_selection
 
     def window(context: Context):
@@ -55,7 +45,7 @@ def activity_family(settings: ProjectSettings) -> ExportFamily:
         start, end = window(context)
         return lambda wh, loaded: activity_checks(loaded, start, end)
 
-    return ExportFamily(
+    family = ExportFamily(
         export_key=dg.AssetKey(["marketo", "activity_export_files"]),
         load_key=dg.AssetKey(["marketo", "activities"]),
         partitions=activity_windows(settings),
@@ -63,8 +53,13 @@ def activity_family(settings: ProjectSettings) -> ExportFamily:
         ledger_asset="marketo/activities",
         required_fields=(),
         filters=filters,
-        export_description=EXPORT_DESCRIPTION,
-        load_description=LOAD_DESCRIPTION,
+        export_description="Marketo bulk activity export of the activities *created* in this "
+        "partition's window (`createdAt` filter `[window start, window end - 1 s]`), of the "
+        "types in MARKETO_ACTIVITY_TYPES (ids or names, resolved through the type catalog "
+        "before any job; default every type). A window over 31 days is several jobs.",
+        load_description="Table `marketo.activities`: one row per activity (key `marketoGUID`): "
+        "`leadId`, `activityDate`, `activityTypeId`, `campaignId`, `primaryAttributeValueId`, "
+        "`primaryAttributeValue` and `attributes` (JSON: attribute name -> value).",
         checks=(
             (CHECK_UNIQUE, "No marketoGUID twice (or NULL) in a partition"),
             (CHECK_ACTIVITY_WINDOW, "activityDate inside the window"),
@@ -79,11 +74,7 @@ def activity_family(settings: ProjectSettings) -> ExportFamily:
         fixed_fields=True,
         id_field="marketoGUID",
     )
-
-
-def activity_assets(settings: ProjectSettings) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
-    """`marketo/activity_export_files` and `marketo/activities` for these settings."""
-    return build_family(activity_family(settings))
+    return build_family(family)
 
 
 @dg.asset(key=ACTIVITY_TYPES, pool="duckdb", group_name="marketo", kinds={"marketo", "duckdb"})

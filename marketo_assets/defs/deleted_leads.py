@@ -1,6 +1,6 @@
 """`marketo/deleted_leads`: the leads deleted each UTC day (Marketo's "Get Deleted Leads")."""
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -40,13 +40,11 @@ def deleted_leads_asset(settings: ProjectSettings) -> dg.AssetsDefinition:
     def deleted_leads(
         context: dg.AssetExecutionContext, marketo: MarketoResource, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
-        """Table `marketo.deleted_leads`: one row per lead deleted in Marketo on this UTC day:
-        `id` (the "Delete Lead" activity), `leadId`, `deletedAt`, plus `_partition_key` (the
-        day), `_export_id` (empty), `_loaded_at`.
-
-        Reads Marketo's REST API (no bulk job, no export quota): one paging-token call and one
-        call per 300 deletions from the day's start, stopping at its end. The day's rows are
-        replaced in one transaction. Runs in the `duckdb` pool (one writer)."""
+        """Table `marketo.deleted_leads`: one row per lead deleted in Marketo on this UTC day
+        (key `leadId`): `id` (the "Delete Lead" activity), `leadId`, `deletedAt`, plus
+        `_partition_key` (the day), `_export_id` (empty), `_loaded_at`. Read through the REST
+        API (no bulk job, no export quota); the day's rows are replaced in one transaction.
+        Runs in the `duckdb` pool (one writer)."""
         window = context.partition_time_window
         with (
             stop_when_terminated(context),
@@ -74,30 +72,3 @@ def deleted_leads_asset(settings: ProjectSettings) -> dg.AssetsDefinition:
         )
 
     return deleted_leads
-
-
-deleted_leads_job = dg.define_asset_job(
-    "refresh_deleted_leads",
-    selection=dg.AssetSelection.assets(DELETED_LEADS),
-    description="Reload the deleted leads of some UTC days.",
-    executor_def=dg.in_process_executor,
-)
-
-
-def deleted_leads_schedule(settings: ProjectSettings) -> dg.ScheduleDefinition:
-    first = settings.partition_start.isoformat()
-
-    @dg.schedule(
-        job=deleted_leads_job,
-        cron_schedule="45 6 * * *",
-        execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-    )
-    def daily_deleted_leads_refresh(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-        """Every day at 06:45 UTC, reload yesterday's and today's deleted leads (UTC days)."""
-        today = context.scheduled_execution_time.date()
-        days = [(today - timedelta(days=1)).isoformat(), today.isoformat()]
-        keys = [day for day in days if day >= first]
-        return [dg.RunRequest(run_key=f"{day}@{today}", partition_key=day) for day in keys]
-
-    return daily_deleted_leads_refresh

@@ -1,8 +1,5 @@
-"""List sensors (`static_list_sensor`, `smart_list_sensor`): one dynamic partition per selected
-list, an export run when a list is new or its `updatedAt` moved. A tick only lists Marketo's
-lists, never opens DuckDB and returns one SensorResult, planned by `extract.list_plan`. A bad
-list setting switches off the sensors it concerns (their ticks fail saying why).
-`selection_sensor` is the factory of these and of the program sensor."""
+"""The list and program sensors: one dynamic partition per selected list or program, an export
+run when one is new or its `updatedAt` moved, planned by `extract.list_plan` (docs/ASSETS.md)."""
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -10,62 +7,47 @@ from typing import Any
 
 import dagster as dg
 
-from marketo_assets.extract.capabilities import smart_list_answer
-from marketo_assets.extract.list_plan import DiscoveredList, Tick, run_tick
+from marketo_assets.extract.batch import plan_batches
+from marketo_assets.extract.list_plan import (
+    PROGRAMS,
+    DiscoveredList,
+    Tick,
+    run_program_tick,
+    run_tick,
+)
 from marketo_assets.marketo import ExportFilter
 from marketo_assets.settings import ListConfig, ListSelection, ProjectSettings, SettingsError
 
-from .cycle import GENERATION_TAG
-from .lists import EXPORT_KEYS, LISTS, MEMBER_KEYS
+from .cycle import BATCH_TAG, GENERATION_TAG
+from .family import asset_job
+from .lists import EXPORT_KEYS, LIST_KINDS, LISTS, MEMBER_KEYS
 from .partitions import LIST_PARTITIONS
-from .probes import TICK_CLIENT, filter_status
+from .programs import PM_EXPORTS, PROGRAM_MEMBERS, PROGRAM_PARTITIONS
 from .resources import MarketoResource
 
-list_catalog_job = dg.define_asset_job(
-    "refresh_list_catalog",
-    selection=dg.AssetSelection.assets(LISTS),
-    description="Reload the catalog of Marketo lists (marketo.lists).",
-    executor_def=dg.in_process_executor,
+list_catalog_job = asset_job(
+    "refresh_list_catalog", [LISTS], "Reload the catalog of Marketo lists (marketo.lists)."
 )
 list_member_jobs = {
-    kind: dg.define_asset_job(
+    kind: asset_job(
         f"export_{kind}_lists",
-        selection=dg.AssetSelection.assets(EXPORT_KEYS[kind], MEMBER_KEYS[kind]),
-        description=f"Export one {kind} list's members and load them into DuckDB.",
-        executor_def=dg.in_process_executor,  # pools still apply per step
+        [EXPORT_KEYS[kind], MEMBER_KEYS[kind]],
+        f"Export one {kind} list's members and load them into DuckDB.",
     )
-    for kind in ("static", "smart")
+    for kind in LIST_KINDS
 }
+program_members_job = asset_job(
+    "export_program_members",
+    [PM_EXPORTS, PROGRAM_MEMBERS],
+    "Export one program's members (a job shared with the programs requested with it) and "
+    "load them into the warehouse.",
+)
 
 LIST_ID_TAG = "marketo/list_id"
 REASON_TAG = "marketo/list_change"
 Job = Any  # what dg.define_asset_job returns (its class is not public)
 Run = tuple[str, str, str, int]  # partition key, run key, why, list id (TickPlan.runs)
-
-
-def _discover(kind: str, marketo: MarketoResource) -> list[DiscoveredList]:
-    with marketo.client(**TICK_CLIENT) as client:
-        found = client.iter_static_lists() if kind == "static" else client.iter_smart_lists()
-        return [DiscoveredList(lst.id, lst.name, lst.updated_at) for lst in found]
-
-
-def smart_filter_enabled(
-    context: dg.SensorEvaluationContext,
-    marketo: MarketoResource,
-    probe_list_id: int,
-    recheck: timedelta | None,
-) -> tuple[bool, str | None]:
-    """Is the smart-list filter enabled? (see `probes.filter_status`)"""
-    probe = ExportFilter.smart_list_id(probe_list_id)
-    status = filter_status(marketo, "smartList", probe, recheck, context.log, inconclusive_ok=True)
-    return smart_list_answer(status, marketo.capabilities().path)
-
-
-RunTags = Callable[[Sequence[Run]], list[dict[str, str]]]
-
-
-def _generations(runs: Sequence[Run]) -> list[dict[str, str]]:
-    return [{GENERATION_TAG: run_key} for _, run_key, _, _ in runs]
+Ticker = Callable[[dg.SensorEvaluationContext, MarketoResource, set[str]], Tick]
 
 
 def selection_sensor(
@@ -73,18 +55,17 @@ def selection_sensor(
     name: str,
     partitions: dg.DynamicPartitionsDefinition,
     run_job: Job,
-    tick: Callable[[dg.SensorEvaluationContext, MarketoResource, set[str]], Tick],
+    tick: Ticker,
+    run_tags: Callable[[Sequence[Run]], list[dict[str, str]]],
     description: str,
     off: str | None,
     minimum_interval_seconds: int,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
     catalog_job: Job | None = None,
-    run_tags: RunTags | None = None,
 ) -> dg.SensorDefinition:
     """A sensor keeping one dynamic partition per selected item (list, program) and requesting
-    `run_job` runs as `tick` plans them (`extract.list_plan`); `run_tags(runs)` tags the runs
-    of one tick together (default: each run's GENERATION_TAG, its run key). `off`: a bad
-    setting; every tick then fails with it, changing nothing."""
+    `run_job` runs as `tick` plans them, tagged by `run_tags(runs)`. `off`: a bad setting;
+    every tick then fails with it, changing nothing."""
 
     @dg.sensor(
         name=name,
@@ -104,7 +85,7 @@ def selection_sensor(
             return dg.SkipReason(planned.skip)
         for level, line in planned.logs:
             getattr(context.log, level)(line)
-        tag_sets = (run_tags or _generations)(planned.runs)
+        tag_sets = run_tags(planned.runs)
         run_requests = [
             dg.RunRequest(run_key=run_key, job_name=run_job.name, partition_key=key, tags=tags)
             for (key, run_key, _, _), tags in zip(planned.runs, tag_sets, strict=True)
@@ -145,18 +126,16 @@ def build_list_sensor(
     setting = f"MARKETO_{kind.upper()}_LISTS"
 
     def tick(context, marketo: MarketoResource, existing: set[str]) -> Tick:
-        return run_tick(
-            kind,
-            selection,
-            existing,
-            context.cursor,
-            datetime.now(UTC),
-            refresh,
-            lambda: _discover(kind, marketo),
-            (lambda list_id: smart_filter_enabled(context, marketo, list_id, recheck))
-            if kind == "smart"
-            else None,
-        )
+        def discover() -> list[DiscoveredList]:
+            with marketo.tick_client() as client:
+                lists = client.iter_static_lists if kind == "static" else client.iter_smart_lists
+                return [DiscoveredList(lst.id, lst.name, lst.updated_at) for lst in lists()]
+
+        def smart_enabled(list_id: int) -> tuple[bool, str | None]:
+            return marketo.filter_enabled(ExportFilter.smart_list_id(list_id), recheck, context.log)
+
+        now, probe = datetime.now(UTC), smart_enabled if kind == "smart" else None
+        return run_tick(kind, selection, existing, context.cursor, now, refresh, discover, probe)
 
     def tags(runs: Sequence[Run]) -> list[dict[str, str]]:
         return [
@@ -191,17 +170,64 @@ def build_list_sensor(
     )
 
 
+def program_sensor(lists: ListConfig) -> dg.SensorDefinition:
+    """`program_members_sensor`: the programs of MARKETO_PROGRAMS (read from the program
+    catalog, 200 per call); the programs of one tick share Marketo jobs (extract.batch)."""
+    selection = lists.settings.program_selection
+    refresh_hours = lists.settings.program_refresh_hours
+    refresh = timedelta(hours=refresh_hours) if refresh_hours else None
+    off = lists.sensor_problem("program")
+
+    def tick(context, marketo: MarketoResource, existing: set[str]) -> Tick:
+        def discover() -> list[DiscoveredList]:
+            with marketo.tick_client() as client:
+                return [DiscoveredList(p.id, p.name, p.updated_at) for p in client.iter_programs()]
+
+        now = datetime.now(UTC)
+        return run_program_tick(selection, existing, context.cursor, now, refresh, discover)
+
+    def tags(runs: Sequence[Run]) -> list[dict[str, str]]:
+        # The programs requested together share jobs of up to 10 (each run's BATCH_TAG).
+        batches = plan_batches([(key, run_key) for key, run_key, _, _ in runs])
+        return [
+            {GENERATION_TAG: run_key} | ({BATCH_TAG: batches[key].tag} if key in batches else {})
+            for key, run_key, _, _ in runs
+        ]
+
+    return selection_sensor(
+        name="program_members_sensor",
+        partitions=PROGRAM_PARTITIONS,
+        run_job=program_members_job,
+        tick=tick,
+        run_tags=tags,
+        minimum_interval_seconds=lists.settings.list_sensor_interval,
+        off=off and f"The program sensor is off: {off}",
+        description=f"OFF: {off}"
+        if off
+        else (
+            f"Keeps one partition `<program id>` per program selected by {PROGRAMS} "
+            f"({selection.describe()}), deletes those of deleted or unselected programs, and "
+            "requests a member export when a program is new, its updatedAt moved, or "
+            f"{refresh_hours:g} h after its last export (0 = never); the programs of one tick "
+            "share Marketo jobs of up to 10. Never opens the warehouse."
+        ),
+    )
+
+
 def list_sensors(settings: ProjectSettings, lists: ListConfig) -> list[dg.SensorDefinition]:
-    """`static_list_sensor` and `smart_list_sensor` for these settings (a bad list setting
-    switches off the sensor it concerns)."""
+    """The static, smart and program sensors for these settings (a bad setting switches off
+    the sensor it concerns)."""
     return [
-        build_list_sensor(
-            kind,
-            selection=getattr(lists.settings, f"{kind}_list_selection"),
-            minimum_interval_seconds=lists.settings.list_sensor_interval,
-            refresh_hours=getattr(lists.settings, f"{kind}_list_refresh_hours"),
-            recheck_hours=settings.filter_recheck_hours,
-            off_reason=lists.sensor_problem(kind),
-        )
-        for kind in ("static", "smart")
+        *(
+            build_list_sensor(
+                kind,
+                selection=getattr(lists.settings, f"{kind}_list_selection"),
+                minimum_interval_seconds=lists.settings.list_sensor_interval,
+                refresh_hours=getattr(lists.settings, f"{kind}_list_refresh_hours"),
+                recheck_hours=settings.filter_recheck_hours,
+                off_reason=lists.sensor_problem(kind),
+            )
+            for kind in LIST_KINDS
+        ),
+        program_sensor(lists),
     ]

@@ -1,12 +1,6 @@
 """Program members: `marketo/program_member_export_files` → `marketo/program_members`, one
-dynamic partition per selected program (its id), kept by `program_sensor.py`.
-
-The programs one sensor tick requests share Marketo jobs (filter `programIds`, up to 10 per
-job; run tag BATCH_TAG, see extract/batch.py): the first member's export step creates the job,
-the others reuse its verified file; each partition still loads only its program's rows, in its
-own transaction. A program requested alone (a manual run, a re-run) gets its own job (filter
-`programId`). The quota counts bytes, so batching saves queue slots and calls, not quota.
-"""
+dynamic partition per selected program (its id); the programs one sensor tick requests share
+Marketo jobs (docs/ASSETS.md#program-members)."""
 
 from dataclasses import replace
 
@@ -40,14 +34,14 @@ def member_fields(client: MarketoClient) -> list[LeadField]:
     ]
 
 
-def program_family(lists: ListConfig) -> ExportFamily:
+def program_assets(lists: ListConfig) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
     problem = lists.problem("MARKETO_PROGRAMS")
 
     def load_checks(context: Context):
         key, pid = context.partition_key, program_id(context)
         return lambda wh, loaded: program_checks(wh, TABLE, key, pid)
 
-    return ExportFamily(
+    family = ExportFamily(
         export_key=PM_EXPORTS,
         load_key=PROGRAM_MEMBERS,
         partitions=PROGRAM_PARTITIONS,
@@ -63,19 +57,13 @@ def program_family(lists: ListConfig) -> ExportFamily:
         export_description=(
             "Marketo bulk program member export of one program (partition `<program id>`, "
             "filter `programId`), every field of the program member describe; programs a "
-            "sensor tick requests together share one job (filter `programIds`, up to 10), "
-            "created by the first of their steps and reused by the others. Creates (or "
-            "reattaches to) the job, waits, downloads and verifies the file and stages it for "
-            "the load step. Runs in the `marketo_bulk_export` pool; terminating the run "
-            "cancels the Marketo job." + (f" OFF: {problem}" if problem else "")
+            "sensor tick requests together share one job (filter `programIds`, up to 10)."
+            + (f" OFF: {problem}" if problem else "")
         ),
         load_description=(
             f"Table `{TABLE}`: one row per (programId, leadId), columns typed from the program "
             "member describe, plus `_partition_key` (the program id), `_export_id`, "
-            "`_loaded_at`. Each partition's load replaces that program's rows in one "
-            "transaction (from a shared file: only its program's rows, checked against their "
-            "count in the file; the file is deleted once every program of it is loaded). "
-            "Runs in the `duckdb` pool (one writer)."
+            "`_loaded_at`. A partition loads only its program's rows from a shared file."
         ),
         checks=(
             (CHECK_UNIQUE, "No lead twice in a program: (programId, leadId) unique"),
@@ -85,7 +73,4 @@ def program_family(lists: ListConfig) -> ExportFamily:
         export_metadata=lambda context: {"program_id": program_id(context)},
         off_reason=f"Program exports are off: {problem}" if problem else None,
     )
-
-
-def program_assets(lists: ListConfig) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
-    return build_family(program_family(lists))
+    return build_family(family)

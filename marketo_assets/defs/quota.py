@@ -15,7 +15,6 @@ from marketo_assets.extract import quota
 from marketo_assets.settings import ProjectSettings
 
 from .family import LEDGER_ASSET
-from .probes import TICK_CLIENT
 from .resources import MarketoResource
 
 RESUME_TAG = "marketo/quota_resume"
@@ -102,7 +101,7 @@ def quota_resume_sensor(
         if not stopped:
             return dg.SkipReason("No partition waits for the quota.")
         pending = _pending(context.instance, keys)
-        with marketo.client(**TICK_CLIENT) as client:
+        with marketo.tick_client() as client:
             used = client.exported_bytes_today()
             now = client.server_now()
         launch = quota.resume(
