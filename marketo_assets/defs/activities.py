@@ -14,18 +14,17 @@ from marketo_assets.marketo import AnyFilter, MarketoClient
 from marketo_assets.settings import ProjectSettings
 
 from .cycle import log_events, table_metadata, window_bounds
-from .family import Context, ExportFamily, build_family
+from .family import Context, ExportFamily, Pair, build_family
 from .partitions import activity_windows
 from .resources import MarketoResource, warehouse_session
 
 ACTIVITY_TYPES = dg.AssetKey(["marketo", "activity_types"])
 ACTIVITY_TYPES_TABLE = "marketo.activity_types"
-ACTIVITIES_TABLE = "marketo.activities"
 SETTING = "MARKETO_ACTIVITY_TYPES"
 CHECK_UNIQUE = "marketo_guids_unique_in_partition"
 
 
-def activity_assets(settings: ProjectSettings) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
+def activity_assets(settings: ProjectSettings) -> Pair:
     """`marketo/activity_export_files` and `marketo/activities` for these settings."""
     wanted = settings.activity_type_selection
 
@@ -47,16 +46,13 @@ def activity_assets(settings: ProjectSettings) -> tuple[dg.AssetsDefinition, dg.
 
     family = ExportFamily(
         export_key=dg.AssetKey(["marketo", "activity_export_files"]),
-        load_key=dg.AssetKey(["marketo", "activities"]),
+        name="marketo/activities",
         partitions=activity_windows(settings),
-        table=ACTIVITIES_TABLE,
-        ledger_asset="marketo/activities",
         required_fields=(),
         filters=filters,
         export_description="Marketo bulk activity export of the activities *created* in this "
-        "partition's window (`createdAt` filter `[window start, window end - 1 s]`), of the "
-        "types in MARKETO_ACTIVITY_TYPES (ids or names, resolved through the type catalog "
-        "before any job; default every type). A window over 31 days is several jobs.",
+        "window (`createdAt` filter `[start, end - 1 s]`) of the MARKETO_ACTIVITY_TYPES (ids or "
+        "names, resolved before any job; default every type); over 31 days: several jobs.",
         load_description="Table `marketo.activities`: one row per activity (key `marketoGUID`): "
         "`leadId`, `activityDate`, `activityTypeId`, `campaignId`, `primaryAttributeValueId`, "
         "`primaryAttributeValue` and `attributes` (JSON: attribute name -> value).",
@@ -68,8 +64,7 @@ def activity_assets(settings: ProjectSettings) -> tuple[dg.AssetsDefinition, dg.
         check_partitions=True,
         timestamp_field="activityDate",
         describe=lambda client: act.activity_fields(),
-        generation=False,
-        stamp_exported_at=False,
+        snapshot=False,
         resolve_filters=resolve,
         fixed_fields=True,
         id_field="marketoGUID",
@@ -81,9 +76,8 @@ def activity_assets(settings: ProjectSettings) -> tuple[dg.AssetsDefinition, dg.
 def activity_types(
     context: dg.AssetExecutionContext, marketo: MarketoResource, warehouse: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Table `marketo.activity_types`: Marketo's activity type catalog (id, name, description,
-    primaryAttribute and attributes as JSON), replaced in one transaction. Reads
-    `GET /rest/v1/activities/types.json`; the warehouse is opened only for the SQL."""
+    """Table `marketo.activity_types`: Marketo's activity type catalog (key `id`; name,
+    description, primaryAttribute and attributes as JSON), replaced in one transaction."""
     with marketo.client(on_event=log_events(context)) as client:
         catalog = client.activity_types()
     with warehouse_session(warehouse) as wh:

@@ -11,8 +11,7 @@ from marketo_assets.settings import ListConfig, ProjectSettings, SettingsWarning
 
 from .activities import activity_assets, activity_types
 from .deleted_leads import deleted_leads_asset
-from .lead_changes import lead_change_assets
-from .leads import lead_assets
+from .leads import lead_assets, lead_change_assets
 from .list_sensors import list_catalog_job, list_member_jobs, list_sensors, program_members_job
 from .lists import LIST_KINDS, list_assets, lists
 from .programs import program_assets

@@ -1,6 +1,5 @@
-"""Dagster glue shared by the steps: the engine's events as log lines, its checks as check
-results, run termination, run status for partition claims, and table metadata
-(docs/ARCHITECTURE.md#one-partition-end-to-end)."""
+"""Dagster glue shared by the steps: engine events as log lines, checks as check results, run
+termination and status, table metadata (docs/ARCHITECTURE.md#one-partition-end-to-end)."""
 
 from __future__ import annotations
 
@@ -94,17 +93,11 @@ def table_metadata(table: str, result) -> dict[str, Any]:
 
 
 def partitions_check(context: dg.AssetExecutionContext, table: str, in_table: set[str]) -> Check:
-    """CHECK_PARTITIONS of this asset (see `extract.checks.partitions_in_table`)."""
+    """CHECK_PARTITIONS (`extract.checks.partitions_in_table`): the partitions Dagster shows as
+    materialized with rows (a window without leads has 0), other than the one being loaded,
+    whose rows are not in the table."""
     assets = [k.to_user_string() for k in sorted(context.assets_def.dependency_keys)]
     assets.append(context.asset_key.to_user_string())
-    missing = lost_partitions(context, in_table)
-    return partitions_in_table(missing, len(in_table), table, assets)
-
-
-def lost_partitions(context: dg.AssetExecutionContext, in_table: set[str]) -> list[str]:
-    """Partitions of this asset that Dagster shows as materialized, other than the one being
-    loaded, whose rows are not in the table. A window without leads is materialized with 0
-    rows and has none in the table: only partitions whose last materialization had rows count."""
     instance, key = context.instance, context.asset_key
     partitions_def = context.assets_def.partitions_def
     keys = partitions_def.get_partition_keys(dynamic_partitions_store=instance)
@@ -131,4 +124,5 @@ def lost_partitions(context: dg.AssetExecutionContext, in_table: set[str]) -> li
         if not page.has_more:
             break
         cursor = page.cursor
-    return sorted(k for k in candidates if rows.get(k) != 0)
+    missing = sorted(k for k in candidates if rows.get(k) != 0)
+    return partitions_in_table(missing, len(in_table), table, assets)

@@ -31,9 +31,8 @@ _RAW = dg.AssetSelection.all() - _MODELS
 
 
 def _raw_upstream_in_progress(levels: int) -> dg.AutomationCondition:
-    """A raw asset up to `levels` steps upstream is being loaded (queued, running, or in a
-    backfill); `any_deps_in_progress` alone only looks one step up. Other dbt runs in progress
-    do not block: the `duckdb` pool runs them one after the other anyway."""
+    """A raw asset up to `levels` steps upstream is loading (queued, running, in a backfill);
+    `any_deps_in_progress` looks one step up only. dbt runs queue in the `duckdb` pool."""
     raw_dep_loading = dg.AutomationCondition.any_deps_match(
         dg.AutomationCondition.in_progress()
     ).allow(_RAW)
@@ -53,8 +52,7 @@ AFTER_RAW_LOADS = (
 
 
 class MarketoDbtTranslator(DagsterDbtTranslator):
-    """Models: group `marketo_models`, rebuilt after raw loads. Sources keep the asset keys
-    their `meta.dagster.asset_key` names (the raw Marketo assets)."""
+    """Models: group `marketo_models`, built after raw loads; sources keep their raw asset keys."""
 
     def get_asset_spec(
         self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
@@ -110,9 +108,8 @@ def dbt_models(settings: ProjectSettings) -> dg.AssetsDefinition:
         pool="duckdb",
     )
     def marketo_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-        """`dbt build` of the selected models and their tests on the loaders' DuckDB file (or
-        the PostgreSQL warehouse with MARKETO_WAREHOUSE=postgres, the resource's `postgres`
-        target). Every model is a table; its row count is in `dagster/row_count`."""
+        """`dbt build` of the selected models and tests on the loaders' warehouse (DuckDB, or
+        PostgreSQL with MARKETO_WAREHOUSE=postgres). Row counts in `dagster/row_count`."""
 
         def counted(events, database: Path | None):
             def with_count(event, rows: int):
@@ -158,6 +155,5 @@ def _table_of(context: dg.AssetExecutionContext, event: Any) -> str | None:
     else:
         return None
     table = context.assets_def.specs_by_key[key].metadata.get("dagster/table_name")
-    # `catalog.schema.table` -> `schema.table`: the model schemas are unambiguous on their
-    # own, whatever the database file (and so the catalog) is called.
+    # `catalog.schema.table` -> `schema.table`, whatever the database file (catalog) is called.
     return ".".join(str(table).split(".")[-2:]) if table else None

@@ -1,6 +1,5 @@
 """`marketo/deleted_leads`: the leads deleted each UTC day (Marketo's "Get Deleted Leads")."""
 
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -17,16 +16,14 @@ DELETED_LEADS = dg.AssetKey(["marketo", "deleted_leads"])
 TABLE = "marketo.deleted_leads"
 
 
-def deleted_lead_days(start: date) -> dg.DailyPartitionsDefinition:
-    return dg.DailyPartitionsDefinition(start_date=start.isoformat(), timezone="UTC", end_offset=1)
-
-
 def deleted_leads_asset(settings: ProjectSettings) -> dg.AssetsDefinition:
     """Daily (UTC) partitions from MARKETO_PARTITION_START."""
 
     @dg.asset(
         key=DELETED_LEADS,
-        partitions_def=deleted_lead_days(settings.partition_start),
+        partitions_def=dg.DailyPartitionsDefinition(
+            start_date=settings.partition_start.isoformat(), timezone="UTC", end_offset=1
+        ),
         pool="duckdb",
         group_name="marketo",
         kinds={"marketo", "duckdb"},
@@ -40,11 +37,9 @@ def deleted_leads_asset(settings: ProjectSettings) -> dg.AssetsDefinition:
     def deleted_leads(
         context: dg.AssetExecutionContext, marketo: MarketoResource, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
-        """Table `marketo.deleted_leads`: one row per lead deleted in Marketo on this UTC day
-        (key `leadId`): `id` (the "Delete Lead" activity), `leadId`, `deletedAt`, plus
-        `_partition_key` (the day), `_export_id` (empty), `_loaded_at`. Read through the REST
-        API (no bulk job, no export quota); the day's rows are replaced in one transaction.
-        Runs in the `duckdb` pool (one writer)."""
+        """Table `marketo.deleted_leads`: the leads deleted on this UTC day (key `leadId`; `id`
+        of the "Delete Lead" activity, `deletedAt`, `_partition_key` the day), read through the
+        REST API (no export quota) and replaced in one transaction; `duckdb` pool."""
         window = context.partition_time_window
         with (
             stop_when_terminated(context),

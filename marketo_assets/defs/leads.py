@@ -1,26 +1,32 @@
-"""Lead assets: a Marketo bulk export per `createdAt` window, loaded into `marketo.leads`."""
+"""Lead assets: a bulk export per `createdAt` window into `marketo.leads`, and per day of
+`updatedAt` into `marketo.lead_changes` (without the filter: docs/ASSETS.md)."""
 
 import dagster as dg
 
 from marketo_assets.extract import checks
-from marketo_assets.extract.checks import CHECK_TABLE_UNIQUE, CHECK_WINDOW
+from marketo_assets.extract.capabilities import updated_at_note
+from marketo_assets.extract.checks import CHECK_TABLE_UNIQUE, CHECK_WINDOW, updated_outside_day
+from marketo_assets.extract.local_state import capabilities_at
 from marketo_assets.extract.windows import lead_window
 from marketo_assets.marketo import ExportFilter
 from marketo_assets.marketo.exports import split_window
 from marketo_assets.settings import ProjectSettings
 
 from .cycle import window_bounds
-from .family import Context, ExportFamily, build_family
-from .partitions import lead_windows
+from .family import Context, ExportFamily, Pair, build_family
+from .partitions import lead_change_days, lead_windows
 
 LEAD_EXPORTS = dg.AssetKey(["marketo", "lead_export_files"])
 LEADS = dg.AssetKey(["marketo", "leads"])
 LEADS_TABLE = "marketo.leads"
 LEDGER_ASSET = "marketo/leads"
+LEAD_CHANGE_EXPORTS = dg.AssetKey(["marketo", "lead_change_export_files"])
+LEAD_CHANGES = dg.AssetKey(["marketo", "lead_changes"])
+TABLE_CHANGES = "marketo.lead_changes"
 CHECK_UNIQUE = "lead_ids_unique_in_partition"
 
 
-def lead_assets(settings: ProjectSettings) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
+def lead_assets(settings: ProjectSettings) -> Pair:
     """`marketo/lead_export_files` and `marketo/leads` for these settings."""
 
     def window(context: Context):
@@ -36,10 +42,8 @@ def lead_assets(settings: ProjectSettings) -> tuple[dg.AssetsDefinition, dg.Asse
     return build_family(
         ExportFamily(
             export_key=LEAD_EXPORTS,
-            load_key=LEADS,
+            name=LEDGER_ASSET,
             partitions=lead_windows(settings),
-            table=LEADS_TABLE,
-            ledger_asset=LEDGER_ASSET,
             required_fields=("id", "createdAt"),
             filters=filters,
             export_description="Marketo bulk lead export of the leads *created* in this "
@@ -55,7 +59,42 @@ def lead_assets(settings: ProjectSettings) -> tuple[dg.AssetsDefinition, dg.Asse
             load_checks=lead_checks,
             check_partitions=True,
             timestamp_field="createdAt",
-            generation=False,
-            stamp_exported_at=False,
+            snapshot=False,
         )
     )
+
+
+UPDATED_AT_1035_HINT = (
+    "Incremental updates (marketo/lead_changes) stay off until Marketo Support enables the "
+    "updatedAt filter for this subscription; the lead partitions (createdAt filter) keep "
+    "working and a re-export of the open window picks up changes meanwhile."
+)
+
+
+def lead_change_assets(settings: ProjectSettings) -> Pair:
+    """`marketo/lead_change_export_files` and `marketo/lead_changes` for these settings."""
+
+    def outside_day(context: Context):
+        (start, end), key = window_bounds(context), context.partition_key
+        return lambda wh, loaded: updated_outside_day(wh, loaded, TABLE_CHANGES, key, start, end)
+
+    family = ExportFamily(
+        export_key=LEAD_CHANGE_EXPORTS,
+        name="marketo/lead_changes",
+        partitions=lead_change_days(settings),
+        required_fields=("id", "updatedAt"),
+        filters=lambda context: [ExportFilter.updated_at(*window_bounds(context))],
+        export_description="Marketo bulk lead export of the leads *changed* on this day "
+        "(`updatedAt` filter `[day start, next day start - 1 s]`). Needs the updatedAt filter "
+        "(else 1035: the run fails, saying so). "
+        + updated_at_note(capabilities_at(settings.ledger_path)),
+        load_description="Table `marketo.lead_changes`: the leads changed on each day (key "
+        "`_partition_key`, `id`), the columns of `marketo.leads`. Rows whose `updatedAt` is "
+        "outside the day are kept, counted in `rows_updated_at_outside_day`.",
+        checks=((CHECK_UNIQUE, "No lead twice in a partition"),),
+        load_checks=outside_day,
+        check_partitions=True,
+        timestamp_field="updatedAt",
+        unsupported_hint=UPDATED_AT_1035_HINT,
+    )
+    return build_family(family)

@@ -60,7 +60,6 @@ def selection_sensor(
     description: str,
     off: str | None,
     minimum_interval_seconds: int,
-    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
     catalog_job: Job | None = None,
 ) -> dg.SensorDefinition:
     """A sensor keeping one dynamic partition per selected item (list, program) and requesting
@@ -71,7 +70,7 @@ def selection_sensor(
         name=name,
         jobs=[run_job, *([catalog_job] if catalog_job else [])],
         minimum_interval_seconds=minimum_interval_seconds,
-        default_status=default_status,
+        default_status=dg.DefaultSensorStatus.RUNNING,
         description=description,
     )
     def selection(
@@ -95,10 +94,8 @@ def selection_sensor(
                 dg.RunRequest(run_key=planned.catalog_run_key, job_name=catalog_job.name)
             )
         requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
-        if planned.add:
-            requests.append(partitions.build_add_request(planned.add))
-        if planned.delete:
-            requests.append(partitions.build_delete_request(planned.delete))
+        requests += [partitions.build_add_request(planned.add)] if planned.add else []
+        requests += [partitions.build_delete_request(planned.delete)] if planned.delete else []
         return dg.SensorResult(
             run_requests=run_requests,
             dynamic_partitions_requests=requests,
@@ -116,14 +113,14 @@ def build_list_sensor(
     minimum_interval_seconds: int = 300,
     refresh_hours: float = 0,
     recheck_hours: float = 24,
-    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
-    name: str | None = None,
     off_reason: str | None = None,
 ) -> dg.SensorDefinition:
     """`off_reason`: a bad list setting; every tick then fails with it, changing nothing."""
     refresh = timedelta(hours=refresh_hours) if refresh_hours else None
     recheck = timedelta(hours=recheck_hours) if recheck_hours else None
     setting = f"MARKETO_{kind.upper()}_LISTS"
+    later = f", or {refresh_hours:g} h after its last export" if refresh_hours else ""
+    off = f"The {kind}-list sensor is off: {off_reason} Lead partitions are not affected."
 
     def tick(context, marketo: MarketoResource, existing: set[str]) -> Tick:
         def discover() -> list[DiscoveredList]:
@@ -144,29 +141,21 @@ def build_list_sensor(
         ]
 
     return selection_sensor(
-        name=name or f"{kind}_list_sensor",
+        name=f"{kind}_list_sensor",
         partitions=LIST_PARTITIONS[kind],
         run_job=list_member_jobs[kind],
         catalog_job=list_catalog_job,
         run_tags=tags,
         tick=tick,
         minimum_interval_seconds=minimum_interval_seconds,
-        default_status=default_status,
-        off=off_reason
-        and f"The {kind}-list sensor is off: {off_reason} Lead partitions are not affected.",
-        description=(
-            f"OFF: {off_reason} Every tick fails saying so; once fixed, the sensor exports the "
-            f"{kind} lists selected by {setting}."
-        )
+        off=off if off_reason else None,
+        description=f"OFF: {off_reason} Every tick fails saying so; once fixed, the sensor "
+        f"exports the {kind} lists selected by {setting}."
         if off_reason
-        else (
-            f"Discovers Marketo {kind} lists every {minimum_interval_seconds} s, keeps one "
-            f"partition `{kind}-<id>` per selected list ({selection.describe()}; set by "
-            f"{setting}), deletes partitions of deleted or unselected lists, and requests an "
-            f"export when a list is new or its updatedAt moved"
-            + (f", or {refresh_hours:g} h after its last export" if refresh_hours else "")
-            + ". Never opens DuckDB."
-        ),
+        else f"Discovers Marketo {kind} lists every {minimum_interval_seconds} s, keeps one "
+        f"partition `{kind}-<id>` per selected list ({selection.describe()}; set by {setting}), "
+        f"deletes those of deleted or unselected lists, and requests an export when a list is "
+        f"new or its updatedAt moved{later}. Never opens DuckDB.",
     )
 
 
@@ -204,13 +193,11 @@ def program_sensor(lists: ListConfig) -> dg.SensorDefinition:
         off=off and f"The program sensor is off: {off}",
         description=f"OFF: {off}"
         if off
-        else (
-            f"Keeps one partition `<program id>` per program selected by {PROGRAMS} "
-            f"({selection.describe()}), deletes those of deleted or unselected programs, and "
-            "requests a member export when a program is new, its updatedAt moved, or "
-            f"{refresh_hours:g} h after its last export (0 = never); the programs of one tick "
-            "share Marketo jobs of up to 10. Never opens the warehouse."
-        ),
+        else f"Keeps one partition `<program id>` per program selected by {PROGRAMS} "
+        f"({selection.describe()}), deletes those of deleted or unselected programs, and requests "
+        f"a member export when a program is new, its updatedAt moved, or {refresh_hours:g} h "
+        "after its last export (0 = never); the programs of one tick share Marketo jobs of up "
+        "to 10. Never opens the warehouse.",
     )
 
 

@@ -12,7 +12,7 @@ from marketo_assets.marketo import ExportFilter
 from marketo_assets.settings import ListConfig
 
 from .cycle import check_results, log_events, table_metadata
-from .family import Context, ExportFamily, build_family
+from .family import Context, ExportFamily, Pair, build_family
 from .partitions import LIST_PARTITIONS
 from .resources import MarketoResource, warehouse_session
 
@@ -20,7 +20,6 @@ LIST_KINDS = ("static", "smart")
 EXPORT_KEYS = {kind: dg.AssetKey(["marketo", f"{kind}_list_export_files"]) for kind in LIST_KINDS}
 MEMBER_KEYS = {kind: dg.AssetKey(["marketo", f"{kind}_list_members"]) for kind in LIST_KINDS}
 MEMBER_TABLES = {kind: f"marketo.{kind}_list_members" for kind in LIST_KINDS}
-LEDGER_ASSETS = {kind: f"marketo/{kind}_list_members" for kind in LIST_KINDS}
 LISTS = dg.AssetKey(["marketo", "lists"])
 LISTS_TABLE = "marketo.lists"
 
@@ -35,11 +34,12 @@ SMART_LIST_1035_HINT = (
 _FILTERS = {"static": ExportFilter.static_list_id, "smart": ExportFilter.smart_list_id}
 
 
-def list_assets(kind: str, lists: ListConfig) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
+def list_assets(kind: str, lists: ListConfig) -> Pair:
     """`marketo/<kind>_list_export_files` and `marketo/<kind>_list_members` ("static"/"smart"),
     one partition per list. A bad MARKETO_LIST_FIELDS switches the exports off, saying so."""
     fields_problem = lists.problem("MARKETO_LIST_FIELDS")
-    table = MEMBER_TABLES[kind]
+    off = f" OFF: {fields_problem}" if fields_problem else ""
+    needs = " Needs the smart-list filter (else: 1035, run fails)." if kind == "smart" else ""
 
     def list_id(context: Context) -> int:
         return list_id_from_key(kind, context.partition_key)
@@ -53,28 +53,16 @@ def list_assets(kind: str, lists: ListConfig) -> tuple[dg.AssetsDefinition, dg.A
 
     family = ExportFamily(
         export_key=EXPORT_KEYS[kind],
-        load_key=MEMBER_KEYS[kind],
+        name=f"marketo/{kind}_list_members",
         partitions=LIST_PARTITIONS[kind],
-        table=table,
-        ledger_asset=LEDGER_ASSETS[kind],
         required_fields=("id",),
         filters=lambda context: [_FILTERS[kind](list_id(context))],
-        export_description=(
-            f"Marketo bulk lead export of the members of one {kind} list (partition "
-            f"`{kind}-<list id>`, filter `{kind}ListId`), as of when Marketo starts processing "
-            "the job (`exported_at` in the metadata)."
-            + (f" OFF: {fields_problem}" if fields_problem else "")
-            + (
-                " Needs the smart-list filter (else 1035: fails, saying so)."
-                if kind == "smart"
-                else ""
-            )
-        ),
-        load_description=(
-            f"Table `{table}`: the members of each selected {kind} list, one row per (list, "
-            "lead) (key `_list_id`, `id`), lead columns typed from describe plus `_list_id`, "
-            f"`_partition_key` (`{kind}-<id>`), `_export_id`, `_loaded_at`."
-        ),
+        export_description=f"Marketo bulk lead export of the members of one {kind} list "
+        f"(partition `{kind}-<list id>`, filter `{kind}ListId`) when Marketo starts the job "
+        f"(`exported_at` in the metadata).{off}{needs}",
+        load_description=f"Table `{MEMBER_TABLES[kind]}`: one row per (list, lead) (key "
+        f"`_list_id`, `id`), lead columns typed from describe plus `_list_id`, `_partition_key` "
+        f"(`{kind}-<id>`), `_export_id`, `_loaded_at`.",
         checks=((CHECK_UNIQUE, "No lead twice in a list"),),
         load_checks=load_checks,
         list_fields=True,

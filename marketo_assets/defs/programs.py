@@ -1,6 +1,5 @@
-"""Program members: `marketo/program_member_export_files` → `marketo/program_members`, one
-dynamic partition per selected program (its id); the programs one sensor tick requests share
-Marketo jobs (docs/ASSETS.md#program-members)."""
+"""Program members: one dynamic partition per selected program (its id); the programs of one
+sensor tick share Marketo jobs (docs/ASSETS.md#program-members)."""
 
 from dataclasses import replace
 
@@ -10,7 +9,7 @@ from marketo_assets.extract.checks import CHECK_PROGRAM, program_checks
 from marketo_assets.marketo import LeadField, MarketoClient, ProgramMemberFilter
 from marketo_assets.settings import ListConfig
 
-from .family import Context, ExportFamily, build_family
+from .family import Context, ExportFamily, Pair, build_family
 
 PM_EXPORTS = dg.AssetKey(["marketo", "program_member_export_files"])
 PROGRAM_MEMBERS = dg.AssetKey(["marketo", "program_members"])
@@ -34,7 +33,7 @@ def member_fields(client: MarketoClient) -> list[LeadField]:
     ]
 
 
-def program_assets(lists: ListConfig) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
+def program_assets(lists: ListConfig) -> Pair:
     problem = lists.problem("MARKETO_PROGRAMS")
 
     def load_checks(context: Context):
@@ -43,10 +42,8 @@ def program_assets(lists: ListConfig) -> tuple[dg.AssetsDefinition, dg.AssetsDef
 
     family = ExportFamily(
         export_key=PM_EXPORTS,
-        load_key=PROGRAM_MEMBERS,
+        name="marketo/program_members",
         partitions=PROGRAM_PARTITIONS,
-        table=TABLE,
-        ledger_asset="marketo/program_members",
         required_fields=("programId", "leadId"),
         id_field="leadId",
         fixed_fields=True,
@@ -54,17 +51,11 @@ def program_assets(lists: ListConfig) -> tuple[dg.AssetsDefinition, dg.AssetsDef
         batch_filters=lambda keys: [ProgramMemberFilter(program_ids=tuple(int(k) for k in keys))],
         shared_column="programId",
         describe=member_fields,
-        export_description=(
-            "Marketo bulk program member export of one program (partition `<program id>`, "
-            "filter `programId`), every field of the program member describe; programs a "
-            "sensor tick requests together share one job (filter `programIds`, up to 10)."
-            + (f" OFF: {problem}" if problem else "")
-        ),
-        load_description=(
-            f"Table `{TABLE}`: one row per (programId, leadId), columns typed from the program "
-            "member describe, plus `_partition_key` (the program id), `_export_id`, "
-            "`_loaded_at`. A partition loads only its program's rows from a shared file."
-        ),
+        export_description="Marketo bulk program member export of one program (partition "
+        "`<program id>`, filter `programId`; a sensor tick's programs share jobs of up to 10), "
+        "every field of the program member describe." + (f" OFF: {problem}" if problem else ""),
+        load_description=f"Table `{TABLE}`: one row per (programId, leadId), columns typed from "
+        "the describe, plus `_partition_key` (the program id), `_export_id`, `_loaded_at`.",
         checks=(
             (CHECK_UNIQUE, "No lead twice in a program: (programId, leadId) unique"),
             (CHECK_PROGRAM, "Every row's programId is the partition's program"),

@@ -1,10 +1,5 @@
-"""The `quota_resume` sensor: partitions stopped by Marketo's daily quota or the budget are
-launched again after the reset, within the budget, in the configured order. The planning is
-`extract.quota`; this is the glue (which assets, which runs are pending, the run requests).
-
-Every export family is covered: an asset carrying the `marketo/ledger_asset` metadata
-(`family.build_family`) is found here, whatever its export type.
-"""
+"""The `quota_resume` sensor (docs/QUOTA.md), planned by `extract.quota`: it covers every asset
+carrying the LEDGER_ASSET metadata (every export family)."""
 
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,16 +9,11 @@ import dagster as dg
 from marketo_assets.extract import quota
 from marketo_assets.settings import ProjectSettings
 
-from .family import LEDGER_ASSET
+from .family import LEDGER_ASSET, asset_job
 from .resources import MarketoResource
 
 RESUME_TAG = "marketo/quota_resume"
-UNFINISHED = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
+UNFINISHED = [dg.DagsterRunStatus[s] for s in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")]
 
 
 def _families(assets: Sequence[dg.AssetsDefinition]) -> dict[str, list[dg.AssetsDefinition]]:
@@ -76,11 +66,10 @@ def quota_resume_sensor(
     partitions = {name: defs[0].partitions_def for name, defs in families.items()}
     # One job per family (a job holds one partitions definition).
     jobs = {
-        name: dg.define_asset_job(
+        name: asset_job(
             _job_name(name),
-            selection=dg.AssetSelection.assets(*sorted(asset_keys, key=str)),
-            description=f"Export and load a partition of {name} stopped by the quota.",
-            executor_def=dg.in_process_executor,
+            sorted(asset_keys, key=str),
+            f"Export and load a partition of {name} stopped by the quota.",
         )
         for name, asset_keys in keys.items()
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import fields
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -23,13 +24,7 @@ from pydantic import (
 
 from marketo_assets import settings as s
 from marketo_assets.extract import RESERVED_COLUMNS, ExportFailed, ExportLimits, Ledger, LedgerKind
-from marketo_assets.extract.capabilities import (
-    FILTER_CAPABILITY,
-    FilterCapabilities,
-    filter_status,
-    smart_list_answer,
-    updated_at_answer,
-)
+from marketo_assets.extract.capabilities import FilterCapabilities, filter_answer
 from marketo_assets.extract.local_paths import private_umask
 from marketo_assets.extract.local_state import LocalState
 from marketo_assets.extract.preflight import open_for_load
@@ -93,8 +88,7 @@ class MarketoResource(dg.ConfigurableResource):
 
     @classmethod
     def from_settings(cls, settings: s.ProjectSettings) -> MarketoResource:
-        """The resource of the code location: credentials read by Dagster at run time
-        (`EnvVar`, so the UI shows their names only), the rest from the settings."""
+        """From the settings; credentials are `EnvVar`s (the UI shows their names only)."""
         config: dict[str, Any] = s.marketo_config(settings)
         for name in s.CREDENTIALS:  # MARKETO_BASE_URL -> base_url
             config[name.removeprefix("MARKETO_").lower()] = dg.EnvVar(name)
@@ -128,32 +122,16 @@ class MarketoResource(dg.ConfigurableResource):
     def filter_enabled(
         self, probe: ExportFilter, recheck: timedelta | None, log: Any
     ) -> tuple[bool, str | None]:
-        """(enabled, why not) of the probe's filter (`updatedAt`, `smartList`) for this
-        subscription, remembered in the capabilities file and asked again with the probe job
-        only when unknown or older than `recheck`. An inconclusive smart-list probe (not 1035)
-        counts as enabled."""
-        store, capability = self.capabilities(), FILTER_CAPABILITY[probe.kind]
-        smart = capability == "smartList"
+        """Is the probe's filter enabled (`extract.capabilities.filter_answer`)?"""
 
         def ask() -> bool:
             with self.tick_client() as client:
                 return client.supports_filter(probe)
 
-        status = filter_status(store, capability, ask, recheck, log, inconclusive_ok=smart)
-        if smart:
-            return smart_list_answer(status, store.path)
-        assert status is not None
-        return updated_at_answer(status, store.path)
+        return filter_answer(self.capabilities(), probe, ask, recheck, log)
 
     def local(self) -> LocalState:
-        return LocalState(
-            self.ledger_path,
-            self.staging_dir,
-            self.staging_max_age_hours,
-            self.capabilities_path,
-            self.ledger_store,
-            self.ledger_schema,
-        )
+        return LocalState(**{f.name: getattr(self, f.name) for f in fields(LocalState)})
 
     def export_limits(self) -> ExportLimits:
         return ExportLimits(
@@ -169,8 +147,7 @@ class MarketoResource(dg.ConfigurableResource):
         return self.quota_budget_mb or self.daily_quota_mb * s.QUOTA_BUDGET_SHARE
 
     def ledger(self) -> Ledger:
-        """The export ledger (SQLite file or PostgreSQL schema); a path that cannot work fails
-        the step at once, without retries."""
+        """The export ledger; a path that cannot work fails the step without retries."""
         with as_failure():
             return self.local().ledger()
 

@@ -13,8 +13,7 @@ from marketo_assets.settings import ProjectSettings, SettingsError
 from .cycle import GENERATION_TAG
 from .deleted_leads import DELETED_LEADS
 from .family import asset_job
-from .lead_changes import LEAD_CHANGE_EXPORTS, LEAD_CHANGES
-from .leads import LEAD_EXPORTS, LEADS
+from .leads import LEAD_CHANGE_EXPORTS, LEAD_CHANGES, LEAD_EXPORTS, LEADS
 from .partitions import lead_change_days, lead_windows
 from .resources import MarketoResource
 
