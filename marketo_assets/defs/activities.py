@@ -1,5 +1,4 @@
-"""Activity assets: the activity type catalog, and a bulk activity export per `createdAt`
-window loaded into `marketo.activities` (the machinery is in extract/activities.py)."""
+"""Activity assets: the type catalog, and a bulk export per window (extract/activities.py)."""
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -9,18 +8,16 @@ from dagster_duckdb import DuckDBResource
 
 from marketo_assets.extract import activities as act
 from marketo_assets.extract.checks import CHECK_ACTIVITY_WINDOW, activity_checks
-from marketo_assets.extract.windows import lead_window
 from marketo_assets.marketo import AnyFilter, MarketoClient
 from marketo_assets.settings import ProjectSettings
 
 from .cycle import log_events, table_metadata, window_bounds
 from .family import Context, ExportFamily, Pair, build_family
-from .partitions import activity_windows
+from .partitions import lead_windows
 from .resources import MarketoResource, warehouse_session
 
 ACTIVITY_TYPES = dg.AssetKey(["marketo", "activity_types"])
 ACTIVITY_TYPES_TABLE = "marketo.activity_types"
-SETTING = "MARKETO_ACTIVITY_TYPES"
 CHECK_UNIQUE = "marketo_guids_unique_in_partition"
 
 
@@ -28,26 +25,21 @@ def activity_assets(settings: ProjectSettings) -> Pair:
     """`marketo/activity_export_files` and `marketo/activities` for these settings."""
     wanted = settings.activity_type_selection
 
-    def window(context: Context):
-        return lead_window(settings, *window_bounds(context))
-
     def filters(context: Context) -> list[AnyFilter]:
-        return list(act.activity_filters(*window(context)))
+        return list(act.activity_filters(*window_bounds(context, settings)))
 
     def resolve(client: MarketoClient, parts: Sequence[AnyFilter]) -> list[AnyFilter]:
-        if not wanted:
-            return list(parts)
-        ids = act.resolve_activity_types(wanted, client.activity_types(), SETTING)
+        ids = act.resolve_activity_types(wanted, client.activity_types(), "MARKETO_ACTIVITY_TYPES")
         return [p.model_copy(update={"activity_type_ids": ids}) for p in parts]
 
     def checks(context: Context):
-        start, end = window(context)
+        start, end = window_bounds(context, settings)
         return lambda wh, loaded: activity_checks(loaded, start, end)
 
     family = ExportFamily(
         export_key=dg.AssetKey(["marketo", "activity_export_files"]),
         name="marketo/activities",
-        partitions=activity_windows(settings),
+        partitions=lead_windows(settings, settings.activity_partition_window),
         required_fields=(),
         filters=filters,
         export_description="Marketo bulk activity export of the activities *created* in this "
@@ -65,7 +57,7 @@ def activity_assets(settings: ProjectSettings) -> Pair:
         timestamp_field="activityDate",
         describe=lambda client: act.activity_fields(),
         snapshot=False,
-        resolve_filters=resolve,
+        resolve_filters=resolve if wanted else None,
         fixed_fields=True,
         id_field="marketoGUID",
     )

@@ -1,5 +1,4 @@
-"""The definitions as a function of the settings, built when `marketo_assets.definitions` loads.
-Every job runs in-process (docs/RELIABILITY.md); the dbt models are another code location."""
+"""The definitions as a function of the settings (jobs in-process: docs/RELIABILITY.md)."""
 
 import warnings
 
@@ -12,7 +11,7 @@ from marketo_assets.settings import ListConfig, ProjectSettings, SettingsWarning
 from .activities import activity_assets, activity_types
 from .deleted_leads import deleted_leads_asset
 from .leads import lead_assets, lead_change_assets
-from .list_sensors import list_catalog_job, list_member_jobs, list_sensors, program_members_job
+from .list_sensors import list_sensors
 from .lists import LIST_KINDS, list_assets, lists
 from .programs import program_assets
 from .quota import quota_resume_sensor
@@ -21,9 +20,7 @@ from .schedules import daily_schedules
 
 
 def build_definitions(settings: ProjectSettings, list_settings: ListConfig) -> dg.Definitions:
-    """Every asset, check, job, sensor, schedule and resource of the project for `settings`
-    (`load_settings()`) and `list_settings` (`load_list_settings()`). Warns (SettingsWarning)
-    about settings that switch part of the project off."""
+    """Everything of the project for these settings; warns about settings that switch some off."""
     off = {f"{kind}-list": list_settings.sensor_problem(kind) for kind in LIST_KINDS}
     off["program"] = list_settings.sensor_problem("program")
     reasons = [f"The {name} sensor is off: {why}" for name, why in off.items() if why]
@@ -39,7 +36,6 @@ def build_definitions(settings: ProjectSettings, list_settings: ListConfig) -> d
     ]
     return dg.Definitions(
         assets=[*exports, activity_types, lists, deleted_leads_asset(settings)],
-        jobs=[list_catalog_job, *list_member_jobs.values(), program_members_job],
         schedules=daily_schedules(settings),
         sensors=[*list_sensors(settings, list_settings), quota_resume_sensor(settings, exports)],
         resources=build_resources(settings, list_settings),

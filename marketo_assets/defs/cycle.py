@@ -1,5 +1,4 @@
-"""Dagster glue shared by the steps: engine events as log lines, checks as check results, run
-termination and status, table metadata (docs/ARCHITECTURE.md#one-partition-end-to-end)."""
+"""Dagster glue shared by the steps: events, checks, run termination and status, metadata."""
 
 from __future__ import annotations
 
@@ -13,6 +12,8 @@ import dagster as dg
 from marketo_assets import extract
 from marketo_assets.extract import EventLines, OnEvent
 from marketo_assets.extract.checks import Check, partitions_in_table
+from marketo_assets.extract.windows import lead_window
+from marketo_assets.settings import ProjectSettings
 
 # Run tag set by sensors and schedules: the source state a run exports (see ExportSpec).
 GENERATION_TAG = "marketo/export_generation"
@@ -38,8 +39,7 @@ class RunTerminated(dg.DagsterError, dg.DagsterExecutionInterruptedError):
 
 @contextmanager
 def stop_when_terminated(context: dg.AssetExecutionContext) -> Iterator[None]:
-    """Turn the interrupt of a terminated run into RunTerminated (see there); an interrupt
-    of a run nobody terminated (a pre-empted worker) keeps the retry policy."""
+    """A terminated run's interrupt as RunTerminated; any other (pre-empted worker) retries."""
     try:
         yield
     except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
@@ -67,9 +67,13 @@ def run_status(context: dg.AssetExecutionContext) -> extract.RunStatus:
     return status
 
 
-def window_bounds(context: dg.AssetExecutionContext) -> tuple[datetime, datetime]:
+def window_bounds(
+    context: dg.AssetExecutionContext, settings: ProjectSettings | None = None
+) -> tuple[datetime, datetime]:
+    """The partition's window `[start, end - 1 s]`; cut at the start date with `settings`."""
     window = context.partition_time_window
-    return window.start, window.end - timedelta(seconds=1)
+    bounds = window.start, window.end - timedelta(seconds=1)
+    return lead_window(settings, *bounds) if settings else bounds
 
 
 def check_results(checks: list[Check]) -> list[dg.AssetCheckResult]:
@@ -93,36 +97,24 @@ def table_metadata(table: str, result) -> dict[str, Any]:
 
 
 def partitions_check(context: dg.AssetExecutionContext, table: str, in_table: set[str]) -> Check:
-    """CHECK_PARTITIONS (`extract.checks.partitions_in_table`): the partitions Dagster shows as
-    materialized with rows (a window without leads has 0), other than the one being loaded,
-    whose rows are not in the table."""
+    """CHECK_PARTITIONS: the partitions Dagster shows as materialized with rows (a window
+    without leads has 0), other than the one being loaded, whose rows are not in the table."""
     assets = [k.to_user_string() for k in sorted(context.assets_def.dependency_keys)]
     assets.append(context.asset_key.to_user_string())
     instance, key = context.instance, context.asset_key
     partitions_def = context.assets_def.partitions_def
     keys = partitions_def.get_partition_keys(dynamic_partitions_store=instance)
     status = instance.get_status_by_partition(key, keys, partitions_def) or {}
-    candidates = {
-        k
-        for k, state in status.items()
-        if state == dg.AssetPartitionStatus.MATERIALIZED
-        and k not in in_table
-        and k != context.partition_key
-    }
-    rows: dict[str, int | None] = {}
-    cursor = None
-    while len(rows) < len(candidates):  # newest first: the first one seen is the latest
-        page = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=sorted(candidates)),
-            limit=1000,
-            cursor=cursor,
-        )
-        for record in page.records:
-            if record.partition_key not in rows and record.asset_materialization:
-                count = record.asset_materialization.metadata.get("dagster/row_count")
-                rows[record.partition_key] = None if count is None else count.value
-        if not page.has_more:
-            break
-        cursor = page.cursor
-    missing = sorted(k for k in candidates if rows.get(k) != 0)
+    done = {k for k, state in status.items() if state == dg.AssetPartitionStatus.MATERIALIZED}
+    candidates = done - in_table - {context.partition_key}
+
+    def rows(partition: str) -> object:  # `dagster/row_count` of its last materialization
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+        ).records
+        event = records[0].asset_materialization if records else None
+        count = event.metadata.get("dagster/row_count") if event else None
+        return None if count is None else count.value
+
+    missing = sorted(k for k in candidates if rows(k) != 0)
     return partitions_in_table(missing, len(in_table), table, assets)

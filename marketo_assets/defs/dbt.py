@@ -1,5 +1,4 @@
-"""dbt models (dbt_project/) as the assets of the `marketo_dbt` code location, their sensor and
-the `dbt` resource. What they are and when they run: docs/DBT.md."""
+"""The `marketo_dbt` code location: dbt models, their sensor, the `dbt` resource (docs/DBT.md)."""
 
 import sys
 from collections.abc import Mapping, Sequence
@@ -14,13 +13,8 @@ from packaging import version
 
 from marketo_assets.extract.local_paths import private_umask
 from marketo_assets.settings import ProjectSettings, load_settings
+from marketo_assets.transform import manifest
 from marketo_assets.transform.build import absolute_duckdb_path, with_row_counts
-from marketo_assets.transform.manifest import (
-    DBT_PROJECT_DIR,
-    TARGET,
-    dbt_executable,
-    ensure_manifest,
-)
 
 MODELS_GROUP = "marketo_models"
 
@@ -28,26 +22,25 @@ MODELS_GROUP = "marketo_models"
 MODEL_DEPTH = 4
 _MODELS = dg.AssetSelection.groups(MODELS_GROUP)
 _RAW = dg.AssetSelection.all() - _MODELS
+AC = dg.AutomationCondition
 
 
 def _raw_upstream_in_progress(levels: int) -> dg.AutomationCondition:
     """A raw asset up to `levels` steps upstream is loading (queued, running, in a backfill);
     `any_deps_in_progress` looks one step up only. dbt runs queue in the `duckdb` pool."""
-    raw_dep_loading = dg.AutomationCondition.any_deps_match(
-        dg.AutomationCondition.in_progress()
-    ).allow(_RAW)
+    raw_dep_loading = AC.any_deps_match(AC.in_progress()).allow(_RAW)
     busy: dg.AutomationCondition = raw_dep_loading
     for _ in range(levels - 1):
-        busy = raw_dep_loading | dg.AutomationCondition.any_deps_match(busy).allow(_MODELS)
+        busy = raw_dep_loading | AC.any_deps_match(busy).allow(_MODELS)
     return busy
 
 
 # Build a model once a table it reads was loaded since it was last requested, but not while a
 # raw table upstream is still loading (one build per backfill), nor while it is being built.
 AFTER_RAW_LOADS = (
-    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    AC.any_deps_updated().since_last_handled()
     & ~_raw_upstream_in_progress(MODEL_DEPTH)
-    & ~dg.AutomationCondition.in_progress()
+    & ~AC.in_progress()
 ).with_label("after raw loads")
 
 
@@ -68,13 +61,13 @@ class MarketoDbtTranslator(DagsterDbtTranslator):
 @cache
 def dbt_project() -> DbtProject:
     """The project for dagster-dbt (the manifest is prepared by `transform.manifest`)."""
-    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=TARGET)
+    folder = manifest.DBT_PROJECT_DIR
+    return DbtProject(project_dir=folder, profiles_dir=folder, target=manifest.TARGET)
 
 
 class DuckDBDbtCliResource(DbtCliResource):
-    """`DbtCliResource` without two start-up costs paid while the step holds the `duckdb` pool
-    (docs/DBT.md#start-up-cost): `dbt --version` and an in-process dbt adapter. Both are
-    private hooks: `unit/test_private_hooks.py` fails if dagster-dbt stops calling them."""
+    """`DbtCliResource` without two start-up costs (docs/DBT.md#start-up-cost), private hooks
+    that `unit/test_private_hooks.py` checks: `dbt --version` and an in-process adapter."""
 
     @cached_property
     def _cli_version(self) -> version.Version:
@@ -87,12 +80,11 @@ class DuckDBDbtCliResource(DbtCliResource):
 
 
 def dbt_resource(settings: ProjectSettings | None = None) -> DuckDBDbtCliResource:
-    """This virtualenv's `dbt` (runs work without .venv/bin on PATH), on the profile's
-    `postgres` target with MARKETO_WAREHOUSE=postgres, else the project's DuckDB target."""
+    """This virtualenv's `dbt`, on the `postgres` target with MARKETO_WAREHOUSE=postgres."""
     settings = settings or load_settings()
     return DuckDBDbtCliResource(
         project_dir=dbt_project(),  # type: ignore[arg-type]  # a DbtProject is accepted
-        dbt_executable=dbt_executable(),
+        dbt_executable=manifest.dbt_executable(),
         target="postgres" if settings.warehouse == "postgres" else None,
     )
 
@@ -101,7 +93,7 @@ def dbt_models(settings: ProjectSettings) -> dg.AssetsDefinition:
     """The dbt models as assets, from the manifest parsed for the settings' DuckDB file."""
 
     @dbt_assets(
-        manifest=ensure_manifest(database=settings.duckdb_path),
+        manifest=manifest.ensure_manifest(database=settings.duckdb_path),
         project=dbt_project(),
         name="marketo_dbt_models",
         dagster_dbt_translator=MarketoDbtTranslator(),

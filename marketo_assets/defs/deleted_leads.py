@@ -9,7 +9,7 @@ from marketo_assets.extract.checks import CHECK_ROWS
 from marketo_assets.extract.deleted_leads import CHECK_DAY, CHECK_UNIQUE, load_deleted_leads
 from marketo_assets.settings import ProjectSettings
 
-from .cycle import check_results, log_events, stop_when_terminated
+from .cycle import check_results, log_events, stop_when_terminated, table_metadata
 from .resources import MarketoResource, as_failure, warehouse_session
 
 DELETED_LEADS = dg.AssetKey(["marketo", "deleted_leads"])
@@ -55,15 +55,10 @@ def deleted_leads_asset(settings: ProjectSettings) -> dg.AssetsDefinition:
                 start=window.start,
                 end=window.end,
             )
-        result = loaded.result
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": result.rows,
-                "dagster/table_name": TABLE,
-                "rest_calls": client.calls_made,
-                "load_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
-            },
-            check_results=check_results(loaded.checks()),
-        )
+        metadata = table_metadata(TABLE, loaded.result) | {
+            "rest_calls": client.calls_made,
+            "load_seconds": dg.MetadataValue.float(round(loaded.result.seconds, 3)),
+        }
+        return dg.MaterializeResult(metadata=metadata, check_results=check_results(loaded.checks()))
 
     return deleted_leads

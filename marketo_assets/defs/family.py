@@ -1,6 +1,5 @@
-"""The asset-family factory: every Marketo bulk export family is the same pair of assets,
-`<x>_export_files` (export step) → `<x>` (load step), meeting only through the export ledger
-(docs/ARCHITECTURE.md#one-partition-end-to-end). What differs is data in an `ExportFamily`."""
+"""The asset-family factory: every bulk export family is an `<x>_export_files` → `<x>` pair,
+meeting only through the export ledger (docs/ARCHITECTURE.md#one-partition-end-to-end)."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,35 +18,20 @@ from marketo_assets.extract.quota import MB
 from marketo_assets.marketo import AnyFilter
 from marketo_assets.warehouse import WarehouseSession
 
-from . import cycle
-from .resources import (
-    ExportOptions,
-    MarketoResource,
-    as_failure,
-    duckdb_config,
-    warehouse_kind,
-    warehouse_session,
-)
+from . import cycle, resources
 
 EXPORT_RETRY = dg.RetryPolicy(
     max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 LOAD_RETRY = dg.RetryPolicy(max_retries=2, delay=10)
 ROWS_CHECK = (CHECK_ROWS, "Loaded rows = numberOfRecords")
-PARTITIONS_CHECK = (
-    CHECK_PARTITIONS,
-    "Every partition materialized with rows still has its rows in the table",
-)
+PARTITIONS_CHECK = (CHECK_PARTITIONS, "Each partition materialized with rows has them in the table")
 # Said of every family in the UI after its own description (docs/ASSETS.md#runs-pools-and-checks).
 EXPORT_STEP = (
-    " Creates (or reattaches to) the Marketo job, waits, downloads the file with Range resume, "
-    "checks its SHA-256 and stages it for the load step. Runs in the `marketo_bulk_export` "
-    "pool (shared by every bulk export); terminating the run cancels the Marketo job."
+    " Creates or reattaches to the Marketo job, downloads (Range resume, SHA-256) and stages the "
+    "file. Pool `marketo_bulk_export` (all bulk exports); terminating the run cancels the job."
 )
-LOAD_STEP = (
-    " Each load replaces its partition's rows in one transaction: re-runs and backfills never "
-    "duplicate or lose a row. Runs in the `duckdb` pool (one writer)."
-)
+LOAD_STEP = " Re-runs replace the partition's rows in one transaction. Pool `duckdb` (one writer)."
 
 Context = dg.AssetExecutionContext
 Pair = tuple[dg.AssetsDefinition, dg.AssetsDefinition]  # export, load
@@ -65,13 +49,11 @@ def asset_job(name: str, keys: Sequence[dg.AssetKey], description: str):
 
 @dataclass(frozen=True, kw_only=True)
 class ExportFamily(Family):
-    """One export → load pair, described as data: the engine's side (`extract.Family`, whose
-    `name` is the load asset's key) and the assets' (see `build_family`)."""
+    """An export → load pair as data: the engine's (`name` is the load asset's key), the assets'."""
 
     export_key: dg.AssetKey
     partitions: dg.PartitionsDefinition
-    # The Marketo filters of a partition: one export job each, loaded together.
-    filters: Callable[[Context], Sequence[AnyFilter]]
+    filters: Callable[[Context], Sequence[AnyFilter]]  # one job each, loaded together
     export_description: str  # what is exported (EXPORT_STEP is added)
     load_description: str  # the table and its key (LOAD_STEP is added)
     # (name, description) of the load's checks after rows = numberOfRecords: first the key's
@@ -103,17 +85,16 @@ def build_family(family: ExportFamily) -> Pair:
     )
     def export(
         context: Context,
-        marketo: MarketoResource,
-        export_options: ExportOptions,
+        marketo: resources.MarketoResource,
+        export_options: resources.ExportOptions,
         warehouse: DuckDBResource,
     ) -> dg.MaterializeResult:
         if family.off_reason:
             raise dg.Failure(family.off_reason, allow_retries=False)
         key, tags = context.partition_key, context.run.tags
         generation = tags.get(cycle.GENERATION_TAG, "") if family.snapshot else ""
-        with cycle.stop_when_terminated(context), as_failure():
-            # Local state first (ledger, staging folder: created if missing), then the
-            # warehouse (the engine's preflight); all before any Marketo call.
+        with cycle.stop_when_terminated(context), resources.as_failure():
+            # Local state (created if missing), then the warehouse (preflight), then Marketo.
             local, on_event = marketo.local(), cycle.log_events(context)
             ledger, staging = local.ledger(), local.staging()
             batch, spec = family.request(
@@ -124,7 +105,8 @@ def build_family(family: ExportFamily) -> Pair:
                 batch_tag=tags.get(cycle.BATCH_TAG, ""),
                 generation=generation,
             )
-            kind, config = warehouse_kind(warehouse), duckdb_config(warehouse)
+            kind = resources.warehouse_kind(warehouse)
+            config = resources.duckdb_config(warehouse)
             with marketo.client(on_event=on_event) as client:
                 outcome = extract.export(
                     spec,
@@ -167,7 +149,7 @@ def build_family(family: ExportFamily) -> Pair:
         metadata={LEDGER_ASSET: family.name},
     )
     def load(
-        context: Context, marketo: MarketoResource, warehouse: DuckDBResource
+        context: Context, marketo: resources.MarketoResource, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
         # The family's checks and CHECK_PARTITIONS run while the warehouse is open.
         extra = family.load_checks(context) if family.load_checks else None
@@ -180,11 +162,11 @@ def build_family(family: ExportFamily) -> Pair:
             return cycle.check_results(checks), metadata
 
         local = marketo.local()
-        with cycle.stop_when_terminated(context), as_failure():
+        with cycle.stop_when_terminated(context), resources.as_failure():
             outcome = extract.load(
                 local.ledger(),
                 local.staging(),
-                lambda: warehouse_session(warehouse),
+                lambda: resources.warehouse_session(warehouse),
                 partition_key=context.partition_key,
                 run_id=context.run.run_id,
                 run_status=cycle.run_status(context),

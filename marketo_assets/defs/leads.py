@@ -1,5 +1,4 @@
-"""Lead assets: a bulk export per `createdAt` window into `marketo.leads`, and per day of
-`updatedAt` into `marketo.lead_changes` (without the filter: docs/ASSETS.md)."""
+"""Lead assets: exports per `createdAt` window (`marketo.leads`) and `updatedAt` day."""
 
 import dagster as dg
 
@@ -7,7 +6,6 @@ from marketo_assets.extract import checks
 from marketo_assets.extract.capabilities import updated_at_note
 from marketo_assets.extract.checks import CHECK_TABLE_UNIQUE, CHECK_WINDOW, updated_outside_day
 from marketo_assets.extract.local_state import capabilities_at
-from marketo_assets.extract.windows import lead_window
 from marketo_assets.marketo import ExportFilter
 from marketo_assets.marketo.exports import split_window
 from marketo_assets.settings import ProjectSettings
@@ -29,14 +27,12 @@ CHECK_UNIQUE = "lead_ids_unique_in_partition"
 def lead_assets(settings: ProjectSettings) -> Pair:
     """`marketo/lead_export_files` and `marketo/leads` for these settings."""
 
-    def window(context: Context):
-        return lead_window(settings, *window_bounds(context))
-
     def filters(context: Context) -> list[ExportFilter]:
-        return [ExportFilter.created_at(lo, hi) for lo, hi in split_window(*window(context))]
+        windows = split_window(*window_bounds(context, settings))
+        return [ExportFilter.created_at(lo, hi) for lo, hi in windows]
 
     def lead_checks(context: Context):
-        start, end = window(context)
+        start, end = window_bounds(context, settings)
         return lambda wh, loaded: checks.lead_checks(wh, loaded, LEADS_TABLE, start, end)
 
     return build_family(

@@ -1,5 +1,4 @@
-"""The list and program sensors: one dynamic partition per selected list or program, an export
-run when one is new or its `updatedAt` moved, planned by `extract.list_plan` (docs/ASSETS.md)."""
+"""The list and program sensors, planned by `extract.list_plan` (docs/ARCHITECTURE.md)."""
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -7,14 +6,9 @@ from typing import Any
 
 import dagster as dg
 
+from marketo_assets.extract import list_plan
 from marketo_assets.extract.batch import plan_batches
-from marketo_assets.extract.list_plan import (
-    PROGRAMS,
-    DiscoveredList,
-    Tick,
-    run_program_tick,
-    run_tick,
-)
+from marketo_assets.extract.list_plan import DiscoveredList, Tick
 from marketo_assets.marketo import ExportFilter
 from marketo_assets.settings import ListConfig, ListSelection, ProjectSettings, SettingsError
 
@@ -39,15 +33,13 @@ list_member_jobs = {
 program_members_job = asset_job(
     "export_program_members",
     [PM_EXPORTS, PROGRAM_MEMBERS],
-    "Export one program's members (a job shared with the programs requested with it) and "
-    "load them into the warehouse.",
+    "Export one program's members (in its tick's shared job) and load them.",
 )
 
 LIST_ID_TAG = "marketo/list_id"
 REASON_TAG = "marketo/list_change"
 Job = Any  # what dg.define_asset_job returns (its class is not public)
 Run = tuple[str, str, str, int]  # partition key, run key, why, list id (TickPlan.runs)
-Ticker = Callable[[dg.SensorEvaluationContext, MarketoResource, set[str]], Tick]
 
 
 def selection_sensor(
@@ -55,16 +47,15 @@ def selection_sensor(
     name: str,
     partitions: dg.DynamicPartitionsDefinition,
     run_job: Job,
-    tick: Ticker,
+    tick: Callable[[dg.SensorEvaluationContext, MarketoResource, set[str]], Tick],
     run_tags: Callable[[Sequence[Run]], list[dict[str, str]]],
     description: str,
     off: str | None,
     minimum_interval_seconds: int,
     catalog_job: Job | None = None,
 ) -> dg.SensorDefinition:
-    """A sensor keeping one dynamic partition per selected item (list, program) and requesting
-    `run_job` runs as `tick` plans them, tagged by `run_tags(runs)`. `off`: a bad setting;
-    every tick then fails with it, changing nothing."""
+    """One dynamic partition per selected list or program, `run_job` runs as `tick` plans them.
+    `off`: a bad setting; every tick then fails with it, changing nothing."""
 
     @dg.sensor(
         name=name,
@@ -84,10 +75,9 @@ def selection_sensor(
             return dg.SkipReason(planned.skip)
         for level, line in planned.logs:
             getattr(context.log, level)(line)
-        tag_sets = run_tags(planned.runs)
         run_requests = [
             dg.RunRequest(run_key=run_key, job_name=run_job.name, partition_key=key, tags=tags)
-            for (key, run_key, _, _), tags in zip(planned.runs, tag_sets, strict=True)
+            for (key, run_key, _, _), tags in zip(planned.runs, run_tags(planned.runs), strict=True)
         ]
         if planned.catalog_run_key and catalog_job:
             run_requests.append(
@@ -132,7 +122,9 @@ def build_list_sensor(
             return marketo.filter_enabled(ExportFilter.smart_list_id(list_id), recheck, context.log)
 
         now, probe = datetime.now(UTC), smart_enabled if kind == "smart" else None
-        return run_tick(kind, selection, existing, context.cursor, now, refresh, discover, probe)
+        return list_plan.run_tick(
+            kind, selection, existing, context.cursor, now, refresh, discover, probe
+        )
 
     def tags(runs: Sequence[Run]) -> list[dict[str, str]]:
         return [
@@ -160,8 +152,7 @@ def build_list_sensor(
 
 
 def program_sensor(lists: ListConfig) -> dg.SensorDefinition:
-    """`program_members_sensor`: the programs of MARKETO_PROGRAMS (read from the program
-    catalog, 200 per call); the programs of one tick share Marketo jobs (extract.batch)."""
+    """`program_members_sensor`; the programs of one tick share Marketo jobs (extract.batch)."""
     selection = lists.settings.program_selection
     refresh_hours = lists.settings.program_refresh_hours
     refresh = timedelta(hours=refresh_hours) if refresh_hours else None
@@ -173,7 +164,9 @@ def program_sensor(lists: ListConfig) -> dg.SensorDefinition:
                 return [DiscoveredList(p.id, p.name, p.updated_at) for p in client.iter_programs()]
 
         now = datetime.now(UTC)
-        return run_program_tick(selection, existing, context.cursor, now, refresh, discover)
+        return list_plan.run_program_tick(
+            selection, existing, context.cursor, now, refresh, discover
+        )
 
     def tags(runs: Sequence[Run]) -> list[dict[str, str]]:
         # The programs requested together share jobs of up to 10 (each run's BATCH_TAG).
@@ -193,7 +186,7 @@ def program_sensor(lists: ListConfig) -> dg.SensorDefinition:
         off=off and f"The program sensor is off: {off}",
         description=f"OFF: {off}"
         if off
-        else f"Keeps one partition `<program id>` per program selected by {PROGRAMS} "
+        else "Keeps one partition `<program id>` per program selected by MARKETO_PROGRAMS "
         f"({selection.describe()}), deletes those of deleted or unselected programs, and requests "
         f"a member export when a program is new, its updatedAt moved, or {refresh_hours:g} h "
         "after its last export (0 = never); the programs of one tick share Marketo jobs of up "
@@ -202,8 +195,7 @@ def program_sensor(lists: ListConfig) -> dg.SensorDefinition:
 
 
 def list_sensors(settings: ProjectSettings, lists: ListConfig) -> list[dg.SensorDefinition]:
-    """The static, smart and program sensors for these settings (a bad setting switches off
-    the sensor it concerns)."""
+    """The static, smart and program sensors (a bad setting switches off its sensor)."""
     return [
         *(
             build_list_sensor(

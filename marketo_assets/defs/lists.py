@@ -1,5 +1,4 @@
-"""List assets: the members of each selected static or smart list (one partition per list,
-kept by the list sensors), and `marketo/lists`, the catalog of every list."""
+"""List assets: the members of each selected list, and `marketo/lists`, the catalog."""
 
 from typing import Any
 
@@ -35,8 +34,8 @@ _FILTERS = {"static": ExportFilter.static_list_id, "smart": ExportFilter.smart_l
 
 
 def list_assets(kind: str, lists: ListConfig) -> Pair:
-    """`marketo/<kind>_list_export_files` and `marketo/<kind>_list_members` ("static"/"smart"),
-    one partition per list. A bad MARKETO_LIST_FIELDS switches the exports off, saying so."""
+    """The export and members of `kind` ("static"/"smart") lists; a bad MARKETO_LIST_FIELDS
+    switches the exports off, saying so."""
     fields_problem = lists.problem("MARKETO_LIST_FIELDS")
     off = f" OFF: {fields_problem}" if fields_problem else ""
     needs = " Needs the smart-list filter (else: 1035, run fails)." if kind == "smart" else ""
@@ -90,9 +89,8 @@ def lists(
     context: dg.AssetExecutionContext, marketo: MarketoResource, warehouse: DuckDBResource
 ) -> dg.MaterializeResult:
     """Table `marketo.lists`: every static and smart list (key `list_type`, `list_id`; name,
-    description, program, workspace, created/updated), replaced in one transaction with the
-    member rows of lists Marketo no longer has deleted. Reads Marketo first, then opens the
-    warehouse. Without Asset API permission: static lists only, smart members left alone."""
+    description, program, workspace, times), replaced in one transaction that deletes the
+    members of lists Marketo no longer has. Without Asset API permission: static lists only."""
     with marketo.client(on_event=log_events(context)) as client:
         catalog = read_catalog(client, context.log.warning)
     with warehouse_session(warehouse) as wh:

@@ -1,5 +1,4 @@
-"""Partitions built from the settings: date windows (the last one still open), days of lead
-changes, one per selected list (docs/ARCHITECTURE.md#partitions-and-marketo-windows)."""
+"""Partitions built from the settings (docs/ARCHITECTURE.md#partitions-and-marketo-windows)."""
 
 import dagster as dg
 
@@ -13,16 +12,9 @@ _WINDOWS = {
 }
 
 
-def lead_windows(settings: ProjectSettings) -> dg.TimeWindowPartitionsDefinition:
-    return _windows(settings, settings.partition_window)
-
-
-def activity_windows(settings: ProjectSettings) -> dg.TimeWindowPartitionsDefinition:
-    """MARKETO_ACTIVITY_PARTITION_WINDOW windows, cut at the start like the lead windows."""
-    return _windows(settings, settings.activity_partition_window)
-
-
-def _windows(settings: ProjectSettings, window: str) -> dg.TimeWindowPartitionsDefinition:
+def lead_windows(settings: ProjectSettings, window: str = "") -> dg.TimeWindowPartitionsDefinition:
+    """MARKETO_PARTITION_WINDOW windows (or `window`, the activities') from the start date."""
+    window = window or settings.partition_window
     return _WINDOWS[window](
         start_date=window_start(settings.partition_start, window).isoformat(),
         timezone=settings.partition_timezone,
@@ -38,6 +30,7 @@ def lead_change_days(settings: ProjectSettings) -> dg.DailyPartitionsDefinition:
     )
 
 
-static_lists = dg.DynamicPartitionsDefinition(name="static_lists")
-smart_lists = dg.DynamicPartitionsDefinition(name="smart_lists")
-LIST_PARTITIONS = {"static": static_lists, "smart": smart_lists}
+LIST_PARTITIONS = {
+    k: dg.DynamicPartitionsDefinition(name=f"{k}_lists") for k in ("static", "smart")
+}
+static_lists, smart_lists = LIST_PARTITIONS["static"], LIST_PARTITIONS["smart"]

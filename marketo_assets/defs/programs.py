@@ -1,5 +1,4 @@
-"""Program members: one dynamic partition per selected program (its id); the programs of one
-sensor tick share Marketo jobs (docs/ASSETS.md#program-members)."""
+"""Program members: one partition per selected program (docs/ASSETS.md#program-members)."""
 
 from dataclasses import replace
 

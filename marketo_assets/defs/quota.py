@@ -1,5 +1,4 @@
-"""The `quota_resume` sensor (docs/QUOTA.md), planned by `extract.quota`: it covers every asset
-carrying the LEDGER_ASSET metadata (every export family)."""
+"""The `quota_resume` sensor of every export family (docs/QUOTA.md; planned by extract.quota)."""
 
 from collections.abc import Sequence
 from datetime import datetime
@@ -20,8 +19,7 @@ def _families(assets: Sequence[dg.AssetsDefinition]) -> dict[str, list[dg.Assets
     out: dict[str, list[dg.AssetsDefinition]] = {}
     for asset in assets:
         for key in asset.keys:
-            ledger_asset = asset.metadata_by_key.get(key, {}).get(LEDGER_ASSET)
-            if ledger_asset:
+            if ledger_asset := asset.metadata_by_key.get(key, {}).get(LEDGER_ASSET):
                 out.setdefault(str(ledger_asset), []).append(asset)
     return out
 
@@ -35,8 +33,7 @@ def _window(partitions: dg.PartitionsDefinition | None, key: str, now: datetime)
 
 
 def _pending(instance: dg.DagsterInstance, keys: dict[str, set[dg.AssetKey]]) -> set:
-    """(ledger asset, partition) of every unfinished run that exports a family's partition
-    (its asset selection, or this sensor's job of the family)."""
+    """(ledger asset, partition) of every unfinished run exporting a family's partition."""
     pending = set()
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
         partition = run.tags.get("dagster/partition")
@@ -81,10 +78,9 @@ def quota_resume_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def quota_resume(context: dg.SensorEvaluationContext, marketo: MarketoResource):
-        """Launches the partitions stopped by Marketo's daily quota or by the budget
-        (MARKETO_QUOTA_BUDGET_MB) again once the quota has reset, as many as the day's budget
-        is predicted to hold, in MARKETO_QUOTA_RESUME_ORDER. Calls Marketo only while a
-        partition waits."""
+        """Launches the partitions stopped by the daily quota or MARKETO_QUOTA_BUDGET_MB again
+        after the reset, as many as the day's budget should hold, in MARKETO_QUOTA_RESUME_ORDER.
+        Calls Marketo only while a partition waits."""
         ledger = marketo.ledger()
         stopped = [s for s in quota.stops(ledger) if s.asset in families]
         if not stopped:

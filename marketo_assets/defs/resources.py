@@ -1,5 +1,4 @@
-"""Resources `marketo`, `export_options` and `warehouse`; their defaults, bounds, help and
-checks are the settings' (settings.py, marketo/settings.py)."""
+"""Resources `marketo`, `export_options`, `warehouse`: defaults and checks from settings.py."""
 
 from __future__ import annotations
 
@@ -12,15 +11,8 @@ from typing import Annotated, Any, Literal
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
-from pydantic import (
-    AfterValidator,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    ValidatorFunctionWrapHandler,
-    field_validator,
-)
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic_core.core_schema import ValidationInfo, ValidatorFunctionWrapHandler
 
 from marketo_assets import settings as s
 from marketo_assets.extract import RESERVED_COLUMNS, ExportFailed, ExportLimits, Ledger, LedgerKind
@@ -86,14 +78,6 @@ class MarketoResource(dg.ConfigurableResource):
     capabilities_path: str = Field(default="", description=s.CAPABILITIES_HELP)
     staging_max_age_hours: s.StagingMaxAgeHours = s.STAGING_MAX_AGE_HOURS
 
-    @classmethod
-    def from_settings(cls, settings: s.ProjectSettings) -> MarketoResource:
-        """From the settings; credentials are `EnvVar`s (the UI shows their names only)."""
-        config: dict[str, Any] = s.marketo_config(settings)
-        for name in s.CREDENTIALS:  # MARKETO_BASE_URL -> base_url
-            config[name.removeprefix("MARKETO_").lower()] = dg.EnvVar(name)
-        return cls(**config)
-
     @field_validator("*", mode="wrap")
     @classmethod
     def _check_bounds(
@@ -134,12 +118,8 @@ class MarketoResource(dg.ConfigurableResource):
         return LocalState(**{f.name: getattr(self, f.name) for f in fields(LocalState)})
 
     def export_limits(self) -> ExportLimits:
-        return ExportLimits(
-            daily_quota_mb=self.daily_quota_mb,
-            max_job_attempts=self.max_job_attempts,
-            claim_lease_seconds=self.claim_lease_seconds,
-            budget_mb=self.budget_mb,
-        )
+        shared = {"daily_quota_mb", "max_job_attempts", "claim_lease_seconds"}
+        return ExportLimits(budget_mb=self.budget_mb, **self.model_dump(include=shared))
 
     @property
     def budget_mb(self) -> float:
@@ -210,17 +190,15 @@ class ExportOptions(dg.ConfigurableResource):
         default_factory=lambda: list(s.LIST_FIELDS), description=s.help_of("list_fields")
     )
 
-    @classmethod
-    def from_settings(cls, settings: s.ProjectSettings, lists: s.ListSettings) -> ExportOptions:
-        """The export options of the code location, from the settings."""
-        return cls(**s.export_config(settings, lists))
-
 
 def build_resources(settings: s.ProjectSettings, lists: s.ListConfig) -> dict[str, object]:
-    """The resources of the definitions, from the settings; credentials stay `EnvVar`s."""
+    """From the settings; credentials are `EnvVar`s (the UI shows their names only)."""
+    marketo: dict[str, Any] = s.marketo_config(settings)
+    for name in s.CREDENTIALS:  # MARKETO_BASE_URL -> base_url
+        marketo[name.removeprefix("MARKETO_").lower()] = dg.EnvVar(name)
     return {
-        "marketo": MarketoResource.from_settings(settings),
-        "export_options": ExportOptions.from_settings(settings, lists.settings),
+        "marketo": MarketoResource(**marketo),
+        "export_options": ExportOptions(**s.export_config(settings, lists.settings)),
         "warehouse": WarehouseResource(
             database=str(settings.duckdb_path), warehouse=settings.warehouse
         ),

@@ -1,5 +1,4 @@
-"""The daily schedules (UTC, running by default) and their jobs: the open lead window at 06:00,
-the lead changes of yesterday and today at 06:30, the deleted leads of both days at 06:45."""
+"""The daily schedules (UTC, running by default) and their jobs."""
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -55,8 +54,8 @@ def _runs(keys: Iterable[str], stamp: str, generation: bool = False) -> list[dg.
     ]
 
 
-def open_window_schedule(settings: ProjectSettings) -> dg.ScheduleDefinition:
-    windows = lead_windows(settings)
+def daily_schedules(settings: ProjectSettings) -> list[dg.ScheduleDefinition]:
+    windows, first = lead_windows(settings), settings.partition_start.isoformat()
 
     @_daily(
         "daily_open_window_refresh",
@@ -64,13 +63,24 @@ def open_window_schedule(settings: ProjectSettings) -> dg.ScheduleDefinition:
         "0 6 * * *",
         "Every day at 06:00 UTC, refresh the partition whose window contains today.",
     )
-    def schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    def open_window(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         if reason := future_start(settings, context.scheduled_execution_time):
             raise SettingsError(reason)
         key = windows.get_partition_keys(current_time=context.scheduled_execution_time)[-1]
         return _runs([key], f"{context.scheduled_execution_time:%Y-%m-%d}")[0]
 
-    return schedule
+    @_daily(
+        "daily_deleted_leads_refresh",
+        deleted_leads_job,
+        "45 6 * * *",
+        "Every day at 06:45 UTC, reload yesterday's and today's deleted leads (UTC days).",
+    )
+    def deleted_leads(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+        today = context.scheduled_execution_time.date()
+        days = [(today - timedelta(days=1)).isoformat(), today.isoformat()]
+        return _runs([day for day in days if day >= first], today.isoformat())
+
+    return [open_window, build_lead_changes_schedule(settings), deleted_leads]
 
 
 def build_lead_changes_schedule(settings: ProjectSettings) -> dg.ScheduleDefinition:
@@ -100,28 +110,3 @@ def build_lead_changes_schedule(settings: ProjectSettings) -> dg.ScheduleDefinit
         return _runs(days.get_partition_keys(current_time=scheduled)[-2:], stamp, True)
 
     return schedule
-
-
-def deleted_leads_schedule(settings: ProjectSettings) -> dg.ScheduleDefinition:
-    first = settings.partition_start.isoformat()
-
-    @_daily(
-        "daily_deleted_leads_refresh",
-        deleted_leads_job,
-        "45 6 * * *",
-        "Every day at 06:45 UTC, reload yesterday's and today's deleted leads (UTC days).",
-    )
-    def schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-        today = context.scheduled_execution_time.date()
-        days = [(today - timedelta(days=1)).isoformat(), today.isoformat()]
-        return _runs([day for day in days if day >= first], today.isoformat())
-
-    return schedule
-
-
-def daily_schedules(settings: ProjectSettings) -> list[dg.ScheduleDefinition]:
-    return [
-        open_window_schedule(settings),
-        build_lead_changes_schedule(settings),
-        deleted_leads_schedule(settings),
-    ]
