@@ -38,7 +38,7 @@ def list_assets(kind: str, lists: ListConfig) -> Pair:
     switches the exports off, saying so."""
     fields_problem = lists.problem("MARKETO_LIST_FIELDS")
     off = f" OFF: {fields_problem}" if fields_problem else ""
-    needs = " Needs the smart-list filter (else: 1035, run fails)." if kind == "smart" else ""
+    needs = " Needs the smart-list filter (1035: fails, no retries)." if kind == "smart" else ""
 
     def list_id(context: Context) -> int:
         return list_id_from_key(kind, context.partition_key)
