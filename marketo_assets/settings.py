@@ -678,6 +678,20 @@ def bounds_error(name: str, info: FieldInfo) -> ValueError:
     )
 
 
+def explain_bounds(fields: dict[str, FieldInfo], value: Any, handler: Any, info: Any) -> Any:
+    """A wrap validator's body: validate `value`; out of bounds, raise `bounds_error`."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        if not {err["type"] for err in exc.errors()} <= BOUNDS:
+            raise
+        name = str(info.field_name)
+        raise bounds_error(name, fields[name]) from None
+
+
+BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
 class SecretConfigError(Exception):
     """A credential has an unusable value. Not a ValueError on purpose: pydantic keeps the
     input value of a ValueError in `ValidationError.errors()`; this exception holds none."""

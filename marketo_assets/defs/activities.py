@@ -1,5 +1,4 @@
-"""Activity assets: the activity type catalog, and a bulk activity export per `createdAt`
-window loaded into `marketo.activities` (the machinery is in extract/activities.py)."""
+"""Activity assets: the type catalog, and a bulk export per window (extract/activities.py)."""
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -13,58 +12,42 @@ from marketo_assets.marketo import AnyFilter, MarketoClient
 from marketo_assets.settings import ProjectSettings
 
 from .cycle import log_events, table_metadata, window_bounds
-from .family import Context, ExportFamily, build_family
-from .partitions import activity_windows, lead_window
+from .family import Context, ExportFamily, Pair, build_family
+from .partitions import lead_windows
 from .resources import MarketoResource, warehouse_session
 
 ACTIVITY_TYPES = dg.AssetKey(["marketo", "activity_types"])
 ACTIVITY_TYPES_TABLE = "marketo.activity_types"
-ACTIVITIES_TABLE = "marketo.activities"
-SETTING = "MARKETO_ACTIVITY_TYPES"
 CHECK_UNIQUE = "marketo_guids_unique_in_partition"
 
-EXPORT_DESCRIPTION = """Marketo bulk activity export of the activities *created* in this
-partition's window (`createdAt` filter `[window start, window end - 1 s]`), of the types in
-MARKETO_ACTIVITY_TYPES (ids or names; default every type). Names are resolved through the
-activity type catalog before any export job; a name Marketo does not have fails at once. A
-window longer than 31 days is exported as several jobs. Runs in the `marketo_bulk_export`
-pool, which leads, activities and program members share (one Marketo queue and quota)."""
 
-LOAD_DESCRIPTION = """Table `marketo.activities`: one row per activity (key `marketoGUID`):
-`leadId`, `activityDate`, `activityTypeId`, `campaignId`, `primaryAttributeValueId`,
-`primaryAttributeValue` and `attributes` (JSON: attribute name -> value). Each partition's rows
-are replaced in one transaction. Runs in the `duckdb` pool (one writer)."""
-
-
-def activity_family(settings: ProjectSettings) -> ExportFamily:
+def activity_assets(settings: ProjectSettings) -> Pair:
+    """`marketo/activity_export_files` and `marketo/activities` for these settings."""
     wanted = settings.activity_type_selection
 
-    def window(context: Context):
-        return lead_window(settings, *window_bounds(context))
-
     def filters(context: Context) -> list[AnyFilter]:
-        return list(act.activity_filters(*window(context)))
+        return list(act.activity_filters(*window_bounds(context, settings)))
 
     def resolve(client: MarketoClient, parts: Sequence[AnyFilter]) -> list[AnyFilter]:
-        if not wanted:
-            return list(parts)
-        ids = act.resolve_activity_types(wanted, client.activity_types(), SETTING)
+        ids = act.resolve_activity_types(wanted, client.activity_types(), "MARKETO_ACTIVITY_TYPES")
         return [p.model_copy(update={"activity_type_ids": ids}) for p in parts]
 
     def checks(context: Context):
-        start, end = window(context)
+        start, end = window_bounds(context, settings)
         return lambda wh, loaded: activity_checks(loaded, start, end)
 
-    return ExportFamily(
+    family = ExportFamily(
         export_key=dg.AssetKey(["marketo", "activity_export_files"]),
-        load_key=dg.AssetKey(["marketo", "activities"]),
-        partitions=activity_windows(settings),
-        table=ACTIVITIES_TABLE,
-        ledger_asset="marketo/activities",
+        name="marketo/activities",
+        partitions=lead_windows(settings, settings.activity_partition_window),
         required_fields=(),
         filters=filters,
-        export_description=EXPORT_DESCRIPTION,
-        load_description=LOAD_DESCRIPTION,
+        export_description="Marketo bulk activity export of the activities *created* in this "
+        "window (`createdAt` filter `[start, end - 1 s]`) of the MARKETO_ACTIVITY_TYPES (ids or "
+        "names, resolved before any job; default every type); over 31 days: several jobs.",
+        load_description="Table `marketo.activities`: one row per activity (key `marketoGUID`): "
+        "`leadId`, `activityDate`, `activityTypeId`, `campaignId`, `primaryAttributeValueId`, "
+        "`primaryAttributeValue` and `attributes` (JSON: attribute name -> value).",
         checks=(
             (CHECK_UNIQUE, "No marketoGUID twice (or NULL) in a partition"),
             (CHECK_ACTIVITY_WINDOW, "activityDate inside the window"),
@@ -73,26 +56,20 @@ def activity_family(settings: ProjectSettings) -> ExportFamily:
         check_partitions=True,
         timestamp_field="activityDate",
         describe=lambda client: act.activity_fields(),
-        generation=False,
-        stamp_exported_at=False,
-        resolve_filters=resolve,
+        snapshot=False,
+        resolve_filters=resolve if wanted else None,
         fixed_fields=True,
         id_field="marketoGUID",
     )
-
-
-def activity_assets(settings: ProjectSettings) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
-    """`marketo/activity_export_files` and `marketo/activities` for these settings."""
-    return build_family(activity_family(settings))
+    return build_family(family)
 
 
 @dg.asset(key=ACTIVITY_TYPES, pool="duckdb", group_name="marketo", kinds={"marketo", "duckdb"})
 def activity_types(
     context: dg.AssetExecutionContext, marketo: MarketoResource, warehouse: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Table `marketo.activity_types`: Marketo's activity type catalog (id, name, description,
-    primaryAttribute and attributes as JSON), replaced in one transaction. Reads
-    `GET /rest/v1/activities/types.json`; the warehouse is opened only for the SQL."""
+    """Table `marketo.activity_types`: Marketo's activity type catalog (key `id`; name,
+    description, primaryAttribute and attributes as JSON), replaced in one transaction."""
     with marketo.client(on_event=log_events(context)) as client:
         catalog = client.activity_types()
     with warehouse_session(warehouse) as wh:

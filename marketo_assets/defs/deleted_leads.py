@@ -1,6 +1,5 @@
 """`marketo/deleted_leads`: the leads deleted each UTC day (Marketo's "Get Deleted Leads")."""
 
-from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -10,15 +9,11 @@ from marketo_assets.extract.checks import CHECK_ROWS
 from marketo_assets.extract.deleted_leads import CHECK_DAY, CHECK_UNIQUE, load_deleted_leads
 from marketo_assets.settings import ProjectSettings
 
-from .cycle import check_results, log_events, stop_when_terminated
+from .cycle import check_results, log_events, stop_when_terminated, table_metadata
 from .resources import MarketoResource, as_failure, warehouse_session
 
 DELETED_LEADS = dg.AssetKey(["marketo", "deleted_leads"])
 TABLE = "marketo.deleted_leads"
-
-
-def deleted_lead_days(start: date) -> dg.DailyPartitionsDefinition:
-    return dg.DailyPartitionsDefinition(start_date=start.isoformat(), timezone="UTC", end_offset=1)
 
 
 def deleted_leads_asset(settings: ProjectSettings) -> dg.AssetsDefinition:
@@ -26,7 +21,9 @@ def deleted_leads_asset(settings: ProjectSettings) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=DELETED_LEADS,
-        partitions_def=deleted_lead_days(settings.partition_start),
+        partitions_def=dg.DailyPartitionsDefinition(
+            start_date=settings.partition_start.isoformat(), timezone="UTC", end_offset=1
+        ),
         pool="duckdb",
         group_name="marketo",
         kinds={"marketo", "duckdb"},
@@ -40,13 +37,9 @@ def deleted_leads_asset(settings: ProjectSettings) -> dg.AssetsDefinition:
     def deleted_leads(
         context: dg.AssetExecutionContext, marketo: MarketoResource, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
-        """Table `marketo.deleted_leads`: one row per lead deleted in Marketo on this UTC day:
-        `id` (the "Delete Lead" activity), `leadId`, `deletedAt`, plus `_partition_key` (the
-        day), `_export_id` (empty), `_loaded_at`.
-
-        Reads Marketo's REST API (no bulk job, no export quota): one paging-token call and one
-        call per 300 deletions from the day's start, stopping at its end. The day's rows are
-        replaced in one transaction. Runs in the `duckdb` pool (one writer)."""
+        """Table `marketo.deleted_leads`: the leads deleted on this UTC day (key `leadId`; `id`
+        of the "Delete Lead" activity, `deletedAt`, `_partition_key` the day), read through the
+        REST API (no export quota) and replaced in one transaction; `duckdb` pool."""
         window = context.partition_time_window
         with (
             stop_when_terminated(context),
@@ -62,42 +55,10 @@ def deleted_leads_asset(settings: ProjectSettings) -> dg.AssetsDefinition:
                 start=window.start,
                 end=window.end,
             )
-        result = loaded.result
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": result.rows,
-                "dagster/table_name": TABLE,
-                "rest_calls": client.calls_made,
-                "load_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
-            },
-            check_results=check_results(loaded.checks()),
-        )
+        metadata = table_metadata(TABLE, loaded.result) | {
+            "rest_calls": client.calls_made,
+            "load_seconds": dg.MetadataValue.float(round(loaded.result.seconds, 3)),
+        }
+        return dg.MaterializeResult(metadata=metadata, check_results=check_results(loaded.checks()))
 
     return deleted_leads
-
-
-deleted_leads_job = dg.define_asset_job(
-    "refresh_deleted_leads",
-    selection=dg.AssetSelection.assets(DELETED_LEADS),
-    description="Reload the deleted leads of some UTC days.",
-    executor_def=dg.in_process_executor,
-)
-
-
-def deleted_leads_schedule(settings: ProjectSettings) -> dg.ScheduleDefinition:
-    first = settings.partition_start.isoformat()
-
-    @dg.schedule(
-        job=deleted_leads_job,
-        cron_schedule="45 6 * * *",
-        execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-    )
-    def daily_deleted_leads_refresh(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-        """Every day at 06:45 UTC, reload yesterday's and today's deleted leads (UTC days)."""
-        today = context.scheduled_execution_time.date()
-        days = [(today - timedelta(days=1)).isoformat(), today.isoformat()]
-        keys = [day for day in days if day >= first]
-        return [dg.RunRequest(run_key=f"{day}@{today}", partition_key=day) for day in keys]
-
-    return daily_deleted_leads_refresh

@@ -1,11 +1,5 @@
-"""The asset-family factory: one Marketo bulk export and the raw table it loads, as two assets.
-
-Every family (leads, lead changes, static and smart list members, and the ones to come) is the
-same pair: `<x>_export_files` (the export step, `marketo_bulk_export` pool) → `<x>` (the load
-step, `duckdb` pool), meeting only through the export ledger. What differs is plain data in an
-`ExportFamily`: keys, partitions, table, which fields and Marketo filters, which extra checks,
-what to say when Marketo answers 1035, and the UI text.
-"""
+"""The asset-family factory: every bulk export family is an `<x>_export_files` → `<x>` pair,
+meeting only through the export ledger (docs/ARCHITECTURE.md#one-partition-end-to-end)."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,85 +9,68 @@ from typing import Any
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from marketo_assets.extract import Batch
-from marketo_assets.extract.checks import CHECK_PARTITIONS, CHECK_ROWS
-from marketo_assets.extract.spec import spec_for
-from marketo_assets.marketo import AnyFilter, MarketoClient
+from marketo_assets import extract
+from marketo_assets.extract import LoadedPartition
+from marketo_assets.extract.checks import CHECK_PARTITIONS, CHECK_ROWS, Check
+from marketo_assets.extract.family import Family
+from marketo_assets.extract.preflight import check_before_export
+from marketo_assets.extract.quota import MB
+from marketo_assets.marketo import AnyFilter
+from marketo_assets.warehouse import WarehouseSession
 
-from .cycle import (
-    ExportSpec,
-    ExtraChecks,
-    run_batch,
-    run_export,
-    run_generation,
-    run_load,
-)
-from .resources import ExportOptions, MarketoResource
+from . import cycle, resources
 
 EXPORT_RETRY = dg.RetryPolicy(
     max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 LOAD_RETRY = dg.RetryPolicy(max_retries=2, delay=10)
 ROWS_CHECK = (CHECK_ROWS, "Loaded rows = numberOfRecords")
-PARTITIONS_CHECK = (
-    CHECK_PARTITIONS,
-    "Every partition materialized with rows still has its rows in the table",
+PARTITIONS_CHECK = (CHECK_PARTITIONS, "Each partition materialized with rows has them in the table")
+# Said of every family in the UI after its own description (docs/ASSETS.md#runs-pools-and-checks).
+EXPORT_STEP = (
+    " Creates or reattaches to the Marketo job, downloads (Range resume, SHA-256) and stages the "
+    "file. Pool `marketo_bulk_export` (all bulk exports); terminating the run cancels the job."
 )
+LOAD_STEP = " Re-runs replace the partition's rows in one transaction. Pool `duckdb` (one writer)."
 
 Context = dg.AssetExecutionContext
+Pair = tuple[dg.AssetsDefinition, dg.AssetsDefinition]  # export, load
+ExtraChecks = Callable[[WarehouseSession, LoadedPartition], tuple[list[Check], dict]]
 # Asset metadata naming the family's ledger asset (the quota_resume sensor finds families by it).
 LEDGER_ASSET = "marketo/ledger_asset"
 
 
-@dataclass(frozen=True)
-class ExportFamily:
-    """One export → load pair, described as data (see `build_family`)."""
+def asset_job(name: str, keys: Sequence[dg.AssetKey], description: str):
+    """A job of these assets, in-process: one process per run, pools still apply per step."""
+    selection = dg.AssetSelection.assets(*keys)
+    executor = dg.in_process_executor
+    return dg.define_asset_job(name, selection, description=description, executor_def=executor)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportFamily(Family):
+    """An export → load pair as data: the engine's (`name` is the load asset's key), the assets'."""
 
     export_key: dg.AssetKey
-    load_key: dg.AssetKey
     partitions: dg.PartitionsDefinition
-    table: str  # the raw table, e.g. `marketo.leads`
-    ledger_asset: str  # the export ledger's name for the pair, e.g. `marketo/leads`
-    required_fields: tuple[str, ...]  # exported whatever the field selection
-    # The Marketo filters of a partition: one export job each, loaded together.
-    filters: Callable[[Context], Sequence[AnyFilter]]
-    export_description: str
-    load_description: str
-    # (name, description) of the load's checks after rows = numberOfRecords; the first one is
-    # the no-lead-twice check the load step evaluates, the others come from `load_checks`.
+    filters: Callable[[Context], Sequence[AnyFilter]]  # one job each, loaded together
+    export_description: str  # what is exported (EXPORT_STEP is added)
+    load_description: str  # the table and its key (LOAD_STEP is added)
+    # (name, description) of the load's checks after rows = numberOfRecords: first the key's
+    # uniqueness (the load step's), then those of `load_checks` (run in the warehouse session).
     checks: tuple[tuple[str, str], ...]
-    # The load's own checks and metadata, evaluated inside the warehouse session.
     load_checks: Callable[[Context], ExtraChecks] | None = None
     check_partitions: bool = False  # add CHECK_PARTITIONS (every partition still in the table)
-    timestamp_field: str | None = None  # the window's field: its min/max/nulls are in the stats
-    list_fields: bool = False  # export ExportOptions.list_fields (and only their headers)
-    # The exportable fields Marketo describes for this family (default: the lead fields).
-    describe: Callable[[MarketoClient], list[Any]] = MarketoClient.describe_fields
-    # Runs tagged with an export generation (sensor/schedule ticks) never reuse another's file.
-    generation: bool = True
-    unsupported_hint: str | None = None  # what to do when Marketo answers 1035
     export_metadata: Callable[[Context], dict[str, Any]] | None = None
     lineage: Callable[[Context], dict[str, object]] | None = None  # extra lineage columns
-    stamp_exported_at: bool = True  # `exported_at` in the export's metadata
     off_reason: str | None = None  # a bad setting: every export fails at once with this
-    # Completes the filters with what only Marketo knows (e.g. activity type names -> ids),
-    # before any export call; raises ExportFailed for bad input.
-    resolve_filters: Callable[[MarketoClient, Sequence[AnyFilter]], Sequence[AnyFilter]] | None = (
-        None
-    )
-    fixed_fields: bool = False  # export every described field (not MARKETO_FIELDS), no renames
-    id_field: str = "id"  # the key: unique in a partition, never NULL
-    # One job for the partitions a run's BATCH_TAG names (extract.batch): their filters, and the
-    # file's column that holds each row's partition key (each load reads only its rows).
-    batch_filters: Callable[[Sequence[str]], Sequence[AnyFilter]] | None = None
-    shared_column: str | None = None
 
     @property
-    def unique_check(self) -> str:
-        return self.checks[0][0]
+    def load_key(self) -> dg.AssetKey:
+        return dg.AssetKey(self.name.split("/"))
 
 
-def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
+def build_family(family: ExportFamily) -> Pair:
     """The family's export and load assets."""
 
     @dg.asset(
@@ -103,62 +80,58 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
         group_name="marketo",
         kinds={"marketo", "csv"},
         retry_policy=EXPORT_RETRY,
-        description=family.export_description,
-        metadata={LEDGER_ASSET: family.ledger_asset},
+        description=family.export_description + EXPORT_STEP,
+        metadata={LEDGER_ASSET: family.name},
     )
     def export(
-        context: dg.AssetExecutionContext,
-        marketo: MarketoResource,
-        export_options: ExportOptions,
+        context: Context,
+        marketo: resources.MarketoResource,
+        export_options: resources.ExportOptions,
         warehouse: DuckDBResource,
     ) -> dg.MaterializeResult:
         if family.off_reason:
             raise dg.Failure(family.off_reason, allow_retries=False)
-        batch: Batch | None = None
-        members: tuple[str, ...] = (context.partition_key,) if family.shared_column else ()
-        if family.shared_column and family.batch_filters:
-            batch, members = run_batch(context, marketo, family.ledger_asset)
-        filters = (
-            family.batch_filters(batch.members)
-            if batch is not None and family.batch_filters
-            else family.filters(context)
-        )
-        generation = run_generation(context) if family.generation else ""
-        options = export_options
-
-        def spec(client: MarketoClient) -> ExportSpec:
-            parts = family.resolve_filters(client, filters) if family.resolve_filters else filters
-            fields = options.list_fields if family.list_fields else options.fields
-            return spec_for(
-                family.ledger_asset,
-                batch.key if batch else context.partition_key,
-                family.describe(client),
-                parts,
-                fields=[] if family.fixed_fields else fields,  # [] = every described field
-                required=family.required_fields,
-                file_format=options.format,
-                headers={} if family.fixed_fields else options.column_header_names,
-                exported_headers_only=family.list_fields,
-                unsupported_hint=family.unsupported_hint,
-                generation=batch.tag if batch else generation,
-                members=members,
-                member=context.partition_key if batch else "",
+        key, tags = context.partition_key, context.run.tags
+        generation = tags.get(cycle.GENERATION_TAG, "") if family.snapshot else ""
+        with cycle.stop_when_terminated(context), resources.as_failure():
+            # Local state (created if missing), then the warehouse (preflight), then Marketo.
+            local, on_event = marketo.local(), cycle.log_events(context)
+            ledger, staging = local.ledger(), local.staging()
+            batch, spec = family.request(
+                ledger,
+                key,
+                family.filters(context),
+                export_options,
+                batch_tag=tags.get(cycle.BATCH_TAG, ""),
+                generation=generation,
             )
-
-        metadata: dict[str, Any] = dict(
-            run_export(context, marketo, spec, warehouse=warehouse).metadata
-        )
+            kind = resources.warehouse_kind(warehouse)
+            config = resources.duckdb_config(warehouse)
+            with marketo.client(on_event=on_event) as client:
+                outcome = extract.export(
+                    spec,
+                    client,
+                    ledger,
+                    staging,
+                    local.capabilities(),
+                    run_id=context.run.run_id,
+                    run_status=cycle.run_status(context),
+                    limits=marketo.export_limits(),
+                    on_event=on_event,
+                    preflight=lambda: check_before_export(
+                        kind, warehouse.database, config, local.ledger, on_event
+                    ),
+                )
+        metadata: dict[str, Any] = dict(outcome.metadata)
         if family.export_metadata:
             metadata.update(family.export_metadata(context))
         if batch is not None:  # the partitions whose rows the shared file holds
             metadata["export_batch"] = list(batch.members)
-        if family.stamp_exported_at:
+        if family.snapshot:
             metadata["exported_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         return dg.MaterializeResult(metadata=metadata)
 
-    checks = [ROWS_CHECK, *family.checks]
-    if family.check_partitions:
-        checks.append(PARTITIONS_CHECK)
+    checks = [ROWS_CHECK, *family.checks, *([PARTITIONS_CHECK] if family.check_partitions else [])]
 
     @dg.asset(
         key=family.load_key,
@@ -172,25 +145,43 @@ def build_family(family: ExportFamily) -> tuple[dg.AssetsDefinition, dg.AssetsDe
             for name, description in checks
         ],
         retry_policy=LOAD_RETRY,
-        description=family.load_description,
-        metadata={LEDGER_ASSET: family.ledger_asset},
+        description=family.load_description + LOAD_STEP,
+        metadata={LEDGER_ASSET: family.name},
     )
     def load(
-        context: dg.AssetExecutionContext, marketo: MarketoResource, warehouse: DuckDBResource
+        context: Context, marketo: resources.MarketoResource, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
-        return run_load(
-            context,
-            marketo,
-            warehouse,
-            table=family.table,
-            ledger_asset=family.ledger_asset,
-            unique_check=family.unique_check,
-            lineage=family.lineage(context) if family.lineage else None,
-            timestamp_field=family.timestamp_field,
-            extra=family.load_checks(context) if family.load_checks else None,
-            check_partitions=family.check_partitions,
-            id_column=family.id_field,
-            shared_column=family.shared_column,
-        )
+        # The family's checks and CHECK_PARTITIONS run while the warehouse is open.
+        extra = family.load_checks(context) if family.load_checks else None
+
+        def inspect(wh: WarehouseSession, loaded: LoadedPartition):
+            checks, metadata = extra(wh, loaded) if extra else ([], {})
+            if family.check_partitions:
+                in_table = wh.partition_keys(family.table)
+                checks = [*checks, cycle.partitions_check(context, family.table, in_table)]
+            return cycle.check_results(checks), metadata
+
+        local = marketo.local()
+        with cycle.stop_when_terminated(context), resources.as_failure():
+            outcome = extract.load(
+                local.ledger(),
+                local.staging(),
+                lambda: resources.warehouse_session(warehouse),
+                partition_key=context.partition_key,
+                run_id=context.run.run_id,
+                run_status=cycle.run_status(context),
+                lease_seconds=marketo.claim_lease_seconds,
+                lineage=family.lineage(context) if family.lineage else None,
+                inspect=inspect,
+                on_event=cycle.log_events(context),
+                # Only when the staged file is on another machine: download it again by id.
+                client=lambda: marketo.client(on_event=cycle.log_events(context)),
+                quota_budget_bytes=int(marketo.budget_mb * MB),
+                **family.load_options(),
+            )
+        extra_checks, extra_metadata = outcome.inspected or ([], {})
+        metadata = cycle.table_metadata(family.table, outcome.loaded.result) | outcome.metadata()
+        results = cycle.check_results(outcome.checks(family.checks[0][0])) + extra_checks
+        return dg.MaterializeResult(metadata=metadata | extra_metadata, check_results=results)
 
     return export, load

@@ -1,8 +1,4 @@
-"""List sensors (`static_list_sensor`, `smart_list_sensor`): one dynamic partition per selected
-list, an export run when a list is new or its `updatedAt` moved. A tick only lists Marketo's
-lists, never opens DuckDB and returns one SensorResult, planned by `extract.list_plan`. A bad
-list setting switches off the sensors it concerns (their ticks fail saying why).
-`selection_sensor` is the factory of these and of the program sensor."""
+"""The list and program sensors, planned by `extract.list_plan` (docs/ARCHITECTURE.md)."""
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -10,62 +6,40 @@ from typing import Any
 
 import dagster as dg
 
-from marketo_assets.extract.capabilities import smart_list_answer
-from marketo_assets.extract.list_plan import DiscoveredList, Tick, run_tick
+from marketo_assets.extract import list_plan
+from marketo_assets.extract.batch import plan_batches
+from marketo_assets.extract.list_plan import DiscoveredList, Tick
 from marketo_assets.marketo import ExportFilter
 from marketo_assets.settings import ListConfig, ListSelection, ProjectSettings, SettingsError
 
-from .cycle import GENERATION_TAG
-from .lists import EXPORT_KEYS, LISTS, MEMBER_KEYS
+from .cycle import BATCH_TAG, GENERATION_TAG
+from .family import asset_job
+from .lists import EXPORT_KEYS, LIST_KINDS, LISTS, MEMBER_KEYS
 from .partitions import LIST_PARTITIONS
-from .probes import TICK_CLIENT, filter_status
+from .programs import PM_EXPORTS, PROGRAM_MEMBERS, PROGRAM_PARTITIONS
 from .resources import MarketoResource
 
-list_catalog_job = dg.define_asset_job(
-    "refresh_list_catalog",
-    selection=dg.AssetSelection.assets(LISTS),
-    description="Reload the catalog of Marketo lists (marketo.lists).",
-    executor_def=dg.in_process_executor,
+list_catalog_job = asset_job(
+    "refresh_list_catalog", [LISTS], "Reload the catalog of Marketo lists (marketo.lists)."
 )
 list_member_jobs = {
-    kind: dg.define_asset_job(
+    kind: asset_job(
         f"export_{kind}_lists",
-        selection=dg.AssetSelection.assets(EXPORT_KEYS[kind], MEMBER_KEYS[kind]),
-        description=f"Export one {kind} list's members and load them into DuckDB.",
-        executor_def=dg.in_process_executor,  # pools still apply per step
+        [EXPORT_KEYS[kind], MEMBER_KEYS[kind]],
+        f"Export one {kind} list's members and load them into DuckDB.",
     )
-    for kind in ("static", "smart")
+    for kind in LIST_KINDS
 }
+program_members_job = asset_job(
+    "export_program_members",
+    [PM_EXPORTS, PROGRAM_MEMBERS],
+    "Export one program's members (in its tick's shared job) and load them.",
+)
 
 LIST_ID_TAG = "marketo/list_id"
 REASON_TAG = "marketo/list_change"
 Job = Any  # what dg.define_asset_job returns (its class is not public)
 Run = tuple[str, str, str, int]  # partition key, run key, why, list id (TickPlan.runs)
-
-
-def _discover(kind: str, marketo: MarketoResource) -> list[DiscoveredList]:
-    with marketo.client(**TICK_CLIENT) as client:
-        found = client.iter_static_lists() if kind == "static" else client.iter_smart_lists()
-        return [DiscoveredList(lst.id, lst.name, lst.updated_at) for lst in found]
-
-
-def smart_filter_enabled(
-    context: dg.SensorEvaluationContext,
-    marketo: MarketoResource,
-    probe_list_id: int,
-    recheck: timedelta | None,
-) -> tuple[bool, str | None]:
-    """Is the smart-list filter enabled? (see `probes.filter_status`)"""
-    probe = ExportFilter.smart_list_id(probe_list_id)
-    status = filter_status(marketo, "smartList", probe, recheck, context.log, inconclusive_ok=True)
-    return smart_list_answer(status, marketo.capabilities().path)
-
-
-RunTags = Callable[[Sequence[Run]], list[dict[str, str]]]
-
-
-def _generations(runs: Sequence[Run]) -> list[dict[str, str]]:
-    return [{GENERATION_TAG: run_key} for _, run_key, _, _ in runs]
 
 
 def selection_sensor(
@@ -74,23 +48,20 @@ def selection_sensor(
     partitions: dg.DynamicPartitionsDefinition,
     run_job: Job,
     tick: Callable[[dg.SensorEvaluationContext, MarketoResource, set[str]], Tick],
+    run_tags: Callable[[Sequence[Run]], list[dict[str, str]]],
     description: str,
     off: str | None,
     minimum_interval_seconds: int,
-    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
     catalog_job: Job | None = None,
-    run_tags: RunTags | None = None,
 ) -> dg.SensorDefinition:
-    """A sensor keeping one dynamic partition per selected item (list, program) and requesting
-    `run_job` runs as `tick` plans them (`extract.list_plan`); `run_tags(runs)` tags the runs
-    of one tick together (default: each run's GENERATION_TAG, its run key). `off`: a bad
-    setting; every tick then fails with it, changing nothing."""
+    """One dynamic partition per selected list or program, `run_job` runs as `tick` plans them.
+    `off`: a bad setting; every tick then fails with it, changing nothing."""
 
     @dg.sensor(
         name=name,
         jobs=[run_job, *([catalog_job] if catalog_job else [])],
         minimum_interval_seconds=minimum_interval_seconds,
-        default_status=default_status,
+        default_status=dg.DefaultSensorStatus.RUNNING,
         description=description,
     )
     def selection(
@@ -104,20 +75,17 @@ def selection_sensor(
             return dg.SkipReason(planned.skip)
         for level, line in planned.logs:
             getattr(context.log, level)(line)
-        tag_sets = (run_tags or _generations)(planned.runs)
         run_requests = [
             dg.RunRequest(run_key=run_key, job_name=run_job.name, partition_key=key, tags=tags)
-            for (key, run_key, _, _), tags in zip(planned.runs, tag_sets, strict=True)
+            for (key, run_key, _, _), tags in zip(planned.runs, run_tags(planned.runs), strict=True)
         ]
         if planned.catalog_run_key and catalog_job:
             run_requests.append(
                 dg.RunRequest(run_key=planned.catalog_run_key, job_name=catalog_job.name)
             )
         requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
-        if planned.add:
-            requests.append(partitions.build_add_request(planned.add))
-        if planned.delete:
-            requests.append(partitions.build_delete_request(planned.delete))
+        requests += [partitions.build_add_request(planned.add)] if planned.add else []
+        requests += [partitions.build_delete_request(planned.delete)] if planned.delete else []
         return dg.SensorResult(
             run_requests=run_requests,
             dynamic_partitions_requests=requests,
@@ -135,27 +103,27 @@ def build_list_sensor(
     minimum_interval_seconds: int = 300,
     refresh_hours: float = 0,
     recheck_hours: float = 24,
-    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
-    name: str | None = None,
     off_reason: str | None = None,
 ) -> dg.SensorDefinition:
     """`off_reason`: a bad list setting; every tick then fails with it, changing nothing."""
     refresh = timedelta(hours=refresh_hours) if refresh_hours else None
     recheck = timedelta(hours=recheck_hours) if recheck_hours else None
     setting = f"MARKETO_{kind.upper()}_LISTS"
+    later = f", or {refresh_hours:g} h after its last export" if refresh_hours else ""
+    off = f"The {kind}-list sensor is off: {off_reason} Lead partitions are not affected."
 
     def tick(context, marketo: MarketoResource, existing: set[str]) -> Tick:
-        return run_tick(
-            kind,
-            selection,
-            existing,
-            context.cursor,
-            datetime.now(UTC),
-            refresh,
-            lambda: _discover(kind, marketo),
-            (lambda list_id: smart_filter_enabled(context, marketo, list_id, recheck))
-            if kind == "smart"
-            else None,
+        def discover() -> list[DiscoveredList]:
+            with marketo.tick_client() as client:
+                lists = client.iter_static_lists if kind == "static" else client.iter_smart_lists
+                return [DiscoveredList(lst.id, lst.name, lst.updated_at) for lst in lists()]
+
+        def smart_enabled(list_id: int) -> tuple[bool, str | None]:
+            return marketo.filter_enabled(ExportFilter.smart_list_id(list_id), recheck, context.log)
+
+        now, probe = datetime.now(UTC), smart_enabled if kind == "smart" else None
+        return list_plan.run_tick(
+            kind, selection, existing, context.cursor, now, refresh, discover, probe
         )
 
     def tags(runs: Sequence[Run]) -> list[dict[str, str]]:
@@ -165,43 +133,80 @@ def build_list_sensor(
         ]
 
     return selection_sensor(
-        name=name or f"{kind}_list_sensor",
+        name=f"{kind}_list_sensor",
         partitions=LIST_PARTITIONS[kind],
         run_job=list_member_jobs[kind],
         catalog_job=list_catalog_job,
         run_tags=tags,
         tick=tick,
         minimum_interval_seconds=minimum_interval_seconds,
-        default_status=default_status,
-        off=off_reason
-        and f"The {kind}-list sensor is off: {off_reason} Lead partitions are not affected.",
-        description=(
-            f"OFF: {off_reason} Every tick fails saying so; once fixed, the sensor exports the "
-            f"{kind} lists selected by {setting}."
-        )
+        off=off if off_reason else None,
+        description=f"OFF: {off_reason} Every tick fails saying so; once fixed, the sensor "
+        f"exports the {kind} lists selected by {setting}."
         if off_reason
-        else (
-            f"Discovers Marketo {kind} lists every {minimum_interval_seconds} s, keeps one "
-            f"partition `{kind}-<id>` per selected list ({selection.describe()}; set by "
-            f"{setting}), deletes partitions of deleted or unselected lists, and requests an "
-            f"export when a list is new or its updatedAt moved"
-            + (f", or {refresh_hours:g} h after its last export" if refresh_hours else "")
-            + ". Never opens DuckDB."
-        ),
+        else f"Discovers Marketo {kind} lists every {minimum_interval_seconds} s, keeps one "
+        f"partition `{kind}-<id>` per selected list ({selection.describe()}; set by {setting}), "
+        f"deletes those of deleted or unselected lists, and requests an export when a list is "
+        f"new or its updatedAt moved{later}. Never opens DuckDB.",
+    )
+
+
+def program_sensor(lists: ListConfig) -> dg.SensorDefinition:
+    """`program_members_sensor`; the programs of one tick share Marketo jobs (extract.batch)."""
+    selection = lists.settings.program_selection
+    refresh_hours = lists.settings.program_refresh_hours
+    refresh = timedelta(hours=refresh_hours) if refresh_hours else None
+    off = lists.sensor_problem("program")
+
+    def tick(context, marketo: MarketoResource, existing: set[str]) -> Tick:
+        def discover() -> list[DiscoveredList]:
+            with marketo.tick_client() as client:
+                return [DiscoveredList(p.id, p.name, p.updated_at) for p in client.iter_programs()]
+
+        now = datetime.now(UTC)
+        return list_plan.run_program_tick(
+            selection, existing, context.cursor, now, refresh, discover
+        )
+
+    def tags(runs: Sequence[Run]) -> list[dict[str, str]]:
+        # The programs requested together share jobs of up to 10 (each run's BATCH_TAG).
+        batches = plan_batches([(key, run_key) for key, run_key, _, _ in runs])
+        return [
+            {GENERATION_TAG: run_key} | ({BATCH_TAG: batches[key].tag} if key in batches else {})
+            for key, run_key, _, _ in runs
+        ]
+
+    return selection_sensor(
+        name="program_members_sensor",
+        partitions=PROGRAM_PARTITIONS,
+        run_job=program_members_job,
+        tick=tick,
+        run_tags=tags,
+        minimum_interval_seconds=lists.settings.list_sensor_interval,
+        off=off and f"The program sensor is off: {off}",
+        description=f"OFF: {off}"
+        if off
+        else "Keeps one partition `<program id>` per program selected by MARKETO_PROGRAMS "
+        f"({selection.describe()}), deletes those of deleted or unselected programs, and requests "
+        f"a member export when a program is new, its updatedAt moved, or {refresh_hours:g} h "
+        "after its last export (0 = never); the programs of one tick share Marketo jobs of up "
+        "to 10. Never opens the warehouse.",
     )
 
 
 def list_sensors(settings: ProjectSettings, lists: ListConfig) -> list[dg.SensorDefinition]:
-    """`static_list_sensor` and `smart_list_sensor` for these settings (a bad list setting
-    switches off the sensor it concerns)."""
+    """The static, smart and program sensors (a bad setting switches off its sensor)."""
     return [
-        build_list_sensor(
-            kind,
-            selection=getattr(lists.settings, f"{kind}_list_selection"),
-            minimum_interval_seconds=lists.settings.list_sensor_interval,
-            refresh_hours=getattr(lists.settings, f"{kind}_list_refresh_hours"),
-            recheck_hours=settings.filter_recheck_hours,
-            off_reason=lists.sensor_problem(kind),
-        )
-        for kind in ("static", "smart")
+        *(
+            build_list_sensor(
+                kind,
+                selection=getattr(lists.settings, f"{kind}_list_selection"),
+                minimum_interval_seconds=lists.settings.list_sensor_interval,
+                refresh_hours=getattr(lists.settings, f"{kind}_list_refresh_hours"),
+                recheck_hours=settings.filter_recheck_hours,
+                off_reason=lists.sensor_problem(kind),
+            )
+            for kind in LIST_KINDS
+        ),
+        program_sensor(lists),
     ]

@@ -1,5 +1,4 @@
-"""List assets: the members of each selected static or smart list (one partition per list,
-managed by `list_sensors.py`), and `marketo/lists`, the catalog of every list."""
+"""List assets: the members of each selected list, and `marketo/lists`, the catalog."""
 
 from typing import Any
 
@@ -7,19 +6,19 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from marketo_assets.extract.list_catalog import CHECK_CATALOG_UNIQUE, read_catalog
+from marketo_assets.extract.list_plan import list_id_from_key
 from marketo_assets.marketo import ExportFilter
 from marketo_assets.settings import ListConfig
 
 from .cycle import check_results, log_events, table_metadata
-from .family import Context, ExportFamily, build_family
-from .partitions import LIST_PARTITIONS, list_id_from_key
+from .family import Context, ExportFamily, Pair, build_family
+from .partitions import LIST_PARTITIONS
 from .resources import MarketoResource, warehouse_session
 
 LIST_KINDS = ("static", "smart")
 EXPORT_KEYS = {kind: dg.AssetKey(["marketo", f"{kind}_list_export_files"]) for kind in LIST_KINDS}
 MEMBER_KEYS = {kind: dg.AssetKey(["marketo", f"{kind}_list_members"]) for kind in LIST_KINDS}
 MEMBER_TABLES = {kind: f"marketo.{kind}_list_members" for kind in LIST_KINDS}
-LEDGER_ASSETS = {kind: f"marketo/{kind}_list_members" for kind in LIST_KINDS}
 LISTS = dg.AssetKey(["marketo", "lists"])
 LISTS_TABLE = "marketo.lists"
 
@@ -34,11 +33,12 @@ SMART_LIST_1035_HINT = (
 _FILTERS = {"static": ExportFilter.static_list_id, "smart": ExportFilter.smart_list_id}
 
 
-def list_family(kind: str, lists: ListConfig) -> ExportFamily:
-    """Members of the selected `kind` ("static"/"smart") lists, one partition per list. A bad
-    MARKETO_LIST_FIELDS switches the exports off, saying so (the sensors are off too)."""
+def list_assets(kind: str, lists: ListConfig) -> Pair:
+    """The export and members of `kind` ("static"/"smart") lists; a bad MARKETO_LIST_FIELDS
+    switches the exports off, saying so."""
     fields_problem = lists.problem("MARKETO_LIST_FIELDS")
-    table = MEMBER_TABLES[kind]
+    off = f" OFF: {fields_problem}" if fields_problem else ""
+    needs = " Needs the smart-list filter (1035: fails, no retries)." if kind == "smart" else ""
 
     def list_id(context: Context) -> int:
         return list_id_from_key(kind, context.partition_key)
@@ -50,35 +50,18 @@ def list_family(kind: str, lists: ListConfig) -> ExportFamily:
         metadata = list_metadata(context)
         return lambda wh, loaded: ([], metadata)
 
-    return ExportFamily(
+    family = ExportFamily(
         export_key=EXPORT_KEYS[kind],
-        load_key=MEMBER_KEYS[kind],
+        name=f"marketo/{kind}_list_members",
         partitions=LIST_PARTITIONS[kind],
-        table=table,
-        ledger_asset=LEDGER_ASSETS[kind],
         required_fields=("id",),
         filters=lambda context: [_FILTERS[kind](list_id(context))],
-        export_description=(
-            f"Marketo bulk lead export of the members of one {kind} list (partition "
-            f"`{kind}-<list id>`, filter `{kind}ListId`). Creates (or reattaches to) the job, "
-            "waits, downloads with Range resume, checks the SHA-256 and stages the file for "
-            "the load step. Membership is taken when Marketo starts processing the job "
-            "(`exported_at` in the metadata). Runs in the `marketo_bulk_export` pool; "
-            "terminating the run cancels the Marketo job."
-            + (f" OFF: {fields_problem}" if fields_problem else "")
-            + (
-                " Needs the smart-list filter: without it Marketo answers 1035 and the run "
-                "fails without retries, saying so."
-                if kind == "smart"
-                else ""
-            )
-        ),
-        load_description=(
-            f"Table `{table}`: the members of each selected {kind} list, one row per (list, "
-            "lead), lead columns typed from describe plus `_list_id`, `_partition_key` "
-            f"(`{kind}-<id>`), `_export_id`, `_loaded_at`. Each partition's load replaces that "
-            "list's rows in one transaction. Runs in the `duckdb` pool (one writer)."
-        ),
+        export_description=f"Marketo bulk lead export of the members of one {kind} list "
+        f"(partition `{kind}-<list id>`, filter `{kind}ListId`) when Marketo starts the job "
+        f"(`exported_at` in the metadata).{off}{needs}",
+        load_description=f"Table `{MEMBER_TABLES[kind]}`: one row per (list, lead) (key "
+        f"`_list_id`, `id`), lead columns typed from describe plus `_list_id`, `_partition_key` "
+        f"(`{kind}-<id>`), `_export_id`, `_loaded_at`.",
         checks=((CHECK_UNIQUE, "No lead twice in a list"),),
         load_checks=load_checks,
         list_fields=True,
@@ -87,11 +70,7 @@ def list_family(kind: str, lists: ListConfig) -> ExportFamily:
         lineage=lambda context: {"_list_id": list_id(context)},
         off_reason=f"List exports are off: {fields_problem}" if fields_problem else None,
     )
-
-
-def list_assets(kind: str, lists: ListConfig) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
-    """`marketo/<kind>_list_export_files` and `marketo/<kind>_list_members`."""
-    return build_family(list_family(kind, lists))
+    return build_family(family)
 
 
 @dg.asset(
@@ -109,16 +88,9 @@ def list_assets(kind: str, lists: ListConfig) -> tuple[dg.AssetsDefinition, dg.A
 def lists(
     context: dg.AssetExecutionContext, marketo: MarketoResource, warehouse: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Table `marketo.lists`: every static and smart list (id, type, partition key, name,
-    description, program, workspace, created/updated times), replaced in one transaction, so
-    dbt can join memberships to list names.
-
-    Reads `GET /rest/v1/lists.json` and `GET /rest/asset/v1/smartLists.json` first; DuckDB is
-    opened only for the SQL. Member rows of lists Marketo no longer has are deleted in the same
-    transaction (the sensors delete their partitions). If smart lists cannot be read (the API
-    user lacks Asset API permission) the catalog holds static lists only and smart members are
-    left alone.
-    """
+    """Table `marketo.lists`: every static and smart list (key `list_type`, `list_id`; name,
+    description, program, workspace, times), replaced in one transaction that deletes the
+    members of lists Marketo no longer has. Without Asset API permission: static lists only."""
     with marketo.client(on_event=log_events(context)) as client:
         catalog = read_catalog(client, context.log.warning)
     with warehouse_session(warehouse) as wh:

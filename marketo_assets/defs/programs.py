@@ -1,12 +1,4 @@
-"""Program members: `marketo/program_member_export_files` → `marketo/program_members`, one
-dynamic partition per selected program (its id), kept by `program_sensor.py`.
-
-The programs one sensor tick requests share Marketo jobs (filter `programIds`, up to 10 per
-job; run tag BATCH_TAG, see extract/batch.py): the first member's export step creates the job,
-the others reuse its verified file; each partition still loads only its program's rows, in its
-own transaction. A program requested alone (a manual run, a re-run) gets its own job (filter
-`programId`). The quota counts bytes, so batching saves queue slots and calls, not quota.
-"""
+"""Program members: one partition per selected program (docs/ASSETS.md#program-members)."""
 
 from dataclasses import replace
 
@@ -16,7 +8,7 @@ from marketo_assets.extract.checks import CHECK_PROGRAM, program_checks
 from marketo_assets.marketo import LeadField, MarketoClient, ProgramMemberFilter
 from marketo_assets.settings import ListConfig
 
-from .family import Context, ExportFamily, build_family
+from .family import Context, ExportFamily, Pair, build_family
 
 PM_EXPORTS = dg.AssetKey(["marketo", "program_member_export_files"])
 PROGRAM_MEMBERS = dg.AssetKey(["marketo", "program_members"])
@@ -40,19 +32,17 @@ def member_fields(client: MarketoClient) -> list[LeadField]:
     ]
 
 
-def program_family(lists: ListConfig) -> ExportFamily:
+def program_assets(lists: ListConfig) -> Pair:
     problem = lists.problem("MARKETO_PROGRAMS")
 
     def load_checks(context: Context):
         key, pid = context.partition_key, program_id(context)
         return lambda wh, loaded: program_checks(wh, TABLE, key, pid)
 
-    return ExportFamily(
+    family = ExportFamily(
         export_key=PM_EXPORTS,
-        load_key=PROGRAM_MEMBERS,
+        name="marketo/program_members",
         partitions=PROGRAM_PARTITIONS,
-        table=TABLE,
-        ledger_asset="marketo/program_members",
         required_fields=("programId", "leadId"),
         id_field="leadId",
         fixed_fields=True,
@@ -60,23 +50,11 @@ def program_family(lists: ListConfig) -> ExportFamily:
         batch_filters=lambda keys: [ProgramMemberFilter(program_ids=tuple(int(k) for k in keys))],
         shared_column="programId",
         describe=member_fields,
-        export_description=(
-            "Marketo bulk program member export of one program (partition `<program id>`, "
-            "filter `programId`), every field of the program member describe; programs a "
-            "sensor tick requests together share one job (filter `programIds`, up to 10), "
-            "created by the first of their steps and reused by the others. Creates (or "
-            "reattaches to) the job, waits, downloads and verifies the file and stages it for "
-            "the load step. Runs in the `marketo_bulk_export` pool; terminating the run "
-            "cancels the Marketo job." + (f" OFF: {problem}" if problem else "")
-        ),
-        load_description=(
-            f"Table `{TABLE}`: one row per (programId, leadId), columns typed from the program "
-            "member describe, plus `_partition_key` (the program id), `_export_id`, "
-            "`_loaded_at`. Each partition's load replaces that program's rows in one "
-            "transaction (from a shared file: only its program's rows, checked against their "
-            "count in the file; the file is deleted once every program of it is loaded). "
-            "Runs in the `duckdb` pool (one writer)."
-        ),
+        export_description="Marketo bulk program member export of one program (partition "
+        "`<program id>`, filter `programId`; a sensor tick's programs share jobs of up to 10), "
+        "every field of the program member describe." + (f" OFF: {problem}" if problem else ""),
+        load_description=f"Table `{TABLE}`: one row per (programId, leadId), columns typed from "
+        "the describe, plus `_partition_key` (the program id), `_export_id`, `_loaded_at`.",
         checks=(
             (CHECK_UNIQUE, "No lead twice in a program: (programId, leadId) unique"),
             (CHECK_PROGRAM, "Every row's programId is the partition's program"),
@@ -85,7 +63,4 @@ def program_family(lists: ListConfig) -> ExportFamily:
         export_metadata=lambda context: {"program_id": program_id(context)},
         off_reason=f"Program exports are off: {problem}" if problem else None,
     )
-
-
-def program_assets(lists: ListConfig) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
-    return build_family(program_family(lists))
+    return build_family(family)

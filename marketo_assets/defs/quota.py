@@ -1,10 +1,4 @@
-"""The `quota_resume` sensor: partitions stopped by Marketo's daily quota or the budget are
-launched again after the reset, within the budget, in the configured order. The planning is
-`extract.quota`; this is the glue (which assets, which runs are pending, the run requests).
-
-Every export family is covered: an asset carrying the `marketo/ledger_asset` metadata
-(`family.build_family`) is found here, whatever its export type.
-"""
+"""The `quota_resume` sensor of every export family (docs/QUOTA.md; planned by extract.quota)."""
 
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,25 +8,18 @@ import dagster as dg
 from marketo_assets.extract import quota
 from marketo_assets.settings import ProjectSettings
 
-from .family import LEDGER_ASSET
-from .probes import TICK_CLIENT
+from .family import LEDGER_ASSET, asset_job
 from .resources import MarketoResource
 
 RESUME_TAG = "marketo/quota_resume"
-UNFINISHED = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
+UNFINISHED = [dg.DagsterRunStatus[s] for s in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")]
 
 
 def _families(assets: Sequence[dg.AssetsDefinition]) -> dict[str, list[dg.AssetsDefinition]]:
     out: dict[str, list[dg.AssetsDefinition]] = {}
     for asset in assets:
         for key in asset.keys:
-            ledger_asset = asset.metadata_by_key.get(key, {}).get(LEDGER_ASSET)
-            if ledger_asset:
+            if ledger_asset := asset.metadata_by_key.get(key, {}).get(LEDGER_ASSET):
                 out.setdefault(str(ledger_asset), []).append(asset)
     return out
 
@@ -46,8 +33,7 @@ def _window(partitions: dg.PartitionsDefinition | None, key: str, now: datetime)
 
 
 def _pending(instance: dg.DagsterInstance, keys: dict[str, set[dg.AssetKey]]) -> set:
-    """(ledger asset, partition) of every unfinished run that exports a family's partition
-    (its asset selection, or this sensor's job of the family)."""
+    """(ledger asset, partition) of every unfinished run exporting a family's partition."""
     pending = set()
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
         partition = run.tags.get("dagster/partition")
@@ -77,11 +63,10 @@ def quota_resume_sensor(
     partitions = {name: defs[0].partitions_def for name, defs in families.items()}
     # One job per family (a job holds one partitions definition).
     jobs = {
-        name: dg.define_asset_job(
+        name: asset_job(
             _job_name(name),
-            selection=dg.AssetSelection.assets(*sorted(asset_keys, key=str)),
-            description=f"Export and load a partition of {name} stopped by the quota.",
-            executor_def=dg.in_process_executor,
+            sorted(asset_keys, key=str),
+            f"Export and load a partition of {name} stopped by the quota.",
         )
         for name, asset_keys in keys.items()
     }
@@ -93,16 +78,15 @@ def quota_resume_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def quota_resume(context: dg.SensorEvaluationContext, marketo: MarketoResource):
-        """Launches the partitions stopped by Marketo's daily quota or by the budget
-        (MARKETO_QUOTA_BUDGET_MB) again once the quota has reset, as many as the day's budget
-        is predicted to hold, in MARKETO_QUOTA_RESUME_ORDER. Calls Marketo only while a
-        partition waits."""
+        """Launches the partitions stopped by the daily quota or MARKETO_QUOTA_BUDGET_MB again
+        after the reset, as many as the day's budget should hold, in MARKETO_QUOTA_RESUME_ORDER.
+        Calls Marketo only while a partition waits."""
         ledger = marketo.ledger()
         stopped = [s for s in quota.stops(ledger) if s.asset in families]
         if not stopped:
             return dg.SkipReason("No partition waits for the quota.")
         pending = _pending(context.instance, keys)
-        with marketo.client(**TICK_CLIENT) as client:
+        with marketo.tick_client() as client:
             used = client.exported_bytes_today()
             now = client.server_now()
         launch = quota.resume(

@@ -1,39 +1,29 @@
-"""Resources: the Marketo client (built per run, closed after), export options and the
-warehouse (DuckDB or PostgreSQL), under the keys `marketo`, `export_options` and `warehouse`.
-Defaults, bounds, help and checks are the settings' (settings.py, marketo/settings.py)."""
+"""Resources `marketo`, `export_options`, `warehouse`: defaults and checks from settings.py."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import fields
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
-from pydantic import (
-    AfterValidator,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    ValidatorFunctionWrapHandler,
-    field_validator,
-)
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic_core.core_schema import ValidationInfo, ValidatorFunctionWrapHandler
 
 from marketo_assets import settings as s
-from marketo_assets.extract import RESERVED_COLUMNS, ExportFailed, Ledger, LedgerKind
-from marketo_assets.extract.capabilities import FilterCapabilities
+from marketo_assets.extract import RESERVED_COLUMNS, ExportFailed, ExportLimits, Ledger, LedgerKind
+from marketo_assets.extract.capabilities import FilterCapabilities, filter_answer
 from marketo_assets.extract.local_paths import private_umask
 from marketo_assets.extract.local_state import LocalState
 from marketo_assets.extract.preflight import open_for_load
-from marketo_assets.marketo import ClientSettings, Event, MarketoClient
+from marketo_assets.marketo import ClientSettings, Event, ExportFilter, MarketoClient
 from marketo_assets.marketo import settings as ms
 from marketo_assets.warehouse import DuckDBSession, WarehouseSession
 from marketo_assets.warehouse.postgres import PostgresWarehouse
-
-BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 
 
 @contextmanager
@@ -53,10 +43,8 @@ def _resolved(check: Callable[[str], str]) -> BeforeValidator:
 
 
 class MarketoResource(dg.ConfigurableResource):
-    """Connection to Marketo (or the local simulator) plus where exports are staged and recorded.
-
-    Validated when a run starts (before any step calls Marketo); errors never echo the values
-    (`hide_input_in_errors`), so a secret can not end up in an error message."""
+    """Connection to Marketo (or the simulator), and where exports are staged and recorded.
+    Validated when a run starts, before any Marketo call; errors never echo a value."""
 
     model_config = ConfigDict(hide_input_in_errors=True)
 
@@ -90,55 +78,48 @@ class MarketoResource(dg.ConfigurableResource):
     capabilities_path: str = Field(default="", description=s.CAPABILITIES_HELP)
     staging_max_age_hours: s.StagingMaxAgeHours = s.STAGING_MAX_AGE_HOURS
 
-    @classmethod
-    def from_settings(cls, settings: s.ProjectSettings) -> MarketoResource:
-        """The resource of the code location: credentials read by Dagster at run time
-        (`EnvVar`, so the UI shows their names only), the rest from the settings."""
-        config: dict[str, Any] = s.marketo_config(settings)
-        for name in s.CREDENTIALS:  # MARKETO_BASE_URL -> base_url
-            config[name.removeprefix("MARKETO_").lower()] = dg.EnvVar(name)
-        return cls(**config)
-
     @field_validator("*", mode="wrap")
     @classmethod
     def _check_bounds(
         cls, value: object, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
     ) -> object:
-        """Out of bounds: say the bounds, and the variable that sets the default."""
-        try:
-            return handler(value)
-        except ValidationError as exc:
-            if not {err["type"] for err in exc.errors()} <= BOUNDS:
-                raise
-            name = str(info.field_name)
-            raise s.bounds_error(name, cls.model_fields[name]) from None
+        return s.explain_bounds(cls.model_fields, value, handler, info)
 
     @contextmanager
     def client(
         self, on_event: Callable[[Event], None] | None = None, **overrides: object
     ) -> Iterator[MarketoClient]:
-        """A client for one run (or one sensor tick: pass smaller retry budgets as
-        `overrides` of ClientSettings, since a tick must finish within a minute)."""
+        """A client for one run (`overrides`: some ClientSettings, see `tick_client`)."""
         settings = self.client_settings(**overrides)
         with MarketoClient.sharing_throttle(settings, on_event) as client:
             yield client
 
     def client_settings(self, **overrides: object) -> ClientSettings:
         """The client's settings from this resource's fields (`overrides` replace some)."""
-        shared = set(ClientSettings.model_fields) & set(type(self).model_fields)
-        values = {name: getattr(self, name) for name in shared}
-        values["queue_full_backoff"] = tuple(self.queue_full_backoff)
-        return ClientSettings(**{**values, **overrides})
+        shared = ClientSettings.model_fields.keys() & type(self).model_fields.keys()
+        return ClientSettings(**{name: getattr(self, name) for name in shared} | overrides)
+
+    def tick_client(self) -> AbstractContextManager[MarketoClient]:
+        """A client for a sensor or schedule tick, which must end within a minute."""
+        return self.client(max_attempts=3, max_retry_seconds=20.0, request_timeout=20.0)
+
+    def filter_enabled(
+        self, probe: ExportFilter, recheck: timedelta | None, log: Any
+    ) -> tuple[bool, str | None]:
+        """Is the probe's filter enabled (`extract.capabilities.filter_answer`)?"""
+
+        def ask() -> bool:
+            with self.tick_client() as client:
+                return client.supports_filter(probe)
+
+        return filter_answer(self.capabilities(), probe, ask, recheck, log)
 
     def local(self) -> LocalState:
-        return LocalState(
-            self.ledger_path,
-            self.staging_dir,
-            self.staging_max_age_hours,
-            self.capabilities_path,
-            self.ledger_store,
-            self.ledger_schema,
-        )
+        return LocalState(**{f.name: getattr(self, f.name) for f in fields(LocalState)})
+
+    def export_limits(self) -> ExportLimits:
+        shared = {"daily_quota_mb", "max_job_attempts", "claim_lease_seconds"}
+        return ExportLimits(budget_mb=self.budget_mb, **self.model_dump(include=shared))
 
     @property
     def budget_mb(self) -> float:
@@ -146,8 +127,7 @@ class MarketoResource(dg.ConfigurableResource):
         return self.quota_budget_mb or self.daily_quota_mb * s.QUOTA_BUDGET_SHARE
 
     def ledger(self) -> Ledger:
-        """The export ledger (SQLite file or PostgreSQL schema); a path that cannot work fails
-        the step at once, without retries."""
+        """The export ledger; a path that cannot work fails the step without retries."""
         with as_failure():
             return self.local().ledger()
 
@@ -156,10 +136,8 @@ class MarketoResource(dg.ConfigurableResource):
 
 
 class WarehouseResource(DuckDBResource):
-    """Where the load steps write the raw tables: the DuckDB file `database` (default), or with
-    `warehouse="postgres"` a PostgreSQL database reached through the standard libpq variables
-    (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE) of the run process, so no connection
-    string or password is ever part of the run config shown in the UI."""
+    """Where the loads write: the DuckDB file `database`, or with `warehouse="postgres"` the
+    PostgreSQL database of the run process's PG* variables (no password in the run config)."""
 
     warehouse: Literal["duckdb", "postgres"] = Field(
         "duckdb", description="duckdb (the `database` file) or postgres (PG* variables)"
@@ -168,8 +146,7 @@ class WarehouseResource(DuckDBResource):
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """The DuckDB file opened for writing within seconds, or a Failure without retries
-        naming the cause (DuckDBResource's own retries a held lock for ~100 s, and the step's
-        retries would only wait again for a program the user left open)."""
+        naming the cause (not DuckDBResource's ~100 s of retries on a held lock)."""
         with as_failure():
             conn = open_for_load(self.database, duckdb_config(self))
         with conn:
@@ -197,12 +174,8 @@ def warehouse_session(resource: DuckDBResource) -> Iterator[WarehouseSession]:
 
 
 class ExportOptions(dg.ConfigurableResource):
-    """What each export asks Marketo for. Changeable per run in the Launchpad.
-
-    Checked when the run starts, before any Marketo call: blank field names, header names that
-    are empty, repeated (DuckDB column names ignore case) or take a lineage column's name,
-    and unknown formats. Field names themselves are checked against describe before any
-    export job is created."""
+    """What each export asks Marketo for, changeable per run in the Launchpad; checked when
+    the run starts (names, headers, format), the fields against describe before any job."""
 
     fields: Annotated[list[str], AfterValidator(s.check_field_names)] = Field(
         default_factory=list, description=s.help_of("export_fields")
@@ -217,17 +190,15 @@ class ExportOptions(dg.ConfigurableResource):
         default_factory=lambda: list(s.LIST_FIELDS), description=s.help_of("list_fields")
     )
 
-    @classmethod
-    def from_settings(cls, settings: s.ProjectSettings, lists: s.ListSettings) -> ExportOptions:
-        """The export options of the code location, from the settings."""
-        return cls(**s.export_config(settings, lists))
-
 
 def build_resources(settings: s.ProjectSettings, lists: s.ListConfig) -> dict[str, object]:
-    """The resources of the definitions, from the settings; credentials stay `EnvVar`s."""
+    """From the settings; credentials are `EnvVar`s (the UI shows their names only)."""
+    marketo: dict[str, Any] = s.marketo_config(settings)
+    for name in s.CREDENTIALS:  # MARKETO_BASE_URL -> base_url
+        marketo[name.removeprefix("MARKETO_").lower()] = dg.EnvVar(name)
     return {
-        "marketo": MarketoResource.from_settings(settings),
-        "export_options": ExportOptions.from_settings(settings, lists.settings),
+        "marketo": MarketoResource(**marketo),
+        "export_options": ExportOptions(**s.export_config(settings, lists.settings)),
         "warehouse": WarehouseResource(
             database=str(settings.duckdb_path), warehouse=settings.warehouse
         ),

@@ -27,6 +27,7 @@ __all__ = [
     "FilterCapabilities",
     "FilterStatus",
     "capability_for",
+    "filter_answer",
     "filter_status",
     "smart_list_answer",
     "updated_at_answer",
@@ -198,3 +199,23 @@ def smart_list_answer(status: FilterStatus | None, path: Path) -> tuple[bool, st
         "Support to enable it, or export these audiences as static lists. It is checked again "
         f"after MARKETO_FILTER_RECHECK_HOURS, or delete {path} to check on the next tick."
     )
+
+
+def filter_answer(
+    store: FilterCapabilities,
+    probe: ExportFilter,
+    ask: Callable[[], bool],
+    recheck: timedelta | None,
+    log: Any = None,
+) -> tuple[bool, str | None]:
+    """(enabled, why not) of the probe's filter (updatedAt, smart list) for this subscription:
+    the remembered answer, asked with `ask` (creates and cancels the probe job) only when
+    unknown or older than `recheck`. An inconclusive smart-list probe (not 1035) counts as
+    enabled; an inconclusive updatedAt probe raises."""
+    capability = FILTER_CAPABILITY[probe.kind]
+    smart = capability == "smartList"
+    status = filter_status(store, capability, ask, recheck, log, inconclusive_ok=smart)
+    if smart:
+        return smart_list_answer(status, store.path)
+    assert status is not None
+    return updated_at_answer(status, store.path)

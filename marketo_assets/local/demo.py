@@ -26,8 +26,8 @@ from pathlib import Path
 import dagster as dg
 
 from marketo_assets.defs.leads import LEAD_EXPORTS, LEADS
-from marketo_assets.defs.partitions import future_start
 from marketo_assets.defs.programs import PROGRAM_PARTITIONS
+from marketo_assets.extract.windows import future_start
 from marketo_assets.settings import PROJECT_ROOT, SettingsError, load_settings
 
 from . import activity_demo as week

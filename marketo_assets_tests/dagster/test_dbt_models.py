@@ -70,7 +70,7 @@ MARTS = {
 
 @pytest.fixture
 def dbt(dbt_manifest):
-    from marketo_assets.defs.dbt_resources import dbt_resource
+    from marketo_assets.defs.dbt import dbt_resource
 
     return dbt_resource()
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import duckdb
 
-from marketo_assets.defs.lead_changes import build_lead_changes_schedule
+from marketo_assets.defs.schedules import build_lead_changes_schedule
 from marketo_assets_tests.support.assets import SETTINGS, lead_change_export_files, lead_changes
 from marketo_assets_tests.support.dagster import SIM_ARGS, marketo_resource, resources_for
 

@@ -138,7 +138,7 @@ def test_every_value_loads_as_the_simulator_holds_it(nasty_sim, tmp_path, fmt, s
 
 def test_dbt_staging_keeps_every_digit(tmp_path, monkeypatch, dbt_manifest):
     """The staging model types currency/float/percent like the raw table: no rounding in dbt."""
-    from marketo_assets.defs.dbt_resources import dbt_resource
+    from marketo_assets.defs.dbt import dbt_resource
     from marketo_assets_tests.support.assets import dbt_models
 
     marketo_dbt_models = dbt_models()

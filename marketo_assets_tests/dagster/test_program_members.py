@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from marketo_assets.defs.cycle import BATCH_TAG
-from marketo_assets.defs.program_sensor import program_sensor
+from marketo_assets.defs.list_sensors import program_sensor
 from marketo_assets.settings import ListConfig, ListSettings, SettingsError
 from marketo_assets_tests.support.assets import program_member_export_files, program_members
 from marketo_assets_tests.support.dagster import SIM_ARGS, resources_for

@@ -28,7 +28,7 @@ STATIC_LIST = 1001
 def test_assets_load_into_postgres_and_dbt_builds_there(
     simulator_factory, pg_server, pg_database, tmp_path, monkeypatch, dbt_manifest
 ):
-    from marketo_assets.defs.dbt_resources import dbt_resource
+    from marketo_assets.defs.dbt import dbt_resource
     from marketo_assets_tests.support.assets import dbt_models
 
     marketo_dbt_models = dbt_models()

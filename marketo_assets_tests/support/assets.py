@@ -7,8 +7,7 @@ import dagster as dg
 
 from marketo_assets.defs.dbt import dbt_models as build_dbt_models
 from marketo_assets.defs.deleted_leads import deleted_leads_asset
-from marketo_assets.defs.lead_changes import lead_change_assets
-from marketo_assets.defs.leads import lead_assets
+from marketo_assets.defs.leads import lead_assets, lead_change_assets
 from marketo_assets.defs.lists import list_assets
 from marketo_assets.defs.programs import program_assets
 from marketo_assets.settings import load_list_settings, load_settings

@@ -11,8 +11,8 @@ from dagster_dbt.core import resource as dbt_core_resource
 from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 from packaging import version
 
-from marketo_assets.defs import dbt_resources
-from marketo_assets.defs.dbt_resources import DuckDBDbtCliResource, dbt_resource
+from marketo_assets.defs import dbt as dbt_resources
+from marketo_assets.defs.dbt import DuckDBDbtCliResource, dbt_resource
 
 
 def test_dbt_hooks_exist_on_the_parent_with_the_expected_shape():
