@@ -234,6 +234,8 @@ def lost_partitions(context: dg.AssetExecutionContext, in_table: set[str]) -> li
     loaded, whose rows are not in the table. A window without leads is materialized with 0
     rows and has none in the table: only partitions whose last materialization had rows count."""
     instance, key = context.instance, context.asset_key
+    if not instance.get_materialized_partitions(key) - in_table - {context.partition_key}:
+        return []  # one read, no status-cache update: the usual case, none lost
     partitions_def = context.assets_def.partitions_def
     keys = partitions_def.get_partition_keys(dynamic_partitions_store=instance)
     status = instance.get_status_by_partition(key, keys, partitions_def) or {}
