@@ -127,14 +127,15 @@ class ExportLedger(Ledger):
         self.new_ledger_hint = "set MARKETO_LEDGER_PATH to a new file"
         self.order_column = "rowid"
         self._check_path()
-        with self._connect() as conn:
-            conn.executescript(_SCHEMA)
         # One idle connection for this object's life: SQLite checkpoints and deletes the WAL
         # whenever its last connection closes (two fsyncs and two files each time); with this
         # one open, the short connections below close without that. It holds no lock.
         keeper = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-        keeper.execute("SELECT count(*) FROM sqlite_master").fetchone()
         weakref.finalize(self, keeper.close)
+        keeper.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        with self._connect() as conn:
+            conn.executescript(_SCHEMA)
+        keeper.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a new file: now WAL
 
     def _check_path(self) -> None:
         path, setting = self.path, self.setting
