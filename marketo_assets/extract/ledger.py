@@ -11,8 +11,9 @@ Durability: a commit survives the crash or kill of any process (SQLite's WAL wit
 synchronous=NORMAL: the commit is in the WAL file before COMMIT returns), not necessarily a power
 loss or OS crash, which may roll back the last commits since a checkpoint (the file stays
 consistent). The worst that costs is a partition exported or downloaded again (quota): the
-partition replace is idempotent and a lost claim is taken again. Syncing every commit (synchronous=FULL, and a
-checkpoint each time a connection closed) cost ~40 fsyncs per partition (issue 17).
+partition replace is idempotent and a lost claim is taken again. Syncing every commit
+(synchronous=FULL, and a checkpoint each time a connection closed) cost ~40 fsyncs per
+partition (issue 17).
 """
 
 from __future__ import annotations
