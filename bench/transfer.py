@@ -157,7 +157,10 @@ def measure(profile, work: Path, wanted: set[str]) -> tuple[list[Row], Transfer]
 
         if "e2e" in wanted:
             ours_file.unlink(missing_ok=True)
-            for i in range(profile.e2e_repeats):
+            # Run 0 is not counted: it writes the bytecode cache of what only a run imports
+            # (httpcore, Dagster's run-storage migrations), which any install has (row 0 does
+            # the same; PYTHONDONTWRITEBYTECODE, set in some sandboxes, is cleared for it).
+            for i in range(profile.e2e_repeats + 1):
                 run_dir = work / f"e2e-{i}"
                 cfg = {
                     "dir": str(run_dir),
@@ -168,12 +171,16 @@ def measure(profile, work: Path, wanted: set[str]) -> tuple[list[Row], Transfer]
                     "fields": TRANSFER_FIELDS,
                     "poll_interval": 0.2,
                 }
-                env = {"DAGSTER_HOME": str(dagster_home(run_dir / "dagster_home"))}
+                env = {
+                    "DAGSTER_HOME": str(dagster_home(run_dir / "dagster_home")),
+                    "PYTHONDONTWRITEBYTECODE": "",
+                }
                 os_sync_dir(run_dir)
                 res = run_worker(["materialize", json.dumps(cfg)], env=env, log=work / "e2e.log")
                 if not res.data["success"]:
                     raise RuntimeError(f"end-to-end run failed (log: {work / 'e2e.log'})")
-                t.e2e.append(res.data)
+                if i:
+                    t.e2e.append(res.data)
                 shutil.rmtree(run_dir, ignore_errors=True)
             say(f"  end to end: {_s([r['seconds'] for r in t.e2e])}")
             rows.append(e2e_row(t))
@@ -278,15 +285,7 @@ def e2e_row(t: Transfer) -> Row:
     load = md.get("leads.load_seconds")
     parts = []
     if download is not None and load is not None:
-        wait = best.get("marketo_wait_seconds", 0.0)
-        fixed = ours - download - load - wait
-        parts.append(
-            f"inside: download {download:.2f} s, load {load:.2f} s, Marketo's wait (status "
-            f"polls) {wait:.2f} s; fixed in-run cost (the rest: Dagster's run, steps and "
-            f"{best.get('dagster_events', '?')} stored events, ledger, checks) {fixed:.2f} s "
-            f"(goal ≤ {FIXED_GOAL} s: {'met' if fixed <= FIXED_GOAL else 'not met'}), of which "
-            f"creating the run {best.get('before_run_start_seconds') or 0:.2f} s"
-        )
+        parts.append(fixed_cost_note(best, download, load))
     parts.append(
         f"process start-up before the run (see row 0; not counted): {best['ready_seconds']:.1f} s"
     )
@@ -305,7 +304,37 @@ def e2e_row(t: Transfer) -> Row:
             "runs": [r["seconds"] for r in t.e2e],
             "rows_per_second": round(t.rows / ours),
             "steps": best.get("steps"),
+            "dagster_event_types": best.get("dagster_event_types"),
             "metadata": md,
             "note": "; ".join(parts),
         },
+    )
+
+
+def fixed_cost_note(run: dict, download: float, load: float) -> str:
+    """Row 3's fixed cost: everything but Marketo's wait, the download and the load (what the
+    goal is checked against), split into creating the run and the run's phases."""
+    wait = run.get("marketo_wait_seconds", 0.0)
+    fixed = run["seconds"] - download - load - wait
+    met = "met" if fixed <= FIXED_GOAL else "not met"
+    note = (
+        f"fixed cost (everything but Marketo's wait {wait:.2f} s, the download {download:.2f} s "
+        f"and the load {load:.2f} s) {fixed:.2f} s, goal ≤ {FIXED_GOAL} s: {met}"
+    )
+    ph = run.get("phases")
+    if not ph:
+        return note
+    steps = {k.removeprefix("step:"): v for k, v in ph.items() if k.startswith("step:")}
+    export = steps.get("marketo__lead_export_files", 0.0) - wait - download
+    load_rest = steps.get("marketo__leads", 0.0) - load
+    in_run = export + load_rest + ph.get("run_start", 0.0) + ph.get("between", 0.0)
+    return note + (
+        f"; of it: creating the run (before RUN_START, {ph.get('create_events', 0)} planned "
+        f"events) {ph.get('create', 0.0):.2f} s, in the run (RUN_START to RUN_SUCCESS) "
+        f"{in_run:.2f} s = run start (resources, log capture) {ph.get('run_start', 0.0):.2f} s "
+        f"+ export step outside the wait and the download (ledger, describe, quota, create, "
+        f"warehouse preflight, its events) {export:.2f} s + load step outside the load "
+        f"(checks, ledger, its events) {load_rest:.2f} s + between and after the steps "
+        f"{ph.get('between', 0.0):.2f} s; after RUN_SUCCESS {ph.get('finish', 0.0):.2f} s; "
+        f"{run.get('dagster_events', '?')} stored events in all"
     )

@@ -148,19 +148,21 @@ def materialize(cfg: dict[str, Any]) -> dict[str, Any]:
     with dg.DagsterInstance.get() as instance, _timed_marketo_wait() as waited:
         ready = _ready_seconds()
         cpu0, t0, wall0 = _cpu(), time.perf_counter(), time.time()
-        result = dg.materialize(
-            assets,
-            partition_key=cfg["partition"],
-            resources=resources,
-            instance=instance,
-            raise_on_error=False,
-        )
-        seconds = time.perf_counter() - t0
+        with _profiled():
+            result = dg.materialize(
+                assets,
+                partition_key=cfg["partition"],
+                resources=resources,
+                instance=instance,
+                raise_on_error=False,
+            )
+            seconds = time.perf_counter() - t0  # not the profiler's report
         cpu = _cpu() - cpu0
         steps = _step_seconds(instance, result.run_id)
         logs = instance.all_logs(result.run_id)
         started = [e.timestamp for e in logs if e.dagster_event and e.dagster_event.is_job_event]
         before_start = round(min(started) - wall0, 3) if started else None
+        phases = _phases(logs, wall0, wall0 + seconds)
     metadata: dict[str, Any] = {}
     for node in ("marketo__lead_export_files", "marketo__leads"):
         if result.success or node == "marketo__lead_export_files":
@@ -170,23 +172,49 @@ def materialize(cfg: dict[str, Any]) -> dict[str, Any]:
     return {
         "success": result.success,
         "seconds": seconds,
+        "started_at": wall0,  # epoch seconds: to line traces up with the run
         "cpu_seconds": cpu,
         "ready_seconds": ready,
         "steps": steps,
         "marketo_wait_seconds": round(sum(waited), 3),
         "dagster_events": len(logs),
+        "dagster_event_types": _event_types(logs),
         "before_run_start_seconds": before_start,  # creating the run: planned events
+        "phases": phases,
         "metadata": {k: v for k, v in metadata.items() if isinstance(v, int | float | str)},
     }
 
 
 @contextmanager
+def _profiled():
+    """With BENCH_PYINSTRUMENT=PATH, profile the block with pyinstrument (a dev dependency)
+    and write its text report to PATH (PATH.html too): the profile behind row 3's note."""
+    path = os.environ.get("BENCH_PYINSTRUMENT")
+    if not path:
+        yield
+        return
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    try:
+        yield
+    finally:
+        profiler.stop()
+        Path(path).write_text(profiler.output_text(unicode=True, show_all=False))
+        Path(path + ".html").write_text(profiler.output_html())
+        if profiler.last_session:
+            profiler.last_session.save(path + ".session")
+
+
+@contextmanager
 def _timed_marketo_wait():
     """Seconds spent in `MarketoClient.wait_for_export` (Marketo's queue and processing, as
-    the client polls it), collected while the block runs."""
+    the client polls it), collected while the block runs; less the time its status events
+    took (each a log line: an event Dagster stores, part of the fixed cost)."""
     from marketo_assets.marketo import MarketoClient
 
-    original = MarketoClient.wait_for_export
+    original, status_event = MarketoClient.wait_for_export, MarketoClient._status_event
     waited: list[float] = []
 
     def timed(self, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -196,11 +224,20 @@ def _timed_marketo_wait():
         finally:
             waited.append(time.perf_counter() - t0)
 
+    def logged(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        try:
+            return status_event(self, *args, **kwargs)
+        finally:
+            waited.append(t0 - time.perf_counter())
+
     MarketoClient.wait_for_export = timed  # type: ignore[method-assign]
+    MarketoClient._status_event = logged  # type: ignore[method-assign]
     try:
         yield waited
     finally:
         MarketoClient.wait_for_export = original  # type: ignore[method-assign]
+        MarketoClient._status_event = status_event  # type: ignore[method-assign]
 
 
 def create_run(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -277,6 +314,47 @@ def api_calls(cfg: dict[str, Any]) -> dict[str, Any]:
         )
     control.close()
     return {"runs": out}
+
+
+def _phases(logs, start: float, end: float) -> dict[str, float]:
+    """Wall seconds of a run's phases, from its stored events' timestamps: `create` (the
+    call until RUN_START: the run and its planned events), `run_start` (RUN_START until the
+    first step starts: resources, log capture), each step (STEP_START to STEP_SUCCESS, by
+    step key), `between` (after one step's success until the next starts, and after the last
+    until RUN_SUCCESS), `finish` (RUN_SUCCESS until the call returned); with `*_events`, how
+    many events each of create / run_start / between stored."""
+    import dagster as dg
+
+    T = dg.DagsterEventType
+    out: dict[str, float] = {}
+    counts = {"create": 0, "run_start": 0, "between": 0}
+    phase, mark = "create", start
+    for entry in logs:
+        ev = entry.dagster_event
+        kind = ev.event_type if ev else None
+        if kind in (T.RUN_START, T.STEP_START, T.STEP_SUCCESS, T.RUN_SUCCESS):
+            out[phase] = round(out.get(phase, 0.0) + entry.timestamp - mark, 4)
+            mark = entry.timestamp
+            phase = {
+                T.RUN_START: "run_start",
+                T.STEP_START: f"step:{entry.step_key}",
+                T.STEP_SUCCESS: "between",
+                T.RUN_SUCCESS: "finish",
+            }[kind]
+        if phase in counts:
+            counts[phase] += 1
+    out[phase] = round(out.get(phase, 0.0) + end - mark, 4)
+    out.update({f"{k}_events": v for k, v in counts.items()})
+    return out
+
+
+def _event_types(logs) -> dict[str, int]:
+    """How many stored events of each type the run wrote (log lines as LOG)."""
+    counts: dict[str, int] = {}
+    for entry in logs:
+        name = entry.dagster_event.event_type_value if entry.dagster_event else "LOG"
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def _step_seconds(instance, run_id: str) -> dict[str, float]:

@@ -36,7 +36,8 @@ def ignore(_event: Notice | Event) -> None:
 class EventLines:
     """The engine's notices and the client's events as log lines `(level, text)` (None: not
     worth a line). Every line is an event Dagster stores (a write to its event log), so routine
-    progress is kept short: no line for the `Created` status (the engine's notice says it), and
+    progress is kept short: no line for the `Created` status (the engine's notice says it), nor
+    for deleting the staged file (the load's metadata counts `staged_files_deleted`), and
     download progress at most every `progress_seconds` (a quick download logs none; its size and
     speed are in the materialization's metadata)."""
 
@@ -46,7 +47,7 @@ class EventLines:
 
     def __call__(self, event: Notice | Event) -> tuple[str, str] | None:
         if isinstance(event, Notice):
-            return event.level, event.message
+            return None if event.kind == "staged_deleted" else (event.level, event.message)
         data, export = event.data, f"Export {event.export_id}"
         if event.kind == "status":
             status = data.get("status")

@@ -60,6 +60,7 @@ class LoadOutcome(Generic[T]):
     records: int
     # What `inspect` returned (None without one).
     inspected: T | None = None
+    staged_deleted: int = 0  # staged files deleted after the load (personal data)
 
     @property
     def export_ids(self) -> list[str]:
@@ -84,7 +85,8 @@ class LoadOutcome(Generic[T]):
             else {"export_ids": self.export_ids}
         )
         seconds = round(self.loaded.result.seconds, 3)
-        return {**exports, "marketo_records": self.records, "load_seconds": seconds}
+        deleted = {"staged_files_deleted": self.staged_deleted}
+        return {**exports, "marketo_records": self.records, "load_seconds": seconds, **deleted}
 
 
 def _utc_now() -> datetime:
@@ -312,6 +314,7 @@ def _load(
                 table=QUOTA_USAGE_TABLE, columns=QUOTA_USAGE_COLUMNS, rows=usage, loaded_at=now()
             )
 
+    deleted = 0
     for loaded_entry in entries:
         if shared_column:
             if not ledger.member_loaded(loaded_entry.export_id, partition_key, result.rows):
@@ -326,6 +329,7 @@ def _load(
         else:
             ledger.update(loaded_entry.export_id, status="loaded", loaded_at=now())
         if discard_staged(loaded_entry.staged_file):
+            deleted += 1
             on_event(
                 Notice(
                     "staged_deleted",
@@ -333,4 +337,4 @@ def _load(
                     export_id=loaded_entry.export_id,
                 )
             )
-    return LoadOutcome(loaded, records, inspected)
+    return LoadOutcome(loaded, records, inspected, deleted)

@@ -79,8 +79,9 @@ def test_partition_loads_exactly_the_simulators_leads(lead_sim, tmp_path):
         "lead_ids_unique_in_table": True,
         "materialized_partitions_in_table": True,
     }
-    # The staged export (personal data) is gone once loaded.
+    # The staged export (personal data) is gone once loaded, and the load's metadata says so.
     assert not list((tmp_path / "exports").rglob("*.csv"))
+    assert load_md["staged_files_deleted"].value == 1
 
 
 def test_rerunning_partitions_never_duplicates(lead_sim, tmp_path):

@@ -60,3 +60,29 @@ def test_table_marks_missed_goals():
         "load_after": [0, 0, 0],
     }
     assert "2 cores" in markdown(rows, meta)
+
+
+def test_row_3_note_checks_the_fixed_cost_goal_against_everything_but_wait_download_load():
+    from bench.transfer import fixed_cost_note
+
+    run = {
+        "seconds": 2.0,
+        "marketo_wait_seconds": 0.4,
+        "dagster_events": 36,
+        "phases": {
+            "create": 0.2,
+            "run_start": 0.1,
+            "step:marketo__lead_export_files": 0.7,  # 0.4 wait + 0.1 download + 0.2 ours
+            "between": 0.1,
+            "step:marketo__leads": 0.85,  # 0.7 load + 0.15 checks and events
+            "finish": 0.05,
+            "create_events": 7,
+        },
+    }
+    note = fixed_cost_note(run, download=0.1, load=0.7)
+    assert note.startswith("fixed cost (everything but Marketo's wait 0.40 s, the download")
+    assert ") 0.80 s, goal ≤ 0.3 s: not met" in note  # 2.0 - 0.4 - 0.1 - 0.7
+    assert "creating the run (before RUN_START, 7 planned events) 0.20 s" in note
+    assert "in the run (RUN_START to RUN_SUCCESS) 0.55 s" in note  # 0.1 + 0.2 + 0.15 + 0.1
+    assert "after RUN_SUCCESS 0.05 s" in note
+    assert "goal ≤ 0.3 s: met" in fixed_cost_note({**run, "seconds": 1.45}, 0.1, 0.7)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from marketo_assets.extract import ExportFailed
+from marketo_assets.extract import EventLines, ExportFailed, Notice
 from marketo_assets_tests.support.extract_fakes import KEY, LEADS, Engine, Script, long_window_spec
 
 
@@ -26,6 +26,9 @@ def test_the_staged_export_is_loaded_marked_loaded_and_deleted(engine: Engine):
     assert entry is not None and entry.loaded_at == engine.clock.now().isoformat()
     assert not exported.path.exists()
     assert "staged_deleted" in engine.notices()
+    # Said in the load's metadata, not as a log line (each line is an event Dagster stores).
+    assert outcome.metadata()["staged_files_deleted"] == 1
+    assert EventLines()(Notice("staged_deleted", "Deleted the staged export file")) is None
     assert engine.ledger.current_claim(LEADS, KEY) is None
     with engine.session() as wh:
         assert wh.partition_keys("marketo.leads") == {KEY}

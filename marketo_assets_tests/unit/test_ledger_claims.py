@@ -321,3 +321,35 @@ def test_a_batch_slot_claim_is_waited_for(store):
     ledger.release(A, "batch-t:1,2", "run-a")
     claim_partition(ledger, A, "batch-t:1,2", "run-b", lease_seconds=60, wait_seconds=5)
     assert ledger.current_claim(A, "batch-t:1,2").run_id == "run-b"
+
+
+def test_an_export_recorded_by_a_process_killed_right_after_is_found(store):
+    """The ledger's promise (docs/RELIABILITY.md): a run killed right after Marketo created its
+    export finds the export id again when it is re-launched. SQLite commits with
+    synchronous=NORMAL (no fsync per commit): that survives any process crash."""
+    code = (
+        "import os, signal\n"
+        f"ledger.record_created(export_id='e-k', asset={A!r}, partition_key={P!r}, "
+        "request_hash='h', request={}, run_id='run-k')\n"
+        f"ledger.claim({A!r}, {P!r}, 'run-k')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = store.python(code)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -9
+    ledger = store.open()
+    assert ledger.active(A, P, "h").export_id == "e-k"
+    assert ledger.current_claim(A, P).run_id == "run-k"
+
+
+def test_sqlite_ledger_commits_without_a_checkpoint_each(tmp_path):
+    """Issue 17: each write used to open a connection whose close checkpointed and deleted
+    the WAL (fsyncs and two new files per write). With the ledger open, its WAL stays."""
+    ledger = ExportLedger(tmp_path / "ledger.sqlite")
+    wal = tmp_path / "ledger.sqlite-wal"
+    ledger.record_created(export_id="e-1", asset=A, partition_key=P, request_hash="h", request={})
+    inode = wal.stat().st_ino
+    for n in range(5):
+        ledger.update("e-1", records=n)
+    assert wal.stat().st_ino == inode  # not deleted and created again by every write
+    assert ExportLedger(tmp_path / "ledger.sqlite").get("e-1").records == 4
