@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from .files import delimiter_for, has_nul, header_and_delimiter, strip_nul
+from .files import delimiter_for, header_and_delimiter
+from .nul import NulBytes, nul_bytes, nul_free, strip_nul
 from .sql import qualified, qualified_schema, quote_ident, scalar, split_table
 from .types import Column, decimal_digits
 
@@ -302,6 +303,19 @@ def existing_columns(conn, schema: str, name: str) -> dict[str, tuple[str, str]]
 PartFiles = Sequence[tuple[str | Path, Mapping[str, object]]]
 
 
+@dataclass(frozen=True)
+class FileLoad:
+    """One export file of a load: `path` is the file DuckDB reads (the export file, or its
+    NUL-free copy), `source` the export file's name, `lineage` its lineage values (column,
+    type, value), `delim` its separator; `nul_in_values`: the query removes NUL bytes."""
+
+    path: Path
+    source: str
+    lineage: list[tuple[str, str, object]]
+    delim: str
+    nul_in_values: bool
+
+
 def file_parts(
     file_path: str | Path | None,
     files: PartFiles | None,
@@ -360,17 +374,19 @@ def load_partition(
     # Every header is checked before anything is written; SSV: each file's own separator.
     delims = [checked_header(path, file_format, columns) for path, _ in parts]
 
-    loads: list[tuple[Path, str, list, str]] = []
+    loads: list[FileLoad] = []
     try:
         for (path, values), delim in zip(parts, delims, strict=True):
-            load_path = strip_nul(path) if has_nul(path) else path
-            loads.append((load_path, path.name, values, delim))
+            nuls = nul_bytes(path)
+            read_path = strip_nul(path) if nuls is NulBytes.OUTSIDE_VALUES else path
+            in_values = nuls is NulBytes.IN_VALUES
+            loads.append(FileLoad(read_path, path.name, values, delim, in_values))
         with bounded_memory(conn):
             rows = _load(conn, schema, name, target, loads, columns, types, rows_where)
     finally:
-        for (path, _), (load_path, _, _, _) in zip(parts, loads, strict=False):
-            if load_path != path:
-                load_path.unlink(missing_ok=True)
+        for (path, _), load in zip(parts, loads, strict=False):
+            if load.path != path:
+                load.path.unlink(missing_ok=True)
     schema_now = [(n, t) for n, t in existing_columns(conn, schema, name).values()]
     return LoadResult(rows, table, schema_now, time.perf_counter() - started)
 
@@ -460,10 +476,11 @@ def bounded_memory(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
             conn.execute(f"SET preserve_insertion_order = {old_order}")
 
 
-def _load(conn, schema, name, target, loads, columns, types, rows_where=None) -> int:
-    """The transaction. `loads`: (file DuckDB reads, the export file's name, lineage values,
-    delimiter) for each export file of the partition."""
-    lineage_values = loads[0][2]
+def _load(
+    conn, schema, name, target, loads: list[FileLoad], columns, types, rows_where=None
+) -> int:
+    """The transaction: each export file of the partition (`loads`) in turn."""
+    lineage_values = loads[0].lineage
     wanted = [(c.field, c.type, types[c.field]) for c in columns] + [
         (n, t, canonical_type(conn, t)) for n, t, _ in lineage_values
     ]
@@ -494,24 +511,30 @@ def _load(conn, schema, name, target, loads, columns, types, rows_where=None) ->
             [lineage_values[0][2]],
         )
         rows = 0
-        for path, source, lineage_values, delim in loads:
+        for load in loads:
+            source = load.source
             # $1 = file, $2 = column names (exactly the header) all read as VARCHAR.
-            params: list = [str(path), {c.field: "VARCHAR" for c in columns}]
+            params: list = [str(load.path), {c.field: "VARCHAR" for c in columns}]
             exprs = []
             for c in columns:
                 message = cast_message(source, c.field, types[c.field])
                 exprs.append(
                     cast_expr(quote_ident(c.field), types[c.field], c.type, message, params)
                 )
-            for _name, t, v in lineage_values:
+            for _name, t, v in load.lineage:
                 params.append(v)
                 exprs.append(f"CAST(${len(params)} AS {t})")
             read = (
                 f"read_csv($1, header = true, auto_detect = false, strict_mode = true, "
-                f"delim = '{delim}', quote = '\"', escape = '\"', nullstr = ['null', ''], "
+                f"delim = '{load.delim}', quote = '\"', escape = '\"', nullstr = ['null', ''], "
                 f"allow_quoted_nulls = true, "
                 f"encoding = 'utf-8', parallel = true, columns = $2)"
             )
+            if load.nul_in_values:  # every column read without its NUL bytes (nul.nul_free)
+                free = [
+                    f"{nul_free(quote_ident(c.field))} AS {quote_ident(c.field)}" for c in columns
+                ]
+                read = f"(SELECT {', '.join(free)} FROM {read})"
             collist = ", ".join(quote_ident(c) for c, _, _ in wanted)
             where = ""
             if rows_where is not None:
@@ -541,7 +564,7 @@ def _load(conn, schema, name, target, loads, columns, types, rows_where=None) ->
                 raise LoadError(f"cannot read {source}: {msg}") from exc
             except duckdb.Error as exc:
                 raise LoadError(f"cannot load {source} into {schema}.{name}: {exc}") from exc
-        sources = ", ".join(source for _, source, _, _ in loads)
+        sources = ", ".join(load.source for load in loads)
         try:
             conn.execute("COMMIT")
         except duckdb.Error as exc:  # e.g. the disk is full: DuckDB has rolled back
