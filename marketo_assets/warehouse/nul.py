@@ -2,9 +2,10 @@
 
 Loads never keep NUL bytes (docs/DATA-TYPES.md): a file loads as if its NUL bytes had been
 taken out before reading it. DuckDB's CSV reader keeps NUL bytes inside values, so when every
-NUL byte of a file lies inside a value the DuckDB load removes them in its query (`nul_free`);
-only a file with NUL bytes elsewhere (`NulBytes.OUTSIDE_VALUES`) is read from a NUL-free copy
-(`strip_nul`). PostgreSQL's COPY refuses NUL bytes anywhere, so it always reads the copy.
+NUL byte of a file lies inside a value the DuckDB load removes them in its query (`nul_free`,
+on text columns; a typed value with one fails its cast and the load reads a copy); a file with
+NUL bytes elsewhere (`NulBytes.OUTSIDE_VALUES`) is read from a NUL-free copy (`strip_nul`).
+PostgreSQL's COPY refuses NUL bytes anywhere, so it always reads the copy.
 """
 
 from __future__ import annotations
