@@ -35,7 +35,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -399,10 +399,11 @@ def load_partition(
                 # The query removes NUL bytes from text columns only; a typed value holding
                 # one fails its cast (a genuine bad value too): load again from NUL-free copies.
                 loads = [
-                    FileLoad(copy(path) if load.nul_in_values else load.path, load.source,
-                             load.lineage, load.delim, False)
+                    replace(load, path=copy(path), nul_in_values=False)
+                    if load.nul_in_values
+                    else load
                     for (path, _), load in zip(parts, loads, strict=True)
-                ]  # fmt: skip
+                ]
                 rows = _load(conn, schema, name, target, loads, columns, types, rows_where)
     finally:
         for path in copies:
