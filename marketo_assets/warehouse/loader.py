@@ -4,11 +4,13 @@ Reading: every data column is read as VARCHAR by DuckDB's CSV reader (explicit `
 no sniffing, strict mode so a row with a wrong number of fields fails instead of being cut),
 then cast to its target type inside the INSERT ... SELECT: one pass over the file.
 
-NUL bytes: DuckDB 2.0.1 keeps NUL bytes inside values, but they are not wanted downstream
-(PostgreSQL text cannot hold them) and Marketo clients strip them (tap-marketo 2.4.2,
-airbyte 1.2.3). A chunked scan (memchr speed) looks for them first; only if the file has
-some, a streaming pre-pass writes a NUL-free copy into the file's own (private) directory
-and that copy is loaded. So NUL bytes are always removed, never kept.
+NUL bytes: always removed, never kept: a file loads as if it had none. They are not wanted
+downstream (PostgreSQL text cannot hold them) and Marketo clients strip them (tap-marketo
+2.4.2, airbyte 1.2.3). DuckDB 2.0.1 keeps NUL bytes inside values, so the query removes them
+(`nul.nul_free` on the text columns read), only when a scan (memchr speed, `nul.nul_bytes`)
+found some, all inside values. A file with NUL bytes elsewhere (next to a quote, say), or in a
+typed value (its cast fails: the load is run again), is loaded from a NUL-free copy written
+into its own (private) directory.
 Memory: during the load DuckDB's memory_limit is lowered (never raised) to 64 MiB + 48 MiB per
 thread and insertion order is not preserved, so the INSERT streams the file into row groups
 written as they fill instead of buffering it: peak memory stays flat from a 100 MB to a 1 GB
@@ -33,14 +35,15 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
 
-from .files import delimiter_for, has_nul, header_and_delimiter, strip_nul
+from .files import delimiter_for, header_and_delimiter
+from .nul import NulBytes, nul_bytes, nul_free, strip_nul
 from .sql import qualified, qualified_schema, quote_ident, scalar, split_table
 from .types import Column, decimal_digits
 
@@ -56,6 +59,7 @@ LOAD_MEMORY_BASE = 64 * 1024 * 1024
 LOAD_MEMORY_PER_THREAD = 48 * 1024 * 1024
 _UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 _UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+TEXT_TYPES = {"VARCHAR", "JSON"}  # canonical types whose values the query frees of NUL bytes
 INTEGER_TYPES = {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER"}
 
 
@@ -302,6 +306,19 @@ def existing_columns(conn, schema: str, name: str) -> dict[str, tuple[str, str]]
 PartFiles = Sequence[tuple[str | Path, Mapping[str, object]]]
 
 
+@dataclass(frozen=True)
+class FileLoad:
+    """One export file of a load: `path` is the file DuckDB reads (the export file, or its
+    NUL-free copy), `source` the export file's name, `lineage` its lineage values (column,
+    type, value), `delim` its separator; `nul_in_values`: the query removes NUL bytes."""
+
+    path: Path
+    source: str
+    lineage: list[tuple[str, str, object]]
+    delim: str
+    nul_in_values: bool
+
+
 def file_parts(
     file_path: str | Path | None,
     files: PartFiles | None,
@@ -360,17 +377,37 @@ def load_partition(
     # Every header is checked before anything is written; SSV: each file's own separator.
     delims = [checked_header(path, file_format, columns) for path, _ in parts]
 
-    loads: list[tuple[Path, str, list, str]] = []
+    copies: list[Path] = []  # NUL-free copies, deleted at the end
+
+    def copy(path: Path) -> Path:
+        copies.append(strip_nul(path))
+        return copies[-1]
+
     try:
+        loads = []
         for (path, values), delim in zip(parts, delims, strict=True):
-            load_path = strip_nul(path) if has_nul(path) else path
-            loads.append((load_path, path.name, values, delim))
+            nuls = nul_bytes(path)
+            read_path = copy(path) if nuls is NulBytes.OUTSIDE_VALUES else path
+            in_values = nuls is NulBytes.IN_VALUES
+            loads.append(FileLoad(read_path, path.name, values, delim, in_values))
         with bounded_memory(conn):
-            rows = _load(conn, schema, name, target, loads, columns, types, rows_where)
+            try:
+                rows = _load(conn, schema, name, target, loads, columns, types, rows_where)
+            except CastError:
+                if not any(load.nul_in_values for load in loads):
+                    raise
+                # The query removes NUL bytes from text columns only; a typed value holding
+                # one fails its cast (a genuine bad value too): load again from NUL-free copies.
+                loads = [
+                    replace(load, path=copy(path), nul_in_values=False)
+                    if load.nul_in_values
+                    else load
+                    for (path, _), load in zip(parts, loads, strict=True)
+                ]
+                rows = _load(conn, schema, name, target, loads, columns, types, rows_where)
     finally:
-        for (path, _), (load_path, _, _, _) in zip(parts, loads, strict=False):
-            if load_path != path:
-                load_path.unlink(missing_ok=True)
+        for path in copies:
+            path.unlink(missing_ok=True)
     schema_now = [(n, t) for n, t in existing_columns(conn, schema, name).values()]
     return LoadResult(rows, table, schema_now, time.perf_counter() - started)
 
@@ -460,10 +497,11 @@ def bounded_memory(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
             conn.execute(f"SET preserve_insertion_order = {old_order}")
 
 
-def _load(conn, schema, name, target, loads, columns, types, rows_where=None) -> int:
-    """The transaction. `loads`: (file DuckDB reads, the export file's name, lineage values,
-    delimiter) for each export file of the partition."""
-    lineage_values = loads[0][2]
+def _load(
+    conn, schema, name, target, loads: list[FileLoad], columns, types, rows_where=None
+) -> int:
+    """The transaction: each export file of the partition (`loads`) in turn."""
+    lineage_values = loads[0].lineage
     wanted = [(c.field, c.type, types[c.field]) for c in columns] + [
         (n, t, canonical_type(conn, t)) for n, t, _ in lineage_values
     ]
@@ -494,24 +532,27 @@ def _load(conn, schema, name, target, loads, columns, types, rows_where=None) ->
             [lineage_values[0][2]],
         )
         rows = 0
-        for path, source, lineage_values, delim in loads:
+        for load in loads:
+            source = load.source
             # $1 = file, $2 = column names (exactly the header) all read as VARCHAR.
-            params: list = [str(path), {c.field: "VARCHAR" for c in columns}]
+            params: list = [str(load.path), {c.field: "VARCHAR" for c in columns}]
             exprs = []
             for c in columns:
                 message = cast_message(source, c.field, types[c.field])
                 exprs.append(
                     cast_expr(quote_ident(c.field), types[c.field], c.type, message, params)
                 )
-            for _name, t, v in lineage_values:
+            for _name, t, v in load.lineage:
                 params.append(v)
                 exprs.append(f"CAST(${len(params)} AS {t})")
             read = (
                 f"read_csv($1, header = true, auto_detect = false, strict_mode = true, "
-                f"delim = '{delim}', quote = '\"', escape = '\"', nullstr = ['null', ''], "
+                f"delim = '{load.delim}', quote = '\"', escape = '\"', nullstr = ['null', ''], "
                 f"allow_quoted_nulls = true, "
                 f"encoding = 'utf-8', parallel = true, columns = $2)"
             )
+            if load.nul_in_values:  # text columns read without their NUL bytes
+                read = _nul_free_read(read, columns, types, rows_where)
             collist = ", ".join(quote_ident(c) for c, _, _ in wanted)
             where = ""
             if rows_where is not None:
@@ -541,7 +582,7 @@ def _load(conn, schema, name, target, loads, columns, types, rows_where=None) ->
                 raise LoadError(f"cannot read {source}: {msg}") from exc
             except duckdb.Error as exc:
                 raise LoadError(f"cannot load {source} into {schema}.{name}: {exc}") from exc
-        sources = ", ".join(source for _, source, _, _ in loads)
+        sources = ", ".join(load.source for load in loads)
         try:
             conn.execute("COMMIT")
         except duckdb.Error as exc:  # e.g. the disk is full: DuckDB has rolled back
@@ -554,6 +595,20 @@ def _load(conn, schema, name, target, loads, columns, types, rows_where=None) ->
         if not rolled_back:
             rollback(conn)
         raise
+
+
+def _nul_free_read(read: str, columns, types, rows_where) -> str:
+    """`read` with NUL bytes removed (nul.nul_free) from the text columns and the `rows_where`
+    column. Only those: the check costs CPU on every value, and a NUL byte in a typed value
+    fails its cast, which load_partition then loads from a NUL-free copy."""
+    text = {c.field for c in columns if types[c.field] in TEXT_TYPES}
+    text |= {rows_where[0]} if rows_where else set()
+    picks = [
+        f"{nul_free(quote_ident(c.field)) if c.field in text else quote_ident(c.field)} "
+        f"AS {quote_ident(c.field)}"
+        for c in columns
+    ]
+    return f"(SELECT {', '.join(picks)} FROM {read})"
 
 
 def rollback(conn: duckdb.DuckDBPyConnection) -> None:

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .catalog import LIST_COLUMNS, CatalogResult, catalog_values
-from .files import delimiter_for, has_nul, strip_nul
+from .files import delimiter_for
 from .loader import (
     CAST_MARK,
     CastError,
@@ -45,6 +45,7 @@ from .loader import (
     file_parts,
     split_message,
 )
+from .nul import has_nul, strip_nul
 from .queries import partition_stats_sql, stats_from_row
 from .sql import quote_ident, split_table
 from .types import Column, decimal_digits
