@@ -273,8 +273,15 @@ def load_row(t: Transfer) -> Row:
     )
 
 
+def e2e_goal(rows: int) -> float:
+    """Row 3's goal (issue 17): ≤ 1.3x at 2,000,000 leads; ≤ 1.6x at the quick sizes, where the
+    fixed costs weigh more."""
+    return 1.3 if rows >= 2_000_000 else 1.6
+
+
 def e2e_row(t: Transfer) -> Row:
     best = min(t.e2e, key=lambda r: r["seconds"])
+    goal = e2e_goal(t.rows)
     ours = best["seconds"]
     if not (t.curl and t.ctas):
         return missed("3", "End to end", "≤ 1.3x", "needs rows 1 and 2's references")
@@ -296,8 +303,8 @@ def e2e_row(t: Transfer) -> Row:
         ours,
         ref,
         "s",
-        "≤ 1.3x",
-        ours / ref <= 1.3,
+        f"≤ {goal:g}x",
+        ours / ref <= goal,
         ours_text=f"{ours:.2f} s ({t.rows / ours:,.0f} rows/s)",
         reference_text=f"{ref:.2f} s ({curl:.2f} + {ctas:.2f})",
         details={
