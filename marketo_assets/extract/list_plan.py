@@ -168,14 +168,10 @@ def run_tick(
     empty selection); `filter_enabled(list_id)` (smart lists) says whether runs may be
     requested, and why not."""
     if selection.empty:
-        message = (
-            f"No {kind} list selected: set MARKETO_{kind.upper()}_LISTS (ids, names or patterns)."
+        setting = f"MARKETO_{kind.upper()}_LISTS"
+        return _empty_selection(
+            existing, f"No {kind} list selected: set {setting} (ids, names or patterns)."
         )
-        if not existing:
-            return Tick(skip=message)
-        gone = sorted(existing)
-        logs = [("info", f"Selection is empty: deleting partitions {gone}")]
-        return Tick(delete=gone, cursor=json.dumps(load_cursor(None)), skip=message, logs=logs)
     discovered = discover()
     cursor = load_cursor(raw_cursor)
     plan = plan_tick(kind, discovered, selection, existing, cursor, now, refresh)
@@ -211,9 +207,7 @@ def run_program_tick(
     """One tick of the program sensor (as `run_tick`, partitions keyed by program id). A name
     in MARKETO_PROGRAMS that Marketo does not have refuses the whole tick (SettingsError)."""
     if selection.empty:
-        if not existing:
-            return Tick(skip=f"No program selected: set {PROGRAMS}.")
-        return Tick(delete=sorted(existing), cursor=json.dumps(load_cursor(None)))
+        return _empty_selection(existing, f"No program selected: set {PROGRAMS}.")
     found = discover()
     unknown = sorted(selection.names - {p.name for p in found})
     if unknown:  # a typo: export nothing rather than a partial, silent selection
@@ -231,6 +225,15 @@ def run_program_tick(
     if not plan.runs:
         tick.skip = f"No program changed ({len(plan.cursor['lists'])})."
     return tick
+
+
+def _empty_selection(existing: set[str], message: str) -> Tick:
+    """The tick of an empty selection: skip saying `message`; delete the partitions there are."""
+    if not existing:
+        return Tick(skip=message)
+    gone = sorted(existing)
+    logs = [("info", f"Selection is empty: deleting partitions {gone}")]
+    return Tick(delete=gone, cursor=json.dumps(load_cursor(None)), skip=message, logs=logs)
 
 
 def unmatched_entries(selection: ListSelection, lists: list[DiscoveredList]) -> list[str]:

@@ -104,3 +104,25 @@ def test_plan_refresh_and_disabled_filter_keep_lists_pending():
     assert again.runs[0][1] == refresh.runs[0][1]  # same tick re-evaluated: same run key
     quiet = plan_tick("smart", found, sel, {"smart-5"}, refresh.cursor, later, refresh=day)
     assert quiet.runs == []
+
+
+@pytest.mark.parametrize("kind", ["static", "program"])
+def test_an_emptied_selection_deletes_the_partitions_saying_so(kind):
+    """A user who empties MARKETO_STATIC_LISTS / MARKETO_PROGRAMS sees in the tick why the
+    partitions went, for lists and programs alike; Marketo is not asked."""
+    from marketo_assets.extract.list_plan import run_program_tick, run_tick
+
+    def discover():
+        raise AssertionError("an empty selection lists nothing")
+
+    empty, now = ListSelection.parse("", "X"), datetime(2025, 6, 1, tzinfo=UTC)
+    existing = {"static-1", "static-2"} if kind == "static" else {"3001", "3002"}
+    if kind == "static":
+        tick = run_tick("static", empty, existing, None, now, None, discover)
+    else:
+        tick = run_program_tick(empty, existing, None, now, None, discover)
+    assert tick.delete == sorted(existing)
+    assert tick.cursor is not None
+    assert tick.skip and "MARKETO_" in tick.skip
+    assert any(str(sorted(existing)) in line for _, line in tick.logs)
+    assert run_tick("static", empty, set(), None, now, None, discover).delete == []
