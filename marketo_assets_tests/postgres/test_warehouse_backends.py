@@ -144,7 +144,7 @@ def test_reloading_a_partition_replaces_only_its_rows(tmp_path, warehouse):
             "duplicate_ids": 0,
             "null_ids": 0,
         }
-        assert s.duplicate_ids(TABLE) == 0
+        assert s.ids_in_other_partitions(TABLE, "2025-01-01").ids == 0
 
 
 def test_a_shared_file_loads_only_the_partitions_rows(tmp_path, warehouse):
@@ -297,8 +297,41 @@ def test_checks_queries_agree(tmp_path, warehouse):
         stats = s.partition_stats(TABLE, "2025-01-01", timestamp_column="createdAt")
         assert (stats["rows"], stats["duplicate_ids"], stats["null_ids"]) == (3, 1, 1)
         assert (stats["min_createdAt"], stats["max_createdAt"]) == (start, end)
-        assert s.duplicate_ids(TABLE) == 1
+        assert s.ids_in_other_partitions(TABLE, "2025-01-01").ids == 0  # the partition's own
         assert s.rows_outside_window(TABLE, "2025-01-01", "createdAt", start, end) == 1
+
+
+def test_ids_in_other_partitions_probes_for_this_partitions_ids_only(tmp_path, warehouse):
+    """The lead table check's query: this partition's ids that other partitions hold (not
+    the duplicates among other partitions), with the partitions holding most rows first."""
+    cols = simple(["id", "email"])
+    with warehouse.session() as s:
+        load(s, write(tmp_path, "a.csv", "id,email\n1,a\n2,b\n"), cols, "2025-01-01")
+        load(s, write(tmp_path, "b.csv", "id,email\n2,b\n2,b\n3,c\n,x\n"), cols, "2025-02-01")
+        load(s, write(tmp_path, "c.csv", "id,email\n3,c\n4,d\n,y\n"), cols, "2025-03-01")
+        load(s, write(tmp_path, "d.csv", "id,email\n9,z\n"), cols, "2025-04-01")
+        shared = s.ids_in_other_partitions(TABLE, "2025-02-01")
+        assert (shared.ids, shared.partitions) == (2, 2)
+        assert shared.examples == [("2025-01-01", 1), ("2025-03-01", 1)]
+        assert s.ids_in_other_partitions(TABLE, "2025-02-01", limit=1).examples == [
+            ("2025-01-01", 1)
+        ]
+        shared = s.ids_in_other_partitions(TABLE, "2025-01-01")
+        assert (shared.ids, shared.partitions, shared.examples) == (1, 1, [("2025-02-01", 2)])
+        # 2025-02-01 and 2025-03-01 overlap; 2025-04-01 shares nothing (NULL ids match nothing).
+        none = s.ids_in_other_partitions(TABLE, "2025-04-01")
+        assert (none.ids, none.partitions, none.examples) == (0, 0, [])
+        assert s.ids_in_other_partitions(TABLE, "2099-01-01").ids == 0
+
+
+def test_the_lead_table_check_on_postgres(tmp_path, pg_server, pg_database):
+    from marketo_assets_tests.unit.test_lead_table_check import load_and_check
+
+    wh = PostgresWarehouse(pg_server.dsn(pg_database))
+    assert load_and_check(wh, tmp_path, "2025-01-01", [1, 2, 3]).passed
+    later = load_and_check(wh, tmp_path, "2025-02-01", [3, 4])
+    assert not later.passed and later.metadata["other_partitions"] == ["2025-01-01"]
+    assert load_and_check(wh, tmp_path, "2025-03-01", [5]).passed
 
 
 def test_postgres_takes_parallel_loads_of_different_partitions(tmp_path, pg_server, pg_database):

@@ -5,7 +5,7 @@ import pytest
 
 from marketo_assets.warehouse import (
     columns_for,
-    duplicate_ids,
+    ids_in_other_partitions,
     load_partition,
     partition_stats,
     table_schema,
@@ -45,9 +45,11 @@ def test_partition_stats_of_unknown_partition_is_empty(conn):
     assert stats["min_createdAt"] is None
 
 
-def test_duplicate_ids_across_table_and_per_partition(conn):
-    assert duplicate_ids(conn, TABLE, "id") == 2  # id 2 appears 3 times
-    assert duplicate_ids(conn, TABLE, "id", group_by="_partition_key") == 1
+def test_ids_in_other_partitions_are_this_partitions_ids_found_elsewhere(conn):
+    shared = ids_in_other_partitions(conn, TABLE, "2025-02")  # id 2: twice in 2025-01
+    assert (shared.ids, shared.partitions, shared.examples) == (1, 1, [("2025-01", 2)])
+    shared = ids_in_other_partitions(conn, TABLE, "2025-01")
+    assert (shared.ids, shared.partitions, shared.examples) == (1, 1, [("2025-02", 1)])
 
 
 def test_table_schema_lists_columns_in_order(conn):
