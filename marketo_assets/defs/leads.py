@@ -32,8 +32,8 @@ def lead_assets(settings: ProjectSettings) -> Pair:
         return [ExportFilter.created_at(lo, hi) for lo, hi in windows]
 
     def lead_checks(context: Context):
-        start, end = window_bounds(context, settings)
-        return lambda wh, loaded: checks.lead_checks(wh, loaded, LEADS_TABLE, start, end)
+        (start, end), key = window_bounds(context, settings), context.partition_key
+        return lambda wh, loaded: checks.lead_checks(wh, loaded, LEADS_TABLE, key, start, end)
 
     return build_family(
         ExportFamily(
@@ -50,7 +50,7 @@ def lead_assets(settings: ProjectSettings) -> Pair:
             checks=(
                 (CHECK_UNIQUE, "No lead twice in a partition"),
                 (CHECK_WINDOW, "createdAt inside the window"),
-                (CHECK_TABLE_UNIQUE, "No lead id twice in the whole table"),
+                (CHECK_TABLE_UNIQUE, "No lead id of this partition in another partition"),
             ),
             load_checks=lead_checks,
             check_partitions=True,

@@ -12,7 +12,7 @@ from .activities import inside_window
 from .windows import created_inside
 
 if TYPE_CHECKING:
-    from marketo_assets.warehouse import WarehouseSession
+    from marketo_assets.warehouse import SharedIds, WarehouseSession
 
     from .load import LoadedPartition
 
@@ -37,15 +37,47 @@ class Check:
 
 
 def lead_checks(
-    wh: WarehouseSession, loaded: LoadedPartition, table: str, start: datetime, end: datetime
+    wh: WarehouseSession,
+    loaded: LoadedPartition,
+    table: str,
+    partition_key: str,
+    start: datetime,
+    end: datetime,
 ) -> Checked:
-    """createdAt inside the window; no lead id twice in the whole `table`."""
+    """createdAt inside the window; none of the partition's lead ids in another partition of
+    `table` (a probe for its ids: the table is not aggregated after every load)."""
     inside, window = created_inside(loaded.stats, loaded.timestamp_column, start, end)
-    duplicates = wh.duplicate_ids(table, id_column=loaded.id_column)
+    shared = wh.ids_in_other_partitions(table, partition_key, id_column=loaded.id_column)
     return [
         Check(CHECK_WINDOW, inside, window),
-        Check(CHECK_TABLE_UNIQUE, duplicates == 0, {"duplicate_ids": duplicates}),
+        _ids_in_one_partition(shared, table, partition_key),
     ], {}
+
+
+def _ids_in_one_partition(shared: SharedIds, table: str, partition_key: str) -> Check:
+    """CHECK_TABLE_UNIQUE from `shared`: fails naming the other partitions and the fix."""
+    metadata = {
+        "ids_in_other_partitions": shared.ids,
+        "other_partition_count": shared.partitions,
+        "other_partitions": [key for key, _ in shared.examples],
+    }
+    if not shared.ids:
+        return Check(CHECK_TABLE_UNIQUE, True, metadata)
+    named = ", ".join(key for key, _ in shared.examples)
+    if shared.partitions > len(shared.examples):
+        named += f" and {shared.partitions - len(shared.examples)} more"
+    ids = f"{shared.ids} lead id{'s' if shared.ids != 1 else ''}"
+    others = f"{shared.partitions} other partition{'s' if shared.partitions != 1 else ''}"
+    fix = (
+        f"{ids} of partition {partition_key} {'are' if shared.ids != 1 else 'is'} also in "
+        f"{others} of {table} ({named}): a lead belongs to one window, so the windows "
+        "overlap (was MARKETO_PARTITION_WINDOW, MARKETO_PARTITION_START or "
+        "MARKETO_PARTITION_TIMEZONE changed?). "
+        "Re-materialize those partitions (each is exported again for its current window), "
+        "or delete the rows of a partition the settings no longer have: "
+        f"DELETE FROM {table} WHERE _partition_key = '<key>'."
+    )
+    return Check(CHECK_TABLE_UNIQUE, False, metadata, fix)
 
 
 def activity_checks(loaded: LoadedPartition, start: datetime, end: datetime) -> Checked:

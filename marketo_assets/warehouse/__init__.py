@@ -25,7 +25,8 @@ from .loader import (
     load_partition,
 )
 from .queries import (
-    duplicate_ids,
+    SharedIds,
+    ids_in_other_partitions,
     list_member_counts,
     partition_stats,
     rows_outside_window,
@@ -48,6 +49,7 @@ __all__ = [
     "LoadResult",
     "LockHolder",
     "SchemaConflictError",
+    "SharedIds",
     "Warehouse",
     "WarehouseConfigError",
     "WarehouseLockedError",
@@ -59,7 +61,7 @@ __all__ = [
     "connect_for_write",
     "count_where",
     "duckdb_type",
-    "duplicate_ids",
+    "ids_in_other_partitions",
     "list_member_counts",
     "load_partition",
     "partition_stats",

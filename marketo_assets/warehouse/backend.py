@@ -10,7 +10,7 @@ checks need, each with the same semantics on every backend:
   transaction (tables loaded while headers still named columns);
 - `replace_list_catalog`: replace the list catalog and prune members of deleted lists, in one
   transaction;
-- `partition_stats`, `duplicate_ids`, `rows_outside_window`, `table_schema`,
+- `partition_stats`, `ids_in_other_partitions`, `rows_outside_window`, `table_schema`,
   `partition_keys`: the reads behind the asset checks and metadata.
 
 `DuckDBWarehouse` (the default: one file, one writing process at a time) and
@@ -34,6 +34,7 @@ from . import queries as _queries
 from .catalog import CatalogResult
 from .duckdb_file import LockHolder, check_writable, connect_for_write
 from .loader import LoadResult, PartFiles
+from .queries import SharedIds
 from .types import Column
 
 WAREHOUSE_KINDS = ("duckdb", "postgres")
@@ -84,9 +85,9 @@ class WarehouseSession(Protocol):
         timestamp_column: str | None = "createdAt",
     ) -> dict: ...
 
-    def duplicate_ids(
-        self, table: str, id_column: str = "id", group_by: str | None = None
-    ) -> int: ...
+    def ids_in_other_partitions(
+        self, table: str, partition_key: str, id_column: str = "id", limit: int = 5
+    ) -> SharedIds: ...
 
     def rows_outside_window(
         self, table: str, partition_key: str, column: str, start: object, end: object
@@ -130,8 +131,8 @@ class DuckDBSession:
             self.conn, table, partition_key, id_column=id_column, timestamp_column=timestamp_column
         )
 
-    def duplicate_ids(self, table, id_column="id", group_by=None) -> int:
-        return _queries.duplicate_ids(self.conn, table, id_column=id_column, group_by=group_by)
+    def ids_in_other_partitions(self, table, partition_key, id_column="id", limit=5):
+        return _queries.ids_in_other_partitions(self.conn, table, partition_key, id_column, limit)
 
     def rows_outside_window(self, table, partition_key, column, start, end) -> int:
         return _queries.rows_outside_window(self.conn, table, partition_key, column, start, end)

@@ -46,7 +46,13 @@ from .loader import (
     split_message,
 )
 from .nul import has_nul, strip_nul
-from .queries import partition_stats_sql, stats_from_row
+from .queries import (
+    SharedIds,
+    ids_in_other_partitions_sql,
+    partition_stats_sql,
+    shared_ids_from_rows,
+    stats_from_row,
+)
 from .sql import quote_ident, split_table
 from .types import Column, decimal_digits
 
@@ -462,16 +468,16 @@ class PostgresSession:
         self.conn.rollback()
         return keys
 
-    def duplicate_ids(self, table: str, id_column: str = "id", group_by: str | None = None) -> int:
+    def ids_in_other_partitions(
+        self, table: str, partition_key: str, id_column: str = "id", limit: int = 5
+    ) -> SharedIds:
         _, _, target = self._target(table)
-        keys = quote_ident(id_column)
-        if group_by:
-            keys = f"{quote_ident(group_by)}, {keys}"
-        row = self._fetch(
-            f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {target} "
-            f"WHERE {quote_ident(id_column)} IS NOT NULL GROUP BY {keys} HAVING count(*) > 1) d"
-        )
-        return int(row[0])
+        sql = ids_in_other_partitions_sql(target, id_column, "%s", limit)
+        with self.conn.cursor() as cur:
+            cur.execute(sql, (partition_key, partition_key))
+            rows = cur.fetchall()
+        self.conn.rollback()
+        return shared_ids_from_rows(rows)
 
     def partition_stats(
         self,

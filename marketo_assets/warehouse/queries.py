@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -23,22 +24,47 @@ def table_schema(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str,
     ]
 
 
-def duplicate_ids(
+@dataclass(frozen=True)
+class SharedIds:
+    """A partition's ids that other partitions of the table hold too."""
+
+    ids: int  # distinct ids of the partition found in another partition
+    partitions: int  # other partitions holding any of them
+    examples: list[tuple[str, int]]  # (other partition, its rows with such ids), most first
+
+
+def ids_in_other_partitions(
     conn: duckdb.DuckDBPyConnection,
     table: str,
+    partition_key: str,
     id_column: str = "id",
-    group_by: str | None = None,
-) -> int:
-    """Number of rows beyond the first for each `id_column` value (0 = ids unique), within each
-    `group_by` value if given (e.g. "_partition_key"), across the whole table otherwise."""
-    keys = quote_ident(id_column)
-    if group_by:
-        keys = f"{quote_ident(group_by)}, {keys}"
-    sql = (
-        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {qualified(table, conn)} "
-        f"WHERE {quote_ident(id_column)} IS NOT NULL GROUP BY {keys} HAVING count(*) > 1)"
+    limit: int = 5,
+) -> SharedIds:
+    """The ids of partition `partition_key` that other partitions of `table` hold too (NULL
+    ids match nothing; ids twice within the partition are partition_stats'). A probe for this
+    partition's ids, not an aggregate of the table: DuckDB skips the row groups whose id range
+    misses them. `examples`: up to `limit` of those other partitions."""
+    sql = ids_in_other_partitions_sql(qualified(table, conn), id_column, "$1", limit)
+    return shared_ids_from_rows(conn.execute(sql, [partition_key]).fetchall())
+
+
+def ids_in_other_partitions_sql(target: str, id_column: str, param: str, limit: int) -> str:
+    """The one query behind ids_in_other_partitions (DuckDB and PostgreSQL): `param` is the
+    placeholder of the partition key ($1, or %s given twice), one row per other partition."""
+    key, ident = quote_ident("_partition_key"), quote_ident(id_column)
+    return (
+        f"WITH hits AS (SELECT {key} AS k, {ident} AS i FROM {target} WHERE {key} <> {param} "
+        f"AND {ident} IN (SELECT {ident} FROM {target} WHERE {key} = {param})) "
+        "SELECT k, count(*) AS n, count(*) OVER () AS parts, "
+        "(SELECT count(DISTINCT i) FROM hits) AS ids "
+        f"FROM hits GROUP BY k ORDER BY n DESC, k LIMIT {int(limit)}"
     )
-    return int(scalar(conn.execute(sql)))
+
+
+def shared_ids_from_rows(rows: list) -> SharedIds:
+    if not rows:
+        return SharedIds(0, 0, [])
+    return SharedIds(int(rows[0][3]), int(rows[0][2]), [(str(k), int(n)) for k, n, *_ in rows])
 
 
 def partition_stats(

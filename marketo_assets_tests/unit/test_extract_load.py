@@ -37,7 +37,10 @@ def test_the_staged_export_is_loaded_marked_loaded_and_deleted(engine: Engine):
 def test_inspect_runs_inside_the_session_and_its_answer_is_returned(engine: Engine):
     engine.export()
     outcome = engine.load(
-        inspect=lambda wh, loaded: (loaded.stats["rows"], wh.ids_in_other_partitions("marketo.leads", KEY).ids)
+        inspect=lambda wh, loaded: (
+            loaded.stats["rows"],
+            wh.ids_in_other_partitions("marketo.leads", KEY).ids,
+        )
     )
     assert outcome.inspected == (3, 0)
     assert outcome.loaded.stats["duplicate_ids"] == 0

@@ -62,9 +62,7 @@ def test_an_id_in_two_partitions_fails_the_later_load_naming_the_other(warehouse
     assert fixed.passed and fixed.metadata["ids_in_other_partitions"] == 0
 
 
-def test_duplicates_among_other_partitions_only_do_not_fail_this_partition(
-    warehouse, tmp_path
-):
+def test_duplicates_among_other_partitions_only_do_not_fail_this_partition(warehouse, tmp_path):
     """The behaviour change: the check no longer reads the whole table. A duplicate between
     two OTHER partitions was reported when they were loaded, not by every later load."""
     load_and_check(warehouse, tmp_path, "2025-01-01", [1, 2])
