@@ -23,6 +23,7 @@ from marketo_assets.warehouse import (
     warehouse_from_config,
 )
 from marketo_assets.warehouse.postgres import PostgresWarehouse
+from marketo_assets_tests.support.lead_table import load_and_check
 
 UTC = dt.UTC
 TABLE = "marketo.leads"
@@ -325,8 +326,6 @@ def test_ids_in_other_partitions_probes_for_this_partitions_ids_only(tmp_path, w
 
 
 def test_the_lead_table_check_on_postgres(tmp_path, pg_server, pg_database):
-    from marketo_assets_tests.unit.test_lead_table_check import load_and_check
-
     wh = PostgresWarehouse(pg_server.dsn(pg_database))
     assert load_and_check(wh, tmp_path, "2025-01-01", [1, 2, 3]).passed
     later = load_and_check(wh, tmp_path, "2025-02-01", [3, 4])
