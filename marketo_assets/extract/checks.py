@@ -74,8 +74,8 @@ def _ids_in_one_partition(shared: SharedIds, table: str, partition_key: str) -> 
         "overlap (was MARKETO_PARTITION_WINDOW, MARKETO_PARTITION_START or "
         "MARKETO_PARTITION_TIMEZONE changed?). "
         "Re-materialize those partitions (each is exported again for its current window), "
-        "or delete the rows of a partition the settings no longer have: "
-        f"DELETE FROM {table} WHERE _partition_key = '<key>'."
+        f"or delete from {table} the rows of a partition the settings no longer have (its "
+        "_partition_key; docs/TROUBLESHOOTING.md, 'A lead id in two partitions')."
     )
     return Check(CHECK_TABLE_UNIQUE, False, metadata, fix)
 
