@@ -57,7 +57,7 @@ def ids_in_other_partitions_sql(target: str, id_column: str, param: str, limit: 
         f"AND {ident} IN (SELECT {ident} FROM {target} WHERE {key} = {param})) "
         "SELECT k, count(*) AS n, count(*) OVER () AS parts, "
         "(SELECT count(DISTINCT i) FROM hits) AS ids "
-        f"FROM hits GROUP BY k ORDER BY n DESC, k LIMIT {int(limit)}"
+        f"FROM hits GROUP BY k ORDER BY n DESC, k LIMIT {max(int(limit), 1)}"
     )
 
 
