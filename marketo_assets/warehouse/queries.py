@@ -42,8 +42,9 @@ def ids_in_other_partitions(
 ) -> SharedIds:
     """The ids of partition `partition_key` that other partitions of `table` hold too (NULL
     ids match nothing; ids twice within the partition are partition_stats'). A probe for this
-    partition's ids, not an aggregate of the table: DuckDB skips the row groups whose id range
-    misses them. `examples`: up to `limit` of those other partitions."""
+    partition's ids, not an aggregate of the table: DuckDB skips the row groups whose key or id
+    range misses them (PostgreSQL, without indexes, scans the table twice but aggregates none
+    of it). `examples`: up to `limit` (at least 1) of those other partitions."""
     sql = ids_in_other_partitions_sql(qualified(table, conn), id_column, "$1", limit)
     return shared_ids_from_rows(conn.execute(sql, [partition_key]).fetchall())
 
