@@ -37,6 +37,7 @@ class Profile:
     slot_single: bool  # row 6: measure O with a one-partition backfill
     budget: float  # seconds for the whole run (row 6 gets what is left)
     activity_leads: int  # row 2b: ~8 activities a lead, all in one month
+    floor_repeats: int = 3  # row 3: empty runs timed for Dagster's floor (after a warm-up)
     skip_by_default: tuple[str, ...] = ()  # sections left out unless named in --only
 
 
@@ -95,6 +96,7 @@ PROFILES = {
         slot_single=False,
         budget=300,
         activity_leads=500,
+        floor_repeats=1,
         skip_by_default=("slots",),
     ),
 }
