@@ -385,9 +385,9 @@ def floor_note(
         f"{shape['export_logs'] + shape['load_logs']} log lines, no work; {db['events']} stored "
         f"events vs {events if events is not None else '?'}) on a fresh instance of the same "
         f"kind (the project's dagster.yaml, SQLite), in the same process after the run, median "
-        f"of {len(db['runs'])} after a warm-up: {db['seconds']:.2f} s = creating the run "
-        f"{db['create']:.2f} s + in the run {db['in_run']:.2f} s + after RUN_SUCCESS "
-        f"{db['finish']:.2f} s; on Dagster's in-memory instance {mem['seconds']:.2f} s "
+        f"of {len(db['runs'])} after a warm-up ({_s(db['runs'])}): {db['seconds']:.2f} s = "
+        f"creating the run {db['create']:.2f} s + in the run {db['in_run']:.2f} s + after "
+        f"RUN_SUCCESS {db['finish']:.2f} s; on Dagster's in-memory instance {mem['seconds']:.2f} s "
         f"(SQLite storage: {db['seconds'] - mem['seconds']:.2f} s); ours beyond Dagster's "
         f"floor {beyond:.2f} s"
     )

@@ -129,8 +129,9 @@ def test_row_3_note_sets_dagsters_floor_beside_the_fixed_cost():
     assert "goal ≤ 0.3 s: not met" in note  # the goal checked is unchanged
     assert "5 asset checks, 4 log lines, no work; 36 stored events vs 36" in note
     assert (
-        "median of 3 after a warm-up: 0.40 s = creating the run 0.10 s + in the run 0.28 s" in note
+        "median of 3 after a warm-up (0.38, 0.40, 0.45 s): 0.40 s = creating the run 0.10 s" in note
     )
+    assert "0.40 s = creating the run 0.10 s + in the run 0.28 s + after RUN_SUCCESS 0.02 s" in note
     assert "Dagster's floor (the goal ≤ 0.3 s is below it)" in note
     assert "on Dagster's in-memory instance 0.15 s (SQLite storage: 0.25 s)" in note
     # fixed 0.80 s (create 0.20, in the run 0.55, after 0.05) minus the floor's
