@@ -378,18 +378,18 @@ def floor_note(
     db, mem, shape = floor["sqlite"], floor["in_memory"], floor["shape"]
     pools = " and ".join(floor.get("pools", []))
     below = f" (the goal ≤ {FIXED_GOAL} s is below it)" if db["seconds"] > FIXED_GOAL else ""
-    beyond = fixed - db["seconds"]
+    warm_up = f"warm-up {db['warm_up']:.2f} s; " if "warm_up" in db else ""
+    runs = f"median of {len(db['runs'])} after a warm-up ({warm_up}runs {_s(db['runs'])})"
     note = (
         f"Dagster's floor{below}: an empty run of the same shape (2 partitioned asset steps"
         f"{f' in pools {pools}' if pools else ''}, {shape['checks']} asset checks, "
         f"{shape['export_logs'] + shape['load_logs']} log lines, no work; {db['events']} stored "
         f"events vs {events if events is not None else '?'}) on a fresh instance of the same "
-        f"kind (the project's dagster.yaml, SQLite), in the same process after the run, median "
-        f"of {len(db['runs'])} after a warm-up ({_s(db['runs'])}): {db['seconds']:.2f} s = "
-        f"creating the run {db['create']:.2f} s + in the run {db['in_run']:.2f} s + after "
-        f"RUN_SUCCESS {db['finish']:.2f} s; on Dagster's in-memory instance {mem['seconds']:.2f} s "
-        f"(SQLite storage: {db['seconds'] - mem['seconds']:.2f} s); ours beyond Dagster's "
-        f"floor {beyond:.2f} s"
+        f"kind (the project's dagster.yaml, SQLite), in the same process after the run, {runs}: "
+        f"{db['seconds']:.2f} s = creating the run {db['create']:.2f} s + in the run "
+        f"{db['in_run']:.2f} s + after RUN_SUCCESS {db['finish']:.2f} s; on Dagster's in-memory "
+        f"instance {mem['seconds']:.2f} s (SQLite storage: {db['seconds'] - mem['seconds']:.2f} "
+        f"s); ours beyond Dagster's floor {fixed - db['seconds']:.2f} s"
     )
     if split:
         note += (
