@@ -37,6 +37,8 @@ class Profile:
     slot_single: bool  # row 6: measure O with a one-partition backfill
     budget: float  # seconds for the whole run (row 6 gets what is left)
     activity_leads: int  # row 2b: ~8 activities a lead, all in one month
+    floor_repeats: int = 3  # row 3: empty runs timed for Dagster's floor (after a warm-up)
+    e2e_warm_up: bool = True  # row 3: a first, uncounted run (bytecode cache of a run's imports)
     skip_by_default: tuple[str, ...] = ()  # sections left out unless named in --only
 
 
@@ -95,6 +97,8 @@ PROFILES = {
         slot_single=False,
         budget=300,
         activity_leads=500,
+        floor_repeats=1,
+        e2e_warm_up=False,
         skip_by_default=("slots",),
     ),
 }
@@ -104,7 +108,7 @@ KEYS = {
     "download": ("1a", "Download vs curl", "≤ 1.10x"),
     "load": ("2", "Load vs CTAS", "≤ 1.15x"),
     "activities": ("2b", "Activity load vs CTAS", "≤ 1.15x"),
-    "e2e": ("3", "End to end vs curl + CTAS", "≤ 1.3x"),
+    "e2e": ("3", "End to end vs Marketo's wait + curl + CTAS", "≤ 1.3x"),
     "memory": ("4", "Peak RSS", "≤ 1.25x and ≤ 400 MB"),
     "api": ("5", "REST calls per export job", "≤ 1 + ceil(minutes) + 5 + 2"),
     "slots": ("6", "Slot use", "≤ 1.15x"),

@@ -1,4 +1,6 @@
-"""Rows 1-3: download vs curl, load vs DuckDB CTAS, one partition end to end through Dagster.
+"""Rows 1-3: download vs curl, load vs DuckDB CTAS, one partition end to end through Dagster
+(vs Marketo's same wait + curl + CTAS; its note splits the fixed cost and sets Dagster's own
+floor, bench/floor.py, beside it).
 
 All three use one simulator and one export request, the one the `marketo/lead_export_files`
 asset sends for partition 2025-01-01 with TRANSFER_FIELDS, so the simulator has the file ready
@@ -124,6 +126,8 @@ def measure(profile, work: Path, wanted: set[str]) -> tuple[list[Row], Transfer]
                         if not got.direct:
                             raise RuntimeError("the download did not take the direct socket path")
             say(f"  download: curl {_s(t.curl)}; ours {_s(t.ours)}")
+            if not ours_file.exists():  # an even count of repeats ends with curl's
+                client.download_export(job, ours_file)
             if "download" in wanted:
                 for _ in range(profile.reset_repeats):
                     sim.set_faults({"download-resets": {"resets_per_file": RESETS}})
@@ -160,7 +164,8 @@ def measure(profile, work: Path, wanted: set[str]) -> tuple[list[Row], Transfer]
             # Run 0 is not counted: it writes the bytecode cache of what only a run imports
             # (httpcore, Dagster's run-storage migrations), which any install has (row 0 does
             # the same; PYTHONDONTWRITEBYTECODE, set in some sandboxes, is cleared for it).
-            for i in range(profile.e2e_repeats + 1):
+            # The tiny profile (the smoke test) skips it.
+            for i in range(0 if profile.e2e_warm_up else 1, profile.e2e_repeats + 1):
                 run_dir = work / f"e2e-{i}"
                 cfg = {
                     "dir": str(run_dir),
@@ -170,6 +175,7 @@ def measure(profile, work: Path, wanted: set[str]) -> tuple[list[Row], Transfer]
                     "partition": PARTITION,
                     "fields": TRANSFER_FIELDS,
                     "poll_interval": 0.2,
+                    "floor_repeats": profile.floor_repeats if i else 0,
                 }
                 env = {
                     "DAGSTER_HOME": str(dagster_home(run_dir / "dagster_home")),
@@ -280,38 +286,50 @@ def e2e_goal(rows: int) -> float:
 
 
 def e2e_row(t: Transfer) -> Row:
+    """Row 3: the best run vs what the same partition needs at least outside Dagster: Marketo's
+    wait for the file (as long as the run's own: the simulator refreshes a job's status every
+    0.2 s) + curl's download + DuckDB's CTAS of the same file (rows 1a and 2's best)."""
     best = min(t.e2e, key=lambda r: r["seconds"])
     goal = e2e_goal(t.rows)
     ours = best["seconds"]
     if not (t.curl and t.ctas):
         return missed("3", "End to end", "≤ 1.3x", "needs rows 1 and 2's references")
     curl, ctas = min(t.curl), min(r["seconds"] for r in t.ctas)
-    ref = curl + ctas
+    wait = best.get("marketo_wait_seconds", 0.0)
+    ref = wait + curl + ctas
     md = best.get("metadata", {})
     download = md.get("lead_export_files.download_seconds")
     load = md.get("leads.load_seconds")
     parts = []
     if download is not None and load is not None:
         parts.append(fixed_cost_note(best, download, load))
+    # Row 3's earlier reference, curl + CTAS alone: still printed so the history compares.
+    parts.append(
+        f"without Marketo's wait in the reference (curl + CTAS, row 3's earlier definition): "
+        f"{ours / (curl + ctas):.2f}x"
+    )
     parts.append(
         f"process start-up before the run (see row 0; not counted): {best['ready_seconds']:.1f} s"
     )
     return Row(
         "3",
         f"End to end: one partition of {t.rows:,} leads through Dagster (in-process run, Marketo "
-        "processing delay 0) vs curl + CTAS of the same file",
+        "processing delay 0) vs Marketo's same wait + curl + CTAS of the same file",
         ours,
         ref,
         "s",
         f"≤ {goal:g}x",
         ours / ref <= goal,
         ours_text=f"{ours:.2f} s ({t.rows / ours:,.0f} rows/s)",
-        reference_text=f"{ref:.2f} s ({curl:.2f} + {ctas:.2f})",
+        reference_text=f"{ref:.2f} s ({wait:.2f} + {curl:.2f} + {ctas:.2f})",
         details={
             "runs": [r["seconds"] for r in t.e2e],
             "rows_per_second": round(t.rows / ours),
+            "reference": {"marketo_wait": wait, "curl": curl, "ctas": ctas},
+            "ratio_without_wait": round(ours / (curl + ctas), 3),
             "steps": best.get("steps"),
             "dagster_event_types": best.get("dagster_event_types"),
+            "floor": best.get("floor"),
             "metadata": md,
             "note": "; ".join(parts),
         },
@@ -320,7 +338,9 @@ def e2e_row(t: Transfer) -> Row:
 
 def fixed_cost_note(run: dict, download: float, load: float) -> str:
     """Row 3's fixed cost: everything but Marketo's wait, the download and the load (what the
-    goal is checked against), split into creating the run and the run's phases."""
+    goal is checked against), split into creating the run and the run's phases; then Dagster's
+    floor (bench/floor.py: an empty run of the same shape, timed in the same process) and what
+    of the fixed cost is ours beyond it."""
     wait = run.get("marketo_wait_seconds", 0.0)
     fixed = run["seconds"] - download - load - wait
     met = "met" if fixed <= FIXED_GOAL else "not met"
@@ -329,19 +349,52 @@ def fixed_cost_note(run: dict, download: float, load: float) -> str:
         f"and the load {load:.2f} s) {fixed:.2f} s, goal ≤ {FIXED_GOAL} s: {met}"
     )
     ph = run.get("phases")
-    if not ph:
-        return note
-    steps = {k.removeprefix("step:"): v for k, v in ph.items() if k.startswith("step:")}
-    export = steps.get("marketo__lead_export_files", 0.0) - wait - download
-    load_rest = steps.get("marketo__leads", 0.0) - load
-    in_run = export + load_rest + ph.get("run_start", 0.0) + ph.get("between", 0.0)
-    return note + (
-        f"; of it: creating the run (before RUN_START, {ph.get('create_events', 0)} planned "
-        f"events) {ph.get('create', 0.0):.2f} s, in the run (RUN_START to RUN_SUCCESS) "
-        f"{in_run:.2f} s = run start (resources, log capture) {ph.get('run_start', 0.0):.2f} s "
-        f"+ export step outside the wait and the download (ledger, describe, quota, create, "
-        f"warehouse preflight, its events) {export:.2f} s + load step outside the load "
-        f"(checks, ledger, its events) {load_rest:.2f} s + between and after the steps "
-        f"{ph.get('between', 0.0):.2f} s; after RUN_SUCCESS {ph.get('finish', 0.0):.2f} s; "
-        f"{run.get('dagster_events', '?')} stored events in all"
+    split = None
+    if ph:
+        steps = {k.removeprefix("step:"): v for k, v in ph.items() if k.startswith("step:")}
+        export = steps.get("marketo__lead_export_files", 0.0) - wait - download
+        load_rest = steps.get("marketo__leads", 0.0) - load
+        in_run = export + load_rest + ph.get("run_start", 0.0) + ph.get("between", 0.0)
+        split = (ph.get("create", 0.0), in_run, ph.get("finish", 0.0))
+        note += (
+            f"; of it: creating the run (before RUN_START, {ph.get('create_events', 0)} planned "
+            f"events) {split[0]:.2f} s, in the run (RUN_START to RUN_SUCCESS) "
+            f"{in_run:.2f} s = run start (resources, log capture) {ph.get('run_start', 0.0):.2f} s "
+            f"+ export step outside the wait and the download (ledger, describe, quota, create, "
+            f"warehouse preflight, its events) {export:.2f} s + load step outside the load "
+            f"(checks, ledger, its events) {load_rest:.2f} s + between and after the steps "
+            f"{ph.get('between', 0.0):.2f} s; after RUN_SUCCESS {split[2]:.2f} s; "
+            f"{run.get('dagster_events', '?')} stored events in all"
+        )
+    floor = run.get("floor")
+    if floor:
+        note += "; " + floor_note(floor, fixed, split, run.get("dagster_events"))
+    return note
+
+
+def floor_note(
+    floor: dict, fixed: float, split: tuple[float, float, float] | None, events: int | None
+) -> str:
+    """Dagster's floor and the fixed cost above it ("ours beyond Dagster's floor")."""
+    db, mem, shape = floor["sqlite"], floor["in_memory"], floor["shape"]
+    pools = " and ".join(floor.get("pools", []))
+    below = f" (the goal ≤ {FIXED_GOAL} s is below it)" if db["seconds"] > FIXED_GOAL else ""
+    warm_up = f"warm-up {db['warm_up']:.2f} s; " if "warm_up" in db else ""
+    runs = f"median of {len(db['runs'])} after a warm-up ({warm_up}runs {_s(db['runs'])})"
+    note = (
+        f"Dagster's floor{below}: an empty run of the same shape (2 partitioned asset steps"
+        f"{f' in pools {pools}' if pools else ''}, {shape['checks']} asset checks, "
+        f"{shape['export_logs'] + shape['load_logs']} log lines, no work; {db['events']} stored "
+        f"events vs {events if events is not None else '?'}) on a fresh instance of the same "
+        f"kind (the project's dagster.yaml, SQLite), in the same process after the run, {runs}: "
+        f"{db['seconds']:.2f} s = creating the run {db['create']:.2f} s + in the run "
+        f"{db['in_run']:.2f} s + after RUN_SUCCESS {db['finish']:.2f} s; on Dagster's in-memory "
+        f"instance {mem['seconds']:.2f} s (SQLite storage: {db['seconds'] - mem['seconds']:.2f} "
+        f"s); ours beyond Dagster's floor {fixed - db['seconds']:.2f} s"
     )
+    if split:
+        note += (
+            f" (creating the run {split[0] - db['create']:+.2f} s, in the run "
+            f"{split[1] - db['in_run']:+.2f} s, after RUN_SUCCESS {split[2] - db['finish']:+.2f} s)"
+        )
+    return note

@@ -136,7 +136,8 @@ def _clock_resource_class():
 
 def materialize(cfg: dict[str, Any]) -> dict[str, Any]:
     """Materialize lead_export_files (+ leads unless export_only) for one partition, in process,
-    on the persistent instance of DAGSTER_HOME."""
+    on the persistent instance of DAGSTER_HOME; then, with cfg["floor_repeats"], time Dagster's
+    floor (bench/floor.py: empty runs of the same shape) in this same process."""
     import dagster as dg
 
     from marketo_assets.defs.leads import lead_assets
@@ -163,6 +164,20 @@ def materialize(cfg: dict[str, Any]) -> dict[str, Any]:
         started = [e.timestamp for e in logs if e.dagster_event and e.dagster_event.is_job_event]
         before_start = round(min(started) - wall0, 3) if started else None
         phases = _phases(logs, wall0, wall0 + seconds)
+    floor = None
+    if cfg.get("floor_repeats") and result.success:
+        from bench import floor as dagster_floor
+
+        shape = dagster_floor.shape_of(logs, export_step="marketo__lead_export_files")
+        floor = dagster_floor.measure(
+            lead_export_files,
+            leads,
+            shape,
+            partition=cfg["partition"],
+            repeats=cfg["floor_repeats"],
+            work=Path(cfg["dir"]),
+            phases=_phases,
+        )
     metadata: dict[str, Any] = {}
     for node in ("marketo__lead_export_files", "marketo__leads"):
         if result.success or node == "marketo__lead_export_files":
@@ -181,6 +196,7 @@ def materialize(cfg: dict[str, Any]) -> dict[str, Any]:
         "dagster_event_types": _event_types(logs),
         "before_run_start_seconds": before_start,  # creating the run: planned events
         "phases": phases,
+        "floor": floor,  # Dagster's own: an empty run of this run's shape, timed after it
         "metadata": {k: v for k, v in metadata.items() if isinstance(v, int | float | str)},
     }
 
