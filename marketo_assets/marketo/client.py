@@ -45,6 +45,7 @@ from .programs import Program
 from .retry import AUTH_RETRIES
 from .settings import ClientSettings
 from .throttle import Throttle, shared_throttle
+from .transport import http_transport
 
 __all__ = ["AUTH_RETRIES", "MarketoClient", "checked_export_id", "export_path"]
 
@@ -76,7 +77,7 @@ class MarketoClient:
         self.settings = settings
         self._http = httpx.Client(
             base_url=settings.base_url,
-            transport=transport if transport is not None else httpx.HTTPTransport(),
+            transport=transport if transport is not None else http_transport(settings.base_url),
             timeout=httpx.Timeout(settings.request_timeout),
             headers={"User-Agent": "marketo-assets/0.1"},
             follow_redirects=False,
