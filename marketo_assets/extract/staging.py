@@ -134,10 +134,10 @@ def _export_id_of(path: Path) -> str | None:
     return (match.group("id") or match.group("tmp")).lower() if match else None
 
 
-def _loaded_copy(path: Path, entry: LedgerEntry) -> bool:
+def _loaded_copy(path: Path, status: str) -> bool:
     """A whole export file of an export that is loaded: its load ran on another machine
     (a load deletes its own file), so this copy is never needed again."""
-    return entry.status == "loaded" and not path.name.startswith(".") and path.suffix != ".part"
+    return status == "loaded" and not path.name.startswith(".") and path.suffix != ".part"
 
 
 def clean_staging(
@@ -156,7 +156,7 @@ def clean_staging(
     result = CleanupResult()
     now = time.time() if now is None else now
     cutoff = now - max_age_seconds
-    entries = {e.export_id.lower(): e for e in ledger.entries() if e.export_id}
+    entries = {export_id: state for export_id, state in ledger.file_states().items() if export_id}
     candidates: dict[Path, str] = {}
     if root.is_dir():
         for dirpath, _dirs, files in os.walk(root):
@@ -165,9 +165,9 @@ def clean_staging(
                 export_id = _export_id_of(path)
                 if export_id in entries:
                     candidates[path] = export_id
-    for export_id, entry in entries.items():
-        if entry.staged_file and entry.status not in ACTIVE:
-            path = Path(entry.staged_file)
+    for export_id, (status, staged_file) in entries.items():
+        if staged_file and status not in ACTIVE:
+            path = Path(staged_file)
             if _export_id_of(path) == export_id:
                 candidates.setdefault(path, export_id)
     for path, export_id in candidates.items():
@@ -176,9 +176,10 @@ def clean_staging(
         except OSError:  # vanished meanwhile, or not ours to reach
             continue
         doomed = path.suffix == DELETED  # loaded; its deletion was cut short (discard_staged)
-        if not doomed and stat.st_mtime > cutoff and not _loaded_copy(path, entries[export_id]):
+        status = entries[export_id][0]
+        if not doomed and stat.st_mtime > cutoff and not _loaded_copy(path, status):
             continue
-        if not doomed and entries[export_id].status in ACTIVE:
+        if not doomed and status in ACTIVE:
             result.kept_active.append(path)
             continue
         try:
