@@ -16,6 +16,8 @@ from.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
@@ -86,7 +88,16 @@ class Prediction:
 
 
 def _fields(entry: LedgerEntry) -> tuple[str, ...]:
-    return tuple(sorted(entry.request.get("payload", {}).get("fields", [])))
+    return _request_facts(entry.request_json)[0]
+
+
+@functools.lru_cache(maxsize=8192)
+def _request_facts(request_json: str) -> tuple[tuple[str, ...], str]:
+    """(sorted fields, export type) of a recorded request, parsed once per process: the quota
+    reads the whole history in every export and load step."""
+    request = json.loads(request_json)
+    fields = tuple(sorted(request.get("payload", {}).get("fields", [])))
+    return fields, str(request.get("export_type") or "leads")
 
 
 def _sized(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
@@ -323,7 +334,7 @@ def usage_rows(ledger: Ledger, budget_bytes: int) -> list[dict[str, object]]:
     for entry in ledger.entries():
         if entry.finished_at is None or entry.bytes is None:
             continue
-        kind = str(entry.request.get("export_type") or "leads")
+        kind = _request_facts(entry.request_json)[1]
         key = (quota_day(_parse(entry.finished_at)), kind, entry.asset)
         day = days.setdefault(key, [0, 0])
         day[0] += 1
