@@ -258,6 +258,12 @@ class Ledger(ABC):
         rows = self._rows(f"{sql} ORDER BY created_at, {self.order_column}", params)
         return [LedgerEntry(**r) for r in rows]
 
+    def file_states(self) -> dict[str, tuple[str, str | None]]:
+        """{export id (lower case): (status, staged file)} of every export: what the staging
+        cleaner needs, without reading each export's request as `entries` does."""
+        rows = self._rows("SELECT export_id, status, staged_file FROM exports")
+        return {r["export_id"].lower(): (r["status"], r["staged_file"]) for r in rows}
+
     def active(self, asset: str, partition_key: str, request_hash: str) -> LedgerEntry | None:
         """The newest job for this partition and request that may still be reused."""
         placeholders = ",".join("?" * len(ACTIVE))

@@ -145,7 +145,10 @@ def header_columns(ledger: Ledger, asset: str) -> dict[str, str]:
     that is also some field's name is left out (that column may be the field's own)."""
     out: dict[str, str] = {}
     fields: set[str] = set()
-    for entry in ledger.entries(asset):
+    entries = ledger.entries(asset)
+    if not any("columnHeaderNames" in entry.request_json for entry in entries):
+        return out  # the usual case: no export gave header names (nothing to parse)
+    for entry in entries:
         payload = entry.request.get("payload", {})
         fields.update(name.casefold() for name in payload.get("fields", []))
         headers = payload.get("columnHeaderNames") or {}

@@ -16,6 +16,8 @@ from.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
@@ -86,7 +88,16 @@ class Prediction:
 
 
 def _fields(entry: LedgerEntry) -> tuple[str, ...]:
-    return tuple(sorted(entry.request.get("payload", {}).get("fields", [])))
+    return _request_facts(entry.request_json)[0]
+
+
+@functools.lru_cache(maxsize=8192)
+def _request_facts(request_json: str) -> tuple[tuple[str, ...], str]:
+    """(sorted fields, export type) of a recorded request, parsed once per process: the quota
+    reads the whole history in every export and load step."""
+    request = json.loads(request_json)
+    fields = tuple(sorted(request.get("payload", {}).get("fields", [])))
+    return fields, str(request.get("export_type") or "leads")
 
 
 def _sized(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
@@ -323,7 +334,7 @@ def usage_rows(ledger: Ledger, budget_bytes: int) -> list[dict[str, object]]:
     for entry in ledger.entries():
         if entry.finished_at is None or entry.bytes is None:
             continue
-        kind = str(entry.request.get("export_type") or "leads")
+        kind = _request_facts(entry.request_json)[1]
         key = (quota_day(_parse(entry.finished_at)), kind, entry.asset)
         day = days.setdefault(key, [0, 0])
         day[0] += 1
@@ -337,16 +348,28 @@ def usage_rows(ledger: Ledger, budget_bytes: int) -> list[dict[str, object]]:
 
 def smallest_job(ledger: Ledger) -> tuple[int, str] | None:
     """The smallest predicted job (bytes, asset partition) of the ledger's history: a budget
-    below it could never start a job."""
-    entries = ledger.entries()
-    latest: dict[tuple[str, str], LedgerEntry] = {}
-    for entry in _sized(entries):
-        latest[(entry.asset, entry.partition_key)] = entry
-    sizes = [
-        (size, f"{e.asset} {e.partition_key}")
-        for e in latest.values()
-        if (size := predict_entry(entries, e)) is not None
-    ]
+    below it could never start a job. The job of each partition's last sized entry, as
+    `predict_entry` predicts it (its rows are that entry's), in one pass over the ledger (it
+    runs when the definitions load; per entry, predict_entry reads the whole history)."""
+    latest: dict[tuple[str, str], tuple[LedgerEntry, tuple[str, ...]]] = {}
+    rates: dict[str, dict[tuple[str, ...] | None, list[int]]] = {}  # asset: fields: bytes, rows
+    widest: dict[str, int] = {}  # asset: largest file (only empty files: their header)
+    for entry in _sized(ledger.entries()):
+        fields = _fields(entry)
+        latest[(entry.asset, entry.partition_key)] = entry, fields
+        widest[entry.asset] = max(widest.get(entry.asset, 0), entry.bytes or 0)
+        if entry.records:
+            for key in (fields, None):  # None: any fields
+                total = rates.setdefault(entry.asset, {}).setdefault(key, [0, 0])
+                total[0] += entry.bytes or 0
+                total[1] += entry.records
+    sizes = []
+    for (asset, partition_key), (entry, fields) in latest.items():
+        totals = rates.get(asset, {})
+        basis = totals.get(fields) or totals.get(None)
+        per_row = basis[0] / basis[1] if basis else float(widest[asset])
+        rows = float(entry.records or 0)
+        sizes.append((math.ceil(max(rows, 1.0) * per_row * HEADROOM), f"{asset} {partition_key}"))
     return min(sizes) if sizes else None
 
 

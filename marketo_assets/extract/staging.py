@@ -19,8 +19,10 @@ import glob
 import logging
 import os
 import re
+import secrets
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,12 +50,16 @@ _MARKER_TEXT = (
     "files (personal data), which are deleted automatically. Do not keep your own files here.\n"
 )
 _UUID = r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}"
-# What the project writes: `<export id>.<ext>`, its `.part` while downloading, and the
-# NUL-free copy `.<export id>.<ext>.<random>.nonul` of the loader (warehouse.strip_nul).
+# What the project writes: `<export id>.<ext>`, its `.part` while downloading, the NUL-free
+# copy `.<export id>.<ext>.<random>.nonul` of the loader (warehouse.strip_nul), and a loaded
+# file being deleted, `.<export id>.<ext>.<random>.deleted` (discard_staged).
 _OUR_FILE = re.compile(
-    rf"(?P<id>{_UUID})\.(?:csv|tsv|ssv)(?:\.part)?|\.(?P<tmp>{_UUID})\.(?:csv|tsv|ssv)\.\w+\.nonul",
+    rf"(?P<id>{_UUID})\.(?:csv|tsv|ssv)(?:\.part)?"
+    rf"|\.(?P<tmp>{_UUID})\.(?:csv|tsv|ssv)\.\w+\.(?:nonul|deleted)",
     re.IGNORECASE,
 )
+DELETED = ".deleted"
+DISCARD_THREAD = "marketo_assets-discard-staged"
 
 
 def staging_root(staging_dir: Path, setting: str = "MARKETO_STAGING_DIR") -> Path:
@@ -128,10 +134,10 @@ def _export_id_of(path: Path) -> str | None:
     return (match.group("id") or match.group("tmp")).lower() if match else None
 
 
-def _loaded_copy(path: Path, entry: LedgerEntry) -> bool:
+def _loaded_copy(path: Path, status: str) -> bool:
     """A whole export file of an export that is loaded: its load ran on another machine
     (a load deletes its own file), so this copy is never needed again."""
-    return entry.status == "loaded" and not path.name.startswith(".") and path.suffix != ".part"
+    return status == "loaded" and not path.name.startswith(".") and path.suffix != ".part"
 
 
 def clean_staging(
@@ -139,7 +145,8 @@ def clean_staging(
 ) -> CleanupResult:
     """Delete the files the project staged that are older than `max_age_seconds` and whose
     export is finished (loaded, failed, cancelled, expired, superseded), and at once the
-    export file of an export another machine loaded. A file is the
+    export file of an export another machine loaded, or a loaded file being deleted by a
+    process that was killed. A file is the
     project's when it is under its own folder `root` and named after an export of the ledger
     (the export file, its `.part`, a NUL-free copy), or when it is the staged file a ledger
     entry records (an earlier version staged outside `root`). Every other file is left alone,
@@ -149,7 +156,7 @@ def clean_staging(
     result = CleanupResult()
     now = time.time() if now is None else now
     cutoff = now - max_age_seconds
-    entries = {e.export_id.lower(): e for e in ledger.entries() if e.export_id}
+    entries = {export_id: state for export_id, state in ledger.file_states().items() if export_id}
     candidates: dict[Path, str] = {}
     if root.is_dir():
         for dirpath, _dirs, files in os.walk(root):
@@ -158,9 +165,9 @@ def clean_staging(
                 export_id = _export_id_of(path)
                 if export_id in entries:
                     candidates[path] = export_id
-    for export_id, entry in entries.items():
-        if entry.staged_file and entry.status not in ACTIVE:
-            path = Path(entry.staged_file)
+    for export_id, (status, staged_file) in entries.items():
+        if staged_file and status not in ACTIVE:
+            path = Path(staged_file)
             if _export_id_of(path) == export_id:
                 candidates.setdefault(path, export_id)
     for path, export_id in candidates.items():
@@ -168,9 +175,11 @@ def clean_staging(
             stat = path.lstat()
         except OSError:  # vanished meanwhile, or not ours to reach
             continue
-        if stat.st_mtime > cutoff and not _loaded_copy(path, entries[export_id]):
+        doomed = path.suffix == DELETED  # loaded; its deletion was cut short (discard_staged)
+        status = entries[export_id][0]
+        if not doomed and stat.st_mtime > cutoff and not _loaded_copy(path, status):
             continue
-        if entries[export_id].status in ACTIVE:
+        if not doomed and status in ACTIVE:
             result.kept_active.append(path)
             continue
         try:
@@ -206,11 +215,21 @@ def staged_ok(entry: LedgerEntry) -> bool:
 
 
 def discard_staged(staged_file: str | None) -> bool:
-    """Delete a loaded export's staged file (personal data); True when there was one."""
+    """Delete a loaded export's staged file (personal data); True when there was one. It is
+    renamed out of the way at once, then unlinked by a thread (freeing a file of hundreds of MB
+    takes ~0.1 s) that the process waits for before it exits; should the process be killed
+    first, the next `clean_staging` deletes it."""
     if not staged_file:
         return False
     path = Path(staged_file)
-    path.unlink(missing_ok=True)
+    doomed = path.with_name(f".{path.name}.{secrets.token_hex(4)}{DELETED}")
+    try:
+        os.rename(path, doomed)
+    except FileNotFoundError:
+        pass
+    else:
+        unlink = threading.Thread(target=doomed.unlink, name=DISCARD_THREAD, args=(True,))
+        unlink.start()
     # NUL-free copies a killed load left behind (warehouse.strip_nul) hold the same data.
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.nonul"):
         leftover.unlink(missing_ok=True)

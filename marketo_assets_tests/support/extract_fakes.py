@@ -151,7 +151,9 @@ class FakeMarketo:
             return job.as_job()
         return None
 
-    def wait_for_export(self, export_id: str, *, export_type: str = "leads") -> ExportJob:
+    def wait_for_export(
+        self, export_id: str, *, export_type: str = "leads", seen: ExportJob | None = None
+    ) -> ExportJob:
         self._call("wait", export_id)
         job = self._job(export_id, export_type)
         assert job is not None, f"no {export_type} export {export_id}"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from marketo_assets.marketo import errors
+from marketo_assets.marketo import ExportJob, errors
 from marketo_assets_tests.support.client_fakes import (
     EXPORT_ID,
     FakeClock,
@@ -58,6 +58,22 @@ def test_wait_enqueues_created_polls_and_emits_status_events():
     assert statuses[-1].data["processing_seconds"] == 120.0
     assert statuses[-1].data["elapsed_seconds"] == 120.0
     assert all(e.export_id == EXPORT_ID for e in statuses)
+
+
+def test_wait_for_a_job_just_created_makes_no_status_call_before_enqueuing():
+    """The job create_export returned is known to be Created: one REST call fewer per export."""
+    fake = FakeMarketo()
+    events: list = []
+    fake.script(ENQUEUE, ok([job("Queued", queuedAt="2025-01-01T00:00:10Z")]))
+    fake.script(STATUS, ok([DONE]))
+    created = ExportJob.from_api(job("Created"), "leads")
+    with make_client(fake, events, FakeClock(), poll_interval=30.0) as client:
+        done = client.wait_for_export(EXPORT_ID, seen=created)
+        assert client.calls_made == 2
+    assert done.status == "Completed"
+    assert [fake.calls(ENQUEUE), fake.calls(STATUS)] == [1, 1]
+    statuses = [e.data["status"] for e in events if e.kind == "status"]
+    assert statuses == ["Created", "Queued", "Completed"]
 
 
 def test_wait_failed_raises_with_error_msg():

@@ -189,6 +189,16 @@ def test_exports_are_found_again_newest_first_and_superseded(store):
         ledger.update("e-1", asset="x")
 
 
+def test_file_states_say_what_the_staging_cleaner_needs(store):
+    """Status and staged file of every export (lower-case ids), on either ledger store."""
+    ledger = store.open()
+    for export_id, status in [("E-A", "loaded"), ("e-b", "created")]:
+        ledger.record_created(export_id=export_id, asset=A, partition_key=P, request_hash="h",
+                              request={"fields": ["id"]}, status=status)  # fmt: skip
+    ledger.update("E-A", staged_file="/x/E-A.csv")
+    assert ledger.file_states() == {"e-a": ("loaded", "/x/E-A.csv"), "e-b": ("created", None)}
+
+
 def test_a_known_export_id_for_another_request_is_a_clear_error(store):
     """A ledger written against another Marketo (or a simulator that repeated ids) must not
     fail with a raw IntegrityError inside the export step."""

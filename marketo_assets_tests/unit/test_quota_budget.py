@@ -4,6 +4,7 @@ would pass the budget, stops recorded for the quota_resume sensor, and what it l
 from __future__ import annotations
 
 import math
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from marketo_assets.defs.build import build_definitions
 from marketo_assets.extract import ExportFailed, ExportLimits, quota
+from marketo_assets.extract.ledger import ExportLedger
 from marketo_assets.settings import ListConfig, ListSettings, ProjectSettings, SettingsError
 from marketo_assets_tests.support.extract_fakes import MB, T0, Engine, Script, lead_spec
 
@@ -188,3 +190,29 @@ def test_a_budget_below_the_smallest_job_is_refused_when_the_definitions_load(
         MARKETO_LEDGER_PATH=str(engine.ledger.path), MARKETO_QUOTA_BUDGET_MB=size * 2 / MB
     )
     build_definitions(roomy, lists)
+
+
+def test_the_smallest_job_is_predict_entrys_smallest_in_one_pass(tmp_path: Path):
+    """smallest_job (run when the definitions load) predicts each partition's last job exactly
+    as predict_entry does, reading the ledger once instead of once per partition."""
+    rng = random.Random(5)
+    ledger = ExportLedger(tmp_path / "ledger.sqlite")
+    for i in range(300):
+        export_id = f"00000000-0000-0000-0000-{i:012d}"
+        fields = rng.choice([["id"], ["id", "email"], ["email", "id"], ["id", "x", "y"]])
+        ledger.record_created(
+            export_id=export_id,
+            asset=rng.choice(["marketo/leads", "marketo/activities", "marketo/program_members"]),
+            partition_key=f"2026-01-{rng.randrange(1, 29):02d}",
+            request_hash=rng.choice("abc"),
+            request={"payload": {"fields": fields}},
+        )
+        if rng.random() < 0.8:  # sized; some files are empty (a header only)
+            records = rng.choice([0, rng.randrange(1, 5000)])
+            ledger.update(export_id, records=records, bytes=40 + records * rng.randrange(9, 99))
+    entries = ledger.entries()
+    latest = {(e.asset, e.partition_key): e for e in quota._sized(entries)}
+    expected = min(
+        (quota.predict_entry(entries, e), f"{e.asset} {e.partition_key}") for e in latest.values()
+    )
+    assert quota.smallest_job(ledger) == expected
