@@ -7,8 +7,9 @@ then cast to its target type inside the INSERT ... SELECT: one pass over the fil
 NUL bytes: always removed, never kept: a file loads as if it had none. They are not wanted
 downstream (PostgreSQL text cannot hold them) and Marketo clients strip them (tap-marketo
 2.4.2, airbyte 1.2.3). DuckDB 2.0.1 keeps NUL bytes inside values, so the query removes them
-(`nul.nul_free` on the text columns read), only when a scan (memchr speed, `nul.nul_bytes`)
-found some, all inside values. A file with NUL bytes elsewhere (next to a quote, say), or in a
+(`nul.nul_free` on the text columns read), only when a scan (memchr speed, `nul.nul_scan`)
+found some, all inside values (and without the NULL tests when the scan rules out a value
+reading as NULL once they are gone). A file with NUL bytes elsewhere (next to a quote, say), or in a
 typed value (its cast fails: the load is run again), is loaded from a NUL-free copy written
 into its own (private) directory.
 Memory: during the load DuckDB's memory_limit is lowered (never raised) to 64 MiB + 48 MiB per
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from .files import delimiter_for, header_and_delimiter
-from .nul import NulBytes, nul_bytes, nul_free, strip_nul
+from .nul import NulBytes, nul_free, nul_scan, strip_nul
 from .sql import qualified, qualified_schema, quote_ident, scalar, split_table
 from .types import Column, decimal_digits
 
@@ -310,13 +311,15 @@ PartFiles = Sequence[tuple[str | Path, Mapping[str, object]]]
 class FileLoad:
     """One export file of a load: `path` is the file DuckDB reads (the export file, or its
     NUL-free copy), `source` the export file's name, `lineage` its lineage values (column,
-    type, value), `delim` its separator; `nul_in_values`: the query removes NUL bytes."""
+    type, value), `delim` its separator; `nul_in_values`: the query removes NUL bytes;
+    `nul_may_leave_null`: a value may read as NULL once they are gone (nul.NulScan)."""
 
     path: Path
     source: str
     lineage: list[tuple[str, str, object]]
     delim: str
     nul_in_values: bool
+    nul_may_leave_null: bool = True
 
 
 def file_parts(
@@ -386,10 +389,12 @@ def load_partition(
     try:
         loads = []
         for (path, values), delim in zip(parts, delims, strict=True):
-            nuls = nul_bytes(path)
-            read_path = copy(path) if nuls is NulBytes.OUTSIDE_VALUES else path
-            in_values = nuls is NulBytes.IN_VALUES
-            loads.append(FileLoad(read_path, path.name, values, delim, in_values))
+            scan = nul_scan(path)
+            read_path = copy(path) if scan.kind is NulBytes.OUTSIDE_VALUES else path
+            in_values = scan.kind is NulBytes.IN_VALUES
+            loads.append(
+                FileLoad(read_path, path.name, values, delim, in_values, scan.may_leave_null)
+            )
         with bounded_memory(conn):
             try:
                 rows = _load(conn, schema, name, target, loads, columns, types, rows_where)
@@ -552,7 +557,7 @@ def _load(
                 f"encoding = 'utf-8', parallel = true, columns = $2)"
             )
             if load.nul_in_values:  # text columns read without their NUL bytes
-                read = _nul_free_read(read, columns, types, rows_where)
+                read = _nul_free_read(read, columns, types, rows_where, load.nul_may_leave_null)
             collist = ", ".join(quote_ident(c) for c, _, _ in wanted)
             where = ""
             if rows_where is not None:
@@ -597,17 +602,16 @@ def _load(
         raise
 
 
-def _nul_free_read(read: str, columns, types, rows_where) -> str:
+def _nul_free_read(read: str, columns, types, rows_where, may_leave_null: bool = True) -> str:
     """`read` with NUL bytes removed (nul.nul_free) from the text columns and the `rows_where`
     column. Only those: the check costs CPU on every value, and a NUL byte in a typed value
     fails its cast, which load_partition then loads from a NUL-free copy."""
     text = {c.field for c in columns if types[c.field] in TEXT_TYPES}
     text |= {rows_where[0]} if rows_where else set()
-    picks = [
-        f"{nul_free(quote_ident(c.field)) if c.field in text else quote_ident(c.field)} "
-        f"AS {quote_ident(c.field)}"
-        for c in columns
-    ]
+    picks = []
+    for c in columns:
+        q = quote_ident(c.field)
+        picks.append(f"{nul_free(q, may_leave_null) if c.field in text else q} AS {q}")
     return f"(SELECT {', '.join(picks)} FROM {read})"
 
 
