@@ -34,7 +34,7 @@ import datetime as dt
 import functools
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -541,12 +541,11 @@ def _load(
             source = load.source
             # $1 = file, $2 = column names (exactly the header) all read as VARCHAR.
             params: list = [str(load.path), {c.field: "VARCHAR" for c in columns}]
+            value_sql = _value_sql(load, columns, types, rows_where)
             exprs = []
             for c in columns:
                 message = cast_message(source, c.field, types[c.field])
-                exprs.append(
-                    cast_expr(quote_ident(c.field), types[c.field], c.type, message, params)
-                )
+                exprs.append(cast_expr(value_sql(c.field), types[c.field], c.type, message, params))
             for _name, t, v in load.lineage:
                 params.append(v)
                 exprs.append(f"CAST(${len(params)} AS {t})")
@@ -556,13 +555,11 @@ def _load(
                 f"allow_quoted_nulls = true, "
                 f"encoding = 'utf-8', parallel = true, columns = $2)"
             )
-            if load.nul_in_values:  # text columns read without their NUL bytes
-                read = _nul_free_read(read, columns, types, rows_where, load.nul_may_leave_null)
             collist = ", ".join(quote_ident(c) for c, _, _ in wanted)
             where = ""
             if rows_where is not None:
                 params.append(rows_where[1])
-                where = f" WHERE {quote_ident(rows_where[0])} = ${len(params)}"
+                where = f" WHERE {value_sql(rows_where[0])} = ${len(params)}"
             try:
                 insert = (
                     f"INSERT INTO {target} ({collist}) SELECT {', '.join(exprs)} FROM {read}"
@@ -602,17 +599,23 @@ def _load(
         raise
 
 
-def _nul_free_read(read: str, columns, types, rows_where, may_leave_null: bool = True) -> str:
-    """`read` with NUL bytes removed (nul.nul_free) from the text columns and the `rows_where`
-    column. Only those: the check costs CPU on every value, and a NUL byte in a typed value
-    fails its cast, which load_partition then loads from a NUL-free copy."""
+def _value_sql(load: FileLoad, columns, types, rows_where) -> Callable[[str], str]:
+    """field -> SQL of its value as read (VARCHAR). When the query removes NUL bytes
+    (`load.nul_in_values`), from the text columns and the `rows_where` column (nul.nul_free),
+    written into the SELECT itself (a subquery around the read cost ~0.05 CPU-s more on the
+    benchmark file). Only those: the check costs CPU on every value, and a NUL byte in a typed
+    value fails its cast, which load_partition then loads from a NUL-free copy."""
+    if not load.nul_in_values:
+        return quote_ident
     text = {c.field for c in columns if types[c.field] in TEXT_TYPES}
     text |= {rows_where[0]} if rows_where else set()
-    picks = []
-    for c in columns:
-        q = quote_ident(c.field)
-        picks.append(f"{nul_free(q, may_leave_null) if c.field in text else q} AS {q}")
-    return f"(SELECT {', '.join(picks)} FROM {read})"
+
+    def value(field: str) -> str:
+        if field not in text:
+            return quote_ident(field)
+        return nul_free(quote_ident(field), load.nul_may_leave_null)
+
+    return value
 
 
 def rollback(conn: duckdb.DuckDBPyConnection) -> None:
