@@ -7,8 +7,9 @@ then cast to its target type inside the INSERT ... SELECT: one pass over the fil
 NUL bytes: always removed, never kept: a file loads as if it had none. They are not wanted
 downstream (PostgreSQL text cannot hold them) and Marketo clients strip them (tap-marketo
 2.4.2, airbyte 1.2.3). DuckDB 2.0.1 keeps NUL bytes inside values, so the query removes them
-(`nul.nul_free` on the text columns read), only when a scan (memchr speed, `nul.nul_bytes`)
-found some, all inside values. A file with NUL bytes elsewhere (next to a quote, say), or in a
+(`nul.nul_free` on the text columns read), only when a scan (memchr speed, `nul.nul_scan`)
+found some, all inside values (and without the NULL tests when the scan rules out a value
+reading as NULL once they are gone). A file with NUL bytes elsewhere (next to a quote, say), or in a
 typed value (its cast fails: the load is run again), is loaded from a NUL-free copy written
 into its own (private) directory.
 Memory: during the load DuckDB's memory_limit is lowered (never raised) to 64 MiB + 48 MiB per
@@ -32,7 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from .files import delimiter_for, header_and_delimiter
-from .nul import NulBytes, nul_bytes, nul_free, strip_nul
+from .nul import NulBytes, nul_free, nul_scan, strip_nul
 from .sql import qualified, qualified_schema, quote_ident, scalar, split_table
 from .types import Column, decimal_digits
 
@@ -309,13 +310,15 @@ PartFiles = Sequence[tuple[str | Path, Mapping[str, object]]]
 class FileLoad:
     """One export file of a load: `path` is the file DuckDB reads (the export file, or its
     NUL-free copy), `source` the export file's name, `lineage` its lineage values (column,
-    type, value), `delim` its separator; `nul_in_values`: the query removes NUL bytes."""
+    type, value), `delim` its separator; `nul_in_values`: the query removes NUL bytes;
+    `nul_may_leave_null`: a value may read as NULL once they are gone (nul.NulScan)."""
 
     path: Path
     source: str
     lineage: list[tuple[str, str, object]]
     delim: str
     nul_in_values: bool
+    nul_may_leave_null: bool = True
 
 
 def file_parts(
@@ -385,10 +388,12 @@ def load_partition(
     try:
         loads = []
         for (path, values), delim in zip(parts, delims, strict=True):
-            nuls = nul_bytes(path)
-            read_path = copy(path) if nuls is NulBytes.OUTSIDE_VALUES else path
-            in_values = nuls is NulBytes.IN_VALUES
-            loads.append(FileLoad(read_path, path.name, values, delim, in_values))
+            scan = nul_scan(path)
+            read_path = copy(path) if scan.kind is NulBytes.OUTSIDE_VALUES else path
+            in_values = scan.kind is NulBytes.IN_VALUES
+            loads.append(
+                FileLoad(read_path, path.name, values, delim, in_values, scan.may_leave_null)
+            )
         with bounded_memory(conn):
             try:
                 rows = _load(conn, schema, name, target, loads, columns, types, rows_where)
@@ -528,12 +533,11 @@ def _load(
             source = load.source
             # $1 = file, $2 = column names (exactly the header) all read as VARCHAR.
             params: list = [str(load.path), {c.field: "VARCHAR" for c in columns}]
+            value_sql = _value_sql(load, columns, types, rows_where)
             exprs = []
             for c in columns:
                 message = cast_message(source, c.field, types[c.field])
-                exprs.append(
-                    cast_expr(quote_ident(c.field), types[c.field], c.type, message, params)
-                )
+                exprs.append(cast_expr(value_sql(c.field), types[c.field], c.type, message, params))
             for _name, t, v in load.lineage:
                 params.append(v)
                 exprs.append(f"CAST(${len(params)} AS {t})")
@@ -543,13 +547,11 @@ def _load(
                 f"allow_quoted_nulls = true, "
                 f"encoding = 'utf-8', parallel = true, columns = $2)"
             )
-            if load.nul_in_values:  # text columns read without their NUL bytes
-                read = _nul_free_read(read, columns, types, rows_where)
             collist = ", ".join(quote_ident(c) for c, _, _ in wanted)
             where = ""
             if rows_where is not None:
                 params.append(rows_where[1])
-                where = f" WHERE {quote_ident(rows_where[0])} = ${len(params)}"
+                where = f" WHERE {value_sql(rows_where[0])} = ${len(params)}"
             try:
                 insert = (
                     f"INSERT INTO {target} ({collist}) SELECT {', '.join(exprs)} FROM {read}"
@@ -589,18 +591,23 @@ def _load(
         raise
 
 
-def _nul_free_read(read: str, columns, types, rows_where) -> str:
-    """`read` with NUL bytes removed (nul.nul_free) from the text columns and the `rows_where`
-    column. Only those: the check costs CPU on every value, and a NUL byte in a typed value
-    fails its cast, which load_partition then loads from a NUL-free copy."""
+def _value_sql(load: FileLoad, columns, types, rows_where) -> Callable[[str], str]:
+    """field -> SQL of its value as read (VARCHAR). When the query removes NUL bytes
+    (`load.nul_in_values`), from the text columns and the `rows_where` column (nul.nul_free),
+    written into the SELECT itself (a subquery around the read cost ~0.05 CPU-s more on the
+    benchmark file). Only those: the check costs CPU on every value, and a NUL byte in a typed
+    value fails its cast, which load_partition then loads from a NUL-free copy."""
+    if not load.nul_in_values:
+        return quote_ident
     text = {c.field for c in columns if types[c.field] in TEXT_TYPES}
     text |= {rows_where[0]} if rows_where else set()
-    picks = [
-        f"{nul_free(quote_ident(c.field)) if c.field in text else quote_ident(c.field)} "
-        f"AS {quote_ident(c.field)}"
-        for c in columns
-    ]
-    return f"(SELECT {', '.join(picks)} FROM {read})"
+
+    def value(field: str) -> str:
+        if field not in text:
+            return quote_ident(field)
+        return nul_free(quote_ident(field), load.nul_may_leave_null)
+
+    return value
 
 
 def rollback(conn: duckdb.DuckDBPyConnection) -> None:

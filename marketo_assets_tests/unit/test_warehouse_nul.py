@@ -13,7 +13,8 @@ import pytest
 from marketo_assets.warehouse import LoadError, columns_for, load_partition
 from marketo_assets.warehouse import loader as loader_module
 from marketo_assets.warehouse import nul as nul_module
-from marketo_assets.warehouse.nul import NulBytes, nul_bytes
+from marketo_assets.warehouse.files import DELIMITERS, SSV_DELIMITERS
+from marketo_assets.warehouse.nul import VALUE_ENDS, NulBytes, nul_bytes, nul_scan
 
 UTC = dt.UTC
 FIELDS = [
@@ -210,6 +211,102 @@ def test_a_chunk_with_many_nul_runs_gets_the_same_answer(tmp_path, monkeypatch):
     for bad in (b'1,"\x00"x,y\n', b"1,x\r\x00\n", b"\n\x00\n", b"1,\x00\xa9\n"):
         content = b"id,x,y\r\n" + row * 5 + bad + row * 5
         assert nul_bytes(_written(tmp_path, "b.csv", content)) is NulBytes.OUTSIDE_VALUES, bad
+
+
+# Can a value read as NULL once its NUL bytes are gone? The scan says no only when it is sure;
+# a yes may be wrong (the load then keeps the NULL tests: same rows, a little more CPU).
+MAY_LEAVE_NULL = [
+    (b"id,name\n1,nul\x00byte\n", False),  # the simulator's NUL bytes
+    (b"id,name\n1,x\x00\n2,\x00y\n", False),
+    (b"id,name\n1,null\x00x\n", False),
+    (b"id,name\n1,nulll\x00\n", False),  # five letters: never `null`
+    (b"id,name\n1,NU\x00LL\n", False),  # only lower-case `null` is NULL
+    (b"id,name\n1,nu\x00ll\n", True),
+    (b"id,name\n1,\x00\n", True),  # NUL bytes only: ''
+    (b"id,name\n1,\x00\x00\x00,x\n", True),
+    (b"id,name\n1,n\x00u\x00l\x00l\n", True),
+    (b"id\tname\n1\tnu\x00ll\n", True),  # TSV
+    (b"id;name\n1;\x00;x\n", True),  # SSV with `;`
+    (b"id name\n1 nul\x00l x\n", True),  # SSV with a space
+    (b'id,name\n1,"a,\x00,b"\n', True),  # a quoted delimiter counts as a value's end: unsure
+    (b"id,name\n1,ll\x00\n", True),  # not `null`, but the scan does not spell words
+    (b"id\nab\x00", True),  # a run ending the file: unsure
+    (b"id,name\n1,x\n", False),  # no NUL bytes
+]
+
+
+@pytest.mark.parametrize(("content", "may_leave_null"), MAY_LEAVE_NULL)
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 1 << 20])
+def test_nul_scan_tells_whether_a_value_may_read_as_null(
+    tmp_path, monkeypatch, content, may_leave_null, chunk
+):
+    """Exact in one chunk; a chunk's edge counts as a value's end (so a small chunk may say
+    yes where one chunk says no, never the reverse)."""
+    monkeypatch.setattr(nul_module, "CHUNK", chunk)
+    scan = nul_scan(_written(tmp_path, "f.csv", content))
+    assert scan.kind is (NulBytes.IN_VALUES if b"\x00" in content else NulBytes.NONE)
+    if chunk == 1 << 20 or may_leave_null:
+        assert scan.may_leave_null is may_leave_null
+
+
+def test_every_delimiter_ends_a_value_for_the_scan():
+    for sep in [*DELIMITERS.values(), *SSV_DELIMITERS, '"', "\r", "\n"]:
+        assert ord(sep) in VALUE_ENDS
+
+
+def test_a_chunk_with_many_nul_runs_may_leave_null(tmp_path, monkeypatch):
+    """Past RUNS_IN_PYTHON runs in a chunk the scan does not look at each: it says yes."""
+    content = b"id,name\n" + b"1,nul\x00byte\n" * 5
+    assert nul_scan(_written(tmp_path, "a.csv", content)).may_leave_null is False
+    monkeypatch.setattr(nul_module, "RUNS_IN_PYTHON", 2)
+    assert nul_scan(_written(tmp_path, "b.csv", content)).may_leave_null is True
+
+
+def test_without_null_tests_the_load_is_the_nul_free_files(tmp_path, conn, no_copy, monkeypatch):
+    """When the scan rules out a value reading as NULL, the query leaves the NULL tests out,
+    and loads what the NUL-free file loads."""
+    sql = []
+    monkeypatch.setattr(
+        loader_module, "nul_free", lambda c, m=True: sql.append(m) or nul_module.nul_free(c, m)
+    )
+    content = b'id,name\n1,nul\x00byte\n2,\x00\xc3\xa9t\xc3\xa9\x00\n3,null\n4,"a\x00,b"\n'
+    got, before = load_both(conn, tmp_path, content, columns_for(FIELDS[:2], {}))
+    assert got == before == [(1, "nulbyte"), (2, "été"), (3, None), (4, "a,b")]
+    assert sql and not any(sql)
+    assert "nullif" not in nul_module.nul_free('"c"', False)
+
+
+def test_random_nul_bytes_near_null_load_like_the_nul_free_file(tmp_path, conn):
+    """NUL bytes put inside values that are, or are close to, what reads as NULL ('' and
+    'null'), in each format: the scan's answer keeps the load equal to the NUL-free file's,
+    and both answers occur."""
+    rng = random.Random(23)
+    columns = columns_for([("id", "integer"), ("a", "string"), ("b", "string")], {})
+    words = ["null", "nul", "nulll", "ull", "", "NULL", "x", "nulx", "llun", "a,b", 'say "hi"']
+    seen = set()
+    for case in range(40):
+        fmt, sep = rng.choice([("CSV", ","), ("TSV", "\t"), ("SSV", ";"), ("SSV", " ")])
+        lines = [sep.join(["id", "a", "b"]).encode()]
+        for i in range(5):
+            values = []
+            for _ in range(2):
+                word = rng.choice(words)
+                raw = bytearray(word.encode())
+                if rng.random() < 0.5:
+                    for _ in range(rng.randint(1, 3)):
+                        raw[rng.randint(0, len(raw)) : 0] = b"\x00"
+                quoted = any(ch in word for ch in (sep, '"'))
+                body = bytes(raw).replace(b'"', b'""')
+                values.append(b'"' + body + b'"' if quoted else body)
+            lines.append(sep.encode().join([str(i).encode(), *values]))
+        data = b"\n".join(lines) + b"\n"
+        raw_path = _written(tmp_path, "raw.csv", data)
+        scan = nul_scan(raw_path)
+        seen.add((scan.kind, scan.may_leave_null))
+        got = _outcome(conn, raw_path, columns, fmt)
+        clean = _written(tmp_path, "clean.csv", data.replace(b"\x00", b""))
+        assert got == _outcome(conn, clean, columns, fmt), (case, data)
+    assert {(NulBytes.IN_VALUES, True), (NulBytes.IN_VALUES, False)} <= seen, seen
 
 
 VALUES = ["plain", "a,b", 'say "hi"', "line\nbreak", "crlf\r\nend", "bare\rcr", "Zoë 王伟 🚀",
