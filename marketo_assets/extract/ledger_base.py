@@ -315,14 +315,32 @@ class Ledger(ABC):
         )
         return int(rows[0]["records"]) if rows else None
 
-    def last_sized_each(self) -> list[dict[str, Any]]:
-        """asset, partition_key, records, fields (as in `sized_totals`) of each partition's
-        newest job of known size."""
+    def _last_sized(self) -> str:
+        """Each partition's newest job of known size: asset, partition_key, rows (its records,
+        at least 1) and fields (as in `sized_totals`, '' without)."""
+        return (  # the request's fields read from the newest jobs only
+            f"SELECT asset, partition_key, rows, COALESCE({self.fields_sql}, '') AS fields"
+            " FROM (SELECT asset, partition_key, request_json,"
+            " CASE WHEN records < 1 THEN 1 ELSE records END AS rows, ROW_NUMBER() OVER"
+            f" (PARTITION BY asset, partition_key ORDER BY created_at DESC, {self.order_column}"
+            f" DESC) AS newest FROM exports WHERE {_SIZED}) AS sized WHERE newest = 1"
+        )
+
+    def fewest_last_rows(self) -> list[dict[str, Any]]:
+        """Per asset and field list (`fields`, '' without), the fewest rows (at least 1) of a
+        partition's newest job of known size (`rows`)."""
         return self._rows(
-            "SELECT asset, partition_key, records, fields FROM (SELECT asset, partition_key,"
-            f" records, {self.fields_sql} AS fields, ROW_NUMBER() OVER (PARTITION BY asset,"
-            f" partition_key ORDER BY created_at DESC, {self.order_column} DESC) AS newest"
-            f" FROM exports WHERE {_SIZED}) AS sized WHERE newest = 1"
+            f"SELECT asset, fields, MIN(rows) AS rows FROM ({self._last_sized()}) AS last"
+            " GROUP BY asset, fields"
+        )
+
+    def last_rows_up_to(self, asset: str, fields: str, rows: int) -> list[dict[str, Any]]:
+        """partition_key and rows of the asset's partitions whose newest job of known size,
+        of this field list, has at most `rows` rows."""
+        return self._rows(
+            f"SELECT partition_key, rows FROM ({self._last_sized()}) AS last"
+            " WHERE asset = ? AND fields = ? AND rows <= ?",
+            (asset, fields, rows),
         )
 
     def with_status(self, statuses: Sequence[str]) -> list[LedgerEntry]:

@@ -451,16 +451,31 @@ def usage_rows(ledger: Ledger, budget_bytes: int) -> list[dict[str, object]]:
 def smallest_job(ledger: Ledger) -> tuple[int, str] | None:
     """The smallest predicted job (bytes, asset partition) of the ledger's history: a budget
     below it could never start a job. The job of each partition's last sized entry, as
-    `predict_entry` predicts it (its rows are that entry's), from the history's sums and
-    each partition's last rows (it runs when the definitions load, in every run's process)."""
+    `predict_entry` predicts it (its rows are that entry's). It runs when the definitions load
+    (in every run's process): read as the fewest rows per asset and field list, then the
+    partitions of the same size (the smallest name wins a tie)."""
     history = History.read(ledger)
-    sizes = []
-    for row in ledger.last_sized_each():
-        per_row = history.per_row(row["asset"], _field_list(row["fields"])) or 0.0
-        rows = float(row["records"] or 0)
-        label = f"{row['asset']} {row['partition_key']}"
-        sizes.append((math.ceil(max(rows, 1.0) * per_row * HEADROOM), label))
-    return min(sizes) if sizes else None
+    groups = []
+    for row in ledger.fewest_last_rows():
+        per_row = history.per_row(row["asset"], _field_list(row["fields"] or None)) or 0.0
+        groups.append((_job_size(row["rows"], per_row), row, per_row))
+    if not groups:
+        return None
+    smallest = min(size for size, _, _ in groups)
+    names = []
+    for size, row, per_row in groups:
+        if size != smallest:
+            continue
+        # Larger jobs of the same size after rounding up: rows up to smallest / bytes a row.
+        most = math.floor(smallest / (per_row * HEADROOM)) + 1 if per_row else 2**62
+        for last in ledger.last_rows_up_to(row["asset"], row["fields"], most):
+            if _job_size(last["rows"], per_row) == smallest:
+                names.append(f"{row['asset']} {last['partition_key']}")
+    return smallest, min(names)
+
+
+def _job_size(rows: int, per_row: float) -> int:
+    return math.ceil(max(float(rows), 1.0) * per_row * HEADROOM)
 
 
 def check_budget(settings: ProjectSettings) -> None:
