@@ -207,15 +207,10 @@ class History:
             return Prediction(
                 math.ceil(average * HEADROOM), None, None, "average export of any type"
             )
-        last = (
-            None
-            if member_rows is not None
-            else self._last_records(asset, partition_key, request_hash)
-        )
         if member_rows is not None:
             rows, basis = member_rows, "last rows of the batch's partitions"
-        elif last is not None:
-            rows, basis = float(last or 0), "last export of this window"
+        elif (last := self._last_records(asset, partition_key, request_hash)) is not None:
+            rows, basis = float(last), "last export of this window"
         else:
             total = self._assets[asset]
             rows, basis = total.records / total.jobs, "average export of this type"
