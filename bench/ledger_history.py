@@ -10,6 +10,7 @@ cost should not grow with the history. Rows read are counted at the store (`_row
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import tempfile
@@ -84,8 +85,6 @@ def seed(ledger: Ledger, entries: int, root: Path, seed_value: int = 17) -> None
                      done if records is not None else None)
                 )  # fmt: skip
         day += 1
-    import json
-
     with ledger._write() as tx:
         for export_id, asset, key, rhash, request, status, created, records, done in rows:
             stamp = created.isoformat(timespec="seconds")
@@ -126,7 +125,8 @@ class Counted:
 
 
 def _quota_check(ledger: Ledger) -> object:
-    """The export step's quota check (prediction, jobs in flight), as export.py makes it."""
+    """The export step's quota check (prediction, jobs in flight), as export.py makes it (or
+    made it before `quota.History`: to compare with an older tree, run this file in it)."""
     exclude = {("marketo/leads", PARTITION)}
     if hasattr(quota, "History"):
         history = quota.History.read(ledger)
