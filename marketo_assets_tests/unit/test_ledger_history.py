@@ -179,11 +179,10 @@ def test_each_history_read_returns_what_reading_every_entry_returned(ledger, tmp
     for exclude in ({}, {(ASSETS[0], KEYS[0]), (ASSETS[1], KEYS[1])}):
         assert history.in_flight(exclude=exclude) == _old_in_flight(entries, exclude)
     assert quota.usage_rows(ledger, 99) == _old_usage(entries, 99)
-    latest = {(e.asset, e.partition_key): e for e in entries if e.records is not None and e.bytes}
+    sized = [e for e in entries if e.records is not None and e.bytes is not None]
+    latest = {(e.asset, e.partition_key): e for e in sized}  # each partition's last
     assert quota.smallest_job(ledger) == min(
-        (_old_predict_entry(entries, e), f"{e.asset} {e.partition_key}")
-        for e in latest.values()
-        if e.bytes is not None
+        (_old_predict_entry(entries, e), f"{e.asset} {e.partition_key}") for e in latest.values()
     )
     # The staging cleaner: the exports of its files, and those staged outside its folder.
     everything = ledger.file_states()
@@ -254,3 +253,17 @@ def test_the_rows_a_partition_run_reads_do_not_grow_with_the_history(tmp_path):
     }
     assert all(read[3000][n] < 3000 for n in growing)
     assert json.dumps(read[3000])  # names the sites when it fails
+
+
+def test_the_smallest_job_of_several_partitions_of_one_size_names_the_first(ledger):
+    for i, (key, records) in enumerate(
+        [("2026-01-03", 10), ("2026-01-02", 10), ("2026-01-01", 20)]
+    ):
+        export_id = f"e-{i}"
+        request = {"payload": {"fields": ["id"]}}
+        ledger.record_created(export_id=export_id, asset=ASSETS[0], partition_key=key,
+                              request_hash="a", request=request)  # fmt: skip
+        ledger.update(export_id, records=records, bytes=records * 100)
+    entries = ledger.entries()
+    size = _old_predict_entry(entries, entries[1])
+    assert quota.smallest_job(ledger) == (size, f"{ASSETS[0]} 2026-01-02")
