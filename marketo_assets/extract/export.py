@@ -441,14 +441,15 @@ class _Job:
         used = self.client.exported_bytes_today()
         reset = MarketoClient.quota_reset_time(self.client.server_now())
         quota_mb = limits.daily_quota_mb
-        history = History.read(self.ledger)
         fields = part.record.get("payload", {}).get("fields", [])
-        batch_rows = None
-        if spec.partition_key != spec.step_key:  # a batch: its partitions' last rows
-            batch_rows = member_rows(self.ledger, spec.asset, spec.members)
-        prediction = history.predict(
-            spec.asset, spec.partition_key, part.request_hash, fields, batch_rows
-        )
+        with self.ledger.reading():
+            history = History.read(self.ledger)
+            batch_rows = None
+            if spec.partition_key != spec.step_key:  # a batch: its partitions' last rows
+                batch_rows = member_rows(self.ledger, spec.asset, spec.members)
+            prediction = history.predict(
+                spec.asset, spec.partition_key, part.request_hash, fields, batch_rows
+            )
         resume = "The quota_resume sensor launches this partition again then; nothing was changed."
         if used >= quota_mb * MB:
             self._stop("quota", reset, prediction)

@@ -14,7 +14,7 @@ import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -180,6 +180,11 @@ class Ledger(ABC):
     @abstractmethod
     def _write(self) -> AbstractContextManager[Tx]: ...
 
+    def reading(self) -> AbstractContextManager[None]:
+        """The reads inside (of this thread) share one connection, where opening one is
+        costly (PostgreSQL: ~5 ms each); writes keep their own."""
+        return nullcontext()
+
     # ---------------------------------------------------------------------- exports
     def record_created(
         self,
@@ -269,6 +274,13 @@ class Ledger(ABC):
         sql = "SELECT export_id, status, staged_file FROM exports"
         if export_ids is None:
             return _states(self._rows(sql))
+        with self.reading():
+            return self._file_states(export_ids, outside)
+
+    def _file_states(
+        self, export_ids: Collection[str], outside: str | None
+    ) -> dict[str, tuple[str, str | None]]:
+        sql = "SELECT export_id, status, staged_file FROM exports"
         marks = ",".join("?" * len(ACTIVE))
         prefix = os.path.join(outside, "") if outside else ""
         where = f" WHERE staged_file IS NOT NULL AND status NOT IN ({marks})"

@@ -12,6 +12,7 @@ The connection string is never logged nor put into a message (it may hold a pass
 from __future__ import annotations
 
 import re
+import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -109,6 +110,7 @@ class PostgresLedger(Ledger):
         self.where = f"in PostgreSQL schema {schema}"
         self.new_ledger_hint = f"set {SCHEMA_SETTING} to a new schema name"
         self.order_column = "seq"
+        self._reader: dict[int, Any] = {}  # thread: its connection in `reading`
         self.fields_sql = "(request_json::json #>> '{payload,fields}')"
         self.kind_sql = "(request_json::json ->> 'export_type')"
         self._lock = zlib.crc32(f"marketo_ledger:{schema}".encode())
@@ -178,18 +180,39 @@ class PostgresLedger(Ledger):
                 finally:
                     cur.execute("SELECT pg_advisory_unlock(%s)", (self._budget_lock,))
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        thread = threading.get_ident()
+        if thread in self._reader:
+            yield
+            return
         with self._connect() as conn:
             conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(_pg(sql), params)
-                return rows_of(cur)
+            self._reader[thread] = conn
+            try:
+                yield
+            finally:
+                del self._reader[thread]
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        shared = self._reader.get(threading.get_ident())
+        if shared is not None:
+            return _query(shared, sql, params)
+        with self._connect() as conn:
+            conn.autocommit = True
+            return _query(conn, sql, params)
 
     @contextmanager
     def _write(self) -> Iterator[_PgTx]:
         with self._connect() as conn, conn, conn.cursor() as cur:  # commits, or rolls back
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
             yield _PgTx(cur)
+
+
+def _query(conn: Any, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    with conn.cursor() as cur:
+        cur.execute(_pg(sql), params)
+        return rows_of(cur)
 
 
 def _pg(sql: str) -> str:

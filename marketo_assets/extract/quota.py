@@ -150,13 +150,18 @@ class History:
 
     @classmethod
     def read(cls, ledger: Ledger) -> History:
+        """The sums and the jobs in flight now; a partition's last rows when predicted (call
+        it inside `ledger.reading()` to read all on one connection)."""
+        with ledger.reading():
+            sums = ledger.sized_totals()
+            flying = ledger.with_status(IN_FLIGHT)
         totals: dict[tuple[str, tuple[str, ...]], _Totals] = {}
-        for row in ledger.sized_totals():
+        for row in sums:
             key = (row["asset"], _field_list(row["fields"]))
             totals.setdefault(key, _Totals()).add(
                 _Totals(**{k: row[k] for k in _Totals.__dataclass_fields__})
             )
-        return cls(totals, ledger.last_sized_records, lambda: ledger.with_status(IN_FLIGHT))
+        return cls(totals, ledger.last_sized_records, lambda: flying)
 
     @classmethod
     def of(cls, entries: Sequence[LedgerEntry]) -> History:
@@ -375,7 +380,8 @@ def resume(
     not fit today are deferred to the next reset (in the ledger). `pending`: (asset, partition)
     of unfinished runs (their stops count as in flight); `window(stop)`: (open, window start),
     see `order_stops`; a stop whose partition no longer `exists` is left alone."""
-    flight, unknown = History.read(ledger).in_flight(exclude=pending)
+    with ledger.reading():
+        flight, unknown = History.read(ledger).in_flight(exclude=pending)
     flight += sum(s.predicted_bytes or 0 for s in stopped if (s.asset, s.partition_key) in pending)
     waiting = [s for s in stopped if (s.asset, s.partition_key) not in pending and exists(s)]
     windows = {(s.asset, s.partition_key): window(s) for s in waiting}
@@ -449,9 +455,10 @@ def smallest_job(ledger: Ledger) -> tuple[int, str] | None:
     `predict_entry` predicts it (its rows are that entry's). It runs when the definitions load
     (in every run's process): read as the fewest rows per asset and field list, then the
     partitions of the same size (the smallest name wins a tie)."""
-    history = History.read(ledger)
+    with ledger.reading():
+        history, fewest = History.read(ledger), ledger.fewest_last_rows()
     groups = []
-    for row in ledger.fewest_last_rows():
+    for row in fewest:
         per_row = history.per_row(row["asset"], _field_list(row["fields"] or None)) or 0.0
         groups.append((_job_size(row["rows"], per_row), row, per_row))
     if not groups:

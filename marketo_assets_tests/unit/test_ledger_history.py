@@ -267,3 +267,20 @@ def test_the_smallest_job_of_several_partitions_of_one_size_names_the_first(ledg
     entries = ledger.entries()
     size = _old_predict_entry(entries, entries[1])
     assert quota.smallest_job(ledger) == (size, f"{ASSETS[0]} 2026-01-02")
+
+
+@pytest.mark.postgres
+def test_the_reads_of_a_quota_check_share_one_postgres_connection(pg_server, monkeypatch):
+    for name, value in pg_server.libpq_env("postgres").items():
+        monkeypatch.setenv(name, value)
+    ledger = PostgresLedger(schema=f"h_reading_{os.getpid()}")
+    _random_history(ledger, Path("/nowhere"), 20)
+    opened = []
+    connect = ledger._connect
+    monkeypatch.setattr(ledger, "_connect", lambda: opened.append(1) or connect())
+    with ledger.reading():
+        history = quota.History.read(ledger)
+        prediction = history.predict(ASSETS[0], KEYS[0], "a", ["id"])
+        assert ledger.file_states({"x"}, outside="/nowhere") is not None
+    assert len(opened) == 1
+    assert prediction == _old_predict(ledger.entries(), ASSETS[0], KEYS[0], "a", ["id"])
