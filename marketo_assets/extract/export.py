@@ -29,7 +29,7 @@ from .claims import RunStatus, claim_partition
 from .errors import ExportFailed
 from .events import Notice, OnEvent, ignore
 from .ledger_base import ExportIdConflictError, Ledger, LedgerEntry
-from .quota import Prediction, in_flight, member_rows, predict, progress
+from .quota import History, Prediction, member_rows, progress
 from .spec import ExportPart, ExportSpec, check_columns, safe_name
 from .staging import Staging, staged_ok
 
@@ -441,14 +441,15 @@ class _Job:
         used = self.client.exported_bytes_today()
         reset = MarketoClient.quota_reset_time(self.client.server_now())
         quota_mb = limits.daily_quota_mb
-        entries = self.ledger.entries()
         fields = part.record.get("payload", {}).get("fields", [])
-        batch_rows = None
-        if spec.partition_key != spec.step_key:  # a batch: its partitions' last rows
-            batch_rows = member_rows(self.ledger, spec.asset, spec.members)
-        prediction = predict(
-            entries, spec.asset, spec.partition_key, part.request_hash, fields, batch_rows
-        )
+        with self.ledger.reading():
+            history = History.read(self.ledger)
+            batch_rows = None
+            if spec.partition_key != spec.step_key:  # a batch: its partitions' last rows
+                batch_rows = member_rows(self.ledger, spec.asset, spec.members)
+            prediction = history.predict(
+                spec.asset, spec.partition_key, part.request_hash, fields, batch_rows
+            )
         resume = "The quota_resume sensor launches this partition again then; nothing was changed."
         if used >= quota_mb * MB:
             self._stop("quota", reset, prediction)
@@ -462,7 +463,7 @@ class _Job:
         budget = limits.budget_bytes
         if budget is None:
             return used, prediction, False
-        flight, unknown = in_flight(entries, exclude={(spec.asset, spec.partition_key)})
+        flight, unknown = history.in_flight(exclude={(spec.asset, spec.partition_key)})
         size = prediction.bytes
         if (size is None or unknown) and (flight or unknown):
             return used, prediction, True

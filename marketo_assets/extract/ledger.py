@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS exports (
     updated_at     TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS exports_partition ON exports (asset, partition_key, created_at);
+CREATE INDEX IF NOT EXISTS exports_status ON exports (status);
 CREATE TABLE IF NOT EXISTS claims (
     asset          TEXT NOT NULL,
     partition_key  TEXT NOT NULL,
@@ -127,6 +128,8 @@ class ExportLedger(Ledger):
         self.where = str(self.path)
         self.new_ledger_hint = "set MARKETO_LEDGER_PATH to a new file"
         self.order_column = "rowid"
+        self.fields_sql = "json_extract(request_json, '$.payload.fields')"
+        self.kind_sql = "json_extract(request_json, '$.export_type')"
         self._check_path()
         # One idle connection for this object's life: SQLite checkpoints and deletes the WAL
         # whenever its last connection closes (two fsyncs and two files each time); with this

@@ -13,8 +13,8 @@ import os
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +72,7 @@ CLAIM_COLUMNS = (
 _UPDATABLE = set(COLUMNS) - {"export_id", "asset", "partition_key", "request_hash", "created_at"}
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM exports"
 _SELECT_CLAIM = f"SELECT {', '.join(CLAIM_COLUMNS)} FROM claims"
+_SIZED = "records IS NOT NULL AND bytes IS NOT NULL"  # a job of known size
 
 
 class ExportIdConflictError(ValueError):
@@ -179,6 +180,11 @@ class Ledger(ABC):
     @abstractmethod
     def _write(self) -> AbstractContextManager[Tx]: ...
 
+    def reading(self) -> AbstractContextManager[None]:
+        """The reads inside (of this thread) share one connection, where opening one is
+        costly (PostgreSQL: ~5 ms each); writes keep their own."""
+        return nullcontext()
+
     # ---------------------------------------------------------------------- exports
     def record_created(
         self,
@@ -258,11 +264,131 @@ class Ledger(ABC):
         rows = self._rows(f"{sql} ORDER BY created_at, {self.order_column}", params)
         return [LedgerEntry(**r) for r in rows]
 
-    def file_states(self) -> dict[str, tuple[str, str | None]]:
-        """{export id (lower case): (status, staged file)} of every export: what the staging
-        cleaner needs, without reading each export's request as `entries` does."""
-        rows = self._rows("SELECT export_id, status, staged_file FROM exports")
-        return {r["export_id"].lower(): (r["status"], r["staged_file"]) for r in rows}
+    def file_states(
+        self, export_ids: Collection[str] | None = None, outside: str | None = None
+    ) -> dict[str, tuple[str, str | None]]:
+        """{export id (lower case): (status, staged file)}: what the staging cleaner needs. With
+        `export_ids` (lower case), only those exports and the finished ones whose staged file
+        lies outside the folder `outside` (a file inside it is found by its name), so a long
+        history is not read: every export otherwise."""
+        sql = "SELECT export_id, status, staged_file FROM exports"
+        if export_ids is None:
+            return _states(self._rows(sql))
+        with self.reading():
+            return self._file_states(export_ids, outside)
+
+    def _file_states(
+        self, export_ids: Collection[str], outside: str | None
+    ) -> dict[str, tuple[str, str | None]]:
+        sql = "SELECT export_id, status, staged_file FROM exports"
+        marks = ",".join("?" * len(ACTIVE))
+        prefix = os.path.join(outside, "") if outside else ""
+        where = f" WHERE staged_file IS NOT NULL AND status NOT IN ({marks})"
+        if prefix:
+            where += " AND substr(staged_file, 1, ?) != ?"
+        params = (*ACTIVE, len(prefix), prefix) if prefix else ACTIVE
+        states = _states(self._rows(sql + where, params))
+        ids = sorted(export_ids)
+        for start in range(0, len(ids), 500):  # within any driver's limit of parameters
+            chunk = ids[start : start + 500]
+            where = f" WHERE lower(export_id) IN ({','.join('?' * len(chunk))})"
+            states.update(_states(self._rows(sql + where, chunk)))
+        return states
+
+    # ---------------------------------------------------------------------- history, summed
+    # What the quota reads of the whole history, in rows that do not grow with it (issue 17).
+    # A store names the SQL of a recorded request's payload fields (JSON text; NULL without)
+    # and of its export type.
+    fields_sql: str
+    kind_sql: str
+
+    def sized_totals(self) -> list[dict[str, Any]]:
+        """Per asset and recorded field list (`fields`, JSON text or None) the jobs of known
+        size: jobs, bytes, records, widest (largest file), full_bytes and full_records (those
+        of the jobs with rows)."""
+        rows = self._rows(
+            f"SELECT asset, {self.fields_sql} AS fields, COUNT(*) AS jobs, SUM(bytes) AS bytes,"
+            " SUM(records) AS records, MAX(bytes) AS widest,"
+            " SUM(CASE WHEN records > 0 THEN bytes ELSE 0 END) AS full_bytes,"
+            " SUM(CASE WHEN records > 0 THEN records ELSE 0 END) AS full_records"
+            f" FROM exports WHERE {_SIZED} GROUP BY asset, {self.fields_sql}"
+        )
+        numbers = ("jobs", "bytes", "records", "widest", "full_bytes", "full_records")
+        return [{**r, **{n: int(r[n]) for n in numbers}} for r in rows]  # PostgreSQL: Decimal
+
+    def last_sized_records(self, asset: str, partition_key: str, request_hash: str) -> int | None:
+        """The rows of the newest job of known size of the partition, of this request if it
+        has one; None when the partition has none."""
+        rows = self._rows(
+            f"SELECT records FROM exports WHERE asset = ? AND partition_key = ? AND {_SIZED}"
+            " ORDER BY CASE WHEN request_hash = ? THEN 0 ELSE 1 END, created_at DESC,"
+            f" {self.order_column} DESC LIMIT 1",
+            (asset, partition_key, request_hash),
+        )
+        return int(rows[0]["records"]) if rows else None
+
+    def _last_sized(self) -> str:
+        """Each partition's newest job of known size: asset, partition_key, rows (its records,
+        at least 1) and fields (as in `sized_totals`, '' without)."""
+        return (  # the request's fields read from the newest jobs only
+            f"SELECT asset, partition_key, rows, COALESCE({self.fields_sql}, '') AS fields"
+            " FROM (SELECT asset, partition_key, request_json,"
+            " CASE WHEN records < 1 THEN 1 ELSE records END AS rows, ROW_NUMBER() OVER"
+            f" (PARTITION BY asset, partition_key ORDER BY created_at DESC, {self.order_column}"
+            f" DESC) AS newest FROM exports WHERE {_SIZED}) AS sized WHERE newest = 1"
+        )
+
+    def fewest_last_rows(self) -> list[dict[str, Any]]:
+        """Per asset and field list (`fields`, '' without), the fewest rows (at least 1) of a
+        partition's newest job of known size (`rows`)."""
+        return self._rows(
+            f"SELECT asset, fields, MIN(rows) AS rows FROM ({self._last_sized()}) AS last"
+            " GROUP BY asset, fields"
+        )
+
+    def last_rows_up_to(self, asset: str, fields: str, rows: int) -> list[dict[str, Any]]:
+        """partition_key and rows of the asset's partitions whose newest job of known size,
+        of this field list, has at most `rows` rows."""
+        return self._rows(
+            f"SELECT partition_key, rows FROM ({self._last_sized()}) AS last"
+            " WHERE asset = ? AND fields = ? AND rows <= ?",
+            (asset, fields, rows),
+        )
+
+    def with_status(self, statuses: Sequence[str]) -> list[LedgerEntry]:
+        """The exports in one of `statuses` (e.g. the jobs in flight), oldest first."""
+        marks = ",".join("?" * len(statuses))
+        rows = self._rows(
+            f"{_SELECT} WHERE status IN ({marks}) ORDER BY created_at, {self.order_column}",
+            tuple(statuses),
+        )
+        return [LedgerEntry(**r) for r in rows]
+
+    def finished_sizes(self) -> list[dict[str, Any]]:
+        """asset, export type (`kind`, None when the request does not say), finished_at and
+        bytes of every job that finished with a known size (the quota usage table)."""
+        return self._rows(
+            f"SELECT asset, {self.kind_sql} AS kind, finished_at, bytes FROM exports"
+            " WHERE finished_at IS NOT NULL AND bytes IS NOT NULL"
+        )
+
+    def field_lists(self, asset: str) -> list[str | None]:
+        """The distinct field lists (as in `sized_totals`) the asset's exports requested."""
+        rows = self._rows(
+            f"SELECT DISTINCT {self.fields_sql} AS fields FROM exports WHERE asset = ?", (asset,)
+        )
+        return [r["fields"] for r in rows]
+
+    def requests_mentioning(self, asset: str, text: str) -> list[str]:
+        """The recorded requests (JSON) of the asset's exports that contain `text`, oldest
+        first."""
+        rows = self._rows(
+            "SELECT request_json FROM exports WHERE asset = ? AND request_json LIKE ?"
+            f" ORDER BY created_at, {self.order_column}",
+            (asset, f"%{text}%"),
+        )
+        # LIKE ignores case in SQLite, and `_`/`%` in `text` are wildcards: check exactly.
+        return [r["request_json"] for r in rows if text in r["request_json"]]
 
     def active(self, asset: str, partition_key: str, request_hash: str) -> LedgerEntry | None:
         """The newest job for this partition and request that may still be reused."""
@@ -486,6 +612,10 @@ class Ledger(ABC):
         pids = [(r["pid"], r["pid_start"]) for r in rows]
         live = {pid: process_start(pid) for pid, _ in pids}
         return {pid for pid, start in pids if live[pid] is not None and live[pid] in ("", start)}
+
+
+def _states(rows: list[dict[str, Any]]) -> dict[str, tuple[str, str | None]]:
+    return {r["export_id"].lower(): (r["status"], r["staged_file"]) for r in rows}
 
 
 def _finish(tx: Tx, export_id: str, now: str) -> bool:

@@ -12,6 +12,7 @@ The connection string is never logged nor put into a message (it may hold a pass
 from __future__ import annotations
 
 import re
+import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,8 +27,9 @@ DEFAULT_SCHEMA = "marketo_ledger"
 SCHEMA_SETTING = "MARKETO_LEDGER_SCHEMA"
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
-# Every table of _TABLES: a ledger missing one gets it at the next open.
+# Every table and index of _TABLES: a ledger missing one gets it at the next open.
 TABLES = ("exports", "claims", "quota_stops", "export_members")
+INDEXES = ("exports_partition", "exports_status", "export_members_partition")
 _TABLES = """
 CREATE TABLE IF NOT EXISTS exports (
     export_id      TEXT PRIMARY KEY,
@@ -52,6 +54,7 @@ CREATE TABLE IF NOT EXISTS exports (
     seq            BIGINT GENERATED ALWAYS AS IDENTITY
 );
 CREATE INDEX IF NOT EXISTS exports_partition ON exports (asset, partition_key, created_at);
+CREATE INDEX IF NOT EXISTS exports_status ON exports (status);
 CREATE TABLE IF NOT EXISTS claims (
     asset          TEXT NOT NULL,
     partition_key  TEXT NOT NULL,
@@ -107,15 +110,36 @@ class PostgresLedger(Ledger):
         self.where = f"in PostgreSQL schema {schema}"
         self.new_ledger_hint = f"set {SCHEMA_SETTING} to a new schema name"
         self.order_column = "seq"
+        self._reader: dict[int, Any] = {}  # thread: its connection in `reading`
+        self.fields_sql = "(request_json::json #>> '{payload,fields}')"
+        self.kind_sql = "(request_json::json ->> 'export_type')"
         self._lock = zlib.crc32(f"marketo_ledger:{schema}".encode())
         self._budget_lock = zlib.crc32(f"marketo_ledger_budget:{schema}".encode())
         # Created on first use; an existing ledger needs no CREATE right on the database.
-        checks = " AND ".join(["to_regclass(?) IS NOT NULL"] * len(TABLES))
-        found = self._rows(f"SELECT {checks} AS ready", [f"{schema}.{t}" for t in TABLES])
-        if not found[0]["ready"]:
+        names = [f"{schema}.{t}" for t in (*TABLES, *INDEXES)]
+        found = self._rows(
+            "SELECT " + ", ".join(f"to_regclass(?) IS NOT NULL AS n{i}" for i in range(len(names))),
+            names,
+        )[0]
+        if not all(found[f"n{i}"] for i in range(len(TABLES))):
             with self._write() as tx:
                 tx.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
                 tx.run(_TABLES)
+        elif not all(found.values()):
+            self._add_indexes()
+
+    def _add_indexes(self) -> None:
+        """An index added since the ledger was created (the ledger works without: a role that
+        does not own its tables leaves it to one that does)."""
+        import psycopg2
+
+        try:
+            with self._write() as tx:
+                for statement in _TABLES.split(";"):
+                    if "CREATE INDEX" in statement:
+                        tx.run(statement)
+        except psycopg2.errors.InsufficientPrivilege:
+            pass
 
     def __repr__(self) -> str:  # never shows the connection string (password)
         return f"PostgresLedger(schema={self.schema!r})"
@@ -156,18 +180,39 @@ class PostgresLedger(Ledger):
                 finally:
                     cur.execute("SELECT pg_advisory_unlock(%s)", (self._budget_lock,))
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        thread = threading.get_ident()
+        if thread in self._reader:
+            yield
+            return
         with self._connect() as conn:
             conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(_pg(sql), params)
-                return rows_of(cur)
+            self._reader[thread] = conn
+            try:
+                yield
+            finally:
+                del self._reader[thread]
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        shared = self._reader.get(threading.get_ident())
+        if shared is not None:
+            return _query(shared, sql, params)
+        with self._connect() as conn:
+            conn.autocommit = True
+            return _query(conn, sql, params)
 
     @contextmanager
     def _write(self) -> Iterator[_PgTx]:
         with self._connect() as conn, conn, conn.cursor() as cur:  # commits, or rolls back
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
             yield _PgTx(cur)
+
+
+def _query(conn: Any, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    with conn.cursor() as cur:
+        cur.execute(_pg(sql), params)
+        return rows_of(cur)
 
 
 def _pg(sql: str) -> str:

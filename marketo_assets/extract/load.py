@@ -8,6 +8,7 @@ retried without exporting again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
@@ -144,15 +145,17 @@ def header_columns(ledger: Ledger, asset: str) -> dict[str, str]:
     names stopped naming columns made such columns, renamed back to the field's name. A header
     that is also some field's name is left out (that column may be the field's own)."""
     out: dict[str, str] = {}
-    fields: set[str] = set()
-    entries = ledger.entries(asset)
-    if not any("columnHeaderNames" in entry.request_json for entry in entries):
-        return out  # the usual case: no export gave header names (nothing to parse)
-    for entry in entries:
-        payload = entry.request.get("payload", {})
-        fields.update(name.casefold() for name in payload.get("fields", []))
-        headers = payload.get("columnHeaderNames") or {}
+    named = ledger.requests_mentioning(asset, "columnHeaderNames")
+    if not named:
+        return out  # the usual case: no export gave header names (nothing more to read)
+    for request_json in named:
+        headers = json.loads(request_json).get("payload", {}).get("columnHeaderNames") or {}
         out.update({header: field for field, header in headers.items() if header != field})
+    fields = {
+        name.casefold()
+        for listed in ledger.field_lists(asset)
+        for name in json.loads(listed or "[]")
+    }
     return {header: field for header, field in out.items() if header.casefold() not in fields}
 
 

@@ -93,15 +93,155 @@ def _fields(entry: LedgerEntry) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=8192)
 def _request_facts(request_json: str) -> tuple[tuple[str, ...], str]:
-    """(sorted fields, export type) of a recorded request, parsed once per process: the quota
-    reads the whole history in every export and load step."""
+    """(sorted fields, export type) of a recorded request, parsed once per process."""
     request = json.loads(request_json)
     fields = tuple(sorted(request.get("payload", {}).get("fields", [])))
     return fields, str(request.get("export_type") or "leads")
 
 
+@functools.lru_cache(maxsize=1024)
+def _field_list(fields_json: str | None) -> tuple[str, ...]:
+    """The sorted fields of a field list as the ledger sums it (JSON text, None without)."""
+    return tuple(sorted(json.loads(fields_json))) if fields_json else ()
+
+
 def _sized(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
     return [e for e in entries if e.records is not None and e.bytes is not None]
+
+
+@dataclass
+class _Totals:
+    """The jobs of known size of one asset and field list."""
+
+    jobs: int = 0
+    bytes: int = 0
+    records: int = 0
+    widest: int = 0  # largest file (only empty files: their header)
+    full_bytes: int = 0  # of the jobs with rows
+    full_records: int = 0
+
+    def add(self, other: _Totals) -> None:
+        self.jobs += other.jobs
+        self.bytes += other.bytes
+        self.records += other.records
+        self.widest = max(self.widest, other.widest)
+        self.full_bytes += other.full_bytes
+        self.full_records += other.full_records
+
+
+class History:
+    """What predictions use of the ledger's whole history: sums per asset and field list
+    (`Ledger.sized_totals`, a few rows however long the history), the last rows of a
+    partition and the jobs in flight, each read when needed. Read once per quota check: no
+    cache across checks (another process may have written meanwhile)."""
+
+    def __init__(
+        self,
+        totals: dict[tuple[str, tuple[str, ...]], _Totals],
+        last_records: Callable[[str, str, str], int | None],
+        in_flight_entries: Callable[[], Sequence[LedgerEntry]],
+    ):
+        self._totals = totals
+        self._last_records = last_records
+        self._in_flight_entries = in_flight_entries
+        self._assets: dict[str, _Totals] = {}
+        for (asset, _), total in totals.items():
+            self._assets.setdefault(asset, _Totals()).add(total)
+
+    @classmethod
+    def read(cls, ledger: Ledger) -> History:
+        """The sums and the jobs in flight now; a partition's last rows when predicted (call
+        it inside `ledger.reading()` to read all on one connection)."""
+        with ledger.reading():
+            sums = ledger.sized_totals()
+            flying = ledger.with_status(IN_FLIGHT)
+        totals: dict[tuple[str, tuple[str, ...]], _Totals] = {}
+        for row in sums:
+            key = (row["asset"], _field_list(row["fields"]))
+            totals.setdefault(key, _Totals()).add(
+                _Totals(**{k: row[k] for k in _Totals.__dataclass_fields__})
+            )
+        return cls(totals, ledger.last_sized_records, lambda: flying)
+
+    @classmethod
+    def of(cls, entries: Sequence[LedgerEntry]) -> History:
+        """The same from entries already read (oldest first)."""
+        sized = _sized(entries)
+        totals: dict[tuple[str, tuple[str, ...]], _Totals] = {}
+        for e in sized:
+            size, rows, full = e.bytes or 0, e.records or 0, (e.records or 0) > 0
+            totals.setdefault((e.asset, _fields(e)), _Totals()).add(
+                _Totals(1, size, rows, size, size if full else 0, rows if full else 0)
+            )
+
+        def last_records(asset: str, partition_key: str, request_hash: str) -> int | None:
+            same = [e for e in sized if e.asset == asset and e.partition_key == partition_key]
+            exact = [e for e in same if e.request_hash == request_hash]
+            return (exact or same)[-1].records if same else None
+
+        return cls(totals, last_records, lambda: [e for e in entries if e.status in IN_FLIGHT])
+
+    def per_row(self, asset: str, fields: tuple[str, ...]) -> float | None:
+        """Bytes per row of the asset's jobs with these fields, else of all its jobs with rows
+        (only empty files so far: their size is the header); None without history."""
+        asset_total = self._assets.get(asset)
+        if asset_total is None:
+            return None
+        same = self._totals.get((asset, fields))
+        basis = same if same is not None and same.full_records else asset_total
+        if basis.full_records:
+            return basis.full_bytes / basis.full_records
+        return float(asset_total.widest)
+
+    def predict(
+        self,
+        asset: str,
+        partition_key: str,
+        request_hash: str,
+        fields: Sequence[str],
+        member_rows: float | None = None,
+    ) -> Prediction:
+        """The file size of a job of `asset` for this partition and request. `member_rows`:
+        the rows a job shared by several partitions will hold (see `member_rows`)."""
+        per_row = self.per_row(asset, tuple(sorted(fields)))
+        if per_row is None:
+            if not self._assets:
+                return Prediction(None, None, None, "no history")
+            jobs = sum(t.jobs for t in self._assets.values())
+            average = sum(t.bytes for t in self._assets.values()) / jobs
+            return Prediction(
+                math.ceil(average * HEADROOM), None, None, "average export of any type"
+            )
+        if member_rows is not None:
+            rows, basis = member_rows, "last rows of the batch's partitions"
+        elif (last := self._last_records(asset, partition_key, request_hash)) is not None:
+            rows, basis = float(last), "last export of this window"
+        else:
+            total = self._assets[asset]
+            rows, basis = total.records / total.jobs, "average export of this type"
+        size = math.ceil(max(rows, 1.0) * per_row * HEADROOM)
+        return Prediction(size, per_row, rows, basis)
+
+    def predict_entry(self, entry: LedgerEntry) -> int | None:
+        fields = _fields(entry)
+        return self.predict(entry.asset, entry.partition_key, entry.request_hash, fields).bytes
+
+    def in_flight(self, *, exclude: Collection[tuple[str, str]] = ()) -> tuple[int, int]:
+        """(predicted bytes, jobs of unknown size) of the jobs created and not finished yet,
+        other than those of the partitions `exclude` ((asset, partition_key) pairs)."""
+        since = datetime.now(UTC) - timedelta(hours=IN_FLIGHT_HOURS)
+        total = unknown = 0
+        for entry in self._in_flight_entries():
+            if entry.status not in IN_FLIGHT or (entry.asset, entry.partition_key) in exclude:
+                continue
+            if _parse(entry.created_at) < since:
+                continue
+            size = self.predict_entry(entry)
+            if size is None:
+                unknown += 1
+            else:
+                total += size
+        return total, unknown
 
 
 def predict(
@@ -112,34 +252,8 @@ def predict(
     fields: Sequence[str],
     member_rows: float | None = None,
 ) -> Prediction:
-    """The file size of a job of `asset` for this partition and request, from `entries` (the
-    ledger's history; entries of other assets are ignored). `member_rows`: the rows a job
-    shared by several partitions will hold (see `member_rows`)."""
-    sized = _sized([e for e in entries if e.asset == asset])
-    if not sized:
-        others = _sized(entries)
-        if not others:
-            return Prediction(None, None, None, "no history")
-        average = sum(e.bytes or 0 for e in others) / len(others)
-        return Prediction(math.ceil(average * HEADROOM), None, None, "average export of any type")
-    wanted = tuple(sorted(fields))
-    same_fields = [e for e in sized if _fields(e) == wanted and (e.records or 0) > 0]
-    basis_rows = same_fields or [e for e in sized if (e.records or 0) > 0]
-    if basis_rows:
-        per_row = sum(e.bytes or 0 for e in basis_rows) / sum(e.records or 0 for e in basis_rows)
-    else:  # only empty files so far: their size is the header
-        per_row = float(max(e.bytes or 0 for e in sized))
-    same_request = [e for e in sized if e.partition_key == partition_key]
-    exact = [e for e in same_request if e.request_hash == request_hash]
-    if member_rows is not None:
-        rows, basis = member_rows, "last rows of the batch's partitions"
-    elif exact or same_request:
-        rows, basis = float((exact or same_request)[-1].records or 0), "last export of this window"
-    else:
-        rows = sum(e.records or 0 for e in sized) / len(sized)
-        basis = "average export of this type"
-    size = math.ceil(max(rows, 1.0) * per_row * HEADROOM)
-    return Prediction(size, per_row, rows, basis)
+    """`History.predict` from `entries` (the ledger's history, oldest first)."""
+    return History.of(entries).predict(asset, partition_key, request_hash, fields, member_rows)
 
 
 def member_rows(ledger: Ledger, asset: str, partition_keys: Sequence[str]) -> float | None:
@@ -155,8 +269,7 @@ def member_rows(ledger: Ledger, asset: str, partition_keys: Sequence[str]) -> fl
 
 
 def predict_entry(entries: Sequence[LedgerEntry], entry: LedgerEntry) -> int | None:
-    fields = _fields(entry)
-    return predict(entries, entry.asset, entry.partition_key, entry.request_hash, fields).bytes
+    return History.of(entries).predict_entry(entry)
 
 
 def _parse(value: str) -> datetime:
@@ -167,21 +280,8 @@ def _parse(value: str) -> datetime:
 def in_flight(
     entries: Sequence[LedgerEntry], *, exclude: Collection[tuple[str, str]] = ()
 ) -> tuple[int, int]:
-    """(predicted bytes, jobs of unknown size) of the jobs created and not finished yet, other
-    than those of the partitions `exclude` ((asset, partition_key) pairs)."""
-    since = datetime.now(UTC) - timedelta(hours=IN_FLIGHT_HOURS)
-    total = unknown = 0
-    for entry in entries:
-        if entry.status not in IN_FLIGHT or (entry.asset, entry.partition_key) in exclude:
-            continue
-        if _parse(entry.created_at) < since:
-            continue
-        size = predict_entry(entries, entry)
-        if size is None:
-            unknown += 1
-        else:
-            total += size
-    return total, unknown
+    """`History.in_flight` from `entries`."""
+    return History.of(entries).in_flight(exclude=exclude)
 
 
 # ------------------------------------------------------------------ stops and their resumption
@@ -280,7 +380,8 @@ def resume(
     not fit today are deferred to the next reset (in the ledger). `pending`: (asset, partition)
     of unfinished runs (their stops count as in flight); `window(stop)`: (open, window start),
     see `order_stops`; a stop whose partition no longer `exists` is left alone."""
-    flight, unknown = in_flight(ledger.entries(), exclude=pending)
+    with ledger.reading():
+        flight, unknown = History.read(ledger).in_flight(exclude=pending)
     flight += sum(s.predicted_bytes or 0 for s in stopped if (s.asset, s.partition_key) in pending)
     waiting = [s for s in stopped if (s.asset, s.partition_key) not in pending and exists(s)]
     windows = {(s.asset, s.partition_key): window(s) for s in waiting}
@@ -327,18 +428,20 @@ def quota_day(moment: datetime) -> date:
     return moment.astimezone(CHICAGO).date()
 
 
+@functools.lru_cache(maxsize=4096)
+def _quota_day_of(finished_at: str) -> date:
+    return quota_day(_parse(finished_at))
+
+
 def usage_rows(ledger: Ledger, budget_bytes: int) -> list[dict[str, object]]:
     """Rows of QUOTA_USAGE_TABLE: per quota day and asset, the jobs that finished and their
     bytes (Marketo counts a job's file on the day it completes), next to the budget."""
     days: dict[tuple[date, str, str], list[int]] = {}
-    for entry in ledger.entries():
-        if entry.finished_at is None or entry.bytes is None:
-            continue
-        kind = _request_facts(entry.request_json)[1]
-        key = (quota_day(_parse(entry.finished_at)), kind, entry.asset)
+    for row in ledger.finished_sizes():
+        key = (_quota_day_of(row["finished_at"]), str(row["kind"] or "leads"), row["asset"])
         day = days.setdefault(key, [0, 0])
         day[0] += 1
-        day[1] += entry.bytes
+        day[1] += row["bytes"]
     return [
         {"day": day, "export_type": kind, "asset": asset, "jobs": jobs, "bytes": size,
          "budget_bytes": budget_bytes}
@@ -349,28 +452,32 @@ def usage_rows(ledger: Ledger, budget_bytes: int) -> list[dict[str, object]]:
 def smallest_job(ledger: Ledger) -> tuple[int, str] | None:
     """The smallest predicted job (bytes, asset partition) of the ledger's history: a budget
     below it could never start a job. The job of each partition's last sized entry, as
-    `predict_entry` predicts it (its rows are that entry's), in one pass over the ledger (it
-    runs when the definitions load; per entry, predict_entry reads the whole history)."""
-    latest: dict[tuple[str, str], tuple[LedgerEntry, tuple[str, ...]]] = {}
-    rates: dict[str, dict[tuple[str, ...] | None, list[int]]] = {}  # asset: fields: bytes, rows
-    widest: dict[str, int] = {}  # asset: largest file (only empty files: their header)
-    for entry in _sized(ledger.entries()):
-        fields = _fields(entry)
-        latest[(entry.asset, entry.partition_key)] = entry, fields
-        widest[entry.asset] = max(widest.get(entry.asset, 0), entry.bytes or 0)
-        if entry.records:
-            for key in (fields, None):  # None: any fields
-                total = rates.setdefault(entry.asset, {}).setdefault(key, [0, 0])
-                total[0] += entry.bytes or 0
-                total[1] += entry.records
-    sizes = []
-    for (asset, partition_key), (entry, fields) in latest.items():
-        totals = rates.get(asset, {})
-        basis = totals.get(fields) or totals.get(None)
-        per_row = basis[0] / basis[1] if basis else float(widest[asset])
-        rows = float(entry.records or 0)
-        sizes.append((math.ceil(max(rows, 1.0) * per_row * HEADROOM), f"{asset} {partition_key}"))
-    return min(sizes) if sizes else None
+    `predict_entry` predicts it (its rows are that entry's). It runs when the definitions load
+    (in every run's process): read as the fewest rows per asset and field list, then the
+    partitions of the same size (the smallest name wins a tie)."""
+    with ledger.reading():
+        history, fewest = History.read(ledger), ledger.fewest_last_rows()
+    groups = []
+    for row in fewest:
+        per_row = history.per_row(row["asset"], _field_list(row["fields"] or None)) or 0.0
+        groups.append((_job_size(row["rows"], per_row), row, per_row))
+    if not groups:
+        return None
+    smallest = min(size for size, _, _ in groups)
+    names = []
+    for size, row, per_row in groups:
+        if size != smallest:
+            continue
+        # Larger jobs of the same size after rounding up: rows up to smallest / bytes a row.
+        most = math.floor(smallest / (per_row * HEADROOM)) + 1 if per_row else 2**62
+        for last in ledger.last_rows_up_to(row["asset"], row["fields"], most):
+            if _job_size(last["rows"], per_row) == smallest:
+                names.append(f"{row['asset']} {last['partition_key']}")
+    return smallest, min(names)
+
+
+def _job_size(rows: int, per_row: float) -> int:
+    return math.ceil(max(float(rows), 1.0) * per_row * HEADROOM)
 
 
 def check_budget(settings: ProjectSettings) -> None:

@@ -156,15 +156,18 @@ def clean_staging(
     result = CleanupResult()
     now = time.time() if now is None else now
     cutoff = now - max_age_seconds
-    entries = {export_id: state for export_id, state in ledger.file_states().items() if export_id}
-    candidates: dict[Path, str] = {}
+    found: dict[Path, str] = {}
     if root.is_dir():
         for dirpath, _dirs, files in os.walk(root):
             for name in files:
                 path = Path(dirpath) / name
                 export_id = _export_id_of(path)
-                if export_id in entries:
-                    candidates[path] = export_id
+                if export_id:
+                    found[path] = export_id
+    # Only the exports of these files, and those staged outside `root`: not the whole history.
+    states = ledger.file_states(set(found.values()), outside=str(root))
+    entries = {export_id: state for export_id, state in states.items() if export_id}
+    candidates = {path: export_id for path, export_id in found.items() if export_id in entries}
     for export_id, (status, staged_file) in entries.items():
         if staged_file and status not in ACTIVE:
             path = Path(staged_file)
