@@ -36,30 +36,51 @@ from marketo_assets_tests.support.assets import lead_export_files, leads
 
 
 class _PausingConnection:
-    """A DuckDB connection that stops before COMMIT (everything else passes through)."""
+    """A DuckDB connection that stops before COMMIT (everything else passes through): for
+    `seconds`, or with `hold_until_exported` = N until N partitions of lead_export_files are
+    materialized, then 1 s more (at most `seconds`), so that a load holds the `duckdb` slot
+    while other runs' loads ask for it, whatever Marketo's job times."""
 
-    def __init__(self, conn, marker: str, seconds: float):
+    def __init__(self, conn, marker: str, seconds: float, hold_until_exported: int = 0):
         self._conn, self._marker, self._seconds = conn, marker, seconds
+        self._hold = hold_until_exported
 
     def execute(self, sql, *args, **kwargs):
         if isinstance(sql, str) and sql.strip().upper() == "COMMIT":
             Path(self._marker).write_text(str(os.getpid()))
-            time.sleep(self._seconds)
+            if self._hold:
+                _hold_until_exported(self._hold, time.monotonic() + self._seconds)
+            else:
+                time.sleep(self._seconds)
         return self._conn.execute(sql, *args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self._conn, name)
 
 
+def _hold_until_exported(count: int, deadline: float) -> None:
+    key = dg.AssetKey(["marketo", "lead_export_files"])
+    with dg.DagsterInstance.get() as instance:
+        while time.monotonic() < deadline:
+            records = instance.fetch_materializations(key, limit=1000).records
+            if len({r.partition_key for r in records}) >= count:
+                break
+            time.sleep(0.2)
+    time.sleep(max(0.0, min(1.0, deadline - time.monotonic())))
+
+
 class PausingDuckDB(DuckDBResource):
     pause_marker: str = ""
     pause_seconds: float = 600.0
+    hold_until_exported: int = 0
 
     @contextmanager
     def get_connection(self):
         with super().get_connection() as conn:
             if self.pause_marker:
-                yield _PausingConnection(conn, self.pause_marker, self.pause_seconds)
+                yield _PausingConnection(
+                    conn, self.pause_marker, self.pause_seconds, self.hold_until_exported
+                )
             else:
                 yield conn
 
@@ -81,6 +102,7 @@ def resources(pause_marker: str = "") -> dict:
             database=env["DUCKDB_PATH"],
             pause_marker=pause_marker,
             pause_seconds=float(env.get("CRASH_WORKER_PAUSE_SECONDS", "600")),
+            hold_until_exported=int(env.get("CRASH_WORKER_HOLD_UNTIL_EXPORTED", "0")),
         ),
     }
 

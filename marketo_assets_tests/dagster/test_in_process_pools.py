@@ -26,7 +26,10 @@ PARTITIONS = ["2025-01-01", "2025-02-01", "2025-03-01"]  # 3 exports, pool of 2
 @pytest.mark.timeout(400)
 def test_in_process_runs_wait_for_pool_slots(lead_sim, tmp_path, monkeypatch):
     env = run_env(lead_sim, tmp_path)  # the project's dagster.yaml: pools at op granularity
-    env["CRASH_WORKER_PAUSE_SECONDS"] = "3"  # each load holds the duckdb slot a while
+    # Each load holds the duckdb slot until every export is done (at most 60 s), so another
+    # run's load asks for it meanwhile, however far apart Marketo finishes the jobs.
+    env["CRASH_WORKER_PAUSE_SECONDS"] = "60"
+    env["CRASH_WORKER_HOLD_UNTIL_EXPORTED"] = str(len(PARTITIONS))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with dg.DagsterInstance.get() as instance:
