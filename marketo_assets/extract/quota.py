@@ -36,15 +36,14 @@ __all__ = [
     "HEADROOM",
     "QUOTA_USAGE_COLUMNS",
     "QUOTA_USAGE_TABLE",
+    "History",
     "Prediction",
     "Stop",
     "check_budget",
     "defer",
-    "in_flight",
     "member_rows",
     "order_stops",
     "plan_resume",
-    "predict",
     "progress",
     "resume",
     "smallest_job",
@@ -244,18 +243,6 @@ class History:
         return total, unknown
 
 
-def predict(
-    entries: Sequence[LedgerEntry],
-    asset: str,
-    partition_key: str,
-    request_hash: str,
-    fields: Sequence[str],
-    member_rows: float | None = None,
-) -> Prediction:
-    """`History.predict` from `entries` (the ledger's history, oldest first)."""
-    return History.of(entries).predict(asset, partition_key, request_hash, fields, member_rows)
-
-
 def member_rows(ledger: Ledger, asset: str, partition_keys: Sequence[str]) -> float | None:
     """The rows of a job shared by these partitions: the sum of each one's last loaded rows;
     None when one has never been loaded."""
@@ -268,20 +255,9 @@ def member_rows(ledger: Ledger, asset: str, partition_keys: Sequence[str]) -> fl
     return float(sum(last[k] for k in partition_keys))
 
 
-def predict_entry(entries: Sequence[LedgerEntry], entry: LedgerEntry) -> int | None:
-    return History.of(entries).predict_entry(entry)
-
-
 def _parse(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def in_flight(
-    entries: Sequence[LedgerEntry], *, exclude: Collection[tuple[str, str]] = ()
-) -> tuple[int, int]:
-    """`History.in_flight` from `entries`."""
-    return History.of(entries).in_flight(exclude=exclude)
 
 
 # ------------------------------------------------------------------ stops and their resumption

@@ -25,7 +25,7 @@ CHUNK = 8 * 1024 * 1024
 RUNS_IN_PYTHON = 2048
 QUOTE, CR, LF = 0x22, 0x0D, 0x0A
 LINE_ENDS = (CR, LF)
-# A NUL run outside values (see nul_bytes): after a quote, or before a quote or a UTF-8
+# A NUL run outside values (see nul_scan): after a quote, or before a quote or a UTF-8
 # continuation byte, or alone on its line (a run that reaches the chunk's end after a line end
 # counts as alone: `\Z` is the chunk's end).
 NOT_NUL = re.compile(rb"[^\x00]")
@@ -53,11 +53,6 @@ class NulScan:
 
     kind: NulBytes
     may_leave_null: bool = True
-
-
-def nul_bytes(path: Path) -> NulBytes:
-    """Where the file's NUL bytes are (see `nul_scan`)."""
-    return nul_scan(path).kind
 
 
 def nul_scan(path: Path) -> NulScan:

@@ -13,7 +13,7 @@ import pytest
 
 from marketo_assets.extract import MAX_BATCH, Batch, ExportFailed, batch_for, open_members
 from marketo_assets.extract import plan_batches as plan
-from marketo_assets.extract.quota import member_rows, predict
+from marketo_assets.extract.quota import History, member_rows
 from marketo_assets_tests.support.extract_fakes import MB, Engine, lead_spec
 
 PM = "marketo/leads"  # the fake engine's asset (its files are lead files)
@@ -126,7 +126,7 @@ def test_a_batch_job_is_predicted_from_its_members_last_rows(engine: Engine):
     entries = ledger.entries()
     (entry,) = entries
     per_row = (entry.bytes or 0) / (entry.records or 1)
-    later = predict(entries, PM, "batch-x:3000,3001", "other", [], member_rows=150.0)
+    later = History.of(entries).predict(PM, "batch-x:3000,3001", "other", [], member_rows=150.0)
     assert later.rows == 150.0 and later.bytes == pytest.approx(150 * per_row * 1.1, abs=1)
 
 

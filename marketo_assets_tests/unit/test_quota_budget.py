@@ -40,7 +40,9 @@ def test_prediction_and_actual_size_are_in_the_metadata(engine: Engine):
     assert second.metadata["quota_budget_bytes"] == MB // 2
     assert second.metadata["pending_partitions"] == 0
     # A new export type is predicted as the average job of the others.
-    other = quota.predict(engine.ledger.entries(), "marketo/activities", "2026-02-01", "h", ["x"])
+    other = quota.History.of(engine.ledger.entries()).predict(
+        "marketo/activities", "2026-02-01", "h", ["x"]
+    )
     assert other.basis == "average export of any type"
     assert other.bytes == math.ceil(actual * quota.HEADROOM)
 
@@ -212,7 +214,8 @@ def test_the_smallest_job_is_predict_entrys_smallest_in_one_pass(tmp_path: Path)
             ledger.update(export_id, records=records, bytes=40 + records * rng.randrange(9, 99))
     entries = ledger.entries()
     latest = {(e.asset, e.partition_key): e for e in quota._sized(entries)}
+    history = quota.History.of(entries)
     expected = min(
-        (quota.predict_entry(entries, e), f"{e.asset} {e.partition_key}") for e in latest.values()
+        (history.predict_entry(e), f"{e.asset} {e.partition_key}") for e in latest.values()
     )
     assert quota.smallest_job(ledger) == expected

@@ -14,7 +14,7 @@ from marketo_assets.warehouse import LoadError, columns_for, load_partition
 from marketo_assets.warehouse import loader as loader_module
 from marketo_assets.warehouse import nul as nul_module
 from marketo_assets.warehouse.files import DELIMITERS, SSV_DELIMITERS
-from marketo_assets.warehouse.nul import VALUE_ENDS, NulBytes, nul_bytes, nul_scan
+from marketo_assets.warehouse.nul import VALUE_ENDS, NulBytes, nul_scan
 
 UTC = dt.UTC
 FIELDS = [
@@ -87,7 +87,7 @@ def test_nul_bytes_in_text_values_are_removed_without_a_copy(tmp_path, conn, no_
         b"6,NU\x00LL,null,7,null,null,null\r\n"  # only lower-case `null` is NULL
         b"7,last\x00,null,8,null,null,null"  # the file's last byte after a NUL, no line end
     )
-    assert nul_bytes(_written(tmp_path, "f.csv", content)) is NulBytes.IN_VALUES
+    assert nul_scan(_written(tmp_path, "f.csv", content)).kind is NulBytes.IN_VALUES
     got, before = load_both(conn, tmp_path, content)
     at = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert got == before
@@ -172,7 +172,7 @@ OUTSIDE_VALUES = [
 
 @pytest.mark.parametrize("content", OUTSIDE_VALUES)
 def test_nul_bytes_outside_values_still_load_through_a_copy(tmp_path, conn, content):
-    assert nul_bytes(_written(tmp_path, "f.csv", content)) is NulBytes.OUTSIDE_VALUES
+    assert nul_scan(_written(tmp_path, "f.csv", content)).kind is NulBytes.OUTSIDE_VALUES
     got, before = load_both(conn, tmp_path, content, columns_for(FIELDS[:2], {}))
     assert got == before
     assert sorted(p.name for p in tmp_path.iterdir() if "raw" in p.name) == ["raw.csv"]
@@ -199,7 +199,7 @@ def test_nul_bytes_outside_values_still_load_through_a_copy(tmp_path, conn, cont
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 1 << 20])
 def test_nul_scan_is_the_same_whatever_the_chunk_size(tmp_path, monkeypatch, content, kind, chunk):
     monkeypatch.setattr(nul_module, "CHUNK", chunk)
-    assert nul_bytes(_written(tmp_path, "f.csv", content)) is kind
+    assert nul_scan(_written(tmp_path, "f.csv", content)).kind is kind
 
 
 def test_a_chunk_with_many_nul_runs_gets_the_same_answer(tmp_path, monkeypatch):
@@ -207,10 +207,12 @@ def test_a_chunk_with_many_nul_runs_gets_the_same_answer(tmp_path, monkeypatch):
     answer, except that a run at a chunk's end after a line end counts as outside values."""
     monkeypatch.setattr(nul_module, "RUNS_IN_PYTHON", 2)
     row = b'1,a\x00b,"c\x00d"\r\n'
-    assert nul_bytes(_written(tmp_path, "a.csv", b"id,x,y\r\n" + row * 50)) is NulBytes.IN_VALUES
+    assert (
+        nul_scan(_written(tmp_path, "a.csv", b"id,x,y\r\n" + row * 50)).kind is NulBytes.IN_VALUES
+    )
     for bad in (b'1,"\x00"x,y\n', b"1,x\r\x00\n", b"\n\x00\n", b"1,\x00\xa9\n"):
         content = b"id,x,y\r\n" + row * 5 + bad + row * 5
-        assert nul_bytes(_written(tmp_path, "b.csv", content)) is NulBytes.OUTSIDE_VALUES, bad
+        assert nul_scan(_written(tmp_path, "b.csv", content)).kind is NulBytes.OUTSIDE_VALUES, bad
 
 
 # Can a value read as NULL once its NUL bytes are gone? The scan says no only when it is sure;
@@ -336,7 +338,7 @@ def test_random_nul_bytes_load_like_the_nul_free_file(tmp_path, conn):
             data[rng.randint(0, len(data)) : 0] = b"\x00" * rng.randint(1, 2)
         fmt = {",": "CSV", "\t": "TSV", ";": "SSV"}[sep]
         raw = _written(tmp_path, "raw.csv", bytes(data))
-        used[nul_bytes(raw)] += 1
+        used[nul_scan(raw).kind] += 1
         got = _outcome(conn, raw, columns, fmt)
         clean = _written(tmp_path, "clean.csv", bytes(data).replace(b"\x00", b""))
         assert got == _outcome(conn, clean, columns, fmt), (case, bytes(data))
