@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 
 from bench.transfer import dagster_home
+from marketo_assets.local.instance import instance_at
 
 
 def shape_of(logs, export_step: str) -> dict[str, int]:
@@ -76,7 +77,7 @@ def measure(
     keys = _partitions_from(export.partitions_def, partition, repeats + 1)
 
     def sqlite() -> AbstractContextManager[dg.DagsterInstance]:
-        return dg.DagsterInstance.from_config(str(dagster_home(work / "floor_home")))
+        return instance_at(dagster_home(work / "floor_home"))
 
     return {
         "shape": shape,

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from unittest import mock
 
 import dagster as dg
 from dagster._core.execution.backfill import (
@@ -33,6 +34,16 @@ BACKFILL_DONE = {
     BulkActionStatus.FAILED,
     BulkActionStatus.CANCELED,
 }
+
+
+@contextmanager
+def instance_at(home: str | Path) -> Iterator[dg.DagsterInstance]:
+    """The Dagster instance of the folder `home` (its dagster.yaml). The project's dagster.yaml
+    keeps the storage in DAGSTER_HOME, so it is loaded with DAGSTER_HOME set to `home`."""
+    with mock.patch.dict(os.environ, {"DAGSTER_HOME": str(home)}):
+        instance = dg.DagsterInstance.from_config(str(home))
+    with instance:
+        yield instance
 
 
 def ensure_pools(instance: dg.DagsterInstance) -> None:

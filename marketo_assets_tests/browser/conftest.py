@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from marketo_assets.local.instance import ensure_pools, running_daemon
+from marketo_assets.local.instance import ensure_pools, instance_at, running_daemon
 from marketo_assets.simulator.process import run_simulator
 from marketo_assets_tests.support.browser import (
     ARTIFACTS,
@@ -43,15 +43,13 @@ def chromium() -> str:
 def dagster_ui(chromium, tmp_path_factory) -> Iterator[DagsterUI]:
     """Simulator + daemon + webserver on a temporary DAGSTER_HOME (the project's dagster.yaml:
     queued runs, pools, retries, run monitoring), DuckDB file, staging folder and ledger."""
-    import dagster as dg
-
     from marketo_assets.transform.manifest import ensure_manifest
 
     ensure_manifest()  # parsed once here, not by each Dagster process (a clean clone has none)
     tmp = tmp_path_factory.mktemp("browser")
     with run_simulator(**SIM_ARGS) as sim:
         env = run_env(sim, tmp)
-        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        with instance_at(env["DAGSTER_HOME"]) as instance:
             ensure_pools(instance)
         ui_log, daemon_log = tmp / "webserver.log", tmp / "daemon.log"
         with (

@@ -16,10 +16,11 @@ import threading
 import time
 from pathlib import Path
 
-import dagster as dg
 import psutil
 import pytest
 from dagster._core.storage.dagster_run import RunsFilter
+
+from marketo_assets.local.instance import instance_at
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL_MARKETO = ("MARKETO_BASE_URL", "MARKETO_CLIENT_ID", "MARKETO_CLIENT_SECRET")
@@ -166,7 +167,7 @@ def test_stopped_mid_backfill_leaves_no_process(tmp_path, case):
         _kill(processes_of(home, set()))
 
     # Nothing is left for a later daemon (make dev, the next make demo) to pick up.
-    with dg.DagsterInstance.from_config(home) as instance:
+    with instance_at(home) as instance:
         runs = [r.dagster_run for r in instance.get_run_records(filters=RunsFilter())]
         assert runs, "the backfill launched no run"
         assert all(r.is_finished for r in runs), [(r.run_id, r.status) for r in runs]

@@ -4,11 +4,13 @@ still an export step waits for a `marketo_bulk_export` slot (2) and a load for `
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from marketo_assets.local.instance import ensure_pools
+from marketo_assets.local.sqlite_storage import LOCK_FILE
 from marketo_assets_tests.support.crash_runs import (
     FAST,
     RunProcesses,
@@ -52,6 +54,9 @@ def test_in_process_runs_wait_for_pool_slots(lead_sim, tmp_path, monkeypatch):
         messages = [str(e.message) for r in runs for e in instance.all_logs(r.run_id)]
     assert len(runs) == 3 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
     assert all("in process" in m for m in messages if m.startswith("Executing steps"))
+    # The claims went through the project's storage, which makes them atomic (without it,
+    # runs claiming at the same moment all got the last slot: 3 exports at once here).
+    assert (Path(env["DAGSTER_HOME"]) / "history" / "runs" / LOCK_FILE).exists()
     assert max_overlap(steps["marketo__lead_export_files"]) <= 2
     assert max_overlap(steps["marketo__leads"]) <= 1
     assert any("blocked by limit for pool marketo_bulk_export" in m for m in messages)
