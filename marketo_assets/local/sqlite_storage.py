@@ -10,7 +10,9 @@ the instance. Everything else is Dagster's `DagsterSqliteStorage`, unchanged (sa
 layout).
 
 Configured in `dagster_home/dagster.yaml` (`storage: custom:`), `base_dir` the instance's
-folder (`env: DAGSTER_HOME`, as Dagster's own default is).
+folder (`env: DAGSTER_HOME`, as Dagster's own default is). Built on Dagster's storage classes
+(private modules): `dagster/test_in_process_pools.py` fails if real runs stop claiming through
+this class, `dagster/test_pool_slots.py` if the claims stop being one at a time.
 """
 
 from __future__ import annotations
