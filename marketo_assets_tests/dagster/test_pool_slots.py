@@ -4,13 +4,8 @@ it once. Dagster's own SQLite storage gave it to 2-3 of 4 such processes in most
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -18,29 +13,9 @@ import pytest
 
 from marketo_assets.local.sqlite_storage import LOCK_FILE, PoolLockedSqliteEventLogStorage
 from marketo_assets.settings import PROJECT_ROOT
+from marketo_assets_tests.support.pool_claims import claims_per_round
 
-PROCESSES, ROUNDS, ROUND_SECONDS = 4, 6, 1.0
-
-CLAIM = textwrap.dedent(
-    """
-    import json, sys, time, uuid
-    import dagster as dg
-
-    start, rounds, every = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-    claimed = []
-    with dg.DagsterInstance.get() as instance:
-        storage = instance.event_log_storage
-        for r in range(rounds):
-            while time.time() < start + r * every:
-                time.sleep(0.0005)
-            run_id = uuid.uuid4().hex
-            if storage.claim_concurrency_slot("p", run_id, "step").is_claimed:
-                claimed.append(r)
-            time.sleep(every / 2)
-            storage.free_concurrency_slots_for_run(run_id)
-    print(json.dumps(claimed))
-    """
-)
+ROUNDS = 6
 
 
 @pytest.mark.timeout(120)
@@ -48,34 +23,7 @@ def test_the_last_slot_goes_to_one_of_the_processes_asking_together(tmp_path: Pa
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    script = tmp_path / "claim.py"
-    script.write_text(CLAIM)
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import dagster as dg\n"
-            "with dg.DagsterInstance.get() as i: i.event_log_storage.set_concurrency_slots('p', 1)",
-        ],
-        env=env,
-        check=True,
-        timeout=60,
-    )
-    start = time.time() + 8  # every process has started and loaded Dagster by then
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(start), str(ROUNDS), str(ROUND_SECONDS)],
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(PROCESSES)
-    ]
-    outputs = [p.communicate(timeout=90)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs)
-    claimed = [json.loads(out) for out in outputs]
-    per_round = [sum(r in c for c in claimed) for r in range(ROUNDS)]
+    per_round = claims_per_round({**os.environ, "DAGSTER_HOME": str(home)}, tmp_path, rounds=ROUNDS)
     assert per_round == [1] * ROUNDS, f"claims per round (pool of 1): {per_round}"
     assert (home / "history" / "runs" / LOCK_FILE).exists()
 

@@ -26,8 +26,10 @@ from marketo_assets.local.instance import (
     running_daemon,
     wait_for_backfill,
 )
+from marketo_assets.local.postgres_storage import PoolLockedPostgresEventLogStorage
 from marketo_assets.settings import PROJECT_ROOT
 from marketo_assets_tests.support.dagster import SIM_ARGS, created_at_window, run_env
+from marketo_assets_tests.support.pool_claims import claims_per_round
 
 PARTITIONS = ["2025-01-01", "2025-02-01", "2025-03-01", "2025-04-01"]
 EXPORT_STEP = "marketo__lead_export_files"
@@ -113,6 +115,7 @@ def test_daemon_on_postgres_runs_a_backfill_within_the_pools(
     sim.configure(rows_per_second=100)
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert isinstance(instance.event_log_storage, PoolLockedPostgresEventLogStorage)
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         ensure_pools(instance)
         with daemon_and_workers(tmp_path / "daemon.log"):
@@ -170,3 +173,13 @@ def test_daemon_on_postgres_runs_a_backfill_within_the_pools(
     assert materializations == 2 * len(PARTITIONS)  # export files + leads, per partition
     assert limits == {"marketo_bulk_export": 2, "duckdb": 1}
     assert backfill_status == "COMPLETED_SUCCESS"
+
+
+@pytest.mark.timeout(180)
+def test_the_last_slot_goes_to_one_of_the_processes_asking_together(scale_out_env, tmp_path):
+    """Dagster's own PostgreSQL storage gave a pool's last slot to 2 of 4 processes asking
+    at the same moment (1 round of 8); the deployment's storage holds an advisory lock."""
+    _, env = scale_out_env
+    rounds = 8
+    per_round = claims_per_round({**os.environ, **env}, tmp_path, rounds=rounds)
+    assert per_round == [1] * rounds, f"claims per round (pool of 1): {per_round}"
