@@ -23,7 +23,8 @@ class PoolSlotsLocked:
 
     def _init_pool_lock(self) -> None:
         self._pool_thread_lock = threading.RLock()
-        self._pool_locked = False  # held by this process (the thread lock says which thread)
+        self._pool_lock_depth = 0
+        self._pool_lock_held: AbstractContextManager[None] | None = None
 
     def instance_lock(self) -> AbstractContextManager[None]:
         """The exclusive lock shared by every process of the instance."""
@@ -33,15 +34,18 @@ class PoolSlotsLocked:
     def pool_slots_locked(self) -> Iterator[None]:
         """Re-entrant in a process (freeing a slot assigns pending steps inside it)."""
         with self._pool_thread_lock:
-            if self._pool_locked:
+            if self._pool_lock_depth == 0:
+                held = self.instance_lock()
+                held.__enter__()
+                self._pool_lock_held = held
+            self._pool_lock_depth += 1
+            try:
                 yield
-                return
-            with self.instance_lock():
-                self._pool_locked = True
-                try:
-                    yield
-                finally:
-                    self._pool_locked = False
+            finally:
+                self._pool_lock_depth -= 1
+                if self._pool_lock_depth == 0 and self._pool_lock_held is not None:
+                    held, self._pool_lock_held = self._pool_lock_held, None
+                    held.__exit__(None, None, None)
 
     def claim_concurrency_slot(self, *args: Any, **kwargs: Any) -> Any:
         with self.pool_slots_locked():
