@@ -36,10 +36,13 @@ CLAIM = textwrap.dedent(
 
 
 def claims_per_round(
-    env: dict[str, str], work: Path, processes: int = 4, rounds: int = 6, every: float = 1.0
+    env: dict[str, str], work: Path, processes: int = 4, rounds: int = 6, every: float = 2.0
 ) -> list[int]:
     """Set pool "p" to 1 slot, then let `processes` processes claim it together `rounds` times
-    (each holds it `every` / 2 seconds): the number of processes that got it, per round."""
+    (each holds it `every` / 2 seconds): the number of processes that got it, per round.
+    `every` leaves time for every process to free its claim before the next round, on a busy
+    machine too (at 1 s, a round once started while the last holder was still freeing: nobody
+    got the slot that round)."""
     subprocess.run(
         [
             sys.executable,
