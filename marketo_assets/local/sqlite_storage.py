@@ -1,37 +1,106 @@
-"""Dagster's SQLite instance storage with pool slots claimed one process at a time
-(`pool_slots`): the lock is an exclusive `flock` of `pool_slots.lock`, next to the storage's
-`index.db`. Everything else is Dagster's `DagsterSqliteStorage`, unchanged (same files, same
-layout).
+"""Dagster's SQLite instance storage with pool slots claimed one process at a time and its
+fixed cost per run cut: the same files and tables as Dagster's `DagsterSqliteStorage`.
+
+- **Pool slots** (`pool_slots`): every claim and release holds an exclusive `flock` of
+  `pool_slots.lock`, next to the storage's `index.db`.
+- **Engines** (`sqlite_engines`): one SQLAlchemy engine per database file and process instead of
+  one per connection. `runs.db`, `schedules.db` and `index.db` keep a connection open; a run's
+  own `<run_id>.db` is closed after each use as Dagster does, because the UI follows a running
+  run by watching that file change, which in WAL mode happens when the last connection closes.
+- **New run files**: a copy of a run file that Dagster's own code made (tables, WAL mode,
+  alembic stamp) once per instance folder and Dagster version, kept next to the run files
+  (TEMPLATE); put in place only if the file does not exist yet (`os.link`), otherwise Dagster's
+  own initialisation runs. A file already stamped by alembic is not checked
+  against Dagster's migration scripts again (Dagster does nothing more to a stamped file).
 
 Configured in `dagster_home/dagster.yaml` (`storage: custom:`), `base_dir` the instance's
 folder (`env: DAGSTER_HOME`, as Dagster's own default is). Built on Dagster's storage classes
 (private modules): `dagster/test_in_process_pools.py` fails if real runs stop claiming through
-this class, `dagster/test_pool_slots.py` if the claims stop being one at a time.
+this class, `dagster/test_pool_slots.py` if the claims stop being one at a time,
+`dagster/test_sqlite_storage.py` if runs stop using these engines or the files differ from
+Dagster's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+import dagster
+import sqlalchemy.exc
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
+    SqliteEventLogStorage,
+)
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+from sqlalchemy.engine import Connection, Engine
 
 from marketo_assets.local.pool_slots import PoolSlotsLocked
+from marketo_assets.local.sqlite_engines import Engines
 
 LOCK_FILE = "pool_slots.lock"
+TEMPLATE = "run-file-template-dagster-{version}.sqlite"  # not *.db: Dagster reads those as runs
 
 
-class PoolLockedSqliteEventLogStorage(PoolSlotsLocked, SqliteEventLogStorage):
-    """`SqliteEventLogStorage` whose pool slot changes hold LOCK_FILE's lock."""
+class LocalSqliteEventLogStorage(PoolSlotsLocked, SqliteEventLogStorage):
+    """`SqliteEventLogStorage` whose pool slot changes hold LOCK_FILE's lock, with engines kept
+    and new run files copied (module docstring)."""
 
     def __init__(self, base_dir: str, inst_data: Any = None, home: str | None = None):
+        self.engines = Engines()  # before Dagster's __init__: it may index the events
         super().__init__(base_dir, inst_data)
         self._home = home  # the instance folder this storage belongs to, when known
         self._init_pool_lock()
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        """Dagster's `_connect` with a kept engine (pooled for the index) and a copied new file."""
+        with self._db_lock:
+            engine = self.engines.get(
+                self.conn_string_for_shard(shard),
+                pooled=shard == INDEX_SHARD_NAME,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+            )
+            if shard not in self._initialized_dbs:
+                path = self.path_for_shard(shard)
+                if shard == INDEX_SHARD_NAME or not _new_run_file(path, self._run_file_template):
+                    self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
+        if not _stamped(engine):  # Dagster's `_initdb` changes only a file without a revision
+            super()._initdb(engine, for_index_shard=for_index_shard)
+
+    def _run_file_template(self) -> bytes | None:
+        """A new run file as Dagster's `_initdb` makes it: made once per instance folder and
+        Dagster version (TEMPLATE, next to the run files), read once per process."""
+        key = (os.getpid(), self._base_dir)  # a forked child reads it again
+        with _template_lock:
+            if key not in _template:
+                saved = os.path.join(self._base_dir, TEMPLATE.format(version=dagster.__version__))
+                data = _valid(saved)
+                if data is None:
+                    data = _made_run_file(self)
+                    if data is not None:
+                        _put(saved, data, replace=os.path.exists(saved))
+                _template[key] = data
+            return _template[key]
+
+    def dispose(self) -> None:
+        super().dispose()
+        self.engines.dispose()
 
     @contextmanager
     def instance_lock(self) -> Iterator[None]:
@@ -58,15 +127,134 @@ class PoolLockedSqliteEventLogStorage(PoolSlotsLocked, SqliteEventLogStorage):
         super().register_instance(instance)
 
 
-class PoolLockedSqliteStorage(DagsterSqliteStorage):
-    """`DagsterSqliteStorage` with `PoolLockedSqliteEventLogStorage` as its event log."""
+class LocalSqliteRunStorage(SqliteRunStorage):
+    """`SqliteRunStorage` (`runs.db`) with one engine keeping a connection open."""
+
+    def __init__(self, conn_string: str, inst_data: Any = None):
+        super().__init__(conn_string, inst_data)
+        self.engines = Engines(size=1)
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        engine = self.engines.get(self._conn_string, pooled=True)
+        with engine.connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        super().dispose()
+        self.engines.dispose()
+
+
+class LocalSqliteScheduleStorage(SqliteScheduleStorage):
+    """`SqliteScheduleStorage` (`schedules.db`) with one engine keeping a connection open."""
+
+    def __init__(self, conn_string: str, inst_data: Any = None):
+        super().__init__(conn_string, inst_data)
+        self.engines = Engines(size=1)
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        engine = self.engines.get(self._conn_string, pooled=True)
+        with engine.connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        super().dispose()
+        self.engines.dispose()
+
+
+class LocalSqliteStorage(DagsterSqliteStorage):
+    """`DagsterSqliteStorage` made of the storages above, in Dagster's folders."""
 
     def __init__(self, base_dir: str, inst_data: Any = None):
-        super().__init__(base_dir, inst_data)
-        plain = self._event_log_storage
-        self._event_log_storage = PoolLockedSqliteEventLogStorage(plain._base_dir, home=base_dir)
-        plain.dispose()
+        self.base_dir = base_dir
+        self._run_storage = LocalSqliteRunStorage.from_local(os.path.join(base_dir, "history", ""))
+        self._event_log_storage = LocalSqliteEventLogStorage(
+            os.path.join(base_dir, "history", "runs", ""), home=base_dir
+        )
+        self._schedule_storage = LocalSqliteScheduleStorage.from_local(
+            os.path.join(base_dir, "schedules")
+        )
+        self._inst_data = inst_data
+        super(DagsterSqliteStorage, self).__init__()  # skips building Dagster's own storages
 
     @classmethod
-    def from_config_value(cls, inst_data, config_value) -> PoolLockedSqliteStorage:
+    def from_config_value(cls, inst_data, config_value) -> LocalSqliteStorage:
         return cls.from_local(inst_data=inst_data, **config_value)
+
+
+def _stamped(engine: Engine) -> bool:
+    """Whether the file records an alembic revision (Dagster's test for an initialised file)."""
+    with engine.connect() as conn:
+        try:
+            row = conn.exec_driver_sql("SELECT version_num FROM alembic_version LIMIT 1").first()
+        except sqlalchemy.exc.OperationalError:  # no such table: a new file
+            return False
+    return bool(row and row[0])
+
+
+_template_lock = threading.Lock()
+_template: dict[tuple[int, str], bytes | None] = {}  # by process and instance folder
+
+
+def _made_run_file(storage: SqliteEventLogStorage) -> bytes | None:
+    """The bytes of a run file initialised by `storage` in a temporary folder; None if SQLite
+    kept part of it in a WAL file (then it is not a complete copy)."""
+    with tempfile.TemporaryDirectory(prefix="marketo-dagster-") as folder:
+        path = os.path.join(folder, "template.db")
+        engines = Engines(size=1)
+        storage._initdb(engines.get(f"sqlite:///{path}", pooled=False))
+        engines.dispose()
+        if os.path.exists(path + "-wal"):
+            return None
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def _valid(path: str) -> bytes | None:
+    """The file's bytes if it is an SQLite database stamped by alembic, else None."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        db = sqlite3.connect(":memory:")
+        try:
+            # In memory, SQLite opens only a rollback-journal file: bytes 18-19 say WAL (2, 2).
+            db.deserialize(data[:18] + b"\x01\x01" + data[20:])
+            stamped = db.execute("SELECT version_num FROM alembic_version").fetchone()
+        finally:
+            db.close()
+    except (OSError, sqlite3.Error):
+        return None
+    return data if stamped else None
+
+
+def _put(path: str, data: bytes, *, replace: bool = False) -> bool:
+    """Writes `data` to `path` through a part file, all at once: never over an existing file
+    unless `replace` (then atomically). False if it did not (a file was there, or an error)."""
+    part = f"{path}.{os.getpid()}-{threading.get_ident()}.new"
+    try:
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # as SQLite creates files
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if replace:
+            os.replace(part, path)
+        else:
+            os.link(part, path)  # fails if the file appeared meanwhile: nothing is overwritten
+        return True
+    except OSError:  # FileExistsError, or a file system without hard links
+        return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(part)
+
+
+def _new_run_file(path: str, template: Callable[[], bytes | None]) -> bool:
+    """Writes `template()` to `path` unless a file is there (then False, and Dagster's own
+    initialisation runs: it copes with another process initialising the file at the same
+    time)."""
+    if os.path.exists(path):
+        return False
+    data = template()
+    return data is not None and _put(path, data)

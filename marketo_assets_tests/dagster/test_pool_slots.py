@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from marketo_assets.local.sqlite_storage import LOCK_FILE, PoolLockedSqliteEventLogStorage
+from marketo_assets.local.sqlite_storage import LOCK_FILE, LocalSqliteEventLogStorage
 from marketo_assets.settings import PROJECT_ROOT
 from marketo_assets_tests.support.pool_claims import claims_per_round
 
@@ -35,7 +35,7 @@ def test_the_project_instance_uses_it_and_refuses_another_folder(tmp_path: Path,
         shutil.copy(PROJECT_ROOT / "dagster_home" / "dagster.yaml", folder / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert isinstance(instance.event_log_storage, PoolLockedSqliteEventLogStorage)
+        assert isinstance(instance.event_log_storage, LocalSqliteEventLogStorage)
     # base_dir is DAGSTER_HOME: loading another folder's instance must not use this one's runs.
     with pytest.raises(ValueError, match="set DAGSTER_HOME="):
         dg.DagsterInstance.from_config(str(other))
