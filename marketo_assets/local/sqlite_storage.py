@@ -10,8 +10,9 @@ fixed cost per run cut: the same files and tables as Dagster's `DagsterSqliteSto
 - **New run files**: a copy of a run file that Dagster's own code made (tables, WAL mode,
   alembic stamp) once per instance folder and Dagster version, kept next to the run files
   (TEMPLATE); put in place only if the file does not exist yet (`os.link`), otherwise Dagster's
-  own initialisation runs. A file already stamped by alembic is not checked
-  against Dagster's migration scripts again (Dagster does nothing more to a stamped file).
+  own initialisation runs. A file already stamped by alembic (a run file, `runs.db`,
+  `schedules.db`) is not checked against Dagster's migration scripts again: Dagster changes
+  nothing in a stamped file (it migrates only with `dagster instance migrate`).
 
 Configured in `dagster_home/dagster.yaml` (`storage: custom:`), `base_dir` the instance's
 folder (`env: DAGSTER_HOME`, as Dagster's own default is). Built on Dagster's storage classes
@@ -41,7 +42,7 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
 )
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
-from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS, create_db_conn_string
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 from sqlalchemy.engine import Connection, Engine
 
@@ -134,6 +135,15 @@ class LocalSqliteRunStorage(SqliteRunStorage):
         super().__init__(conn_string, inst_data)
         self.engines = Engines(size=1)
 
+    @classmethod
+    def from_local(cls, base_dir: str, inst_data: Any = None) -> LocalSqliteRunStorage:
+        """Dagster's `from_local` changes nothing in a stamped file with `instance_info`: open
+        such a file without reading Dagster's migration scripts (0.03-0.06 s per process)."""
+        path = os.path.join(base_dir, "runs.db")
+        if _file_stamped(path, also="instance_info"):
+            return cls(create_db_conn_string(base_dir, "runs"), inst_data)
+        return super().from_local(base_dir, inst_data)
+
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         engine = self.engines.get(self._conn_string, pooled=True)
@@ -151,6 +161,13 @@ class LocalSqliteScheduleStorage(SqliteScheduleStorage):
     def __init__(self, conn_string: str, inst_data: Any = None):
         super().__init__(conn_string, inst_data)
         self.engines = Engines(size=1)
+
+    @classmethod
+    def from_local(cls, base_dir: str, inst_data: Any = None) -> LocalSqliteScheduleStorage:
+        """As `LocalSqliteRunStorage.from_local`: Dagster's changes nothing in a stamped file."""
+        if _file_stamped(os.path.join(base_dir, "schedules.db")):
+            return cls(create_db_conn_string(base_dir, "schedules"), inst_data)
+        return super().from_local(base_dir, inst_data)  # type: ignore[return-value]
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -191,6 +208,22 @@ def _stamped(engine: Engine) -> bool:
         except sqlalchemy.exc.OperationalError:  # no such table: a new file
             return False
     return bool(row and row[0])
+
+
+def _file_stamped(path: str, also: str | None = None) -> bool:
+    """Whether the database file records an alembic revision (and has the table `also`)."""
+    if not os.path.exists(path):
+        return False
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
+        try:
+            row = db.execute("SELECT version_num FROM alembic_version LIMIT 1").fetchone()
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
+    return bool(row and row[0]) and (also is None or also in tables)
 
 
 _template_lock = threading.Lock()

@@ -240,3 +240,29 @@ def test_the_next_process_copies_the_saved_template(home: Path, monkeypatch):
     assert _schema(runs / f"{third}.db") == _schema(runs / f"{first}.db")
     assert _schema(template)[1] == _schema(runs / f"{first}.db")[1]  # made again
     assert not list(runs.glob("*.new"))
+
+
+def test_an_instance_opens_its_files_without_reading_migration_scripts(
+    home: Path, tmp_path: Path, monkeypatch
+):
+    """A new folder gets Dagster's own runs.db and schedules.db; opening them again (every run
+    process does) skips Dagster's check against its migration scripts, which changes nothing
+    in a stamped file."""
+    from dagster._core.storage.runs.sqlite import sqlite_run_storage
+    from dagster._core.storage.schedules.sqlite import sqlite_schedule_storage
+
+    with instance_at(home) as instance:
+        dg.materialize([tiny], instance=instance)
+    sqlite_run_storage.SqliteRunStorage.from_local(str(tmp_path / "stock" / "history"))
+    sqlite_schedule_storage.SqliteScheduleStorage.from_local(str(tmp_path / "stock" / "schedules"))
+    for name in ("history/runs.db", "schedules/schedules.db"):
+        assert _schema(home / name) == _schema(tmp_path / "stock" / name)
+
+    def refused(*_args, **_kwargs):
+        raise AssertionError("Dagster's migration scripts were read")
+
+    for module in (sqlite_run_storage, sqlite_schedule_storage):
+        monkeypatch.setattr(module, "check_alembic_revision", refused)
+    with instance_at(home) as instance:
+        assert len(instance.get_runs()) == 1
+        assert dg.materialize([tiny], instance=instance).success
