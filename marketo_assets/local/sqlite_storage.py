@@ -128,12 +128,29 @@ class LocalSqliteEventLogStorage(PoolSlotsLocked, SqliteEventLogStorage):
         super().register_instance(instance)
 
 
-class LocalSqliteRunStorage(SqliteRunStorage):
-    """`SqliteRunStorage` (`runs.db`) with one engine keeping a connection open."""
+class OneKeptEngine:
+    """For Dagster's run and schedule storages (one database file each): `connect()` through
+    one engine that keeps a connection open."""
+
+    _conn_string: str
 
     def __init__(self, conn_string: str, inst_data: Any = None):
-        super().__init__(conn_string, inst_data)
+        super().__init__(conn_string, inst_data)  # type: ignore[call-arg]
         self.engines = Engines(size=1)
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        engine = self.engines.get(self._conn_string, pooled=True)
+        with engine.connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        super().dispose()  # type: ignore[misc]
+        self.engines.dispose()
+
+
+class LocalSqliteRunStorage(OneKeptEngine, SqliteRunStorage):
+    """`SqliteRunStorage` (`runs.db`) with one engine keeping a connection open."""
 
     @classmethod
     def from_local(cls, base_dir: str, inst_data: Any = None) -> LocalSqliteRunStorage:
@@ -144,23 +161,9 @@ class LocalSqliteRunStorage(SqliteRunStorage):
             return cls(create_db_conn_string(base_dir, "runs"), inst_data)
         return super().from_local(base_dir, inst_data)
 
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        engine = self.engines.get(self._conn_string, pooled=True)
-        with engine.connect() as conn, conn.begin():
-            yield conn
 
-    def dispose(self) -> None:
-        super().dispose()
-        self.engines.dispose()
-
-
-class LocalSqliteScheduleStorage(SqliteScheduleStorage):
+class LocalSqliteScheduleStorage(OneKeptEngine, SqliteScheduleStorage):
     """`SqliteScheduleStorage` (`schedules.db`) with one engine keeping a connection open."""
-
-    def __init__(self, conn_string: str, inst_data: Any = None):
-        super().__init__(conn_string, inst_data)
-        self.engines = Engines(size=1)
 
     @classmethod
     def from_local(cls, base_dir: str, inst_data: Any = None) -> LocalSqliteScheduleStorage:
@@ -168,16 +171,6 @@ class LocalSqliteScheduleStorage(SqliteScheduleStorage):
         if _file_stamped(os.path.join(base_dir, "schedules.db")):
             return cls(create_db_conn_string(base_dir, "schedules"), inst_data)
         return super().from_local(base_dir, inst_data)  # type: ignore[return-value]
-
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        engine = self.engines.get(self._conn_string, pooled=True)
-        with engine.connect() as conn, conn.begin():
-            yield conn
-
-    def dispose(self) -> None:
-        super().dispose()
-        self.engines.dispose()
 
 
 class LocalSqliteStorage(DagsterSqliteStorage):
