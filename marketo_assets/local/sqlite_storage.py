@@ -35,7 +35,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import dagster
-import sqlalchemy.exc
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SqliteEventLogStorage,
@@ -43,7 +42,12 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS, create_db_conn_string
-from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+from dagster._core.storage.sqlite_storage import (
+    DagsterSqliteStorage,
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
+)
 from sqlalchemy.engine import Connection, Engine
 
 from marketo_assets.local.pool_slots import PoolSlotsLocked
@@ -81,7 +85,8 @@ class LocalSqliteEventLogStorage(PoolSlotsLocked, SqliteEventLogStorage):
                 yield conn
 
     def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
-        if not _stamped(engine):  # Dagster's `_initdb` changes only a file without a revision
+        # Dagster's `_initdb` changes only a file without a revision
+        if not _file_stamped(str(engine.url.database)):
             super()._initdb(engine, for_index_shard=for_index_shard)
 
     def _run_file_template(self) -> bytes | None:
@@ -178,12 +183,12 @@ class LocalSqliteStorage(DagsterSqliteStorage):
 
     def __init__(self, base_dir: str, inst_data: Any = None):
         self.base_dir = base_dir
-        self._run_storage = LocalSqliteRunStorage.from_local(os.path.join(base_dir, "history", ""))
+        self._run_storage = LocalSqliteRunStorage.from_local(_runs_directory(base_dir))
         self._event_log_storage = LocalSqliteEventLogStorage(
-            os.path.join(base_dir, "history", "runs", ""), home=base_dir
+            _event_logs_directory(base_dir), home=base_dir
         )
         self._schedule_storage = LocalSqliteScheduleStorage.from_local(
-            os.path.join(base_dir, "schedules")
+            _schedule_directory(base_dir)
         )
         self._inst_data = inst_data
         super(DagsterSqliteStorage, self).__init__()  # skips building Dagster's own storages
@@ -191,16 +196,6 @@ class LocalSqliteStorage(DagsterSqliteStorage):
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> LocalSqliteStorage:
         return cls.from_local(inst_data=inst_data, **config_value)
-
-
-def _stamped(engine: Engine) -> bool:
-    """Whether the file records an alembic revision (Dagster's test for an initialised file)."""
-    with engine.connect() as conn:
-        try:
-            row = conn.exec_driver_sql("SELECT version_num FROM alembic_version LIMIT 1").first()
-        except sqlalchemy.exc.OperationalError:  # no such table: a new file
-            return False
-    return bool(row and row[0])
 
 
 def _file_stamped(path: str, also: str | None = None) -> bool:
