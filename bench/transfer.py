@@ -163,8 +163,12 @@ def measure(profile, work: Path, wanted: set[str]) -> tuple[list[Row], Transfer]
             ours_file.unlink(missing_ok=True)
             # Run 0 is not counted: it writes the bytecode cache of what only a run imports
             # (httpcore, Dagster's run-storage migrations), which any install has (row 0 does
-            # the same; PYTHONDONTWRITEBYTECODE, set in some sandboxes, is cleared for it).
+            # the same; PYTHONDONTWRITEBYTECODE, set in some sandboxes, is cleared for it), and
+            # sets up the Dagster instance the timed runs share, as a backfill's partitions
+            # share theirs (pool limits, asset keys, run-file template: once per instance).
+            # Each run has its own process, ledger, staging folder and DuckDB file.
             # The tiny profile (the smoke test) skips it.
+            home = dagster_home(work / "e2e_dagster_home")
             for i in range(0 if profile.e2e_warm_up else 1, profile.e2e_repeats + 1):
                 run_dir = work / f"e2e-{i}"
                 cfg = {
@@ -178,7 +182,7 @@ def measure(profile, work: Path, wanted: set[str]) -> tuple[list[Row], Transfer]
                     "floor_repeats": profile.floor_repeats if i else 0,
                 }
                 env = {
-                    "DAGSTER_HOME": str(dagster_home(run_dir / "dagster_home")),
+                    "DAGSTER_HOME": str(home),
                     "PYTHONDONTWRITEBYTECODE": "",
                 }
                 os_sync_dir(run_dir)

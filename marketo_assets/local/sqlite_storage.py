@@ -8,8 +8,8 @@ fixed cost per run cut: the same files and tables as Dagster's `DagsterSqliteSto
   own `<run_id>.db` is closed after each use as Dagster does, because the UI follows a running
   run by watching that file change, which in WAL mode happens when the last connection closes.
 - **New run files**: a copy of a run file that Dagster's own code made (tables, WAL mode,
-  alembic stamp) once per instance folder and Dagster version, kept next to the run files
-  (TEMPLATE); put in place only if the file does not exist yet (`os.link`), otherwise Dagster's
+  alembic stamp) once per instance folder and Dagster version, when the storage is set up (as
+  Dagster sets up `index.db`), not in the first run; kept next to the run files (TEMPLATE); put in place only if the file does not exist yet (`os.link`), otherwise Dagster's
   own initialisation runs. A file already stamped by alembic (a run file, `runs.db`,
   `schedules.db`) is not checked against Dagster's migration scripts again: Dagster changes
   nothing in a stamped file (it migrates only with `dagster instance migrate`).
@@ -66,6 +66,9 @@ class LocalSqliteEventLogStorage(PoolSlotsLocked, SqliteEventLogStorage):
         super().__init__(base_dir, inst_data)
         self._home = home  # the instance folder this storage belongs to, when known
         self._init_pool_lock()
+        if not os.path.exists(self._template_path()):
+            # set up with the instance (as Dagster sets up index.db), not in its first run
+            self._run_file_template()
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
@@ -95,7 +98,7 @@ class LocalSqliteEventLogStorage(PoolSlotsLocked, SqliteEventLogStorage):
         key = (os.getpid(), self._base_dir)  # a forked child reads it again
         with _template_lock:
             if key not in _template:
-                saved = os.path.join(self._base_dir, TEMPLATE.format(version=dagster.__version__))
+                saved = self._template_path()
                 data = _valid(saved)
                 if data is None:
                     data = _made_run_file(self)
@@ -103,6 +106,9 @@ class LocalSqliteEventLogStorage(PoolSlotsLocked, SqliteEventLogStorage):
                         _put(saved, data, replace=os.path.exists(saved))
                 _template[key] = data
             return _template[key]
+
+    def _template_path(self) -> str:
+        return os.path.join(self._base_dir, TEMPLATE.format(version=dagster.__version__))
 
     def dispose(self) -> None:
         super().dispose()

@@ -33,7 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -136,15 +136,32 @@ def lineage_columns(
     ] + [(lineage_name(k), lineage_type(v), v) for k, v in extra.items()]
 
 
+_NOT_IN_TYPES = ";\"'\x00-/"
+
+
 def canonical_type(conn: duckdb.DuckDBPyConnection, type_sql: str) -> str:
     """DuckDB's own spelling of a type (TIMESTAMPTZ -> TIMESTAMP WITH TIME ZONE, TEXT ->
     VARCHAR, ...); also rejects anything that is not a type."""
-    if not type_sql or any(ch in type_sql for ch in ";\"'\x00-/"):
+    if not type_sql or any(ch in type_sql for ch in _NOT_IN_TYPES):
         raise ValueError(f"not a column type: {type_sql!r}")
     try:
         return scalar(conn.execute(f"SELECT typeof(CAST(NULL AS {type_sql}))"))
     except duckdb.Error as exc:
         raise ValueError(f"not a DuckDB type: {type_sql!r}") from exc
+
+
+def canonical_types(conn: duckdb.DuckDBPyConnection, types: Iterable[str]) -> dict[str, str]:
+    """`canonical_type` of each type, in one query (one per type only to name a bad one)."""
+    distinct = list(dict.fromkeys(types))
+    if not distinct or any(not t or any(ch in t for ch in _NOT_IN_TYPES) for t in distinct):
+        return {t: canonical_type(conn, t) for t in distinct}
+    casts = ", ".join(f"typeof(CAST(NULL AS {t}))" for t in distinct)
+    try:
+        row = conn.execute(f"SELECT {casts}").fetchone()
+    except duckdb.Error:
+        return {t: canonical_type(conn, t) for t in distinct}  # raises for the bad one
+    assert row is not None
+    return dict(zip(distinct, row, strict=True))
 
 
 def check_header(header: list[str] | None, columns: list[Column], path: Path) -> None:
@@ -375,7 +392,8 @@ def load_partition(
     lineage_values = parts[0][1]
     check_names(columns, [n for n, _, _ in lineage_values])
 
-    types = {c.field: canonical_type(conn, c.type) for c in columns}
+    canonical = canonical_types(conn, [c.type for c in columns])
+    types = {c.field: canonical[c.type] for c in columns}
     # Every header is checked before anything is written; SSV: each file's own separator.
     delims = [checked_header(path, file_format, columns) for path, _ in parts]
 
@@ -499,8 +517,9 @@ def _load(
 ) -> int:
     """The transaction: each export file of the partition (`loads`) in turn."""
     lineage_values = loads[0].lineage
+    lineage_types = canonical_types(conn, [t for _, t, _ in lineage_values])
     wanted = [(c.field, c.type, types[c.field]) for c in columns] + [
-        (n, t, canonical_type(conn, t)) for n, t, _ in lineage_values
+        (n, t, lineage_types[t]) for n, t, _ in lineage_values
     ]
     conn.execute("BEGIN TRANSACTION")
     rolled_back = False

@@ -212,6 +212,28 @@ def test_the_least_recently_used_engine_is_dropped(tmp_path: Path):
     assert [url for url, _ in engines.urls()] == [a, c]
 
 
+def test_a_new_instance_makes_the_template_before_its_first_run(
+    home: Path, tmp_path: Path, monkeypatch
+):
+    """Setting up the storage of a new folder makes the template (as Dagster makes index.db
+    then): the folder's first run copies it, Dagster's initialisation does not run in it."""
+    monkeypatch.setattr(sqlite_storage, "_template", {})
+    runs = home / "history" / "runs"
+
+    def refused(*_args, **_kwargs):
+        raise AssertionError("Dagster's initialisation ran in the folder's first run")
+
+    with instance_at(home) as instance:
+        assert len(list(runs.glob("run-file-template-dagster-*.sqlite"))) == 1
+        with monkeypatch.context() as m:
+            m.setattr(SqliteEventLogStorage, "_initdb", refused)
+            run_id = dg.materialize([tiny], instance=instance).run_id
+    stock = SqliteEventLogStorage(str(tmp_path / "stock"))
+    with stock.run_connection("some-run"):
+        pass
+    assert _schema(runs / f"{run_id}.db") == _schema(tmp_path / "stock" / "some-run.db")
+
+
 def test_the_next_process_copies_the_saved_template(home: Path, monkeypatch):
     """The template is made once per instance folder (and Dagster version): a new process
     (here: the process's copy forgotten) makes new run files without Dagster's initialisation;

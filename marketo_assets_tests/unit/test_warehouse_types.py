@@ -54,3 +54,19 @@ def test_columns_for_uses_header_overrides_and_keeps_order():
         Column(name="First Name", field="firstName", type="VARCHAR"),
         Column(name="createdAt", field="createdAt", type="TIMESTAMPTZ"),
     ]
+
+
+def test_types_are_spelled_as_duckdb_does_in_one_query_and_a_bad_one_is_named():
+    import duckdb
+
+    from marketo_assets.warehouse.loader import canonical_type, canonical_types
+
+    conn = duckdb.connect()
+    wanted = ["TIMESTAMPTZ", "TEXT", "DECIMAL(18,3)", "BIGINT", "TEXT", "DATE"]
+    got = canonical_types(conn, wanted)
+    assert got == {t: canonical_type(conn, t) for t in wanted}
+    assert got["TIMESTAMPTZ"] == "TIMESTAMP WITH TIME ZONE" and got["TEXT"] == "VARCHAR"
+    with pytest.raises(ValueError, match="not a DuckDB type: 'NOTATYPE'"):
+        canonical_types(conn, ["BIGINT", "NOTATYPE"])
+    with pytest.raises(ValueError, match="not a column type"):
+        canonical_types(conn, ["BIGINT", "INT; DROP TABLE x"])
