@@ -9,13 +9,16 @@ WAL checkpoint. An empty run of bench row 3's shape opens about 130 connections.
 connection open (`QueuePool`, size 1, any number more while in use; SQLAlchemy's default pool
 for SQLite files); `pooled=False` keeps Dagster's `NullPool`: each connection is closed after use.
 A forked child starts with no engines (a SQLite connection must not cross a fork; the parent's
-are kept referenced in the child, never closed there).
+are kept referenced in the child, never closed there). At exit a process closes its engines'
+connections (the last connection to close a WAL-mode file folds its WAL file back in).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -24,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool, QueuePool
 
 _INHERITED: list[Engine] = []  # engines a forked child got from its parent: never closed there
+_ALL: weakref.WeakSet[Engines] = weakref.WeakSet()
 
 
 class Engines:
@@ -34,6 +38,7 @@ class Engines:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._engines: OrderedDict[tuple[str, bool], Engine] = OrderedDict()
+        _ALL.add(self)
 
     def get(self, url: str, *, pooled: bool, connect_args: dict[str, Any] | None = None) -> Engine:
         key = (url, pooled)
@@ -55,6 +60,14 @@ class Engines:
                 oldest.dispose()  # closes its idle connection; one in use closes when returned
             return engine
 
+    def drop(self, url: str) -> None:
+        """Forget the engines of `url`, closing their idle connections."""
+        with self._lock:
+            self._after_fork()
+            dropped = [self._engines.pop(key) for key in list(self._engines) if key[0] == url]
+        for engine in dropped:
+            engine.dispose()
+
     def dispose(self) -> None:
         with self._lock:
             self._after_fork()
@@ -73,3 +86,9 @@ class Engines:
             _INHERITED.extend(self._engines.values())
             self._engines = OrderedDict()
             self._pid = os.getpid()
+
+
+@atexit.register
+def _dispose_all() -> None:
+    for engines in list(_ALL):
+        engines.dispose()  # a forked child's inherited engines are not among them

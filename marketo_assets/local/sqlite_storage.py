@@ -4,9 +4,11 @@ fixed cost per run cut: the same files and tables as Dagster's `DagsterSqliteSto
 - **Pool slots** (`pool_slots`): every claim and release holds an exclusive `flock` of
   `pool_slots.lock`, next to the storage's `index.db`.
 - **Engines** (`sqlite_engines`): one SQLAlchemy engine per database file and process instead of
-  one per connection. `runs.db`, `schedules.db` and `index.db` keep a connection open; a run's
-  own `<run_id>.db` is closed after each use as Dagster does, because the UI follows a running
-  run by watching that file change, which in WAL mode happens when the last connection closes.
+  one per connection, each keeping a connection open: `runs.db`, `schedules.db`, `index.db` and
+  a run's own `<run_id>.db` (closed when the run has ended, or at exit). The UI follows a
+  running run by watching its file change (Dagster's watcher); in WAL mode a commit changes
+  only the `-wal` file while a connection stays open, so after each commit that wrote to a run
+  file its modification time is set (`os.utime`), which the watcher sees as a change.
 - **New run files**: a copy of a run file that Dagster's own code made (tables, WAL mode,
   alembic stamp) once per instance folder and Dagster version, when the storage is set up (as
   Dagster sets up `index.db`), not in the first run; kept next to the run files (TEMPLATE); put in place only if the file does not exist yet (`os.link`), otherwise Dagster's
@@ -35,6 +37,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import dagster
+from dagster._core.events import DagsterEventType
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SqliteEventLogStorage,
@@ -55,6 +59,11 @@ from marketo_assets.local.sqlite_engines import Engines
 
 LOCK_FILE = "pool_slots.lock"
 TEMPLATE = "run-file-template-dagster-{version}.sqlite"  # not *.db: Dagster reads those as runs
+RUN_ENDED = {
+    DagsterEventType.RUN_SUCCESS,
+    DagsterEventType.RUN_FAILURE,
+    DagsterEventType.RUN_CANCELED,
+}
 
 
 class LocalSqliteEventLogStorage(PoolSlotsLocked, SqliteEventLogStorage):
@@ -72,20 +81,27 @@ class LocalSqliteEventLogStorage(PoolSlotsLocked, SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
-        """Dagster's `_connect` with a kept engine (pooled for the index) and a copied new file."""
+        """Dagster's `_connect` with a kept engine and a copied new file."""
+        url = self.conn_string_for_shard(shard)
         with self._db_lock:
+            if shard not in self._initialized_dbs and not os.path.exists(self.path_for_shard(shard)):
+                self.engines.drop(url)  # a connection kept to a file deleted since (`wipe`)
             engine = self.engines.get(
-                self.conn_string_for_shard(shard),
-                pooled=shard == INDEX_SHARD_NAME,
-                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+                url, pooled=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
             )
             if shard not in self._initialized_dbs:
                 path = self.path_for_shard(shard)
                 if shard == INDEX_SHARD_NAME or not _new_run_file(path, self._run_file_template):
                     self._initdb(engine)
                 self._initialized_dbs.add(shard)
-            with engine.connect() as conn, conn.begin():
-                yield conn
+            with engine.connect() as conn:
+                sqlite = conn.connection.dbapi_connection
+                changes = sqlite.total_changes  # type: ignore[union-attr]
+                with conn.begin():
+                    yield conn
+                if shard != INDEX_SHARD_NAME and sqlite.total_changes != changes:  # type: ignore[union-attr]
+                    # Committed to the WAL file: tell whoever watches the run file (the UI).
+                    os.utime(self.path_for_shard(shard))
 
     def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
         # Dagster's `_initdb` changes only a file without a revision
@@ -106,6 +122,15 @@ class LocalSqliteEventLogStorage(PoolSlotsLocked, SqliteEventLogStorage):
                         _put(saved, data, replace=os.path.exists(saved))
                 _template[key] = data
             return _template[key]
+
+    def wipe(self) -> None:
+        self.engines.dispose()  # closes the kept connections to the files Dagster deletes
+        super().wipe()
+
+    def store_event(self, event: EventLogEntry) -> None:
+        super().store_event(event)
+        if event.is_dagster_event and event.dagster_event_type in RUN_ENDED:
+            self.engines.drop(self.conn_string_for_shard(event.run_id))  # its WAL folded in
 
     def _template_path(self) -> str:
         return os.path.join(self._base_dir, TEMPLATE.format(version=dagster.__version__))

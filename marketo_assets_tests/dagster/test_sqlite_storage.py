@@ -32,6 +32,16 @@ def tiny(context) -> None:
     context.log.info("a line")
 
 
+KEPT_DURING_RUN: list[dict[str, bool]] = []
+
+
+@dg.asset
+def peek(context) -> None:
+    """Records which engines the storage keeps while this run runs."""
+    context.log.info("a line")
+    KEPT_DURING_RUN.append(dict(context.instance.event_log_storage.engines.urls()))
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     folder = tmp_path / "dagster_home"
@@ -60,14 +70,19 @@ def test_a_run_makes_one_engine_and_its_file_is_dagsters(home: Path, tmp_path: P
             "create_engine",
             side_effect=lambda *a, **k: made.append(a) or real(*a, **k),
         ):
-            run_id = dg.materialize([tiny], instance=instance).run_id
+            KEPT_DURING_RUN.clear()
+            run_id = dg.materialize([peek], instance=instance).run_id
         storage = instance.event_log_storage
         assert isinstance(storage, sqlite_storage.LocalSqliteEventLogStorage)
+        run_file = home / "history" / "runs" / f"{run_id}.db"
         # Dagster's own storage builds an engine per connection: ~40 for this run.
         assert [url for (url,) in made] == [storage.conn_string_for_shard(run_id)]
-        kept = dict(storage.engines.urls())
-        assert kept[storage.conn_string_for_shard("index")] is True  # a connection kept open
-        assert kept[storage.conn_string_for_shard(run_id)] is False  # closed after each use
+        # While the run ran, its file and the index each kept a connection open ...
+        assert KEPT_DURING_RUN[0][storage.conn_string_for_shard(run_id)] is True
+        assert KEPT_DURING_RUN[0][storage.conn_string_for_shard("index")] is True
+        # ... and once it ended, its file's was closed: its WAL file folded back in.
+        assert dict(storage.engines.urls()) == {storage.conn_string_for_shard("index"): True}
+        assert not Path(f"{run_file}-wal").exists()
         assert len(instance.run_storage.engines) == 1  # type: ignore[attr-defined]
         ours = [e.dagster_event_type for e in instance.all_logs(run_id)]
 
@@ -75,12 +90,34 @@ def test_a_run_makes_one_engine_and_its_file_is_dagsters(home: Path, tmp_path: P
     dagsters = SqliteEventLogStorage(str(tmp_path / "stock"))
     with dagsters.run_connection("some-run"):
         pass
-    run_file = home / "history" / "runs" / f"{run_id}.db"
     assert _schema(run_file) == _schema(tmp_path / "stock" / "some-run.db")
     assert _schema(run_file)[2] == "wal"
     stock = SqliteEventLogStorage(str(home / "history" / "runs"))
     assert [e.dagster_event_type for e in stock.get_logs_for_run(run_id)] == ours
     assert dg.DagsterEventType.RUN_SUCCESS in ours
+
+
+def test_a_run_file_deleted_while_its_connection_is_kept_is_made_again(home: Path):
+    """Wiping the instance deletes the run files; a kept connection to a deleted file is not
+    reused: the events written afterwards are in the new file."""
+    with instance_at(home) as instance:
+        storage = instance.event_log_storage
+        run_id = dg.materialize([tiny], instance=instance).run_id
+        with storage.run_connection(run_id):  # keeps a connection to the run file
+            pass
+        instance.wipe()
+        assert not (home / "history" / "runs" / f"{run_id}.db").exists()
+        storage.store_event(
+            dg.EventLogEntry(
+                error_info=None,
+                level="INFO",
+                user_message="after the wipe",
+                run_id=run_id,
+                timestamp=time.time(),
+            )
+        )
+    stock = SqliteEventLogStorage(str(home / "history" / "runs"))
+    assert [e.user_message for e in stock.get_logs_for_run(run_id)] == ["after the wipe"]
 
 
 def test_an_existing_file_is_left_as_it_is(tmp_path: Path):
@@ -128,30 +165,38 @@ def test_processes_creating_one_run_file_together_both_succeed(home: Path):
     assert not list((home / "history" / "runs").glob("*.new"))
 
 
+@dg.asset
+def waits_after_a_line(context) -> None:
+    """Logs a line, then waits for a line on stdin (the test's go-ahead)."""
+    context.log.info("a line")
+    print("logged", flush=True)
+    input()
+
+
 @pytest.mark.timeout(120)
 def test_the_ui_follows_a_run_another_process_runs(home: Path):
-    """The UI follows a run by watching its file change (Dagster's SQLite watcher): events
-    written by the run's process reach a watcher in another process while that process is
-    still up (its connections open: closing them would change the file anyway)."""
+    """The UI follows a run by watching its file change (Dagster's SQLite watcher): an event
+    written by the run's process reaches a watcher in another process while the run is still
+    running (its connection to the run file open), not only when the run ends."""
     run_id = str(uuid.uuid4())
-    seen: list[dg.DagsterEventType | None] = []
-    done = threading.Event()
+    seen: list[str] = []
+    logged, ended = threading.Event(), threading.Event()
 
     def on_event(entry, _cursor):
-        seen.append(entry.dagster_event_type)
+        seen.append(entry.dagster_event_type or entry.user_message)
+        if entry.user_message == "a line":
+            logged.set()
         if entry.dagster_event_type == dg.DagsterEventType.RUN_SUCCESS:
-            done.set()
+            ended.set()
 
     code = textwrap.dedent(
         f"""
         import dagster as dg
         from marketo_assets.local.instance import instance_at
-        from marketo_assets_tests.dagster.test_sqlite_storage import tiny
-        job = dg.Definitions(assets=[tiny]).get_implicit_global_asset_job_def()
+        from marketo_assets_tests.dagster.test_sqlite_storage import waits_after_a_line
+        job = dg.Definitions(assets=[waits_after_a_line]).get_implicit_global_asset_job_def()
         with instance_at({str(home)!r}) as instance:
             assert job.execute_in_process(instance=instance, run_id={run_id!r}).success
-            print("ran", flush=True)
-            input()  # stays up, its storage open, until the test has looked
         """
     )
     with instance_at(home) as instance:
@@ -167,11 +212,13 @@ def test_the_ui_follows_a_run_another_process_runs(home: Path):
                 cwd=PROJECT_ROOT,
             )
             try:
-                assert run.stdout is not None and run.stdout.readline() == "ran\n"
-                assert done.wait(20), f"the watcher saw {seen}"
+                assert run.stdout is not None and run.stdout.readline() == "logged\n"
+                assert logged.wait(20), f"while the run ran, the watcher saw {seen}"
+                assert not ended.is_set()
             finally:
                 run.communicate("\n", timeout=60)
             assert run.returncode == 0
+            assert ended.wait(20), f"the watcher saw {seen}"
         finally:
             instance.event_log_storage.end_watch(run_id, on_event)
     assert dg.DagsterEventType.RUN_START in seen
