@@ -11,8 +11,9 @@ fixed cost per run cut: the same files and tables as Dagster's `DagsterSqliteSto
   file its modification time is set (`os.utime`), which the watcher sees as a change.
 - **New run files**: a copy of a run file that Dagster's own code made (tables, WAL mode,
   alembic stamp) once per instance folder and Dagster version, when the storage is set up (as
-  Dagster sets up `index.db`), not in the first run; kept next to the run files (TEMPLATE); put in place only if the file does not exist yet (`os.link`), otherwise Dagster's
-  own initialisation runs. A file already stamped by alembic (a run file, `runs.db`,
+  Dagster sets up `index.db`), not in the first run; kept next to the run files (TEMPLATE);
+  put in place only if the file does not exist yet (`os.link`), otherwise Dagster's own
+  initialisation runs. A file already stamped by alembic (a run file, `runs.db`,
   `schedules.db`) is not checked against Dagster's migration scripts again: Dagster changes
   nothing in a stamped file (it migrates only with `dagster instance migrate`).
 
@@ -34,7 +35,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import dagster
 from dagster._core.events import DagsterEventType
@@ -81,27 +82,29 @@ class LocalSqliteEventLogStorage(PoolSlotsLocked, SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
-        """Dagster's `_connect` with a kept engine and a copied new file."""
-        url = self.conn_string_for_shard(shard)
+        """Dagster's `_connect` with a kept engine and a copied new file; after a commit that
+        wrote to a run file, the file's modification time is set (module docstring)."""
+        url, path = self.conn_string_for_shard(shard), self.path_for_shard(shard)
+        run_file = shard != INDEX_SHARD_NAME
         with self._db_lock:
-            if shard not in self._initialized_dbs and not os.path.exists(self.path_for_shard(shard)):
+            first = shard not in self._initialized_dbs
+            if first and not os.path.exists(path):
                 self.engines.drop(url)  # a connection kept to a file deleted since (`wipe`)
             engine = self.engines.get(
                 url, pooled=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
             )
-            if shard not in self._initialized_dbs:
-                path = self.path_for_shard(shard)
-                if shard == INDEX_SHARD_NAME or not _new_run_file(path, self._run_file_template):
+            if first:
+                if not run_file or not _new_run_file(path, self._run_file_template):
                     self._initdb(engine)
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn:
-                sqlite = conn.connection.dbapi_connection
-                changes = sqlite.total_changes  # type: ignore[union-attr]
+                raw = cast(sqlite3.Connection, conn.connection.dbapi_connection)
+                changes = raw.total_changes
                 with conn.begin():
                     yield conn
-                if shard != INDEX_SHARD_NAME and sqlite.total_changes != changes:  # type: ignore[union-attr]
-                    # Committed to the WAL file: tell whoever watches the run file (the UI).
-                    os.utime(self.path_for_shard(shard))
+                if run_file and raw.total_changes != changes:
+                    with contextlib.suppress(FileNotFoundError):  # deleted meanwhile (wipe)
+                        os.utime(path)  # the UI's watcher sees the file change
 
     def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
         # Dagster's `_initdb` changes only a file without a revision
